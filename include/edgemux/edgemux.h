@@ -1,0 +1,396 @@
+/*
+ * edgemux.h — the edgemux engine: many threads, few accelerators, results in
+ * order.
+ *
+ * An engine owns a set of devices (a CPU worker pool today; Edge TPUs and a
+ * simulated TPU through the same interface). Each device is driven by exactly
+ * one worker thread, the only thread that ever touches that device's
+ * interpreters. Any number of application threads submit inference requests;
+ * requests wait in bounded per-device queues, and completions are delivered
+ * in submission order per stream.
+ *
+ * Conventions
+ *   - Every function that can fail returns 0 or a negative EMX_E* code;
+ *     emx_strerror() names the code, and emx_engine_last_error() (or
+ *     emx_request_error() for a request) says what was wrong and what to do.
+ *   - Constructors return a status and fill an out-parameter.
+ *   - Destroy functions accept NULL.
+ *   - Times are nanoseconds. Absolute times (deadlines, timings) are on
+ *     CLOCK_MONOTONIC, as returned by emx_now_ns().
+ *   - All functions are thread-safe unless a comment says otherwise.
+ *
+ * Example (compiled and run by tests/test_header_example.c):
+ *
+ *   emx_engine *engine;
+ *   emx_engine_config cfg;
+ *   emx_engine_config_init(&cfg);              // one cpu worker per core
+ *   if (emx_engine_create(&engine, &cfg) < 0) return 1;
+ *
+ *   emx_model *model;
+ *   if (emx_model_load_file(engine, "face", "face_detection_short_range.tflite",
+ *                           &model) < 0) {
+ *     fprintf(stderr, "%s\n", emx_engine_last_error(engine));
+ *     return 1;
+ *   }
+ *   emx_tensor_info in, out0, out1;
+ *   emx_model_input_info(model, 0, &in);
+ *   emx_model_output_info(model, 0, &out0);
+ *   emx_model_output_info(model, 1, &out1);
+ *
+ *   float *image = calloc(1, in.bytes);          // fill with pixels
+ *   emx_tensor inputs[1] = {{in.dtype, image, in.bytes}};
+ *   emx_tensor outputs[2] = {{out0.dtype, malloc(out0.bytes), out0.bytes},
+ *                            {out1.dtype, malloc(out1.bytes), out1.bytes}};
+ *
+ *   emx_request_desc req;
+ *   emx_request_desc_init(&req);
+ *   req.model = model;
+ *   req.inputs = inputs;   req.input_count = 1;
+ *   req.outputs = outputs; req.output_count = 2;
+ *   int rc = emx_infer(engine, &req, NULL);      // blocks until done
+ *
+ *   emx_engine_destroy(engine);                  // unloads the model too
+ */
+#ifndef EDGEMUX_EDGEMUX_H
+#define EDGEMUX_EDGEMUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(EMX_BUILDING_LIBRARY)
+#define EMX_EXPORT __attribute__((visibility("default")))
+#else
+#define EMX_EXPORT
+#endif
+
+#define EMX_VERSION_MAJOR 0
+#define EMX_VERSION_MINOR 1
+#define EMX_VERSION_PATCH 0
+
+/* emx_version returns the library's version as "MAJOR.MINOR.PATCH". */
+EMX_EXPORT const char *emx_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+
+/* EMX_ERRNO_MAP lists every error code once: name, value, description. */
+#define EMX_ERRNO_MAP(XX)                                                     \
+  XX(EINVAL, -1, "invalid argument")                                         \
+  XX(ENOMEM, -2, "out of memory")                                            \
+  XX(ENOENT, -3, "no such model, file or device")                            \
+  XX(EBUSY, -4, "busy: queue full or device held elsewhere")                 \
+  XX(ETIMEDOUT, -5, "timed out: deadline passed before the request ran")     \
+  XX(ECANCELED, -6, "request canceled")                                      \
+  XX(ESHUTDOWN, -7, "engine is shut down")                                   \
+  XX(EMODEL, -8, "not a valid TensorFlow Lite model")                        \
+  XX(EUNSUPPORTED, -9, "model needs an operation this device lacks")         \
+  XX(EDEVICE, -10, "device failure")                                         \
+  XX(EIO, -11, "input/output error")                                         \
+  XX(ECOUNT, -12, "wrong number of tensors")                                 \
+  XX(ESIZE, -13, "wrong tensor byte size")                                   \
+  XX(EDTYPE, -14, "wrong tensor data type")                                  \
+  XX(EAGAIN, -15, "not complete yet")                                        \
+  XX(EALREADY, -16, "already complete")                                      \
+  XX(EEXIST, -17, "a model with that name is already loaded")               \
+  XX(EDISCONNECTED, -18, "disconnected from the daemon")                     \
+  XX(EPROTO, -19, "protocol error")
+
+typedef enum emx_errno {
+#define EMX__XX(name, value, text) EMX_##name = (value),
+  EMX_ERRNO_MAP(EMX__XX)
+#undef EMX__XX
+} emx_errno;
+
+/* emx_strerror returns a static description of an EMX_E* code ("unknown
+ * error" for anything else). */
+EMX_EXPORT const char *emx_strerror(int err);
+
+/* emx_err_name returns the code's name, e.g. "EMX_EBUSY". */
+EMX_EXPORT const char *emx_err_name(int err);
+
+/* emx_now_ns returns CLOCK_MONOTONIC in nanoseconds: the clock of every
+ * deadline and timing in this API. */
+EMX_EXPORT int64_t emx_now_ns(void);
+
+/* ------------------------------------------------------------------------ */
+/* Tensors                                                                   */
+
+/* Data types. The values equal TensorFlow Lite's TfLiteType. */
+typedef enum emx_dtype {
+  EMX_DTYPE_UNKNOWN = 0,
+  EMX_DTYPE_FLOAT32 = 1,
+  EMX_DTYPE_INT32 = 2,
+  EMX_DTYPE_UINT8 = 3,
+  EMX_DTYPE_INT64 = 4,
+  EMX_DTYPE_STRING = 5,
+  EMX_DTYPE_BOOL = 6,
+  EMX_DTYPE_INT16 = 7,
+  EMX_DTYPE_COMPLEX64 = 8,
+  EMX_DTYPE_INT8 = 9,
+  EMX_DTYPE_FLOAT16 = 10,
+  EMX_DTYPE_FLOAT64 = 11,
+} emx_dtype;
+
+/* emx_dtype_name returns "float32", "uint8", ... or "unknown". */
+EMX_EXPORT const char *emx_dtype_name(emx_dtype dtype);
+
+#define EMX_MAX_DIMS 8
+
+/* emx_tensor_info describes one input or output of a model. */
+typedef struct emx_tensor_info {
+  const char *name;            /* tensor name; valid while the model is loaded */
+  emx_dtype dtype;             /* element type */
+  int rank;                    /* number of dimensions (<= EMX_MAX_DIMS) */
+  int32_t dims[EMX_MAX_DIMS];  /* shape; dims[0] is usually the batch */
+  size_t bytes;                /* exact byte size a buffer must have */
+  float scale;                 /* quantization scale; 0 when not quantized */
+  int32_t zero_point;          /* quantization zero point */
+} emx_tensor_info;
+
+/* emx_tensor is a caller-owned buffer holding one tensor. The engine neither
+ * frees nor keeps it past the request's completion. `dtype` and `size` must
+ * equal the model's tensor (emx_tensor_info.dtype and .bytes). */
+typedef struct emx_tensor {
+  emx_dtype dtype; /* must match the model's tensor */
+  void *data;      /* inputs: read; outputs: written by the engine */
+  size_t size;     /* bytes at data */
+} emx_tensor;
+
+/* ------------------------------------------------------------------------ */
+/* Engine                                                                    */
+
+typedef struct emx_engine emx_engine;
+typedef struct emx_model emx_model;
+typedef struct emx_stream emx_stream;
+typedef struct emx_request emx_request;
+
+/* Log levels for emx_engine_config.log_level (messages go to stderr). */
+enum { EMX_LOG_ERROR = 0, EMX_LOG_WARN = 1, EMX_LOG_INFO = 2, EMX_LOG_DEBUG = 3 };
+
+/* emx_engine_config configures emx_engine_create. Initialise it with
+ * emx_engine_config_init, then change what you need. */
+typedef struct emx_engine_config {
+  /* Device specs, one per entry, e.g. "cpu", "cpu:workers=2,threads=4".
+   * A "cpu" spec is a pool: it makes `workers` devices (default: one per
+   * online core), each one worker thread with a TFLite interpreter using
+   * `threads` XNNPACK threads (default 1). NULL or count 0 means {"cpu"}.
+   * The strings are copied. */
+  const char *const *devices;
+  size_t device_count;
+  size_t queue_capacity; /* max queued requests per device; default 256 */
+  int log_level;         /* EMX_LOG_*; default EMX_LOG_WARN */
+} emx_engine_config;
+
+/* emx_engine_config_init fills cfg with the defaults. */
+EMX_EXPORT void emx_engine_config_init(emx_engine_config *cfg);
+
+/* emx_engine_create opens every device and starts one worker thread per
+ * device. On failure *out is NULL and the reason is in the return code;
+ * emx_engine_last_error(NULL) gives the message. */
+EMX_EXPORT int emx_engine_create(emx_engine **out, const emx_engine_config *cfg);
+
+/* emx_engine_shutdown stops accepting work, lets each running invoke finish,
+ * completes every queued request with EMX_ESHUTDOWN, and stops the workers.
+ * Afterwards every call on the engine returns EMX_ESHUTDOWN; the engine
+ * memory stays valid until emx_engine_destroy. Idempotent. */
+EMX_EXPORT void emx_engine_shutdown(emx_engine *engine);
+
+/* emx_engine_destroy shuts the engine down (see emx_engine_shutdown), unloads
+ * every model and frees everything. Request handles the caller still holds
+ * stay valid for emx_request_status/_wait/_destroy. No other thread may use
+ * the engine, its models or streams during or after this call. */
+EMX_EXPORT void emx_engine_destroy(emx_engine *engine);
+
+/* emx_engine_last_error returns the message of the last failed call the
+ * calling thread made on this engine (or, with NULL, of the last failed
+ * emx_engine_create): what was wrong and what to do. Never NULL; "" when
+ * there is none. Valid until the thread's next edgemux call. */
+EMX_EXPORT const char *emx_engine_last_error(const emx_engine *engine);
+
+/* ------------------------------------------------------------------------ */
+/* Models                                                                    */
+
+/* emx_model_load_file reads a .tflite file and prepares it on every device
+ * (one interpreter per device, created by that device's worker). `name` is
+ * how requests and the daemon refer to it (copied; 1..63 bytes). Errors:
+ * EMX_ENOENT/EMX_EIO (file), EMX_EMODEL (not a TFLite model),
+ * EMX_EUNSUPPORTED (an op no device can run; the message names it),
+ * EMX_EEXIST (name taken). The handle is valid until emx_model_unload. */
+EMX_EXPORT int emx_model_load_file(emx_engine *engine, const char *name,
+                                   const char *path, emx_model **out);
+
+/* emx_model_load_buffer is emx_model_load_file from memory. The engine copies
+ * the bytes; the caller keeps ownership of `data`. */
+EMX_EXPORT int emx_model_load_buffer(emx_engine *engine, const char *name,
+                                     const void *data, size_t size,
+                                     emx_model **out);
+
+/* emx_model_find looks a loaded model up by name; EMX_ENOENT if none. */
+EMX_EXPORT int emx_model_find(emx_engine *engine, const char *name,
+                              emx_model **out);
+
+/* emx_model_unload removes the model from the engine. Requests already
+ * submitted still run; new ones are refused. The handle must not be used
+ * after this call. */
+EMX_EXPORT int emx_model_unload(emx_engine *engine, emx_model *model);
+
+/* emx_model_name returns the name given at load. */
+EMX_EXPORT const char *emx_model_name(const emx_model *model);
+
+/* Counts of the model's inputs and outputs. */
+EMX_EXPORT size_t emx_model_input_count(const emx_model *model);
+EMX_EXPORT size_t emx_model_output_count(const emx_model *model);
+
+/* emx_model_input_info / emx_model_output_info describe tensor `index`;
+ * EMX_EINVAL when index is out of range. */
+EMX_EXPORT int emx_model_input_info(const emx_model *model, size_t index,
+                                    emx_tensor_info *out);
+EMX_EXPORT int emx_model_output_info(const emx_model *model, size_t index,
+                                     emx_tensor_info *out);
+
+/* ------------------------------------------------------------------------ */
+/* Streams                                                                   */
+
+/* A stream orders completions: requests submitted on one stream complete
+ * (become visible to wait/poll and run their callbacks) in submission order,
+ * even when the engine runs them on different devices. Requests without a
+ * stream complete as soon as they finish. Use one stream per logical client
+ * (the daemon uses one per connection). */
+EMX_EXPORT int emx_stream_create(emx_engine *engine, emx_stream **out);
+
+/* emx_stream_destroy frees the stream once its submitted requests complete;
+ * the caller must not submit on it afterwards. */
+EMX_EXPORT void emx_stream_destroy(emx_stream *stream);
+
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                  */
+
+/* Priorities: higher runs first; equal priorities run in arrival order. */
+enum { EMX_PRIORITY_LOW = 0, EMX_PRIORITY_NORMAL = 1, EMX_PRIORITY_HIGH = 2 };
+#define EMX_PRIORITY_COUNT 3
+
+/* emx_timings reports where a request's time went (CLOCK_MONOTONIC ns;
+ * started/finished are 0 when it never ran). */
+typedef struct emx_timings {
+  int64_t submitted_ns; /* accepted into a queue */
+  int64_t started_ns;   /* worker began (input copy + invoke + output copy) */
+  int64_t finished_ns;  /* worker done */
+  int64_t device_ns;    /* time inside the backend's invoke */
+  int device;           /* index of the device that ran it, -1 if none */
+} emx_timings;
+
+/* emx_completion_fn is called once per request when it completes, in stream
+ * order, on an engine thread. It must not block (no emx_infer, no waiting);
+ * it may submit with enqueue_timeout_ns 0. `status` is 0 or an EMX_E* code. */
+typedef void (*emx_completion_fn)(emx_request *req, int status, void *user);
+
+/* emx_request_desc describes one inference. Initialise with
+ * emx_request_desc_init. The engine reads it during the call only, but the
+ * tensor buffers it points to must stay valid until the request completes. */
+typedef struct emx_request_desc {
+  emx_model *model;             /* required */
+  const emx_tensor *inputs;     /* one per model input, in order */
+  size_t input_count;
+  const emx_tensor *outputs;    /* one per model output, in order */
+  size_t output_count;
+  int priority;                 /* EMX_PRIORITY_*; default NORMAL */
+  int64_t deadline_ns;          /* absolute; 0 = none. Not started by then →
+                                   completes with EMX_ETIMEDOUT, never runs */
+  int64_t enqueue_timeout_ns;   /* queue full: 0 = fail with EMX_EBUSY at
+                                   once (default), >0 = wait up to this long,
+                                   <0 = wait as long as it takes */
+  emx_stream *stream;           /* NULL = unordered */
+  emx_completion_fn on_complete; /* optional */
+  void *user;                   /* passed to on_complete; emx_request_user */
+} emx_request_desc;
+
+/* emx_request_desc_init sets defaults (normal priority, no deadline, fail at
+ * once when the queue is full, no stream, no callback). */
+EMX_EXPORT void emx_request_desc_init(emx_request_desc *desc);
+
+/* emx_infer runs one request and waits for it. Returns its status; fills
+ * *timings when not NULL. Validation errors (EMX_ECOUNT, EMX_ESIZE,
+ * EMX_EDTYPE, EMX_EINVAL) are returned before anything is queued. */
+EMX_EXPORT int emx_infer(emx_engine *engine, const emx_request_desc *desc,
+                         emx_timings *timings);
+
+/* emx_submit queues a request and returns at once. When `out` is not NULL it
+ * receives a handle the caller must release with emx_request_destroy; with
+ * NULL the request is fire-and-forget (use on_complete). Returns 0 or a
+ * validation / EMX_EBUSY / EMX_ESHUTDOWN error, in which case nothing was
+ * queued, no callback runs and *out is NULL. */
+EMX_EXPORT int emx_submit(emx_engine *engine, const emx_request_desc *desc,
+                          emx_request **out);
+
+/* emx_request_wait waits up to timeout_ns (<0: forever, 0: just look) for the
+ * request to complete. Returns EMX_EAGAIN while it has not, else its final
+ * status (0 or EMX_E*). */
+EMX_EXPORT int emx_request_wait(emx_request *req, int64_t timeout_ns);
+
+/* emx_request_poll is emx_request_wait(req, 0). */
+EMX_EXPORT int emx_request_poll(emx_request *req);
+
+/* emx_request_cancel removes a queued request: it completes (in stream order)
+ * with EMX_ECANCELED and never runs; returns 0. A request already running
+ * cannot be stopped: EMX_EBUSY, and it completes normally. One already
+ * complete: EMX_EALREADY. */
+EMX_EXPORT int emx_request_cancel(emx_request *req);
+
+/* emx_request_timings copies the request's timings (complete or not). */
+EMX_EXPORT void emx_request_timings(const emx_request *req, emx_timings *out);
+
+/* emx_request_error returns the message of a failed request ("" if none);
+ * valid until emx_request_destroy. */
+EMX_EXPORT const char *emx_request_error(const emx_request *req);
+
+/* emx_request_user returns desc.user. */
+EMX_EXPORT void *emx_request_user(const emx_request *req);
+
+/* emx_request_destroy releases the handle. A request still pending keeps
+ * running (its output buffers must stay valid) and is freed when it
+ * completes. */
+EMX_EXPORT void emx_request_destroy(emx_request *req);
+
+/* ------------------------------------------------------------------------ */
+/* Statistics                                                                */
+
+/* emx_stats counts what a model or a device has done since load/start. */
+typedef struct emx_stats {
+  uint64_t requests;     /* completed, whatever the status */
+  uint64_t errors;       /* completed with a non-zero status */
+  uint64_t timeouts;     /* of which EMX_ETIMEDOUT (deadline passed) */
+  uint64_t queue_depth;  /* waiting now (not yet started) */
+  uint64_t busy_ns;      /* time spent running requests */
+  double latency_p50_us; /* submit → completion, of successful requests */
+  double latency_p99_us; /* (0 before the first one; about 3% precision) */
+} emx_stats;
+
+/* emx_device_info describes one device (one worker). */
+typedef struct emx_device_info {
+  char name[32]; /* e.g. "cpu0" */
+  char kind[16]; /* backend: "cpu", ... */
+  char spec[96]; /* the spec it was opened from */
+  int healthy;   /* 1 when serving */
+} emx_device_info;
+
+/* emx_engine_device_count returns how many devices the engine has. */
+EMX_EXPORT size_t emx_engine_device_count(const emx_engine *engine);
+
+/* emx_engine_device_info describes device `index`. */
+EMX_EXPORT int emx_engine_device_info(emx_engine *engine, size_t index,
+                                      emx_device_info *out);
+
+/* emx_engine_device_stats / emx_model_stats snapshot the counters. */
+EMX_EXPORT int emx_engine_device_stats(emx_engine *engine, size_t index,
+                                       emx_stats *out);
+EMX_EXPORT int emx_model_stats(const emx_model *model, emx_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EDGEMUX_EDGEMUX_H */

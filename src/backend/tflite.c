@@ -1,0 +1,179 @@
+/* tflite.c — build, describe and run TFLite interpreters. */
+#include "backend/tflite.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dtype.h"
+
+/* TFLite reports problems (an unresolved op, a failed Prepare) through this
+ * callback; keep the first line, which names the culprit, and append later
+ * ones while there is room. */
+static void reporter(void *user, const char *fmt, va_list args) {
+  emx__errbuf *buf = user;
+  size_t used = strlen(buf->msg);
+  if (used + 2 >= sizeof buf->msg)
+    return;
+  if (used) {
+    buf->msg[used++] = ' ';
+    buf->msg[used] = '\0';
+  }
+  vsnprintf(buf->msg + used, sizeof buf->msg - used, fmt, args);
+  /* TFLite's texts end with newlines and "See instructions: <url>". */
+  for (char *p = buf->msg + used; *p; p++)
+    if (*p == '\n')
+      *p = ' ';
+}
+
+static int describe(const TfLiteTensor *t, emx_tensor_info *info,
+                    emx__errbuf *err) {
+  int rank = TfLiteTensorNumDims(t);
+  if (rank > EMX_MAX_DIMS)
+    return emx__errf(err, EMX_EUNSUPPORTED,
+                     "tensor \"%s\" has rank %d; at most %d is supported",
+                     TfLiteTensorName(t), rank, EMX_MAX_DIMS);
+  const char *name = TfLiteTensorName(t);
+  info->name = strdup(name ? name : "");
+  if (!info->name)
+    return emx__errf(err, EMX_ENOMEM, "out of memory describing a tensor");
+  info->dtype = (emx_dtype)TfLiteTensorType(t);
+  info->rank = rank;
+  for (int d = 0; d < rank; d++)
+    info->dims[d] = TfLiteTensorDim(t, d);
+  info->bytes = TfLiteTensorByteSize(t);
+  TfLiteQuantizationParams q = TfLiteTensorQuantizationParams(t);
+  info->scale = q.scale;
+  info->zero_point = q.zero_point;
+  if (emx__dtype_size(info->dtype) == 0)
+    return emx__errf(err, EMX_EUNSUPPORTED,
+                     "tensor \"%s\" has type %s, which edgemux cannot pass "
+                     "as a flat buffer",
+                     name, emx_dtype_name(info->dtype));
+  return 0;
+}
+
+static int describe_all(TfLiteInterpreter *it, emx__model_desc *desc,
+                        emx__errbuf *err) {
+  int nin = TfLiteInterpreterGetInputTensorCount(it);
+  int nout = TfLiteInterpreterGetOutputTensorCount(it);
+  desc->inputs = calloc((size_t)nin + 1, sizeof *desc->inputs);
+  desc->outputs = calloc((size_t)nout + 1, sizeof *desc->outputs);
+  if (!desc->inputs || !desc->outputs)
+    return emx__errf(err, EMX_ENOMEM, "out of memory describing the model");
+  int rc;
+  for (int i = 0; i < nin; i++) {
+    desc->input_count++;
+    rc = describe(TfLiteInterpreterGetInputTensor(it, i), &desc->inputs[i],
+                  err);
+    if (rc < 0)
+      return rc;
+  }
+  for (int i = 0; i < nout; i++) {
+    desc->output_count++;
+    rc = describe(TfLiteInterpreterGetOutputTensor(it, i), &desc->outputs[i],
+                  err);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+int emx__tfl_prepare(emx__tfl_model *m, const void *data, size_t size,
+                     int threads, TfLiteDelegate *delegate,
+                     void (*delegate_free)(TfLiteDelegate *),
+                     emx__model_desc *desc, emx__errbuf *err) {
+  memset(m, 0, sizeof *m);
+  memset(desc, 0, sizeof *desc);
+  m->delegate = delegate;
+  m->delegate_free = delegate_free;
+  int rc;
+  TfLiteInterpreterOptions *opts = NULL;
+
+  /* TfLiteModelCreate runs the flatbuffer verifier, so random bytes and
+   * truncated files are refused here rather than crashing later. */
+  m->model = TfLiteModelCreate(data, size);
+  if (!m->model) {
+    rc = emx__errf(err, EMX_EMODEL,
+                   "not a valid TensorFlow Lite model (%zu bytes; the "
+                   "flatbuffer does not verify: truncated, corrupt or another "
+                   "format)",
+                   size);
+    goto fail;
+  }
+  opts = TfLiteInterpreterOptionsCreate();
+  if (!opts) {
+    rc = emx__errf(err, EMX_ENOMEM, "out of memory creating interpreter options");
+    goto fail;
+  }
+  TfLiteInterpreterOptionsSetNumThreads(opts, threads);
+  TfLiteInterpreterOptionsSetErrorReporter(opts, reporter, &m->report);
+  if (delegate)
+    TfLiteInterpreterOptionsAddDelegate(opts, delegate);
+
+  m->interpreter = TfLiteInterpreterCreate(m->model, opts);
+  if (!m->interpreter) {
+    /* Creation fails on ops the runtime does not have; the reporter said
+     * which ("Encountered unresolved custom op: X."). */
+    int unresolved = strstr(m->report.msg, "unresolved") != NULL;
+    rc = emx__errf(err, unresolved ? EMX_EUNSUPPORTED : EMX_EMODEL,
+                   "cannot build an interpreter: %s",
+                   m->report.msg[0] ? m->report.msg : "TFLite gave no reason");
+    goto fail;
+  }
+  if (TfLiteInterpreterAllocateTensors(m->interpreter) != kTfLiteOk) {
+    rc = emx__errf(err, EMX_EMODEL, "cannot allocate tensors: %s",
+                   m->report.msg[0] ? m->report.msg : "TFLite gave no reason");
+    goto fail;
+  }
+  rc = describe_all(m->interpreter, desc, err);
+  if (rc < 0)
+    goto fail;
+  TfLiteInterpreterOptionsDelete(opts);
+  return 0;
+
+fail:
+  TfLiteInterpreterOptionsDelete(opts);
+  emx__model_desc_free(desc);
+  emx__tfl_release(m);
+  return rc;
+}
+
+void emx__tfl_release(emx__tfl_model *m) {
+  /* The interpreter uses the delegate until it is deleted: order matters. */
+  if (m->interpreter)
+    TfLiteInterpreterDelete(m->interpreter);
+  if (m->delegate && m->delegate_free)
+    m->delegate_free(m->delegate);
+  if (m->model)
+    TfLiteModelDelete(m->model);
+  memset(m, 0, sizeof *m);
+}
+
+int emx__tfl_invoke(emx__tfl_model *m, const emx_tensor *inputs, size_t nin,
+                    const emx_tensor *outputs, size_t nout, int64_t *device_ns,
+                    emx__errbuf *err) {
+  TfLiteInterpreter *it = m->interpreter;
+  for (size_t i = 0; i < nin; i++) {
+    TfLiteTensor *t = TfLiteInterpreterGetInputTensor(it, (int)i);
+    if (TfLiteTensorCopyFromBuffer(t, inputs[i].data, inputs[i].size) !=
+        kTfLiteOk)
+      return emx__errf(err, EMX_ESIZE, "input %zu (\"%s\"): copy refused", i,
+                       TfLiteTensorName(t));
+  }
+  m->report.msg[0] = '\0';
+  int64_t t0 = emx_now_ns();
+  TfLiteStatus st = TfLiteInterpreterInvoke(it);
+  *device_ns = emx_now_ns() - t0;
+  if (st != kTfLiteOk)
+    return emx__errf(err, EMX_EDEVICE, "invoke failed: %s",
+                     m->report.msg[0] ? m->report.msg : "TFLite gave no reason");
+  for (size_t i = 0; i < nout; i++) {
+    const TfLiteTensor *t = TfLiteInterpreterGetOutputTensor(it, (int)i);
+    if (TfLiteTensorCopyToBuffer(t, outputs[i].data, outputs[i].size) !=
+        kTfLiteOk)
+      return emx__errf(err, EMX_ESIZE, "output %zu (\"%s\"): copy refused", i,
+                       TfLiteTensorName(t));
+  }
+  return 0;
+}

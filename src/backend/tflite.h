@@ -1,0 +1,46 @@
+/* tflite.h — TensorFlow Lite plumbing shared by the backends that run
+ * interpreters (cpu today; edgetpu and sim build on it). */
+#ifndef EMX_BACKEND_TFLITE_H
+#define EMX_BACKEND_TFLITE_H
+
+#include "backend/backend.h"
+#include "tensorflow/lite/c/c_api.h"
+
+/* The 2.9 C API exports the XNNPACK delegate but ships no header for it. The
+ * struct is 8 bytes in this build (TfLiteXNNPackDelegateOptionsDefault
+ * returns it in one register); we only ever pass it by pointer. */
+typedef struct emx__xnnpack_options {
+  int32_t num_threads; /* 0 or 1: no thread pool */
+  uint32_t flags;      /* TFLITE_XNNPACK_DELEGATE_FLAG_*; 0 = defaults */
+} emx__xnnpack_options;
+
+TfLiteDelegate *TfLiteXNNPackDelegateCreate(const emx__xnnpack_options *opts);
+void TfLiteXNNPackDelegateDelete(TfLiteDelegate *delegate);
+
+/* emx__tfl_model is one model prepared for one device: an interpreter and
+ * what it needs to live. */
+typedef struct emx__tfl_model {
+  TfLiteModel *model;              /* parsed flatbuffer (borrows the bytes) */
+  TfLiteInterpreter *interpreter;  /* owned by one worker thread */
+  TfLiteDelegate *delegate;        /* applied to the interpreter, or NULL */
+  void (*delegate_free)(TfLiteDelegate *);
+  emx__errbuf report;              /* last text TFLite's reporter produced */
+} emx__tfl_model;
+
+/* emx__tfl_prepare parses the model, builds an interpreter with `threads`
+ * threads and the given delegate (ownership passes in, even on failure),
+ * allocates tensors and describes the interface. */
+int emx__tfl_prepare(emx__tfl_model *m, const void *data, size_t size,
+                     int threads, TfLiteDelegate *delegate,
+                     void (*delegate_free)(TfLiteDelegate *),
+                     emx__model_desc *desc, emx__errbuf *err);
+
+/* emx__tfl_release frees what emx__tfl_prepare made. */
+void emx__tfl_release(emx__tfl_model *m);
+
+/* emx__tfl_invoke copies inputs in, invokes, copies outputs out. */
+int emx__tfl_invoke(emx__tfl_model *m, const emx_tensor *inputs, size_t nin,
+                    const emx_tensor *outputs, size_t nout, int64_t *device_ns,
+                    emx__errbuf *err);
+
+#endif

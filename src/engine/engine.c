@@ -1,0 +1,254 @@
+/* engine.c — engine life cycle: devices from specs, workers, shutdown. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/devspec.h"
+#include "core/log.h"
+#include "engine/internal.h"
+
+EMX_EXPORT const char *emx_version(void) {
+  return "0.1.0";
+}
+
+void emx__cond_init_monotonic(pthread_cond_t *cv) {
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(cv, &attr);
+  pthread_condattr_destroy(&attr);
+}
+
+EMX_EXPORT void emx_engine_config_init(emx_engine_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->queue_capacity = EMX__DEFAULT_QUEUE_CAPACITY;
+  cfg->log_level = EMX_LOG_WARN;
+}
+
+EMX_EXPORT const char *emx_engine_last_error(const emx_engine *e) {
+  return emx__last_error(e);
+}
+
+/* count_devices parses every spec and sums their units, so that a bad spec
+ * is reported before any device is opened. */
+static int count_devices(const char *const *specs, size_t n, size_t *total,
+                         emx__errbuf *err) {
+  *total = 0;
+  for (size_t i = 0; i < n; i++) {
+    emx__devspec spec;
+    int rc = emx__devspec_parse(&spec, specs[i], err);
+    if (rc < 0)
+      return rc;
+    const emx__backend_ops *ops = emx__backend_find(spec.kind);
+    if (!ops)
+      return emx__errf(err, EMX_EINVAL,
+                       "device spec \"%s\": unknown device kind \"%s\" "
+                       "(known: %s)",
+                       spec.text, spec.kind, emx__backend_kinds());
+    int units = 0;
+    rc = ops->units(&spec, &units, err);
+    if (rc < 0)
+      return rc;
+    *total += (size_t)units;
+  }
+  if (*total == 0)
+    return emx__errf(err, EMX_EINVAL, "no devices configured");
+  return 0;
+}
+
+static void device_init(emx__device *dev, emx_engine *e, size_t index,
+                        size_t capacity) {
+  dev->engine = e;
+  dev->index = index;
+  dev->capacity = capacity;
+  pthread_mutex_init(&dev->lock, NULL);
+  pthread_cond_init(&dev->work_cv, NULL);
+  emx__cond_init_monotonic(&dev->space_cv);
+  pthread_cond_init(&dev->ctl_cv, NULL);
+  emx__queue_init(&dev->queue);
+}
+
+static void device_fini(emx__device *dev) {
+  if (dev->impl)
+    dev->ops->close(dev->impl);
+  pthread_mutex_destroy(&dev->lock);
+  pthread_cond_destroy(&dev->work_cv);
+  pthread_cond_destroy(&dev->space_cv);
+  pthread_cond_destroy(&dev->ctl_cv);
+}
+
+/* open_devices opens each unit of each spec and starts its worker. Device
+ * names are kind + a per-kind counter: cpu0, cpu1, sim0... */
+static int open_devices(emx_engine *e, const char *const *specs, size_t n,
+                        emx__errbuf *err) {
+  size_t index = 0;
+  for (size_t i = 0; i < n; i++) {
+    emx__devspec spec;
+    emx__devspec_parse(&spec, specs[i], err); /* validated already */
+    const emx__backend_ops *ops = emx__backend_find(spec.kind);
+    int units = 0;
+    ops->units(&spec, &units, err);
+    for (int u = 0; u < units; u++, index++) {
+      emx__device *dev = &e->devices[index];
+      size_t same_kind = 0;
+      for (size_t k = 0; k < index; k++)
+        same_kind += strcmp(e->devices[k].kind, spec.kind) == 0;
+      dev->ops = ops;
+      snprintf(dev->kind, sizeof dev->kind, "%s", spec.kind);
+      snprintf(dev->spec, sizeof dev->spec, "%s", spec.text);
+      snprintf(dev->name, sizeof dev->name, "%s%zu", spec.kind, same_kind);
+      int rc = ops->open(&spec, u, &dev->impl, err);
+      if (rc < 0)
+        return rc;
+      dev->healthy = 1;
+      if (pthread_create(&dev->thread, NULL, emx__worker_main, dev) != 0)
+        return emx__errf(err, EMX_ENOMEM, "cannot start the worker of %s",
+                         dev->name);
+      dev->started = true;
+    }
+  }
+  return 0;
+}
+
+static void stop_workers(emx_engine *e) {
+  for (size_t i = 0; i < e->device_count; i++) {
+    emx__device *dev = &e->devices[i];
+    pthread_mutex_lock(&dev->lock);
+    dev->stopping = true;
+    dev->healthy = 0;
+    pthread_cond_broadcast(&dev->work_cv);
+    pthread_cond_broadcast(&dev->space_cv);
+    pthread_mutex_unlock(&dev->lock);
+  }
+  for (size_t i = 0; i < e->device_count; i++) {
+    emx__device *dev = &e->devices[i];
+    if (dev->started)
+      pthread_join(dev->thread, NULL);
+    dev->started = false;
+  }
+}
+
+EMX_EXPORT int emx_engine_create(emx_engine **out,
+                                 const emx_engine_config *cfg) {
+  static const char *const default_devices[] = {"cpu"};
+  emx__errbuf err = {{0}};
+  if (!out)
+    return emx__fail(NULL, EMX_EINVAL, "out must not be NULL");
+  *out = NULL;
+  emx_engine_config defaults;
+  if (!cfg) {
+    emx_engine_config_init(&defaults);
+    cfg = &defaults;
+  }
+  const char *const *specs = cfg->devices;
+  size_t nspecs = cfg->device_count;
+  if (!specs || nspecs == 0) {
+    specs = default_devices;
+    nspecs = 1;
+  }
+  emx__log_set_level(cfg->log_level);
+  size_t capacity = cfg->queue_capacity ? cfg->queue_capacity
+                                        : EMX__DEFAULT_QUEUE_CAPACITY;
+
+  size_t ndev;
+  int rc = count_devices(specs, nspecs, &ndev, &err);
+  if (rc < 0)
+    return emx__fail_buf(NULL, rc, &err);
+
+  emx_engine *e = calloc(1, sizeof *e);
+  emx__device *devs = calloc(ndev, sizeof *devs);
+  if (!e || !devs) {
+    free(e);
+    free(devs);
+    return emx__fail(NULL, EMX_ENOMEM, "out of memory creating the engine");
+  }
+  pthread_mutex_init(&e->admin_lock, NULL);
+  pthread_mutex_init(&e->lock, NULL);
+  e->devices = devs;
+  e->device_count = ndev;
+  for (size_t i = 0; i < ndev; i++)
+    device_init(&devs[i], e, i, capacity);
+
+  rc = open_devices(e, specs, nspecs, &err);
+  if (rc < 0) {
+    stop_workers(e);
+    for (size_t i = 0; i < ndev; i++)
+      device_fini(&devs[i]);
+    pthread_mutex_destroy(&e->lock);
+    pthread_mutex_destroy(&e->admin_lock);
+    free(devs);
+    free(e);
+    return emx__fail_buf(NULL, rc, &err);
+  }
+  emx__log(EMX_LOG_INFO, "engine started with %zu device(s)", ndev);
+  *out = e;
+  return 0;
+}
+
+EMX_EXPORT void emx_engine_shutdown(emx_engine *e) {
+  if (!e)
+    return;
+  pthread_mutex_lock(&e->admin_lock);
+  atomic_store(&e->shut, true);
+  if (!e->shutdown_done) {
+    /* Workers drain their queues with EMX_ESHUTDOWN before they exit. */
+    stop_workers(e);
+    e->shutdown_done = true;
+  }
+  pthread_mutex_unlock(&e->admin_lock);
+}
+
+EMX_EXPORT void emx_engine_destroy(emx_engine *e) {
+  if (!e)
+    return;
+  emx_engine_shutdown(e);
+  emx__model_free_all(e);
+  for (size_t i = 0; i < e->device_count; i++)
+    device_fini(&e->devices[i]);
+  pthread_mutex_destroy(&e->lock);
+  pthread_mutex_destroy(&e->admin_lock);
+  free(e->devices);
+  free(e);
+}
+
+EMX_EXPORT size_t emx_engine_device_count(const emx_engine *e) {
+  return e ? e->device_count : 0;
+}
+
+static int check_index(emx_engine *e, size_t index, void *out) {
+  if (!e || !out)
+    return emx__fail(e, EMX_EINVAL, "engine and out must not be NULL");
+  if (index >= e->device_count)
+    return emx__fail(e, EMX_EINVAL,
+                     "device index %zu is out of range (the engine has %zu)",
+                     index, e->device_count);
+  return 0;
+}
+
+EMX_EXPORT int emx_engine_device_info(emx_engine *e, size_t index,
+                                      emx_device_info *out) {
+  int rc = check_index(e, index, out);
+  if (rc < 0)
+    return rc;
+  emx__device *dev = &e->devices[index];
+  memset(out, 0, sizeof *out);
+  snprintf(out->name, sizeof out->name, "%s", dev->name);
+  snprintf(out->kind, sizeof out->kind, "%s", dev->kind);
+  snprintf(out->spec, sizeof out->spec, "%s", dev->spec);
+  pthread_mutex_lock(&dev->lock);
+  out->healthy = dev->healthy;
+  pthread_mutex_unlock(&dev->lock);
+  return 0;
+}
+
+EMX_EXPORT int emx_engine_device_stats(emx_engine *e, size_t index,
+                                       emx_stats *out) {
+  int rc = check_index(e, index, out);
+  if (rc < 0)
+    return rc;
+  emx__device *dev = &e->devices[index];
+  pthread_mutex_lock(&dev->lock);
+  emx__counters_snapshot(&dev->stats, dev->queue.length, out);
+  pthread_mutex_unlock(&dev->lock);
+  return 0;
+}

@@ -1,0 +1,170 @@
+/* internal.h — the engine's objects, shared by the files of src/engine.
+ *
+ * Locks, in the order they may nest (never take an earlier one while holding
+ * a later one):
+ *   engine->admin_lock (load, unload, shutdown: slow, rare)
+ *   engine->lock  (model registry)
+ *   stream->lock  (submission order)
+ *   device->lock  (queue, control tasks, device stats)
+ *   model->lock   (model stats, in-flight count)
+ *   request->lock (completion state, waiters)
+ * Completion callbacks run with no engine lock held. */
+#ifndef EMX_ENGINE_INTERNAL_H
+#define EMX_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "backend/backend.h"
+#include "core/error.h"
+#include "core/histogram.h"
+#include "edgemux/edgemux.h"
+#include "engine/queue.h"
+
+#define EMX__DEFAULT_QUEUE_CAPACITY 256
+#define EMX__MODEL_NAME_MAX 64
+
+/* emx__counters: what a model or device has done; guarded by its owner's
+ * lock. */
+typedef struct emx__counters {
+  uint64_t requests; /* completed */
+  uint64_t errors;   /* completed with status != 0 */
+  uint64_t timeouts; /* completed with EMX_ETIMEDOUT */
+  uint64_t busy_ns;  /* time running */
+  emx__hist latency; /* submit → finish, successful requests, ns */
+} emx__counters;
+
+void emx__counters_record(emx__counters *c, int status, int64_t latency_ns,
+                          int64_t busy_ns);
+void emx__counters_snapshot(const emx__counters *c, uint64_t queued,
+                            emx_stats *out);
+
+/* A control task runs on a device's worker thread: the only thread allowed
+ * to touch that device's backend state. */
+typedef enum { EMX__CTL_PREPARE, EMX__CTL_RELEASE } emx__ctl_kind;
+
+typedef struct emx__ctl {
+  emx__ctl_kind kind;     /* what to do */
+  struct emx_model *model; /* which model */
+  int status;             /* result, set by the worker */
+  bool done;              /* set by the worker under device->lock */
+  emx__model_desc desc;   /* PREPARE: the interface the device saw */
+  emx__errbuf err;        /* PREPARE: why it failed */
+  struct emx__ctl *next;  /* device's FIFO of tasks */
+} emx__ctl;
+
+typedef struct emx__device {
+  struct emx_engine *engine;  /* owner */
+  size_t index;               /* position in engine->devices */
+  char name[32];              /* "cpu0" */
+  char kind[16];              /* backend kind */
+  char spec[96];              /* spec it came from */
+  const emx__backend_ops *ops; /* backend functions */
+  void *impl;                 /* backend state; worker thread only */
+
+  pthread_t thread;           /* the worker */
+  bool started;               /* thread is running (join on stop) */
+  pthread_mutex_t lock;       /* guards everything below */
+  pthread_cond_t work_cv;     /* worker waits for requests/tasks */
+  pthread_cond_t space_cv;    /* submitters wait for queue space */
+  pthread_cond_t ctl_cv;      /* loaders wait for their task */
+  emx__queue queue;           /* waiting requests */
+  size_t reserved;            /* slots promised to submitters in flight */
+  size_t capacity;            /* max queue.length + reserved */
+  emx__ctl *ctl_head, *ctl_tail; /* pending control tasks */
+  bool stopping;              /* shutdown: drain and exit */
+  atomic_bool worker_idle;    /* worker is blocked in work_cv */
+  atomic_size_t pending;      /* queue.length, readable without the lock */
+  atomic_int busy;            /* 1 while the worker runs a request */
+  emx__counters stats;        /* requests run here */
+  int healthy;                /* 1 while serving */
+} emx__device;
+
+struct emx_model {
+  struct emx_engine *engine;     /* owner */
+  char name[EMX__MODEL_NAME_MAX]; /* registry key */
+  void *data;                    /* flatbuffer bytes, owned */
+  size_t size;
+  emx__model_desc desc;          /* interface (from device 0) */
+  void **prep;                   /* per device; that device's worker only */
+  atomic_llong *service_ewma_ns; /* per device: recent run time, for
+                                    waiters deciding when to spin */
+  pthread_mutex_t lock;          /* guards below */
+  pthread_cond_t idle_cv;        /* unload waits for inflight == 0 */
+  size_t inflight;               /* submitted, not yet complete */
+  bool unloaded;                 /* refuses new requests */
+  atomic_size_t queued;          /* waiting in device queues */
+  emx__counters stats;
+  struct emx_model *next;        /* registry list */
+};
+
+struct emx_stream {
+  struct emx_engine *engine;     /* owner */
+  pthread_mutex_t lock;          /* guards below */
+  struct emx_request *head, *tail; /* submitted, not yet delivered */
+  bool delivering;               /* a thread is draining head */
+  bool destroyed;                /* free once drained */
+};
+
+typedef enum {
+  EMX__REQ_SUBMITTING, /* slot reserved, not yet in a queue */
+  EMX__REQ_QUEUED,     /* in device->queue */
+  EMX__REQ_RUNNING,    /* the worker has it */
+  EMX__REQ_FINISHED,   /* has a status, waits for stream order */
+  EMX__REQ_COMPLETE,   /* delivered: visible to wait, callback ran */
+} emx__req_state;
+
+struct emx_request {
+  emx__qlink qlink;              /* device queue link (first: container_of) */
+  atomic_int refs;               /* caller handle + engine */
+  _Atomic emx__req_state state;  /* transitions under device/request locks */
+  struct emx_engine *engine;     /* valid while not COMPLETE */
+  emx_model *model;              /* valid while not COMPLETE */
+  emx__device *device;           /* where it is queued */
+  emx_stream *stream;            /* NULL = unordered */
+  struct emx_request *snext;     /* stream order list */
+  int priority;
+  int64_t deadline_ns;
+  atomic_llong expect_ns;        /* RUNNING: expected finish time, 0 if
+                                    unknown (set by the worker) */
+  emx_completion_fn on_complete;
+  void *user;
+  size_t nin, nout;
+  emx_tensor *inputs, *outputs;  /* copies of the descriptors (not data) */
+  int status;                    /* final status once FINISHED */
+  emx_timings timings;
+  char *error;                   /* message for a failed request, or NULL */
+  pthread_mutex_t lock;          /* guards completion for waiters */
+  pthread_cond_t done_cv;
+  bool has_waiter;               /* someone sleeps on done_cv */
+};
+
+struct emx_engine {
+  pthread_mutex_t admin_lock; /* serialises load, unload and shutdown */
+  pthread_mutex_t lock;       /* guards the models list (held briefly) */
+  atomic_bool shut;           /* no new work accepted */
+  bool shutdown_done;         /* workers joined */
+  emx__device *devices;
+  size_t device_count;
+  emx_model *models;          /* registry list */
+  atomic_uint rr;             /* round-robin tie breaker for dispatch */
+};
+
+/* worker.c */
+void *emx__worker_main(void *arg);
+int emx__device_post_ctl(emx__device *dev, emx__ctl *ctl);
+
+/* request.c */
+/* emx__request_finish gives a request its status (and message) and delivers
+ * it in stream order. Called once per request, from any thread. */
+void emx__request_finish(struct emx_request *req, int status, const char *msg);
+void emx__request_unref(struct emx_request *req);
+
+/* engine.c */
+void emx__cond_init_monotonic(pthread_cond_t *cv);
+
+/* model.c: frees every model; the workers must be stopped. */
+void emx__model_free_all(struct emx_engine *e);
+
+#endif

@@ -1,0 +1,394 @@
+/* model.c — the model registry: load (prepare on every device), find,
+ * describe, unload. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/internal.h"
+
+/* Refuse files past this size early: the largest Edge TPU models are tens
+ * of MiB, and reading a multi-GiB file by mistake should fail, not swap. */
+#define MAX_MODEL_BYTES ((size_t)1 << 30)
+
+/* read_file reads path whole; errors say which file and why. */
+static int read_file(emx_engine *e, const char *path, void **data,
+                     size_t *size) {
+  int fd;
+  do
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    int err = errno;
+    return emx__fail(e, err == ENOENT ? EMX_ENOENT : EMX_EIO,
+                     "cannot open model file \"%s\": %s%s", path,
+                     strerror(err),
+                     err == ENOENT ? " (run scripts/setup to fetch the test "
+                                     "models, or check the path)"
+                                   : "");
+  }
+  struct stat st;
+  int rc = 0;
+  char *buf = NULL;
+  if (fstat(fd, &st) < 0) {
+    rc = emx__fail(e, EMX_EIO, "cannot stat \"%s\": %s", path, strerror(errno));
+    goto out;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    rc = emx__fail(e, EMX_EIO, "model path \"%s\" is not a regular file",
+                   path);
+    goto out;
+  }
+  if ((size_t)st.st_size > MAX_MODEL_BYTES) {
+    rc = emx__fail(e, EMX_EMODEL, "model file \"%s\" is %lld bytes; the limit "
+                   "is %zu", path, (long long)st.st_size, MAX_MODEL_BYTES);
+    goto out;
+  }
+  /* +1 so an empty file still gets a real allocation. */
+  buf = malloc((size_t)st.st_size + 1);
+  if (!buf) {
+    rc = emx__fail(e, EMX_ENOMEM, "out of memory reading \"%s\"", path);
+    goto out;
+  }
+  size_t got = 0;
+  while (got < (size_t)st.st_size) {
+    ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      rc = emx__fail(e, EMX_EIO, "cannot read \"%s\": %s", path,
+                     n < 0 ? strerror(errno) : "file shrank while reading");
+      goto out;
+    }
+    got += (size_t)n;
+  }
+  *data = buf;
+  *size = got;
+  buf = NULL;
+out:
+  free(buf);
+  close(fd);
+  return rc;
+}
+
+static emx_model *find_locked(emx_engine *e, const char *name) {
+  for (emx_model *m = e->models; m; m = m->next)
+    if (strcmp(m->name, name) == 0)
+      return m;
+  return NULL;
+}
+
+static void unlink_locked(emx_engine *e, emx_model *m) {
+  for (emx_model **p = &e->models; *p; p = &(*p)->next)
+    if (*p == m) {
+      *p = m->next;
+      return;
+    }
+}
+
+static void model_free(emx_model *m) {
+  emx__model_desc_free(&m->desc);
+  pthread_mutex_destroy(&m->lock);
+  pthread_cond_destroy(&m->idle_cv);
+  free(m->service_ewma_ns);
+  free(m->prep);
+  free(m->data);
+  free(m);
+}
+
+/* run_on_all posts one control task per device and waits for all of them:
+ * prepare and release must run on each device's own worker. */
+static void run_on_all(emx_engine *e, emx__ctl *ctls, emx__ctl_kind kind,
+                       emx_model *m, const bool *only) {
+  enum { SKIPPED = 2, POSTED = 1 };
+  for (size_t i = 0; i < e->device_count; i++) {
+    ctls[i].kind = kind;
+    ctls[i].model = m;
+    ctls[i].status = SKIPPED;
+    if (only && !only[i])
+      continue;
+    ctls[i].status = emx__device_post_ctl(&e->devices[i], &ctls[i]) < 0
+                         ? EMX_ESHUTDOWN
+                         : POSTED;
+  }
+  for (size_t i = 0; i < e->device_count; i++) {
+    if (ctls[i].status != POSTED)
+      continue;
+    emx__device *dev = &e->devices[i];
+    pthread_mutex_lock(&dev->lock);
+    while (!ctls[i].done)
+      pthread_cond_wait(&dev->ctl_cv, &dev->lock);
+    pthread_mutex_unlock(&dev->lock);
+  }
+}
+
+/* release_everywhere drops the model's interpreters. After shutdown the
+ * workers are gone, and this thread is the only one left to do it. */
+static void release_everywhere(emx_engine *e, emx_model *m) {
+  if (e->shutdown_done) {
+    for (size_t i = 0; i < e->device_count; i++)
+      if (m->prep[i])
+        e->devices[i].ops->release(e->devices[i].impl, m->prep[i]);
+    return;
+  }
+  emx__ctl *ctls = calloc(e->device_count, sizeof *ctls);
+  bool *only = calloc(e->device_count, sizeof *only);
+  if (ctls && only) {
+    for (size_t i = 0; i < e->device_count; i++)
+      only[i] = m->prep[i] != NULL;
+    run_on_all(e, ctls, EMX__CTL_RELEASE, m, only);
+  }
+  free(ctls);
+  free(only);
+}
+
+static int check_name(emx_engine *e, const char *name) {
+  size_t len = name ? strlen(name) : 0;
+  if (len == 0 || len >= EMX__MODEL_NAME_MAX)
+    return emx__fail(e, EMX_EINVAL,
+                     "model name must be 1 to %d bytes long",
+                     EMX__MODEL_NAME_MAX - 1);
+  for (const char *p = name; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == '/')
+      return emx__fail(e, EMX_EINVAL,
+                       "model name \"%s\" contains '/' or a control "
+                       "character", name);
+  return 0;
+}
+
+/* load takes ownership of data. `origin` names it in messages. */
+static int load(emx_engine *e, const char *name, void *data, size_t size,
+                const char *origin, emx_model **out) {
+  int rc;
+  emx_model *m = calloc(1, sizeof *m);
+  emx__ctl *ctls = calloc(e->device_count, sizeof *ctls);
+  if (m) {
+    m->prep = calloc(e->device_count, sizeof *m->prep);
+    m->service_ewma_ns = calloc(e->device_count, sizeof *m->service_ewma_ns);
+  }
+  if (!m || !ctls || !m->prep || !m->service_ewma_ns) {
+    if (m) {
+      free(m->prep);
+      free(m->service_ewma_ns);
+    }
+    free(m);
+    free(ctls);
+    free(data);
+    return emx__fail(e, EMX_ENOMEM, "out of memory loading model \"%s\"",
+                     name);
+  }
+  m->engine = e;
+  strcpy(m->name, name); /* length checked by check_name */
+  m->data = data;
+  m->size = size;
+  pthread_mutex_init(&m->lock, NULL);
+  pthread_cond_init(&m->idle_cv, NULL);
+
+  pthread_mutex_lock(&e->admin_lock);
+  if (atomic_load(&e->shut)) {
+    rc = emx__fail(e, EMX_ESHUTDOWN, "the engine is shut down");
+    goto fail_admin;
+  }
+  pthread_mutex_lock(&e->lock);
+  bool taken = find_locked(e, name) != NULL;
+  pthread_mutex_unlock(&e->lock);
+  if (taken) {
+    rc = emx__fail(e, EMX_EEXIST,
+                   "a model named \"%s\" is already loaded: unload it first "
+                   "or pick another name",
+                   name);
+    goto fail_admin;
+  }
+
+  run_on_all(e, ctls, EMX__CTL_PREPARE, m, NULL);
+  rc = 0;
+  for (size_t i = 0; i < e->device_count && rc == 0; i++) {
+    if (ctls[i].status < 0) {
+      rc = emx__fail(e, ctls[i].status, "cannot load model \"%s\" from %s on "
+                     "device %s: %s", name, origin, e->devices[i].name,
+                     ctls[i].status == EMX_ESHUTDOWN ? "engine shut down"
+                                                     : ctls[i].err.msg);
+    } else if (i > 0 && !emx__model_desc_equal(&ctls[0].desc, &ctls[i].desc)) {
+      rc = emx__fail(e, EMX_EDEVICE, "model \"%s\": device %s sees different "
+                     "tensors than %s", name, e->devices[i].name,
+                     e->devices[0].name);
+    }
+  }
+  if (rc < 0) {
+    release_everywhere(e, m);
+    goto fail_admin;
+  }
+  m->desc = ctls[0].desc;
+  ctls[0].desc = (emx__model_desc){0};
+
+  pthread_mutex_lock(&e->lock);
+  m->next = e->models;
+  e->models = m;
+  pthread_mutex_unlock(&e->lock);
+  pthread_mutex_unlock(&e->admin_lock);
+  for (size_t i = 0; i < e->device_count; i++)
+    emx__model_desc_free(&ctls[i].desc);
+  free(ctls);
+  if (out)
+    *out = m;
+  return 0;
+
+fail_admin:
+  pthread_mutex_unlock(&e->admin_lock);
+  for (size_t i = 0; i < e->device_count; i++)
+    emx__model_desc_free(&ctls[i].desc);
+  free(ctls);
+  model_free(m);
+  return rc;
+}
+
+EMX_EXPORT int emx_model_load_file(emx_engine *e, const char *name,
+                                   const char *path, emx_model **out) {
+  if (out)
+    *out = NULL;
+  if (!e || !path)
+    return emx__fail(e, EMX_EINVAL, "engine and path must not be NULL");
+  if (atomic_load(&e->shut))
+    return emx__fail(e, EMX_ESHUTDOWN, "the engine is shut down");
+  int rc = check_name(e, name);
+  if (rc < 0)
+    return rc;
+  void *data = NULL;
+  size_t size = 0;
+  rc = read_file(e, path, &data, &size);
+  if (rc < 0)
+    return rc;
+  char origin[300];
+  snprintf(origin, sizeof origin, "\"%s\"", path);
+  return load(e, name, data, size, origin, out);
+}
+
+EMX_EXPORT int emx_model_load_buffer(emx_engine *e, const char *name,
+                                     const void *data, size_t size,
+                                     emx_model **out) {
+  if (out)
+    *out = NULL;
+  if (!e || (!data && size))
+    return emx__fail(e, EMX_EINVAL, "engine and data must not be NULL");
+  if (atomic_load(&e->shut))
+    return emx__fail(e, EMX_ESHUTDOWN, "the engine is shut down");
+  int rc = check_name(e, name);
+  if (rc < 0)
+    return rc;
+  void *copy = malloc(size + 1);
+  if (!copy)
+    return emx__fail(e, EMX_ENOMEM, "out of memory copying model \"%s\"",
+                     name);
+  if (size)
+    memcpy(copy, data, size);
+  return load(e, name, copy, size, "a memory buffer", out);
+}
+
+EMX_EXPORT int emx_model_find(emx_engine *e, const char *name,
+                              emx_model **out) {
+  if (!e || !name || !out)
+    return emx__fail(e, EMX_EINVAL, "engine, name and out must not be NULL");
+  *out = NULL;
+  if (atomic_load(&e->shut))
+    return emx__fail(e, EMX_ESHUTDOWN, "the engine is shut down");
+  pthread_mutex_lock(&e->lock);
+  emx_model *m = find_locked(e, name);
+  if (m) {
+    *out = m;
+    pthread_mutex_unlock(&e->lock);
+    return 0;
+  }
+  /* List what is loaded: the usual cause is a typo or a model that failed
+   * to load earlier. */
+  char names[256] = "";
+  size_t used = 0;
+  for (emx_model *it = e->models; it && used < sizeof names - 1; it = it->next)
+    used += (size_t)snprintf(names + used, sizeof names - used, "%s\"%s\"",
+                             used ? ", " : "", it->name);
+  pthread_mutex_unlock(&e->lock);
+  return emx__fail(e, EMX_ENOENT, "no model named \"%s\" is loaded (loaded: %s)",
+                   name, used ? names : "none");
+}
+
+EMX_EXPORT int emx_model_unload(emx_engine *e, emx_model *m) {
+  if (!e || !m)
+    return emx__fail(e, EMX_EINVAL, "engine and model must not be NULL");
+  pthread_mutex_lock(&e->admin_lock);
+  if (atomic_load(&e->shut)) {
+    pthread_mutex_unlock(&e->admin_lock);
+    return emx__fail(e, EMX_ESHUTDOWN, "the engine is shut down");
+  }
+  pthread_mutex_lock(&e->lock);
+  bool found = false;
+  for (emx_model *it = e->models; it; it = it->next)
+    found |= it == m;
+  if (found)
+    unlink_locked(e, m);
+  pthread_mutex_unlock(&e->lock);
+  if (!found) {
+    pthread_mutex_unlock(&e->admin_lock);
+    return emx__fail(e, EMX_ENOENT, "that model is not loaded in this engine");
+  }
+  /* Requests already accepted still run; wait for them. */
+  pthread_mutex_lock(&m->lock);
+  m->unloaded = true;
+  while (m->inflight)
+    pthread_cond_wait(&m->idle_cv, &m->lock);
+  pthread_mutex_unlock(&m->lock);
+  release_everywhere(e, m);
+  pthread_mutex_unlock(&e->admin_lock);
+  model_free(m);
+  return 0;
+}
+
+void emx__model_free_all(emx_engine *e) {
+  emx_model *m = e->models;
+  e->models = NULL;
+  while (m) {
+    emx_model *next = m->next;
+    release_everywhere(e, m);
+    model_free(m);
+    m = next;
+  }
+}
+
+EMX_EXPORT const char *emx_model_name(const emx_model *m) {
+  return m ? m->name : "";
+}
+
+EMX_EXPORT size_t emx_model_input_count(const emx_model *m) {
+  return m ? m->desc.input_count : 0;
+}
+
+EMX_EXPORT size_t emx_model_output_count(const emx_model *m) {
+  return m ? m->desc.output_count : 0;
+}
+
+EMX_EXPORT int emx_model_input_info(const emx_model *m, size_t index,
+                                    emx_tensor_info *out) {
+  if (!m || !out || index >= m->desc.input_count)
+    return EMX_EINVAL;
+  *out = m->desc.inputs[index];
+  return 0;
+}
+
+EMX_EXPORT int emx_model_output_info(const emx_model *m, size_t index,
+                                     emx_tensor_info *out) {
+  if (!m || !out || index >= m->desc.output_count)
+    return EMX_EINVAL;
+  *out = m->desc.outputs[index];
+  return 0;
+}
+
+EMX_EXPORT int emx_model_stats(const emx_model *m, emx_stats *out) {
+  if (!m || !out)
+    return EMX_EINVAL;
+  emx_model *mm = (emx_model *)m; /* the lock is not part of its value */
+  pthread_mutex_lock(&mm->lock);
+  emx__counters_snapshot(&mm->stats, atomic_load(&mm->queued), out);
+  pthread_mutex_unlock(&mm->lock);
+  return 0;
+}

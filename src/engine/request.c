@@ -1,0 +1,480 @@
+/* request.c — a request's life: validate, dispatch, wait, cancel, finish,
+ * and delivery in stream order. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "engine/internal.h"
+
+/* A waiter whose request is running sleeps until about this long before the
+ * expected finish, then polls: the wake-up happens while the device is still
+ * busy, so the completion is seen within a microsecond instead of after a
+ * futex wake-up (~25 us across cores). Bounds the polling to ~2x this. */
+#define WAIT_SPIN_NS 120000
+
+EMX_EXPORT void emx_request_desc_init(emx_request_desc *desc) {
+  memset(desc, 0, sizeof *desc);
+  desc->priority = EMX_PRIORITY_NORMAL;
+}
+
+static int check_tensors(emx_engine *e, const char *what,
+                         const emx_tensor_info *infos, size_t want,
+                         const emx_tensor *given, size_t n,
+                         const char *model) {
+  if (n != want)
+    return emx__fail(e, EMX_ECOUNT,
+                     "model \"%s\" takes %zu %s tensor%s; the request gave %zu",
+                     model, want, what, want == 1 ? "" : "s", n);
+  if (n && !given)
+    return emx__fail(e, EMX_EINVAL, "model \"%s\": %s array is NULL", model,
+                     what);
+  for (size_t i = 0; i < n; i++) {
+    const emx_tensor_info *t = &infos[i];
+    if (given[i].dtype != t->dtype)
+      return emx__fail(e, EMX_EDTYPE,
+                       "model \"%s\" %s %zu (\"%s\") is %s; the request gave "
+                       "%s",
+                       model, what, i, t->name, emx_dtype_name(t->dtype),
+                       emx_dtype_name(given[i].dtype));
+    if (given[i].size != t->bytes)
+      return emx__fail(e, EMX_ESIZE,
+                       "model \"%s\" %s %zu (\"%s\") is %zu bytes; the request "
+                       "gave %zu",
+                       model, what, i, t->name, t->bytes, given[i].size);
+    if (!given[i].data)
+      return emx__fail(e, EMX_EINVAL, "model \"%s\" %s %zu (\"%s\"): data is NULL",
+                       model, what, i, t->name);
+  }
+  return 0;
+}
+
+static int validate(emx_engine *e, const emx_request_desc *d) {
+  if (!e || !d)
+    return emx__fail(e, EMX_EINVAL, "engine and request must not be NULL");
+  if (atomic_load(&e->shut))
+    return emx__fail(e, EMX_ESHUTDOWN,
+                     "the engine is shut down: create a new one");
+  if (!d->model)
+    return emx__fail(e, EMX_EINVAL, "request has no model");
+  if (d->model->engine != e)
+    return emx__fail(e, EMX_EINVAL, "model \"%s\" belongs to another engine",
+                     d->model->name);
+  if (d->priority < 0 || d->priority >= EMX_PRIORITY_COUNT)
+    return emx__fail(e, EMX_EINVAL, "priority %d is out of range [0, %d]",
+                     d->priority, EMX_PRIORITY_COUNT - 1);
+  if (d->stream && d->stream->engine != e)
+    return emx__fail(e, EMX_EINVAL, "stream belongs to another engine");
+  const emx_model *m = d->model;
+  int rc = check_tensors(e, "input", m->desc.inputs, m->desc.input_count,
+                         d->inputs, d->input_count, m->name);
+  if (rc == 0)
+    rc = check_tensors(e, "output", m->desc.outputs, m->desc.output_count,
+                       d->outputs, d->output_count, m->name);
+  return rc;
+}
+
+static struct emx_request *request_new(const emx_request_desc *d) {
+  size_t n = d->input_count + d->output_count;
+  struct emx_request *r = calloc(1, sizeof *r + n * sizeof(emx_tensor));
+  if (!r)
+    return NULL;
+  r->inputs = (emx_tensor *)(r + 1);
+  r->outputs = r->inputs + d->input_count;
+  if (d->input_count)
+    memcpy(r->inputs, d->inputs, d->input_count * sizeof(emx_tensor));
+  if (d->output_count)
+    memcpy(r->outputs, d->outputs, d->output_count * sizeof(emx_tensor));
+  r->nin = d->input_count;
+  r->nout = d->output_count;
+  r->model = d->model;
+  r->stream = d->stream;
+  r->priority = d->priority;
+  r->deadline_ns = d->deadline_ns;
+  r->on_complete = d->on_complete;
+  r->user = d->user;
+  r->timings.device = -1;
+  atomic_init(&r->refs, 2);
+  atomic_init(&r->state, EMX__REQ_SUBMITTING);
+  pthread_mutex_init(&r->lock, NULL);
+  emx__cond_init_monotonic(&r->done_cv);
+  return r;
+}
+
+static void request_free(struct emx_request *r) {
+  pthread_mutex_destroy(&r->lock);
+  pthread_cond_destroy(&r->done_cv);
+  free(r->error);
+  free(r);
+}
+
+void emx__request_unref(struct emx_request *r) {
+  if (atomic_fetch_sub(&r->refs, 1) == 1)
+    request_free(r);
+}
+
+/* pick_device: the least-loaded device (queued + running), ties broken
+ * round-robin so equal devices share the work. */
+static emx__device *pick_device(emx_engine *e) {
+  size_t n = e->device_count;
+  size_t start = atomic_fetch_add(&e->rr, 1) % n;
+  emx__device *best = NULL;
+  size_t best_load = (size_t)-1;
+  for (size_t k = 0; k < n; k++) {
+    emx__device *dev = &e->devices[(start + k) % n];
+    size_t load = atomic_load_explicit(&dev->pending, memory_order_relaxed) +
+                  (size_t)atomic_load_explicit(&dev->busy,
+                                               memory_order_relaxed);
+    if (load < best_load) {
+      best = dev;
+      best_load = load;
+    }
+  }
+  return best;
+}
+
+/* reserve_slot waits (per the desc's enqueue timeout) for room in dev's
+ * queue and reserves it, so the request can then join its stream without
+ * holding the device lock. */
+static int reserve_slot(emx_engine *e, emx__device *dev,
+                        const emx_request_desc *d) {
+  int64_t until = d->enqueue_timeout_ns > 0
+                      ? emx_now_ns() + d->enqueue_timeout_ns
+                      : 0;
+  struct timespec ts = emx__abstime(until);
+  pthread_mutex_lock(&dev->lock);
+  while (!dev->stopping && dev->queue.length + dev->reserved >= dev->capacity) {
+    if (d->enqueue_timeout_ns == 0 ||
+        (until && pthread_cond_timedwait(&dev->space_cv, &dev->lock, &ts) ==
+                      ETIMEDOUT &&
+         dev->queue.length + dev->reserved >= dev->capacity)) {
+      size_t cap = dev->capacity;
+      pthread_mutex_unlock(&dev->lock);
+      return emx__fail(e, EMX_EBUSY,
+                       "queue of device %s is full (%zu requests): retry "
+                       "later, pass an enqueue timeout, or raise "
+                       "queue_capacity",
+                       dev->name, cap);
+    }
+    if (!until)
+      pthread_cond_wait(&dev->space_cv, &dev->lock);
+  }
+  if (dev->stopping) {
+    pthread_mutex_unlock(&dev->lock);
+    return emx__fail(e, EMX_ESHUTDOWN,
+                     "the engine is shut down: create a new one");
+  }
+  dev->reserved++;
+  pthread_mutex_unlock(&dev->lock);
+  return 0;
+}
+
+static int model_acquire(emx_engine *e, emx_model *m) {
+  pthread_mutex_lock(&m->lock);
+  if (m->unloaded) {
+    pthread_mutex_unlock(&m->lock);
+    return emx__fail(e, EMX_ENOENT, "model \"%s\" is being unloaded", m->name);
+  }
+  m->inflight++;
+  pthread_mutex_unlock(&m->lock);
+  return 0;
+}
+
+static void model_release(emx_model *m) {
+  pthread_mutex_lock(&m->lock);
+  if (--m->inflight == 0)
+    pthread_cond_broadcast(&m->idle_cv);
+  pthread_mutex_unlock(&m->lock);
+}
+
+EMX_EXPORT int emx_submit(emx_engine *e, const emx_request_desc *d,
+                          emx_request **out) {
+  if (out)
+    *out = NULL;
+  int rc = validate(e, d);
+  if (rc < 0)
+    return rc;
+  emx_model *m = d->model;
+  rc = model_acquire(e, m);
+  if (rc < 0)
+    return rc;
+  struct emx_request *r = request_new(d);
+  if (!r) {
+    model_release(m);
+    return emx__fail(e, EMX_ENOMEM, "out of memory allocating a request");
+  }
+  emx__device *dev = pick_device(e);
+  rc = reserve_slot(e, dev, d);
+  if (rc < 0) {
+    model_release(m);
+    request_free(r);
+    return rc;
+  }
+  r->engine = e;
+  r->device = dev;
+  r->timings.submitted_ns = emx_now_ns();
+  if (!out)
+    atomic_fetch_sub(&r->refs, 1); /* fire and forget: engine ref only */
+  else
+    *out = r;
+
+  /* Join the stream before the queue: the stream's order is the order in
+   * which submits got here, whichever device runs them. */
+  emx_stream *s = r->stream;
+  if (s) {
+    pthread_mutex_lock(&s->lock);
+    if (s->tail)
+      s->tail->snext = r;
+    else
+      s->head = r;
+    s->tail = r;
+    pthread_mutex_unlock(&s->lock);
+  }
+
+  pthread_mutex_lock(&dev->lock);
+  dev->reserved--;
+  if (dev->stopping) {
+    pthread_mutex_unlock(&dev->lock);
+    emx__request_finish(r, EMX_ESHUTDOWN,
+                        "the engine shut down before the request ran");
+    return 0;
+  }
+  atomic_store(&r->state, EMX__REQ_QUEUED);
+  emx__queue_push(&dev->queue, &r->qlink, r->priority);
+  atomic_fetch_add(&m->queued, 1);
+  atomic_store_explicit(&dev->pending, dev->queue.length, memory_order_release);
+  if (atomic_load_explicit(&dev->worker_idle, memory_order_relaxed))
+    pthread_cond_signal(&dev->work_cv);
+  pthread_mutex_unlock(&dev->lock);
+  return 0;
+}
+
+EMX_EXPORT int emx_infer(emx_engine *e, const emx_request_desc *d,
+                         emx_timings *timings) {
+  if (!d)
+    return emx__fail(e, EMX_EINVAL, "request must not be NULL");
+  /* A synchronous call cannot honour a callback's "must not block" rule
+   * for itself; it simply waits, and the callback still runs. */
+  emx_request *r;
+  int rc = emx_submit(e, d, &r);
+  if (rc < 0)
+    return rc;
+  rc = emx_request_wait(r, -1);
+  if (timings)
+    *timings = r->timings;
+  if (rc < 0 && r->error)
+    emx__fail(e, rc, "%s", r->error);
+  emx_request_destroy(r);
+  return rc;
+}
+
+/* deliver: the request's turn in its stream has come. */
+static void deliver(struct emx_request *r) {
+  emx_model *m = r->model;
+  int64_t now = emx_now_ns();
+  /* Release the model before the callback, so a callback can never hold
+   * up an unload that waits for the model's requests; after this the
+   * engine and model pointers are dead for this request. */
+  pthread_mutex_lock(&m->lock);
+  emx__counters_record(&m->stats, r->status, now - r->timings.submitted_ns,
+                       r->timings.finished_ns
+                           ? r->timings.finished_ns - r->timings.started_ns
+                           : 0);
+  if (--m->inflight == 0)
+    pthread_cond_broadcast(&m->idle_cv);
+  pthread_mutex_unlock(&m->lock);
+  r->engine = NULL;
+  r->model = NULL;
+
+  if (r->on_complete)
+    r->on_complete(r, r->status, r->user);
+
+  /* After COMPLETE the caller may destroy its handle at any moment. */
+  pthread_mutex_lock(&r->lock);
+  atomic_store_explicit(&r->state, EMX__REQ_COMPLETE, memory_order_release);
+  if (r->has_waiter)
+    pthread_cond_broadcast(&r->done_cv);
+  pthread_mutex_unlock(&r->lock);
+  emx__request_unref(r);
+}
+
+static void stream_maybe_free(emx_stream *s) {
+  pthread_mutex_destroy(&s->lock);
+  free(s);
+}
+
+void emx__request_finish(struct emx_request *r, int status, const char *msg) {
+  r->status = status;
+  if (msg && status < 0)
+    r->error = strdup(msg);
+  emx__device *dev = r->device;
+  const emx_timings *t = &r->timings;
+  pthread_mutex_lock(&dev->lock);
+  emx__counters_record(&dev->stats, status, emx_now_ns() - t->submitted_ns,
+                       t->finished_ns ? t->finished_ns - t->started_ns : 0);
+  pthread_mutex_unlock(&dev->lock);
+  emx_stream *s = r->stream;
+  if (!s) {
+    atomic_store(&r->state, EMX__REQ_FINISHED);
+    deliver(r);
+    return;
+  }
+  pthread_mutex_lock(&s->lock);
+  atomic_store(&r->state, EMX__REQ_FINISHED);
+  if (s->delivering) { /* the thread draining the stream will take it */
+    pthread_mutex_unlock(&s->lock);
+    return;
+  }
+  s->delivering = true;
+  for (;;) {
+    struct emx_request *h = s->head;
+    if (!h || atomic_load(&h->state) != EMX__REQ_FINISHED)
+      break;
+    s->head = h->snext;
+    if (!s->head)
+      s->tail = NULL;
+    /* Unlocked while delivering so a callback may submit on this stream;
+     * `delivering` keeps any other finisher from overtaking us. */
+    pthread_mutex_unlock(&s->lock);
+    deliver(h);
+    pthread_mutex_lock(&s->lock);
+  }
+  s->delivering = false;
+  bool free_it = s->destroyed && !s->head;
+  pthread_mutex_unlock(&s->lock);
+  if (free_it)
+    stream_maybe_free(s);
+}
+
+EMX_EXPORT int emx_stream_create(emx_engine *e, emx_stream **out) {
+  if (!e || !out)
+    return emx__fail(e, EMX_EINVAL, "engine and out must not be NULL");
+  *out = NULL;
+  if (atomic_load(&e->shut))
+    return emx__fail(e, EMX_ESHUTDOWN,
+                     "the engine is shut down: create a new one");
+  emx_stream *s = calloc(1, sizeof *s);
+  if (!s)
+    return emx__fail(e, EMX_ENOMEM, "out of memory allocating a stream");
+  s->engine = e;
+  pthread_mutex_init(&s->lock, NULL);
+  *out = s;
+  return 0;
+}
+
+EMX_EXPORT void emx_stream_destroy(emx_stream *s) {
+  if (!s)
+    return;
+  pthread_mutex_lock(&s->lock);
+  s->destroyed = true;
+  bool free_it = !s->head && !s->delivering;
+  pthread_mutex_unlock(&s->lock);
+  if (free_it)
+    stream_maybe_free(s);
+}
+
+EMX_EXPORT int emx_request_wait(emx_request *r, int64_t timeout_ns) {
+  if (!r)
+    return EMX_EINVAL;
+  if (atomic_load_explicit(&r->state, memory_order_acquire) ==
+      EMX__REQ_COMPLETE)
+    return r->status;
+  if (timeout_ns == 0)
+    return EMX_EAGAIN;
+  int64_t now = emx_now_ns();
+  int64_t until = timeout_ns > 0 ? now + timeout_ns : INT64_MAX;
+
+  /* A running request knows its expected finish (its model's recent run
+   * time on that device): poll inside a window around it, sleep before. */
+  for (;;) {
+    emx__req_state st = atomic_load_explicit(&r->state, memory_order_acquire);
+    if (st == EMX__REQ_COMPLETE)
+      return r->status;
+    now = emx_now_ns();
+    if (now >= until)
+      return EMX_EAGAIN;
+
+    int64_t wake = until;
+    int64_t expect = st == EMX__REQ_RUNNING
+                         ? atomic_load_explicit(&r->expect_ns,
+                                                memory_order_relaxed)
+                         : 0;
+    if (expect > 0) {
+      if (now >= expect - WAIT_SPIN_NS && now < expect + WAIT_SPIN_NS) {
+        emx__cpu_relax();
+        continue;
+      }
+      if (now < expect - WAIT_SPIN_NS && expect - WAIT_SPIN_NS < wake)
+        wake = expect - WAIT_SPIN_NS;
+    }
+    pthread_mutex_lock(&r->lock);
+    if (atomic_load(&r->state) != EMX__REQ_COMPLETE) {
+      r->has_waiter = true;
+      if (wake == INT64_MAX) {
+        /* Re-check periodically: the state may turn RUNNING, and then the
+         * spin window is worth using. */
+        wake = now + 1000000;
+      }
+      struct timespec ts = emx__abstime(wake);
+      pthread_cond_timedwait(&r->done_cv, &r->lock, &ts);
+    }
+    pthread_mutex_unlock(&r->lock);
+  }
+}
+
+EMX_EXPORT int emx_request_poll(emx_request *r) {
+  return emx_request_wait(r, 0);
+}
+
+EMX_EXPORT int emx_request_cancel(emx_request *r) {
+  if (!r)
+    return EMX_EINVAL;
+  emx__req_state st = atomic_load(&r->state);
+  if (st == EMX__REQ_FINISHED || st == EMX__REQ_COMPLETE)
+    return EMX_EALREADY;
+  emx__device *dev = r->device;
+  pthread_mutex_lock(&dev->lock);
+  st = atomic_load(&r->state);
+  if (st != EMX__REQ_QUEUED) {
+    pthread_mutex_unlock(&dev->lock);
+    return st == EMX__REQ_RUNNING ? EMX_EBUSY : EMX_EALREADY;
+  }
+  emx__queue_remove(&dev->queue, &r->qlink);
+  atomic_store_explicit(&dev->pending, dev->queue.length, memory_order_release);
+  atomic_fetch_sub(&r->model->queued, 1);
+  atomic_store(&r->state, EMX__REQ_FINISHED);
+  pthread_cond_signal(&dev->space_cv);
+  pthread_mutex_unlock(&dev->lock);
+  emx__request_finish(r, EMX_ECANCELED, "canceled before it ran");
+  return 0;
+}
+
+EMX_EXPORT void emx_request_timings(const emx_request *r, emx_timings *out) {
+  if (!r || !out)
+    return;
+  /* The worker writes the rest while the request runs: only a complete
+   * request's timings are stable. */
+  if (atomic_load_explicit(&r->state, memory_order_acquire) ==
+      EMX__REQ_COMPLETE) {
+    *out = r->timings;
+    return;
+  }
+  memset(out, 0, sizeof *out);
+  out->submitted_ns = r->timings.submitted_ns;
+  out->device = -1;
+}
+
+EMX_EXPORT const char *emx_request_error(const emx_request *r) {
+  if (!r || atomic_load(&r->state) != EMX__REQ_COMPLETE || !r->error)
+    return "";
+  return r->error;
+}
+
+EMX_EXPORT void *emx_request_user(const emx_request *r) {
+  return r ? r->user : NULL;
+}
+
+EMX_EXPORT void emx_request_destroy(emx_request *r) {
+  if (r)
+    emx__request_unref(r);
+}
