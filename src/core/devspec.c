@@ -32,6 +32,11 @@ int emx__devspec_parse(emx__devspec *spec, const char *text,
     return 0;
 
   const char *p = colon + 1;
+  if (!*p)
+    return emx__errf(err, EMX_EINVAL,
+                     "device spec \"%s\": nothing after ':' (drop it, or "
+                     "add options such as \"cpu:workers=2\")",
+                     text);
   while (*p) {
     const char *end = strchr(p, ',');
     size_t len = end ? (size_t)(end - p) : strlen(p);

@@ -48,6 +48,7 @@ typedef struct emx__ctl {
   emx__ctl_kind kind;     /* what to do */
   struct emx_model *model; /* which model */
   int status;             /* result, set by the worker */
+  bool posted;            /* the loader handed it to the worker */
   bool done;              /* set by the worker under device->lock */
   emx__model_desc desc;   /* PREPARE: the interface the device saw */
   emx__errbuf err;        /* PREPARE: why it failed */

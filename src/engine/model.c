@@ -103,19 +103,20 @@ static void model_free(emx_model *m) {
  * prepare and release must run on each device's own worker. */
 static void run_on_all(emx_engine *e, emx__ctl *ctls, emx__ctl_kind kind,
                        emx_model *m, const bool *only) {
-  enum { SKIPPED = 2, POSTED = 1 };
   for (size_t i = 0; i < e->device_count; i++) {
     ctls[i].kind = kind;
     ctls[i].model = m;
-    ctls[i].status = SKIPPED;
+    ctls[i].posted = false;
+    ctls[i].status = 0;
     if (only && !only[i])
       continue;
-    ctls[i].status = emx__device_post_ctl(&e->devices[i], &ctls[i]) < 0
-                         ? EMX_ESHUTDOWN
-                         : POSTED;
+    if (emx__device_post_ctl(&e->devices[i], &ctls[i]) < 0)
+      ctls[i].status = EMX_ESHUTDOWN;
+    else
+      ctls[i].posted = true; /* from here the worker owns `status` */
   }
   for (size_t i = 0; i < e->device_count; i++) {
-    if (ctls[i].status != POSTED)
+    if (!ctls[i].posted)
       continue;
     emx__device *dev = &e->devices[i];
     pthread_mutex_lock(&dev->lock);
