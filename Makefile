@@ -3,6 +3,9 @@
 #   make check   set up, build and pass every test (plain, ASan+UBSan, TSan)
 # Other targets: build, bench, format, clean.
 
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+
 JOBS   ?= $(shell nproc)
 CMAKE  ?= cmake
 CTEST  ?= ctest
@@ -10,7 +13,7 @@ CMAKE_FLAGS ?=
 TEST_TIMEOUT ?= 900
 
 .PHONY: all setup build build-asan build-tsan demo check check-plain check-asan \
-        check-tsan bench format clean
+        check-tsan check-fuzz bench format clean
 
 all: build
 
@@ -58,8 +61,17 @@ check-tsan: build-tsan
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/sanitizers/tsan.supp \
 	EMX_SANITIZER=thread $(CTEST) --output-on-failure --timeout $(TEST_TIMEOUT)
 
+# libFuzzer over the wire decoder for a bounded time, from seeds of every
+# message type; any crash or sanitizer report fails the check.
+FUZZ_SECONDS ?= 60
+check-fuzz: build-asan
+	rm -rf build-asan/fuzz-corpus && mkdir -p build-asan/fuzz-corpus
+	./build-asan/bin/fuzz-make-seeds build-asan/fuzz-corpus
+	./build-asan/bin/fuzz-wire -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -print_final_stats=1 build-asan/fuzz-corpus 2>&1 | tail -n 12
+
 # Each stage fails the whole check on any test failure or sanitizer report.
-check: check-plain check-asan check-tsan
+check: check-plain check-asan check-tsan check-fuzz
 	@echo "make check: plain, ASan+UBSan and TSan suites all passed"
 
 bench: build

@@ -340,11 +340,14 @@ EMX_EXPORT int emx_request_poll(emx_request *req);
  * complete: EMX_EALREADY. */
 EMX_EXPORT int emx_request_cancel(emx_request *req);
 
-/* emx_request_timings copies the request's timings (complete or not). */
+/* emx_request_timings copies the request's timings: all of them once the
+ * request has finished (from its completion callback on), only
+ * submitted_ns before. */
 EMX_EXPORT void emx_request_timings(const emx_request *req, emx_timings *out);
 
-/* emx_request_error returns the message of a failed request ("" if none);
- * valid until emx_request_destroy. */
+/* emx_request_error returns the message of a failed request ("" if none or
+ * not finished yet; its callback may read it); valid until
+ * emx_request_destroy. */
 EMX_EXPORT const char *emx_request_error(const emx_request *req);
 
 /* emx_request_user returns desc.user. */

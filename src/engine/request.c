@@ -452,10 +452,10 @@ EMX_EXPORT int emx_request_cancel(emx_request *r) {
 EMX_EXPORT void emx_request_timings(const emx_request *r, emx_timings *out) {
   if (!r || !out)
     return;
-  /* The worker writes the rest while the request runs: only a complete
-   * request's timings are stable. */
-  if (atomic_load_explicit(&r->state, memory_order_acquire) ==
-      EMX__REQ_COMPLETE) {
+  /* The worker writes the rest while the request runs: only a finished
+   * request's timings are stable (a completion callback sees them). */
+  emx__req_state st = atomic_load_explicit(&r->state, memory_order_acquire);
+  if (st == EMX__REQ_FINISHED || st == EMX__REQ_COMPLETE) {
     *out = r->timings;
     return;
   }
@@ -465,9 +465,12 @@ EMX_EXPORT void emx_request_timings(const emx_request *r, emx_timings *out) {
 }
 
 EMX_EXPORT const char *emx_request_error(const emx_request *r) {
-  if (!r || atomic_load(&r->state) != EMX__REQ_COMPLETE || !r->error)
+  if (!r)
     return "";
-  return r->error;
+  emx__req_state st = atomic_load_explicit(&r->state, memory_order_acquire);
+  if (st != EMX__REQ_FINISHED && st != EMX__REQ_COMPLETE)
+    return "";
+  return r->error ? r->error : "";
 }
 
 EMX_EXPORT void *emx_request_user(const emx_request *r) {

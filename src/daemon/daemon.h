@@ -1,0 +1,153 @@
+/* daemon.h — edgemuxd's pieces: options, the server loop, sessions, the
+ * model repository. The daemon is a transport around one engine; it uses
+ * the public engine API plus the wire layer. */
+#ifndef EMX_DAEMON_DAEMON_H
+#define EMX_DAEMON_DAEMON_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/error.h"
+#include "edgemux/edgemux.h"
+#include "wire/arena.h"
+#include "wire/wire.h"
+
+#define EMX_D_MAX_DEVICES 32
+#define EMX_D_MAX_ALLOW 32
+
+/* emxd_options: every setting, from flags or --config. */
+typedef struct emxd_options {
+  char socket_path[108];             /* sun_path limit */
+  const char *devices[EMX_D_MAX_DEVICES]; /* specs; none = {"cpu"} */
+  size_t device_count;
+  char models_dir[4096];             /* model repository, "" = none */
+  int log_level;                     /* EMX_LOG_* */
+  size_t queue_capacity;             /* per device */
+  uint32_t max_inflight;             /* requests in flight per client */
+  uint32_t max_conns_per_uid;        /* connections per peer uid */
+  int64_t handshake_timeout_ns;      /* connect → hello */
+  size_t max_outbox;                 /* bytes queued for a slow reader */
+  uint64_t max_arena;                /* largest arena accepted */
+  uid_t allow_uids[EMX_D_MAX_ALLOW]; /* peers allowed besides root/self */
+  size_t allow_uid_count;
+  gid_t allow_gids[EMX_D_MAX_ALLOW];
+  size_t allow_gid_count;
+  bool allow_load;                   /* clients may LOAD models by path */
+} emxd_options;
+
+void emxd_options_init(emxd_options *o);
+
+/* emxd_config_load applies a JSON config file (same keys as the flags). */
+int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err);
+
+/* One model the daemon serves, with the id clients use on the wire. */
+typedef struct emxd_model {
+  uint32_t id;            /* wire id; never reused while the daemon runs */
+  char name[64];          /* registry name */
+  char path[4096];        /* file it came from */
+  emx_model *model;       /* engine handle */
+  int64_t default_timeout_ns; /* from config.json; 0 = none */
+  bool from_repo;         /* found by a repository scan */
+  bool seen;              /* rescan bookkeeping */
+  struct emxd_model *next;
+} emxd_model;
+
+typedef struct emxd_server emxd_server;
+typedef struct emxd_session emxd_session;
+typedef struct emxd_ev emxd_ev;
+
+/* epoll user data: tells sessions from the daemon's own fds. */
+typedef enum { EMXD_EV_LISTEN = 1, EMXD_EV_SIGNAL = 2, EMXD_EV_SESSION = 3 }
+    emxd_ev_kind;
+
+struct emxd_ev {
+  emxd_ev_kind kind; /* which object */
+  void *ptr;         /* the session, for EMXD_EV_SESSION */
+};
+
+/* A queued outgoing packet, for a client that reads slower than we reply. */
+typedef struct emxd_packet {
+  struct emxd_packet *next;
+  size_t len;
+  uint8_t data[];
+} emxd_packet;
+
+/* emxd_session: one client connection. The I/O thread owns its life; the
+ * engine's workers reply through it (under `lock`) when requests complete.
+ * It is freed when the I/O thread has closed it and the last in-flight
+ * request has completed, because those requests still write into the
+ * arena. */
+struct emxd_session {
+  emxd_server *srv;
+  emxd_ev ev;              /* epoll tag */
+  int fd;                  /* the connection; -1 once closed */
+  uint32_t id;             /* for logs */
+  uid_t uid;               /* peer credentials (SO_PEERCRED) */
+  gid_t gid;
+  pid_t pid;
+  bool hello_done;         /* arena accepted */
+  bool reading;            /* EPOLLIN armed */
+  int64_t hello_deadline;  /* drop if no hello by then */
+  emx__arena arena;        /* client tensors; unmapped at free */
+  emx_stream *stream;      /* completions in submission order */
+  atomic_int refs;         /* 1 (I/O thread) + 1 per in-flight request */
+
+  pthread_mutex_t lock;    /* guards everything below */
+  bool dead;               /* closed: send nothing more */
+  bool want_write;         /* EPOLLOUT armed */
+  emxd_packet *out_head, *out_tail; /* unsent replies, in order */
+  size_t out_bytes;
+  struct emxd_call *calls; /* in-flight requests (for CANCEL, teardown) */
+  size_t inflight;
+
+  emxd_session *next;      /* server's list (I/O thread only) */
+};
+
+struct emxd_server {
+  emxd_options *opt;
+  emx_engine *engine;
+  int epfd;              /* epoll set */
+  int listen_fd;         /* -1 once closed */
+  bool owns_socket_path; /* we bound it (not socket activation): unlink */
+  int signal_fd;         /* SIGTERM, SIGINT, SIGHUP */
+  emxd_ev listen_ev, signal_ev; /* epoll tags */
+  bool draining;         /* SIGTERM seen */
+  int64_t started_ns;
+  emxd_model *models;    /* I/O thread only */
+  uint32_t next_model_id;
+  emxd_session *sessions; /* I/O thread only */
+  uint32_t next_session_id;
+  size_t session_count;
+};
+
+/* listener.c */
+int emxd_listen(emxd_server *srv, emx__errbuf *err);
+void emxd_listen_close(emxd_server *srv);
+
+/* repo.c: (re)scan the model repository; loads new, unloads removed. */
+void emxd_repo_scan(emxd_server *srv);
+emxd_model *emxd_model_by_name(emxd_server *srv, const char *name);
+emxd_model *emxd_model_by_id(emxd_server *srv, uint32_t id);
+int emxd_model_load(emxd_server *srv, const char *name, const char *path,
+                    bool from_repo, emxd_model **out, emx__errbuf *err);
+void emxd_models_free(emxd_server *srv);
+
+/* session.c */
+void emxd_session_accept(emxd_server *srv, int fd);
+void emxd_session_readable(emxd_session *s);
+void emxd_session_writable(emxd_session *s);
+void emxd_session_close(emxd_session *s, const char *why);
+int64_t emxd_session_check_timeouts(emxd_server *srv, int64_t now);
+bool emxd_session_idle(emxd_session *s);
+void emxd_session_stop_reading(emxd_session *s);
+
+/* status.c: the STATUS_OK text; returns bytes written (<= cap). */
+size_t emxd_status_text(emxd_server *srv, char *buf, size_t cap);
+
+/* server.c */
+int emxd_server_run(emxd_options *opt);
+
+#endif

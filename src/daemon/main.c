@@ -1,0 +1,162 @@
+/* main.c — edgemuxd: flags, config, then the server loop. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "daemon/daemon.h"
+
+int emxd_log_level_parse(const char *s);
+
+static void usage(FILE *f) {
+  fprintf(f,
+"usage: edgemuxd [options]\n"
+"\n"
+"The edgemux broker: owns this machine's inference devices and serves\n"
+"local clients over a Unix socket, tensors in shared memory.\n"
+"\n"
+"  --socket PATH            listen here (default: $EDGEMUX_SOCKET, else\n"
+"                           /run/edgemux/edgemux.sock for root, else\n"
+"                           $XDG_RUNTIME_DIR/edgemux.sock)\n"
+"  --device SPEC            a device, repeatable (default: cpu = one worker\n"
+"                           per core); e.g. cpu:workers=2,threads=1\n"
+"  --models DIR             model repository: DIR/<name>/model.tflite and\n"
+"                           optional DIR/<name>/config.json\n"
+"  --config FILE            JSON file with the same settings (flags given\n"
+"                           after it override it)\n"
+"  --log-level LEVEL        error, warn, info (default), debug\n"
+"  --queue-capacity N       queued requests per device (256)\n"
+"  --max-inflight N         requests in flight per client (256)\n"
+"  --max-conns-per-uid N    connections per user id (64)\n"
+"  --handshake-timeout-ms N time a client has to say hello (5000)\n"
+"  --max-outbox-bytes N     replies queued for a client that does not read\n"
+"                           before it is dropped (1048576)\n"
+"  --max-arena-bytes N      largest shared arena accepted (4294967296)\n"
+"  --allow-uid UID          also accept this user (repeatable; root and the\n"
+"                           daemon's own user and group are always allowed)\n"
+"  --allow-gid GID          also accept this group (repeatable)\n"
+"  --allow-load             let clients load model files by path\n"
+"  --help, --version\n"
+"\n"
+"Signals: SIGTERM/SIGINT finish in-flight work and exit 0; SIGHUP rescans\n"
+"the model repository. Socket activation (LISTEN_FDS) is supported.\n");
+}
+
+static long number(const char *flag, const char *s, long min) {
+  char *end;
+  long n = strtol(s, &end, 10);
+  if (!*s || *end || n < min) {
+    fprintf(stderr, "edgemuxd: %s needs an integer >= %ld, got \"%s\"\n",
+            flag, min, s);
+    exit(2);
+  }
+  return n;
+}
+
+int main(int argc, char **argv) {
+  enum {
+    O_SOCKET = 256, O_DEVICE, O_MODELS, O_CONFIG, O_LOG, O_QCAP, O_INFLIGHT,
+    O_CONNS, O_HANDSHAKE, O_OUTBOX, O_ARENA, O_UID, O_GID, O_LOAD, O_HELP,
+    O_VERSION
+  };
+  static const struct option opts[] = {
+      {"socket", required_argument, 0, O_SOCKET},
+      {"device", required_argument, 0, O_DEVICE},
+      {"models", required_argument, 0, O_MODELS},
+      {"config", required_argument, 0, O_CONFIG},
+      {"log-level", required_argument, 0, O_LOG},
+      {"queue-capacity", required_argument, 0, O_QCAP},
+      {"max-inflight", required_argument, 0, O_INFLIGHT},
+      {"max-conns-per-uid", required_argument, 0, O_CONNS},
+      {"handshake-timeout-ms", required_argument, 0, O_HANDSHAKE},
+      {"max-outbox-bytes", required_argument, 0, O_OUTBOX},
+      {"max-arena-bytes", required_argument, 0, O_ARENA},
+      {"allow-uid", required_argument, 0, O_UID},
+      {"allow-gid", required_argument, 0, O_GID},
+      {"allow-load", no_argument, 0, O_LOAD},
+      {"help", no_argument, 0, O_HELP},
+      {"version", no_argument, 0, O_VERSION},
+      {0, 0, 0, 0}};
+  static emxd_options o;
+  emxd_options_init(&o);
+  bool devices_from_flags = false;
+  int c;
+  emx__errbuf err = {{0}};
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (c) {
+    case O_SOCKET:
+      if (snprintf(o.socket_path, sizeof o.socket_path, "%s", optarg) >=
+          (int)sizeof o.socket_path) {
+        fprintf(stderr, "edgemuxd: socket path too long (max %zu bytes)\n",
+                sizeof o.socket_path - 1);
+        return 2;
+      }
+      break;
+    case O_DEVICE:
+      if (!devices_from_flags)
+        o.device_count = 0; /* flags replace the config file's list */
+      devices_from_flags = true;
+      if (o.device_count == EMX_D_MAX_DEVICES) {
+        fprintf(stderr, "edgemuxd: at most %d --device flags\n",
+                EMX_D_MAX_DEVICES);
+        return 2;
+      }
+      o.devices[o.device_count++] = optarg;
+      break;
+    case O_MODELS:
+      snprintf(o.models_dir, sizeof o.models_dir, "%s", optarg);
+      break;
+    case O_CONFIG:
+      if (emxd_config_load(&o, optarg, &err) < 0) {
+        fprintf(stderr, "edgemuxd: %s\n", err.msg);
+        return 2;
+      }
+      break;
+    case O_LOG:
+      o.log_level = emxd_log_level_parse(optarg);
+      if (o.log_level < 0) {
+        fprintf(stderr, "edgemuxd: --log-level must be error, warn, info or "
+                        "debug\n");
+        return 2;
+      }
+      break;
+    case O_QCAP: o.queue_capacity = (size_t)number("--queue-capacity", optarg, 1); break;
+    case O_INFLIGHT: o.max_inflight = (uint32_t)number("--max-inflight", optarg, 1); break;
+    case O_CONNS: o.max_conns_per_uid = (uint32_t)number("--max-conns-per-uid", optarg, 1); break;
+    case O_HANDSHAKE: o.handshake_timeout_ns = number("--handshake-timeout-ms", optarg, 1) * 1000000LL; break;
+    case O_OUTBOX: o.max_outbox = (size_t)number("--max-outbox-bytes", optarg, 1); break;
+    case O_ARENA: o.max_arena = (uint64_t)number("--max-arena-bytes", optarg, 1); break;
+    case O_UID:
+    case O_GID: {
+      size_t *count = c == O_UID ? &o.allow_uid_count : &o.allow_gid_count;
+      if (*count == EMX_D_MAX_ALLOW) {
+        fprintf(stderr, "edgemuxd: too many --allow-uid/--allow-gid\n");
+        return 2;
+      }
+      long id = number(c == O_UID ? "--allow-uid" : "--allow-gid", optarg, 0);
+      if (c == O_UID)
+        o.allow_uids[(*count)++] = (uid_t)id;
+      else
+        o.allow_gids[(*count)++] = (gid_t)id;
+      break;
+    }
+    case O_LOAD: o.allow_load = true; break;
+    case O_HELP: usage(stdout); return 0;
+    case O_VERSION: printf("edgemuxd %s\n", emx_version()); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "edgemuxd: unexpected argument \"%s\" (see --help)\n",
+            argv[optind]);
+    return 2;
+  }
+  if (!o.socket_path[0]) {
+    fprintf(stderr, "edgemuxd: no socket path: pass --socket or set "
+                    "EDGEMUX_SOCKET or XDG_RUNTIME_DIR\n");
+    return 2;
+  }
+  emx__log_set_level(o.log_level);
+  return emxd_server_run(&o);
+}

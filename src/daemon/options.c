@@ -1,0 +1,128 @@
+/* options.c — edgemuxd's settings: defaults, and the JSON config file
+ * (--config FILE) with the same names as the flags. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/daemon.h"
+#include "edgemux/client.h"
+
+void emxd_options_init(emxd_options *o) {
+  memset(o, 0, sizeof *o);
+  /* The client library's rule, so both sides agree without flags. */
+  emx_client_default_socket(o->socket_path, sizeof o->socket_path);
+  o->log_level = EMX_LOG_INFO;
+  o->queue_capacity = 256;
+  o->max_inflight = 256;
+  o->max_conns_per_uid = 64;
+  o->handshake_timeout_ns = 5LL * 1000000000;
+  o->max_outbox = 1 << 20;
+  o->max_arena = 1ULL << 32;
+}
+
+static char *dup_or_die(const char *s) {
+  char *d = strdup(s);
+  if (!d) {
+    fprintf(stderr, "edgemuxd: out of memory\n");
+    exit(1);
+  }
+  return d;
+}
+
+int emxd_log_level_parse(const char *s);
+int emxd_log_level_parse(const char *s) {
+  static const char *const names[] = {"error", "warn", "info", "debug"};
+  for (int i = 0; i < 4; i++)
+    if (strcmp(s, names[i]) == 0)
+      return i;
+  return -1;
+}
+
+#define BAD(...) (emx__errf(err, EMX_EINVAL, __VA_ARGS__))
+
+int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
+  json_error_t jerr;
+  json_t *root = json_load_file(path, 0, &jerr);
+  if (!root)
+    return BAD("%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+  int rc = 0;
+  if (!json_is_object(root)) {
+    rc = BAD("%s: the top level must be an object", path);
+    goto out;
+  }
+  const char *key;
+  json_t *v;
+  json_object_foreach(root, key, v) {
+    if (strcmp(key, "socket") == 0 && json_is_string(v)) {
+      if (snprintf(o->socket_path, sizeof o->socket_path, "%s",
+                   json_string_value(v)) >= (int)sizeof o->socket_path)
+        rc = BAD("%s: socket path too long", path);
+    } else if (strcmp(key, "devices") == 0 && json_is_array(v)) {
+      size_t i;
+      json_t *d;
+      o->device_count = 0;
+      json_array_foreach(v, i, d) {
+        if (!json_is_string(d) || o->device_count == EMX_D_MAX_DEVICES) {
+          rc = BAD("%s: devices must be at most %d strings", path,
+                   EMX_D_MAX_DEVICES);
+          break;
+        }
+        o->devices[o->device_count++] = dup_or_die(json_string_value(d));
+      }
+    } else if (strcmp(key, "models") == 0 && json_is_string(v)) {
+      snprintf(o->models_dir, sizeof o->models_dir, "%s",
+               json_string_value(v));
+    } else if (strcmp(key, "log_level") == 0 && json_is_string(v)) {
+      int l = emxd_log_level_parse(json_string_value(v));
+      if (l < 0)
+        rc = BAD("%s: log_level must be error, warn, info or debug", path);
+      else
+        o->log_level = l;
+    } else if (strcmp(key, "allow_load") == 0 && json_is_boolean(v)) {
+      o->allow_load = json_is_true(v);
+    } else if (json_is_integer(v) && json_integer_value(v) > 0) {
+      json_int_t n = json_integer_value(v);
+      if (strcmp(key, "queue_capacity") == 0)
+        o->queue_capacity = (size_t)n;
+      else if (strcmp(key, "max_inflight") == 0)
+        o->max_inflight = (uint32_t)n;
+      else if (strcmp(key, "max_conns_per_uid") == 0)
+        o->max_conns_per_uid = (uint32_t)n;
+      else if (strcmp(key, "handshake_timeout_ms") == 0)
+        o->handshake_timeout_ns = n * 1000000;
+      else if (strcmp(key, "max_outbox_bytes") == 0)
+        o->max_outbox = (size_t)n;
+      else if (strcmp(key, "max_arena_bytes") == 0)
+        o->max_arena = (uint64_t)n;
+      else
+        rc = BAD("%s: unknown key \"%s\"", path, key);
+    } else if ((strcmp(key, "allow_uids") == 0 ||
+                strcmp(key, "allow_gids") == 0) &&
+               json_is_array(v)) {
+      bool uids = key[6] == 'u';
+      size_t i;
+      json_t *d;
+      json_array_foreach(v, i, d) {
+        size_t *count = uids ? &o->allow_uid_count : &o->allow_gid_count;
+        if (!json_is_integer(d) || *count == EMX_D_MAX_ALLOW) {
+          rc = BAD("%s: %s must be at most %d integers", path, key,
+                   EMX_D_MAX_ALLOW);
+          break;
+        }
+        if (uids)
+          o->allow_uids[(*count)++] = (uid_t)json_integer_value(d);
+        else
+          o->allow_gids[(*count)++] = (gid_t)json_integer_value(d);
+      }
+    } else {
+      rc = BAD("%s: unknown or malformed key \"%s\"", path, key);
+    }
+    if (rc < 0)
+      break;
+  }
+out:
+  json_decref(root);
+  return rc;
+}

@@ -1,0 +1,176 @@
+/* repo.c — the model repository: DIR/<name>/model.tflite, with an optional
+ * DIR/<name>/config.json of per-model settings. A rescan (SIGHUP) loads
+ * new models and unloads removed ones once their requests have finished. */
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/log.h"
+#include "daemon/daemon.h"
+
+emxd_model *emxd_model_by_name(emxd_server *srv, const char *name) {
+  for (emxd_model *m = srv->models; m; m = m->next)
+    if (strcmp(m->name, name) == 0)
+      return m;
+  return NULL;
+}
+
+emxd_model *emxd_model_by_id(emxd_server *srv, uint32_t id) {
+  for (emxd_model *m = srv->models; m; m = m->next)
+    if (m->id == id)
+      return m;
+  return NULL;
+}
+
+int emxd_model_load(emxd_server *srv, const char *name, const char *path,
+                    bool from_repo, emxd_model **out, emx__errbuf *err) {
+  emxd_model *have = emxd_model_by_name(srv, name);
+  if (have) {
+    if (strcmp(have->path, path) == 0) { /* e.g. every worker of a pool */
+      *out = have;
+      return 0;
+    }
+    return emx__errf(err, EMX_EEXIST,
+                     "a model named \"%s\" is already loaded from \"%s\"",
+                     name, have->path);
+  }
+  emxd_model *m = calloc(1, sizeof *m);
+  if (!m)
+    return emx__errf(err, EMX_ENOMEM, "out of memory");
+  if (snprintf(m->name, sizeof m->name, "%s", name) >= (int)sizeof m->name ||
+      snprintf(m->path, sizeof m->path, "%s", path) >= (int)sizeof m->path) {
+    free(m);
+    return emx__errf(err, EMX_EINVAL, "model name or path too long");
+  }
+  int rc = emx_model_load_file(srv->engine, name, path, &m->model);
+  if (rc < 0) {
+    emx__errf(err, rc, "%s", emx_engine_last_error(srv->engine));
+    free(m);
+    return rc;
+  }
+  m->id = ++srv->next_model_id;
+  m->from_repo = from_repo;
+  m->seen = true;
+  m->next = srv->models;
+  srv->models = m;
+  emx__log(EMX_LOG_INFO, "model \"%s\" loaded from %s (id %u)", name, path,
+           m->id);
+  *out = m;
+  return 0;
+}
+
+static void unload(emxd_server *srv, emxd_model *m) {
+  for (emxd_model **p = &srv->models; *p; p = &(*p)->next)
+    if (*p == m) {
+      *p = m->next;
+      break;
+    }
+  emx_model_unload(srv->engine, m->model);
+  emx__log(EMX_LOG_INFO, "model \"%s\" unloaded", m->name);
+  free(m);
+}
+
+/* read_config applies DIR/<name>/config.json: {"model": "file.tflite",
+ * "timeout_ms": N}. Unknown keys are reported, not ignored. */
+static int read_config(const char *dir, char *file, size_t file_cap,
+                       int64_t *timeout_ns) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/config.json", dir);
+  struct stat st;
+  if (stat(path, &st) < 0)
+    return 0;
+  json_error_t jerr;
+  json_t *root = json_load_file(path, 0, &jerr);
+  if (!root || !json_is_object(root)) {
+    emx__log(EMX_LOG_ERROR, "%s:%d: %s", path, jerr.line,
+             root ? "not a JSON object" : jerr.text);
+    json_decref(root);
+    return -1;
+  }
+  int rc = 0;
+  const char *key;
+  json_t *v;
+  json_object_foreach(root, key, v) {
+    if (strcmp(key, "model") == 0 && json_is_string(v)) {
+      snprintf(file, file_cap, "%s", json_string_value(v));
+      if (strchr(file, '/')) {
+        emx__log(EMX_LOG_ERROR, "%s: \"model\" must be a file name in the "
+                 "model's folder", path);
+        rc = -1;
+      }
+    } else if (strcmp(key, "timeout_ms") == 0 && json_is_integer(v) &&
+               json_integer_value(v) >= 0) {
+      *timeout_ns = json_integer_value(v) * 1000000;
+    } else {
+      emx__log(EMX_LOG_ERROR, "%s: unknown or malformed key \"%s\" (known: "
+               "model, timeout_ms)", path, key);
+      rc = -1;
+    }
+  }
+  json_decref(root);
+  return rc;
+}
+
+void emxd_repo_scan(emxd_server *srv) {
+  const char *dir = srv->opt->models_dir;
+  if (!dir[0])
+    return;
+  for (emxd_model *m = srv->models; m; m = m->next)
+    m->seen = !m->from_repo;
+  DIR *d = opendir(dir);
+  if (!d) {
+    emx__log(EMX_LOG_ERROR, "model repository %s: %s", dir, strerror(errno));
+  } else {
+    struct dirent *de;
+    while ((de = readdir(d))) {
+      if (de->d_name[0] == '.')
+        continue;
+      char sub[4200], file[256] = "model.tflite", path[4500];
+      int64_t timeout = 0;
+      snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
+      struct stat st;
+      if (stat(sub, &st) < 0 || !S_ISDIR(st.st_mode))
+        continue;
+      if (read_config(sub, file, sizeof file, &timeout) < 0)
+        continue;
+      snprintf(path, sizeof path, "%s/%s", sub, file);
+      if (stat(path, &st) < 0) {
+        emx__log(EMX_LOG_WARN, "model repository: %s has no %s; skipped",
+                 sub, file);
+        continue;
+      }
+      emxd_model *m = emxd_model_by_name(srv, de->d_name);
+      if (m) {
+        m->seen = true;
+        m->default_timeout_ns = timeout;
+        continue;
+      }
+      emx__errbuf err = {{0}};
+      if (emxd_model_load(srv, de->d_name, path, true, &m, &err) < 0) {
+        emx__log(EMX_LOG_ERROR, "model repository: %s", err.msg);
+        continue;
+      }
+      m->default_timeout_ns = timeout;
+    }
+    closedir(d);
+  }
+  emxd_model *m = srv->models;
+  while (m) {
+    emxd_model *next = m->next;
+    if (!m->seen)
+      unload(srv, m);
+    m = next;
+  }
+}
+
+void emxd_models_free(emxd_server *srv) {
+  while (srv->models) {
+    emxd_model *m = srv->models;
+    srv->models = m->next;
+    free(m); /* engine models die with the engine */
+  }
+}

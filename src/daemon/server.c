@@ -1,0 +1,184 @@
+/* server.c — the daemon's I/O thread: one epoll loop for the listener,
+ * signals (signalfd) and every client. Engine workers reply to clients
+ * directly; this thread only reads, accepts and flushes slow writers. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "daemon/daemon.h"
+
+/* On SIGTERM the daemon finishes in-flight work, but a wedged client or
+ * device must not keep it alive forever. */
+#define DRAIN_LIMIT_NS (30 * 1000000000LL)
+
+static int setup_signals(emxd_server *srv) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  /* Blocked in every thread (the engine's workers inherit the mask when
+   * they are created after this), delivered only through the signalfd. */
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  srv->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  return srv->signal_fd < 0 ? -1 : 0;
+}
+
+static void accept_all(emxd_server *srv) {
+  for (;;) {
+    int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED)
+        continue;
+      if (errno != EAGAIN)
+        emx__log(EMX_LOG_WARN, "accept: %s", strerror(errno));
+      return; /* EMFILE too: the next wake-up retries */
+    }
+    emxd_session_accept(srv, fd);
+  }
+}
+
+static void start_drain(emxd_server *srv) {
+  emx__log(EMX_LOG_INFO, "SIGTERM: no new connections; finishing in-flight "
+           "requests");
+  srv->draining = true;
+  if (srv->listen_fd >= 0)
+    epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
+  emxd_listen_close(srv);
+  for (emxd_session *s = srv->sessions; s; s = s->next)
+    emxd_session_stop_reading(s);
+}
+
+static bool drained(emxd_server *srv) {
+  for (emxd_session *s = srv->sessions; s; s = s->next)
+    if (!emxd_session_idle(s))
+      return false;
+  return true;
+}
+
+static void on_signal(emxd_server *srv) {
+  struct signalfd_siginfo si;
+  while (read(srv->signal_fd, &si, sizeof si) == sizeof si) {
+    if (si.ssi_signo == SIGHUP) {
+      emx__log(EMX_LOG_INFO, "SIGHUP: rescanning the model repository");
+      emxd_repo_scan(srv);
+    } else if (!srv->draining) {
+      start_drain(srv);
+    }
+  }
+}
+
+static int loop(emxd_server *srv) {
+  struct epoll_event evs[64];
+  int64_t drain_until = 0;
+  for (;;) {
+    int64_t now = emx_now_ns();
+    int64_t next = emxd_session_check_timeouts(srv, now);
+    if (srv->draining) {
+      if (!drain_until)
+        drain_until = now + DRAIN_LIMIT_NS;
+      if (drained(srv) || now >= drain_until)
+        return 0;
+      next = now + 10000000; /* poll the drain every 10 ms */
+    }
+    int timeout_ms = -1;
+    if (next != INT64_MAX)
+      timeout_ms = (int)((next - now) / 1000000 + 1);
+    int n = epoll_wait(srv->epfd, evs, 64, timeout_ms);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      emx__log(EMX_LOG_ERROR, "epoll_wait: %s", strerror(errno));
+      return -1;
+    }
+    for (int i = 0; i < n; i++) {
+      emxd_ev *ev = evs[i].data.ptr;
+      if (ev->kind == EMXD_EV_LISTEN) {
+        accept_all(srv);
+      } else if (ev->kind == EMXD_EV_SIGNAL) {
+        on_signal(srv);
+      } else {
+        emxd_session *s = ev->ptr;
+        /* Sessions closed earlier in this batch are gone from the list but
+         * may still have events here: skip those. */
+        bool live = false;
+        for (emxd_session *it = srv->sessions; it && !live; it = it->next)
+          live = it == s;
+        if (!live)
+          continue;
+        if (evs[i].events & EPOLLOUT)
+          emxd_session_writable(s);
+        if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+          emxd_session_readable(s);
+      }
+    }
+  }
+}
+
+int emxd_server_run(emxd_options *opt) {
+  emxd_server srv = {.opt = opt, .listen_fd = -1, .signal_fd = -1};
+  emx__errbuf err = {{0}};
+  int rc = 1;
+  srv.started_ns = emx_now_ns();
+  srv.listen_ev.kind = EMXD_EV_LISTEN;
+  srv.signal_ev.kind = EMXD_EV_SIGNAL;
+  if (setup_signals(&srv) < 0) {
+    emx__log(EMX_LOG_ERROR, "signalfd: %s", strerror(errno));
+    return 1;
+  }
+
+  emx_engine_config cfg;
+  emx_engine_config_init(&cfg);
+  cfg.devices = opt->device_count ? opt->devices : NULL;
+  cfg.device_count = opt->device_count;
+  cfg.queue_capacity = opt->queue_capacity;
+  cfg.log_level = opt->log_level;
+  if (emx_engine_create(&srv.engine, &cfg) < 0) {
+    emx__log(EMX_LOG_ERROR, "%s", emx_engine_last_error(NULL));
+    goto out;
+  }
+  emxd_repo_scan(&srv);
+  if (emxd_listen(&srv, &err) < 0) {
+    emx__log(EMX_LOG_ERROR, "%s", err.msg);
+    goto out;
+  }
+  srv.epfd = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event le = {.events = EPOLLIN, .data.ptr = &srv.listen_ev};
+  struct epoll_event se = {.events = EPOLLIN, .data.ptr = &srv.signal_ev};
+  if (srv.epfd < 0 ||
+      epoll_ctl(srv.epfd, EPOLL_CTL_ADD, srv.listen_fd, &le) < 0 ||
+      epoll_ctl(srv.epfd, EPOLL_CTL_ADD, srv.signal_fd, &se) < 0) {
+    emx__log(EMX_LOG_ERROR, "epoll: %s", strerror(errno));
+    goto out;
+  }
+  size_t ndev = emx_engine_device_count(srv.engine);
+  size_t nmodels = 0;
+  for (emxd_model *m = srv.models; m; m = m->next)
+    nmodels++;
+  emx__log(EMX_LOG_INFO, "edgemuxd %s ready: %zu device(s), %zu model(s)", emx_version(),
+           ndev, nmodels);
+  rc = loop(&srv) < 0 ? 1 : 0;
+
+out:
+  while (srv.sessions)
+    emxd_session_close(srv.sessions, NULL);
+  emxd_listen_close(&srv);
+  /* Shutting the engine down completes any request still running; only
+   * then can sessions' arenas be unmapped (the last reference does it). */
+  emx_engine_destroy(srv.engine);
+  emxd_models_free(&srv);
+  if (srv.epfd > 0)
+    close(srv.epfd);
+  if (srv.signal_fd >= 0)
+    close(srv.signal_fd);
+  emx__log(EMX_LOG_INFO, "edgemuxd stopped");
+  return rc;
+}
