@@ -50,15 +50,17 @@ typedef struct emx_client_model emx_client_model;
  * the defaults. */
 typedef struct emx_client_config {
   const char *socket_path; /* NULL: $EDGEMUX_SOCKET, else the default path */
-  size_t arena_bytes;      /* shared tensor arena; default 64 MiB */
+  size_t arena_bytes;      /* shared tensor arena; default 64 MiB; 0 = none
+                              (models, status, ping only) */
   int64_t timeout_ns;      /* connect + hello; default 5 s */
 } emx_client_config;
 
 EMX_EXPORT void emx_client_config_init(emx_client_config *cfg);
 
-/* emx_client_default_socket writes the socket path a client uses without
- * configuration: $EDGEMUX_SOCKET, else $XDG_RUNTIME_DIR/edgemux.sock, else
- * /run/edgemux/edgemux.sock. Returns buf. */
+/* emx_client_default_socket writes the socket path a client (and edgemuxd)
+ * uses without configuration: $EDGEMUX_SOCKET; else, for users other than
+ * root, $XDG_RUNTIME_DIR/edgemux.sock; else /run/edgemux/edgemux.sock (the
+ * machine-wide daemon). Returns buf. */
 EMX_EXPORT const char *emx_client_default_socket(char *buf, size_t len);
 
 /* emx_client_connect connects and says hello (passing the arena). cfg may be

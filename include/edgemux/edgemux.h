@@ -201,7 +201,7 @@ EMX_EXPORT void emx_engine_shutdown(emx_engine *engine);
 
 /* emx_engine_destroy shuts the engine down (see emx_engine_shutdown), unloads
  * every model and frees everything. Request handles the caller still holds
- * stay valid for emx_request_status/_wait/_destroy. No other thread may use
+ * stay valid for emx_request_wait/_poll/_destroy. No other thread may use
  * the engine, its models or streams during or after this call. */
 EMX_EXPORT void emx_engine_destroy(emx_engine *engine);
 
@@ -219,7 +219,8 @@ EMX_EXPORT const char *emx_engine_last_error(const emx_engine *engine);
  * how requests and the daemon refer to it (copied; 1..63 bytes). Errors:
  * EMX_ENOENT/EMX_EIO (file), EMX_EMODEL (not a TFLite model),
  * EMX_EUNSUPPORTED (an op no device can run; the message names it),
- * EMX_EEXIST (name taken). The handle is valid until emx_model_unload. */
+ * EMX_EEXIST (name taken). The handle (out may be NULL: find the model by
+ * name later) is valid until emx_model_unload or emx_engine_destroy. */
 EMX_EXPORT int emx_model_load_file(emx_engine *engine, const char *name,
                                    const char *path, emx_model **out);
 

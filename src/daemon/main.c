@@ -17,8 +17,8 @@ static void usage(FILE *f) {
 "local clients over a Unix socket, tensors in shared memory.\n"
 "\n"
 "  --socket PATH            listen here (default: $EDGEMUX_SOCKET, else\n"
-"                           /run/edgemux/edgemux.sock for root, else\n"
-"                           $XDG_RUNTIME_DIR/edgemux.sock)\n"
+"                           $XDG_RUNTIME_DIR/edgemux.sock for users other\n"
+"                           than root, else /run/edgemux/edgemux.sock)\n"
 "  --device SPEC            a device, repeatable (default: cpu = one worker\n"
 "                           per core); e.g. cpu:workers=2,threads=1\n"
 "  --models DIR             model repository: DIR/<name>/model.tflite and\n"
@@ -150,11 +150,6 @@ int main(int argc, char **argv) {
   if (optind < argc) {
     fprintf(stderr, "edgemuxd: unexpected argument \"%s\" (see --help)\n",
             argv[optind]);
-    return 2;
-  }
-  if (!o.socket_path[0]) {
-    fprintf(stderr, "edgemuxd: no socket path: pass --socket or set "
-                    "EDGEMUX_SOCKET or XDG_RUNTIME_DIR\n");
     return 2;
   }
   emx__log_set_level(o.log_level);

@@ -12,6 +12,13 @@
 #include "core/log.h"
 #include "daemon/daemon.h"
 
+/* join joins a/b into dst; -1 if it does not fit (the entry is skipped
+ * rather than loaded from a truncated path). */
+static int join(char *dst, size_t cap, const char *a, const char *b) {
+  int n = snprintf(dst, cap, "%s/%s", a, b);
+  return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
 emxd_model *emxd_model_by_name(emxd_server *srv, const char *name) {
   for (emxd_model *m = srv->models; m; m = m->next)
     if (strcmp(m->name, name) == 0)
@@ -79,9 +86,8 @@ static void unload(emxd_server *srv, emxd_model *m) {
 static int read_config(const char *dir, char *file, size_t file_cap,
                        int64_t *timeout_ns) {
   char path[4200];
-  snprintf(path, sizeof path, "%s/config.json", dir);
   struct stat st;
-  if (stat(path, &st) < 0)
+  if (join(path, sizeof path, dir, "config.json") < 0 || stat(path, &st) < 0)
     return 0;
   json_error_t jerr;
   json_t *root = json_load_file(path, 0, &jerr);
@@ -131,14 +137,13 @@ void emxd_repo_scan(emxd_server *srv) {
         continue;
       char sub[4200], file[256] = "model.tflite", path[4500];
       int64_t timeout = 0;
-      snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
       struct stat st;
-      if (stat(sub, &st) < 0 || !S_ISDIR(st.st_mode))
+      if (join(sub, sizeof sub, dir, de->d_name) < 0 || stat(sub, &st) < 0 ||
+          !S_ISDIR(st.st_mode))
         continue;
       if (read_config(sub, file, sizeof file, &timeout) < 0)
         continue;
-      snprintf(path, sizeof path, "%s/%s", sub, file);
-      if (stat(path, &st) < 0) {
+      if (join(path, sizeof path, sub, file) < 0 || stat(path, &st) < 0) {
         emx__log(EMX_LOG_WARN, "model repository: %s has no %s; skipped",
                  sub, file);
         continue;

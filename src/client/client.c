@@ -1,0 +1,410 @@
+/* client.c — the client's public face: connect/destroy, models, ping and
+ * status. Requests and tensors are in request.c, the connection in io.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/internal.h"
+
+#define DEFAULT_ARENA_BYTES ((size_t)64 << 20)
+#define DEFAULT_TIMEOUT_NS (5 * 1000000000LL)
+
+EMX_EXPORT void emx_client_config_init(emx_client_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->arena_bytes = DEFAULT_ARENA_BYTES;
+  cfg->timeout_ns = DEFAULT_TIMEOUT_NS;
+}
+
+EMX_EXPORT const char *emx_client_default_socket(char *buf, size_t len) {
+  if (!buf || len == 0)
+    return buf;
+  /* One rule for daemon and clients alike: root's daemon serves the whole
+   * machine from /run; a user's own daemon lives in its runtime dir. */
+  const char *env = getenv("EDGEMUX_SOCKET");
+  const char *xdg = getenv("XDG_RUNTIME_DIR");
+  if (env && *env)
+    snprintf(buf, len, "%s", env);
+  else if (geteuid() != 0 && xdg && *xdg)
+    snprintf(buf, len, "%s/edgemux.sock", xdg);
+  else
+    snprintf(buf, len, "/run/edgemux/edgemux.sock");
+  return buf;
+}
+
+EMX_EXPORT int emx_client_connect(emx_client **out,
+                                  const emx_client_config *cfg) {
+  if (!out)
+    return emx__fail(NULL, EMX_EINVAL, "emx_client_connect: out is NULL");
+  *out = NULL;
+  emx_client_config def;
+  if (!cfg) {
+    emx_client_config_init(&def);
+    cfg = &def;
+  }
+  emx_client *c = calloc(1, sizeof *c);
+  if (!c)
+    return emx__fail(NULL, EMX_ENOMEM, "out of memory creating a client");
+  c->rbuf = malloc(EMX_WIRE_MAX_MSG);
+  if (!c->rbuf) {
+    free(c);
+    return emx__fail(NULL, EMX_ENOMEM, "out of memory creating a client");
+  }
+  char path[4096];
+  if (cfg->socket_path && *cfg->socket_path)
+    snprintf(path, sizeof path, "%s", cfg->socket_path);
+  else
+    emx_client_default_socket(path, sizeof path);
+  if (strlen(path) >= sizeof c->path) {
+    free(c->rbuf);
+    free(c);
+    return emx__fail(NULL, EMX_EINVAL,
+                     "socket path \"%.200s...\" is too long (a Unix socket "
+                     "path holds at most %zu bytes)",
+                     path, sizeof c->path - 1);
+  }
+  memcpy(c->path, path, strlen(path) + 1);
+  c->arena_bytes = cfg->arena_bytes;
+  c->timeout_ns = cfg->timeout_ns > 0 ? cfg->timeout_ns : DEFAULT_TIMEOUT_NS;
+  c->sock = -1;
+  c->arena.fd = -1;
+  c->next_id = 1;
+  c->refs = 1;
+  emx__client_init_sync(c);
+  emx__errbuf err;
+  int rc = emx__client_open(c, &err);
+  if (rc < 0) {
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c->rbuf);
+    free(c);
+    return emx__fail(NULL, rc, "%s", err.msg);
+  }
+  *out = c;
+  return 0;
+}
+
+static void model_free(emx_client_model *m) {
+  if (!m)
+    return;
+  for (size_t i = 0; i < m->nin + m->nout; i++)
+    free((char *)m->info[i].name);
+  free(m->info);
+  free(m->name);
+  free(m);
+}
+
+EMX_EXPORT void emx_client_destroy(emx_client *c) {
+  if (!c)
+    return;
+  emx__client_enter(c, 0);
+  c->closed = 1;
+  /* Handles the caller still holds complete now; abandoned ones are freed.
+   * Closing the socket tells the daemon to drop what is left. */
+  emx__client_set_broken(c, EMX_ECANCELED,
+                         "the client was destroyed before the request "
+                         "completed");
+  if (c->sock >= 0)
+    close(c->sock);
+  c->sock = -1;
+  emx__arena_close(&c->arena);
+  emx__alloc_fini(&c->alloc);
+  while (c->models) {
+    emx_client_model *m = c->models;
+    c->models = m->next;
+    model_free(m);
+  }
+  free(c->rbuf);
+  c->rbuf = NULL;
+  emx__client_release(c); /* the shell lives on while request handles do */
+}
+
+EMX_EXPORT const char *emx_client_last_error(const emx_client *c) {
+  return emx__last_error(c);
+}
+
+/* ---- helpers for control calls ------------------------------------------- */
+
+/* put_name appends an emx__wire_name and the bytes. */
+static void put_name(emx__wire_buf *b, const char *s, size_t len) {
+  emx__wire_name n = {.len = (uint32_t)len};
+  emx__wire_put(b, &n, sizeof n);
+  emx__wire_put(b, s, len);
+}
+
+/* simple_rpc: a header-only request. Locked. */
+static int simple_rpc(emx_client *c, uint8_t type, uint8_t expect, void **reply,
+                      emx__wire_msg *msg) {
+  uint64_t storage[4];
+  emx__wire_buf b;
+  emx__wire_begin(&b, storage, type, 0);
+  size_t len = emx__wire_end(&b);
+  return emx__client_rpc(c, storage, len, expect, reply, msg);
+}
+
+EMX_EXPORT int emx_client_ping(emx_client *c) {
+  if (!c)
+    return emx__fail(c, EMX_EINVAL, "client is NULL");
+  emx__client_enter(c, 1);
+  void *reply;
+  emx__wire_msg m;
+  int rc = simple_rpc(c, EMX_WIRE_PING, EMX_WIRE_PONG, &reply, &m);
+  free(reply);
+  emx__client_leave(c);
+  return rc;
+}
+
+EMX_EXPORT int emx_client_status(emx_client *c, char **text) {
+  if (!c || !text)
+    return emx__fail(c, EMX_EINVAL, "client and text must not be NULL");
+  *text = NULL;
+  emx__client_enter(c, 1);
+  void *reply;
+  emx__wire_msg m;
+  int rc = simple_rpc(c, EMX_WIRE_STATUS, EMX_WIRE_STATUS_OK, &reply, &m);
+  emx__client_leave(c);
+  if (rc < 0)
+    return rc;
+  /* STATUS_OK has no length field: its text runs to the end of the packet,
+   * possibly with NUL padding. */
+  size_t len = strnlen(m.u.text.text, m.u.text.len);
+  char *s = malloc(len + 1);
+  if (!s) {
+    free(reply);
+    return emx__fail(c, EMX_ENOMEM, "out of memory copying the status");
+  }
+  memcpy(s, m.u.text.text, len);
+  s[len] = '\0';
+  free(reply);
+  *text = s;
+  return 0;
+}
+
+EMX_EXPORT int emx_client_models(emx_client *c,
+                                 void (*fn)(const char *name, void *user),
+                                 void *user) {
+  if (!c || !fn)
+    return emx__fail(c, EMX_EINVAL, "client and fn must not be NULL");
+  emx__client_enter(c, 1);
+  void *reply;
+  emx__wire_msg m;
+  int rc = simple_rpc(c, EMX_WIRE_LIST, EMX_WIRE_MODELS, &reply, &m);
+  emx__client_leave(c);
+  if (rc < 0)
+    return rc;
+  /* Calls fn unlocked: it may use the client. The names were validated by
+   * emx__wire_decode (lengths in range, padded, no NUL). */
+  const uint8_t *p = m.u.models.names;
+  char name[EMX_WIRE_MAX_NAME + 1];
+  for (uint32_t i = 0; i < m.u.models.count; i++) {
+    emx__wire_name n;
+    memcpy(&n, p, sizeof n);
+    memcpy(name, p + sizeof n, n.len);
+    name[n.len] = '\0';
+    p += sizeof n + EMX_WIRE_PAD8(n.len);
+    fn(name, user);
+  }
+  free(reply);
+  return 0;
+}
+
+/* ---- models -------------------------------------------------------------- */
+
+/* parse_model builds a model object from a decoded MODEL reply. */
+static int parse_model(emx_client *c, const char *name,
+                       const emx__wire_msg *msg, emx_client_model **out) {
+  const emx__wire_model *wm = msg->u.model.m;
+  size_t n = (size_t)wm->nin + wm->nout;
+  emx_client_model *m = calloc(1, sizeof *m);
+  if (!m || !(m->name = strdup(name)) ||
+      !(m->info = calloc(n ? n : 1, sizeof *m->info))) {
+    if (m)
+      free(m->name);
+    free(m);
+    return emx__fail(c, EMX_ENOMEM, "out of memory opening model \"%s\"", name);
+  }
+  m->client = c;
+  m->id = wm->model;
+  m->gen = c->gen;
+  const uint8_t *p = msg->u.model.tensors;
+  for (size_t i = 0; i < n; i++) {
+    emx__wire_tensor t;
+    memcpy(&t, p, sizeof t);
+    emx_tensor_info *ti = &m->info[i];
+    char *tn = malloc((size_t)t.name_len + 1);
+    if (!tn) {
+      model_free(m);
+      return emx__fail(c, EMX_ENOMEM, "out of memory opening model \"%s\"",
+                       name);
+    }
+    memcpy(tn, p + sizeof t, t.name_len);
+    tn[t.name_len] = '\0';
+    ti->name = tn;
+    ti->dtype = (emx_dtype)t.dtype;
+    ti->rank = t.rank; /* 0..8, checked by decode */
+    for (int d = 0; d < EMX_MAX_DIMS; d++)
+      ti->dims[d] = d < t.rank ? t.dims[d] : 0;
+    ti->bytes = (size_t)t.bytes;
+    ti->scale = t.scale;
+    ti->zero_point = t.zero_point;
+    /* Counted after the name so model_free frees what exists. */
+    if (i < wm->nin)
+      m->nin++;
+    else
+      m->nout++;
+    p += sizeof t + EMX_WIRE_PAD8(t.name_len);
+  }
+  *out = m;
+  return 0;
+}
+
+static int same_info(const emx_client_model *a, const emx_client_model *b) {
+  if (a->nin != b->nin || a->nout != b->nout)
+    return 0;
+  for (size_t i = 0; i < a->nin + a->nout; i++) {
+    const emx_tensor_info *x = &a->info[i], *y = &b->info[i];
+    if (strcmp(x->name, y->name) || x->dtype != y->dtype ||
+        x->rank != y->rank || x->bytes != y->bytes || x->scale != y->scale ||
+        x->zero_point != y->zero_point ||
+        memcmp(x->dims, y->dims, sizeof x->dims))
+      return 0;
+  }
+  return 1;
+}
+
+/* open_reply: turn a MODEL reply into a model object; an object already
+ * open under that name with the same tensors is reused (so opening in a
+ * loop does not grow memory). Locked. */
+static int open_reply(emx_client *c, const char *name, const emx__wire_msg *msg,
+                      emx_client_model **out) {
+  emx_client_model *m = NULL;
+  int rc = parse_model(c, name, msg, &m);
+  if (rc < 0)
+    return rc;
+  for (emx_client_model *o = c->models; o; o = o->next) {
+    if (strcmp(o->name, name) == 0 && same_info(o, m)) {
+      o->id = m->id;
+      o->gen = m->gen;
+      model_free(m);
+      *out = o;
+      return 0;
+    }
+  }
+  m->next = c->models;
+  c->models = m;
+  *out = m;
+  return 0;
+}
+
+static int check_name(emx_client *c, const char *name) {
+  size_t len = name ? strlen(name) : 0;
+  if (len == 0 || len > EMX_WIRE_MAX_NAME)
+    return emx__fail(c, EMX_EINVAL, "model name must be 1..%d bytes (got %zu)",
+                     EMX_WIRE_MAX_NAME, len);
+  return 0;
+}
+
+EMX_EXPORT int emx_client_model_open(emx_client *c, const char *name,
+                                     emx_client_model **out) {
+  if (!c || !out)
+    return emx__fail(c, EMX_EINVAL, "client and out must not be NULL");
+  *out = NULL;
+  int rc = check_name(c, name);
+  if (rc < 0)
+    return rc;
+  uint64_t storage[(sizeof(emx__wire_hdr) + sizeof(emx__wire_name) +
+                    EMX_WIRE_MAX_NAME + 8) /
+                       8 +
+                   1];
+  emx__wire_buf b;
+  emx__wire_begin(&b, storage, EMX_WIRE_OPEN, 0);
+  put_name(&b, name, strlen(name));
+  size_t len = emx__wire_end(&b);
+  emx__client_enter(c, 1);
+  void *reply;
+  emx__wire_msg msg;
+  rc = emx__client_rpc(c, storage, len, EMX_WIRE_MODEL, &reply, &msg);
+  if (rc == 0)
+    rc = open_reply(c, name, &msg, out);
+  emx__client_leave(c);
+  free(reply);
+  return rc;
+}
+
+EMX_EXPORT int emx_client_model_load(emx_client *c, const char *name,
+                                     const char *path, emx_client_model **out) {
+  if (!c || !out || !path)
+    return emx__fail(c, EMX_EINVAL, "client, path and out must not be NULL");
+  *out = NULL;
+  int rc = check_name(c, name);
+  if (rc < 0)
+    return rc;
+  /* The daemon has its own working directory: send an absolute path. */
+  char abs[4097];
+  if (path[0] == '/') {
+    snprintf(abs, sizeof abs, "%s", path);
+  } else {
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd))
+      return emx__fail(c, EMX_EIO, "getcwd: %s", strerror(errno));
+    snprintf(abs, sizeof abs, "%s/%s", cwd, path);
+  }
+  size_t plen = strlen(abs);
+  if (plen == 0 || plen >= 4096 || strlen(path) >= 4096)
+    return emx__fail(c, EMX_EINVAL, "model path \"%s\" is too long", path);
+  void *storage = malloc(EMX_WIRE_MAX_MSG);
+  if (!storage)
+    return emx__fail(c, EMX_ENOMEM, "out of memory");
+  emx__wire_buf b;
+  emx__wire_begin(&b, storage, EMX_WIRE_LOAD, 0);
+  put_name(&b, name, strlen(name));
+  put_name(&b, abs, plen);
+  size_t len = emx__wire_end(&b);
+  emx__client_enter(c, 1);
+  void *reply;
+  emx__wire_msg msg;
+  rc = emx__client_rpc(c, storage, len, EMX_WIRE_MODEL, &reply, &msg);
+  if (rc == 0)
+    rc = open_reply(c, name, &msg, out);
+  emx__client_leave(c);
+  free(reply);
+  free(storage);
+  return rc;
+}
+
+/* The counts and infos never change after open (a reopen after fork only
+ * updates the id), so they are read without the lock. */
+EMX_EXPORT size_t emx_client_model_input_count(const emx_client_model *m) {
+  return m ? m->nin : 0;
+}
+
+EMX_EXPORT size_t emx_client_model_output_count(const emx_client_model *m) {
+  return m ? m->nout : 0;
+}
+
+static int info(const emx_client_model *m, size_t index, int output,
+                emx_tensor_info *out) {
+  if (!m || !out)
+    return emx__fail(m ? m->client : NULL, EMX_EINVAL,
+                     "model and out must not be NULL");
+  size_t n = output ? m->nout : m->nin;
+  if (index >= n)
+    return emx__fail(m->client, EMX_EINVAL,
+                     "model \"%s\" has %zu %s%s; index %zu is out of range",
+                     m->name, n, output ? "output" : "input", n == 1 ? "" : "s",
+                     index);
+  *out = m->info[(output ? m->nin : 0) + index];
+  return 0;
+}
+
+EMX_EXPORT int emx_client_model_input_info(const emx_client_model *m,
+                                           size_t index, emx_tensor_info *out) {
+  return info(m, index, 0, out);
+}
+
+EMX_EXPORT int emx_client_model_output_info(const emx_client_model *m,
+                                            size_t index,
+                                            emx_tensor_info *out) {
+  return info(m, index, 1, out);
+}

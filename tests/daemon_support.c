@@ -1,0 +1,187 @@
+/* daemon_support.c — see daemon_support.h. */
+#include "daemon_support.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "edgemux/client.h"
+
+#ifndef EMX_BIN_DIR
+#error "EMX_BIN_DIR must name the build's bin/ folder"
+#endif
+#ifndef EMX_REPO_DIR
+#error "EMX_REPO_DIR must name the test model repository"
+#endif
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+  }
+}
+
+static void print_log(const emxt_daemon *d) {
+  FILE *f = fopen(d->log, "r");
+  if (!f)
+    return;
+  char line[512];
+  fprintf(stderr, "---- edgemuxd log (%s) ----\n", d->log);
+  while (fgets(line, sizeof line, f))
+    fputs(line, stderr);
+  fclose(f);
+}
+
+int emxt_daemon_start(emxt_daemon *d, const char *const *extra_args) {
+  memset(d, 0, sizeof *d);
+  snprintf(d->dir, sizeof d->dir, "/tmp/emxt-XXXXXX");
+  if (!mkdtemp(d->dir))
+    return -1;
+  snprintf(d->socket, sizeof d->socket, "%s/edgemux.sock", d->dir);
+  snprintf(d->log, sizeof d->log, "%s/edgemuxd.log", d->dir);
+  setenv("EDGEMUX_SOCKET", d->socket, 1);
+
+  const char *argv[64];
+  int argc = 0;
+  argv[argc++] = EMX_BIN_DIR "/edgemuxd";
+  argv[argc++] = "--socket";
+  argv[argc++] = d->socket;
+  argv[argc++] = "--models";
+  argv[argc++] = EMX_REPO_DIR;
+  argv[argc++] = "--log-level";
+  argv[argc++] = "info";
+  for (int i = 0; extra_args && extra_args[i] && argc < 62; i++)
+    argv[argc++] = extra_args[i];
+  argv[argc] = NULL;
+
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  d->pid = pid;
+  for (int waited = 0; waited < 10000; waited += 20) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      d->pid = 0;
+      print_log(d);
+      return -1;
+    }
+    emx_client_config cfg;
+    emx_client_config_init(&cfg);
+    cfg.socket_path = d->socket;
+    cfg.arena_bytes = 0;
+    emx_client *c;
+    if (emx_client_connect(&c, &cfg) == 0) {
+      int rc = emx_client_ping(c);
+      emx_client_destroy(c);
+      if (rc == 0)
+        return 0;
+    }
+    sleep_ms(20);
+  }
+  print_log(d);
+  emxt_daemon_kill(d);
+  return -1;
+}
+
+static int reap(emxt_daemon *d, int timeout_ms) {
+  for (int waited = 0; waited <= timeout_ms; waited += 10) {
+    int status;
+    pid_t r = waitpid(d->pid, &status, WNOHANG);
+    if (r == d->pid) {
+      d->pid = 0;
+      return WIFEXITED(status) ? WEXITSTATUS(status)
+                               : 128 + WTERMSIG(status);
+    }
+    sleep_ms(10);
+  }
+  return -1;
+}
+
+int emxt_daemon_stop(emxt_daemon *d) {
+  if (!d->pid)
+    return -1;
+  kill(d->pid, SIGTERM);
+  int rc = reap(d, 30000);
+  if (rc < 0) {
+    print_log(d);
+    emxt_daemon_kill(d);
+  }
+  return rc;
+}
+
+void emxt_daemon_kill(emxt_daemon *d) {
+  if (!d->pid)
+    return;
+  kill(d->pid, SIGKILL);
+  waitpid(d->pid, NULL, 0);
+  d->pid = 0;
+}
+
+int emxt_fd_count(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+  DIR *dir = opendir(path);
+  if (!dir)
+    return -1;
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(dir)))
+    n += de->d_name[0] != '.';
+  closedir(dir);
+  return n;
+}
+
+int emxt_memfd_maps(pid_t pid) {
+  char path[64], line[512];
+  snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  int n = 0;
+  while (fgets(line, sizeof line, f))
+    n += strstr(line, "/memfd:") != NULL;
+  fclose(f);
+  return n;
+}
+
+long emxt_rss_kib(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  long kib = -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+      break;
+  fclose(f);
+  return kib;
+}
+
+int emxt_log_contains(const emxt_daemon *d, const char *text) {
+  FILE *f = fopen(d->log, "r");
+  if (!f)
+    return 0;
+  char line[1024];
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f))
+    found = strstr(line, text) != NULL;
+  fclose(f);
+  return found;
+}

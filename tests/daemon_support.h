@@ -1,0 +1,37 @@
+/* daemon_support.h — start, stop and inspect a real edgemuxd for tests. */
+#ifndef EMX_TESTS_DAEMON_SUPPORT_H
+#define EMX_TESTS_DAEMON_SUPPORT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct emxt_daemon {
+  pid_t pid;        /* edgemuxd, 0 when not running */
+  char dir[64];     /* private temp folder (socket, log) */
+  char socket[108]; /* its socket */
+  char log[128];    /* its stderr */
+} emxt_daemon;
+
+/* emxt_daemon_start runs build/bin/edgemuxd with --socket in a fresh temp
+ * folder, --models on the test repository (.deps/repo), and the extra
+ * arguments (NULL-terminated, may be NULL), then waits until it answers a
+ * ping (10 s at most). Sets EDGEMUX_SOCKET for this process, so clients
+ * (and forked children) find it. Returns 0, or -1 with the log printed. */
+int emxt_daemon_start(emxt_daemon *d, const char *const *extra_args);
+
+/* emxt_daemon_stop sends SIGTERM and waits; returns the exit status (or
+ * 128+signal), -1 if it did not exit within 30 s (then it is killed). */
+int emxt_daemon_stop(emxt_daemon *d);
+
+/* emxt_daemon_kill sends SIGKILL and reaps it. */
+void emxt_daemon_kill(emxt_daemon *d);
+
+/* /proc readings of a process: open fds, mappings of memfds, VmRSS. */
+int emxt_fd_count(pid_t pid);
+int emxt_memfd_maps(pid_t pid);
+long emxt_rss_kib(pid_t pid);
+
+/* emxt_log_contains: does the daemon's log contain `text`? */
+int emxt_log_contains(const emxt_daemon *d, const char *text);
+
+#endif
