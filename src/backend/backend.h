@@ -66,5 +66,6 @@ const emx__backend_ops *emx__backend_find(const char *kind);
 const char *emx__backend_kinds(void);
 
 extern const emx__backend_ops emx__backend_cpu;
+extern const emx__backend_ops emx__backend_sim;
 
 #endif

@@ -63,27 +63,14 @@ static void cpu_close(void *dev) {
   free(dev);
 }
 
-static void xnnpack_free(TfLiteDelegate *d) {
-  TfLiteXNNPackDelegateDelete(d);
-}
-
 static int cpu_prepare(void *dev, const void *data, size_t size, void **prep,
                        emx__model_desc *desc, emx__errbuf *err) {
   cpu_device *d = dev;
   cpu_model *m = calloc(1, sizeof *m);
   if (!m)
     return emx__errf(err, EMX_ENOMEM, "out of memory preparing a model");
-  /* The 2.9 C API does not apply XNNPACK by itself (about 8x slower on our
-   * models without it). As TFLite does internally, one thread means "no
-   * thread pool" (0), not a pool of one. */
-  emx__xnnpack_options xo = {.num_threads = d->threads > 1 ? d->threads : 0};
-  TfLiteDelegate *xnn = TfLiteXNNPackDelegateCreate(&xo);
-  if (!xnn) {
-    free(m);
-    return emx__errf(err, EMX_EDEVICE, "cannot create the XNNPACK delegate");
-  }
-  int rc = emx__tfl_prepare(&m->tfl, data, size, d->threads, xnn, xnnpack_free,
-                            desc, err);
+  int rc = emx__tfl_prepare_xnnpack(&m->tfl, data, size, d->threads, desc,
+                                    err);
   if (rc < 0) {
     free(m);
     return rc;

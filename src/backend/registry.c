@@ -7,6 +7,7 @@
 
 static const emx__backend_ops *const backends[] = {
     &emx__backend_cpu,
+    &emx__backend_sim,
 };
 
 const emx__backend_ops *emx__backend_find(const char *kind) {
@@ -17,7 +18,7 @@ const emx__backend_ops *emx__backend_find(const char *kind) {
 }
 
 const char *emx__backend_kinds(void) {
-  return "cpu";
+  return "cpu, sim";
 }
 
 static void free_infos(emx_tensor_info *infos, size_t n) {

@@ -15,6 +15,11 @@ typedef struct emx__xnnpack_options {
 } emx__xnnpack_options;
 
 TfLiteDelegate *TfLiteXNNPackDelegateCreate(const emx__xnnpack_options *opts);
+
+/* Exported by the 2.9 library, declared only in its experimental header,
+ * which the package does not ship. */
+TfLiteStatus TfLiteInterpreterResetVariableTensors(
+    TfLiteInterpreter *interpreter);
 void TfLiteXNNPackDelegateDelete(TfLiteDelegate *delegate);
 
 /* emx__tfl_model is one model prepared for one device: an interpreter and
@@ -34,6 +39,13 @@ int emx__tfl_prepare(emx__tfl_model *m, const void *data, size_t size,
                      int threads, TfLiteDelegate *delegate,
                      void (*delegate_free)(TfLiteDelegate *),
                      emx__model_desc *desc, emx__errbuf *err);
+
+/* emx__tfl_prepare_xnnpack is emx__tfl_prepare with an XNNPACK delegate of
+ * `threads` threads: the CPU configuration every backend shares, so their
+ * outputs are bit-identical. */
+int emx__tfl_prepare_xnnpack(emx__tfl_model *m, const void *data, size_t size,
+                             int threads, emx__model_desc *desc,
+                             emx__errbuf *err);
 
 /* emx__tfl_release frees what emx__tfl_prepare made. */
 void emx__tfl_release(emx__tfl_model *m);

@@ -407,16 +407,19 @@ EMX_EXPORT int emx_request_wait(emx_request *r, int64_t timeout_ns) {
       if (now < expect - WAIT_SPIN_NS && expect - WAIT_SPIN_NS < wake)
         wake = expect - WAIT_SPIN_NS;
     }
+    /* Sleep until the deadline of this wait or the spin window, unless
+     * something changed meanwhile: the worker broadcasts when the request
+     * starts (with its expected finish) and when it completes. */
     pthread_mutex_lock(&r->lock);
-    if (atomic_load(&r->state) != EMX__REQ_COMPLETE) {
-      r->has_waiter = true;
+    r->has_waiter = true;
+    if (atomic_load(&r->state) == st &&
+        atomic_load_explicit(&r->expect_ns, memory_order_relaxed) == expect) {
       if (wake == INT64_MAX) {
-        /* Re-check periodically: the state may turn RUNNING, and then the
-         * spin window is worth using. */
-        wake = now + 1000000;
+        pthread_cond_wait(&r->done_cv, &r->lock);
+      } else {
+        struct timespec ts = emx__abstime(wake);
+        pthread_cond_timedwait(&r->done_cv, &r->lock, &ts);
       }
-      struct timespec ts = emx__abstime(wake);
-      pthread_cond_timedwait(&r->done_cv, &r->lock, &ts);
     }
     pthread_mutex_unlock(&r->lock);
   }

@@ -48,6 +48,12 @@ static void run_request(emx__device *dev, struct emx_request *req) {
   long long expect = atomic_load_explicit(ewma, memory_order_relaxed);
   atomic_store_explicit(&req->expect_ns, expect ? t0 + expect : 0,
                         memory_order_relaxed);
+  /* Tell a sleeping waiter when to expect the result, so it can be awake
+   * and polling by then (a wake-up now overlaps the device's work). */
+  pthread_mutex_lock(&req->lock);
+  if (req->has_waiter)
+    pthread_cond_broadcast(&req->done_cv);
+  pthread_mutex_unlock(&req->lock);
   int rc;
   void *prep = m->prep[dev->index];
   if (!prep)
