@@ -67,5 +67,6 @@ const char *emx__backend_kinds(void);
 
 extern const emx__backend_ops emx__backend_cpu;
 extern const emx__backend_ops emx__backend_sim;
+extern const emx__backend_ops emx__backend_edgetpu;
 
 #endif

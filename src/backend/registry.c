@@ -8,6 +8,7 @@
 static const emx__backend_ops *const backends[] = {
     &emx__backend_cpu,
     &emx__backend_sim,
+    &emx__backend_edgetpu,
 };
 
 const emx__backend_ops *emx__backend_find(const char *kind) {
@@ -18,7 +19,7 @@ const emx__backend_ops *emx__backend_find(const char *kind) {
 }
 
 const char *emx__backend_kinds(void) {
-  return "cpu, sim";
+  return "cpu, sim, edgetpu";
 }
 
 static void free_infos(emx_tensor_info *infos, size_t n) {
