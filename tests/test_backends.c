@@ -1,0 +1,338 @@
+/* test_backends.c — the sim backend (simulated Edge TPU) and the edgetpu
+ * backend against the stub libedgetpu: outputs, exclusive open across
+ * processes, injected faults, costs, and every load-time error. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "support.h"
+#include "tensorflow/lite/c/c_api.h"
+
+#ifndef EMX_STUB_EDGETPU
+#error "EMX_STUB_EDGETPU must name the stub library"
+#endif
+
+static char lock_dir[64];
+
+static int group_setup(void **state) {
+  snprintf(lock_dir, sizeof lock_dir, "/tmp/emx-locks-XXXXXX");
+  if (!mkdtemp(lock_dir))
+    return -1;
+  /* Private lock folders: parallel test runs never see each other's
+   * simulated devices as busy. */
+  setenv("EMX_SIM_LOCK_DIR", lock_dir, 1);
+  setenv("EMX_STUB_EDGETPU_LOCK_DIR", lock_dir, 1);
+  return 0;
+}
+
+static int create(const char *spec, emx_engine **out) {
+  const char *devices[1] = {spec};
+  emx_engine_config cfg;
+  emx_engine_config_init(&cfg);
+  cfg.devices = devices;
+  cfg.device_count = 1;
+  return emx_engine_create(out, &cfg);
+}
+
+/* run_once runs one request with seeded inputs; outputs are returned. */
+static int run_once(emx_engine *e, emx_model *m, uint64_t seed,
+                    emx_tensor **in, emx_tensor **out, emx_timings *t) {
+  *in = tensors_inputs(m);
+  *out = tensors_outputs(m);
+  tensors_fill_random(*in, emx_model_input_count(m), seed);
+  emx_request_desc d;
+  request_init(&d, m, *in, *out);
+  return emx_infer(e, &d, t);
+}
+
+static void free_io(emx_model *m, emx_tensor *in, emx_tensor *out) {
+  tensors_free(in, emx_model_input_count(m));
+  tensors_free(out, emx_model_output_count(m));
+}
+
+/* ---- sim ---------------------------------------------------------------- */
+
+static void sim_outputs_match_cpu(void **state) {
+  emx_engine *e;
+  assert_int_equal(create("sim:11", &e), 0);
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  oracle *o = oracle_create(MODEL_FACE_SHORT);
+  for (uint64_t seed = 1; seed <= 3; seed++) {
+    emx_tensor *in, *out;
+    assert_int_equal(run_once(e, m, seed, &in, &out, NULL), 0);
+    emx_tensor *want = tensors_outputs(m);
+    oracle_run(o, in, 1, want, 2);
+    assert_true(tensors_equal(out, want, 2));
+    tensors_free(want, 2);
+    free_io(m, in, out);
+  }
+  oracle_destroy(o);
+  emx_engine_destroy(e);
+}
+
+/* A child process tries to open what the parent holds. Returns the child's
+ * emx_engine_create status (negated into the exit code). */
+static int open_in_child(const char *spec, char *msg, size_t cap) {
+  int pipefd[2];
+  assert_int_equal(pipe(pipefd), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(pipefd[0]);
+    emx_engine *e = NULL;
+    int rc = create(spec, &e);
+    const char *text = emx_engine_last_error(NULL);
+    if (write(pipefd[1], text, strlen(text)) < 0)
+      _exit(100);
+    emx_engine_destroy(e);
+    _exit(-rc);
+  }
+  close(pipefd[1]);
+  ssize_t n = read(pipefd[0], msg, cap - 1);
+  msg[n > 0 ? n : 0] = '\0';
+  close(pipefd[0]);
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  return -WEXITSTATUS(status);
+}
+
+static void sim_exclusive_across_processes(void **state) {
+  emx_engine *e;
+  char msg[512];
+  assert_int_equal(create("sim:12", &e), 0);
+  assert_int_equal(open_in_child("sim:12", msg, sizeof msg), EMX_EBUSY);
+  assert_true(contains(msg, "device busy"));
+  char pid[32];
+  snprintf(pid, sizeof pid, "pid %d", (int)getpid());
+  assert_true(contains(msg, pid)); /* names the holder */
+  /* Another id is another device. */
+  assert_int_equal(open_in_child("sim:13", msg, sizeof msg), 0);
+  emx_engine_destroy(e);
+  /* Released with the engine: now the child gets it. */
+  assert_int_equal(open_in_child("sim:12", msg, sizeof msg), 0);
+}
+
+static void sim_fail_at(void **state) {
+  emx_engine *e;
+  assert_int_equal(create("sim:14,fail_at=2", &e), 0);
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  int want[4] = {0, EMX_EDEVICE, 0, 0};
+  for (int i = 0; i < 4; i++) {
+    emx_tensor *in, *out;
+    assert_int_equal(run_once(e, m, 5, &in, &out, NULL), want[i]);
+    if (want[i])
+      assert_true(contains(emx_engine_last_error(e), "injected"));
+    free_io(m, in, out);
+  }
+  emx_engine_destroy(e);
+}
+
+static void sim_vanish_and_return(void **state) {
+  emx_engine *e;
+  assert_int_equal(create("sim:15,vanish_at=2,return_after=2", &e), 0);
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  int want[5] = {0, EMX_EDEVICE, EMX_EDEVICE, 0, 0};
+  for (int i = 0; i < 5; i++) {
+    emx_tensor *in, *out;
+    assert_int_equal(run_once(e, m, 5, &in, &out, NULL), want[i]);
+    if (want[i])
+      assert_true(contains(emx_engine_last_error(e), "vanished"));
+    free_io(m, in, out);
+  }
+  emx_engine_destroy(e);
+}
+
+/* With outputs=none the device only spends time: outputs are zeros, and
+ * an invoke takes at least compute + fixed + transfer (+ a swap the first
+ * time). Lower bounds only: the device sleeps at least that long. */
+static void sim_time_only_costs(void **state) {
+  emx_engine *e;
+  assert_int_equal(create("sim:16,outputs=none,compute_ms=5,fixed_us=200,"
+                          "bandwidth_mbps=100",
+                          &e),
+                   0);
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  size_t model_bytes = 0;
+  free(read_file(MODEL_FACE_SHORT, &model_bytes));
+  double io = 196608 + 57344 + 3584;
+  int64_t base = 5000000 + 200000 + (int64_t)(io / 100e6 * 1e9);
+  int64_t swap = (int64_t)((double)model_bytes / 100e6 * 1e9);
+  for (int i = 0; i < 3; i++) {
+    emx_tensor *in, *out;
+    emx_timings t;
+    tensors_fill_sentinel(out = tensors_outputs(m), 2);
+    tensors_free(out, 2);
+    assert_int_equal(run_once(e, m, 9, &in, &out, &t), 0);
+    for (size_t k = 0; k < 2; k++)
+      for (size_t b = 0; b < out[k].size; b++)
+        assert_int_equal(((uint8_t *)out[k].data)[b], 0);
+    assert_true(t.device_ns >= base + (i == 0 ? swap : 0));
+    free_io(m, in, out);
+  }
+  emx_engine_destroy(e);
+}
+
+/* Two models on one device with a small cache: alternating them pays the
+ * parameter swap on every invoke. */
+static void sim_swap_when_alternating(void **state) {
+  emx_engine *e;
+  assert_int_equal(create("sim:17,outputs=none,cache_mib=8,bandwidth_mbps=50",
+                          &e),
+                   0);
+  emx_model *a = model_load(e, "a", MODEL_FACE_SHORT);
+  emx_model *b = model_load(e, "b", MODEL_FACE_FULL);
+  size_t bytes_b = 0;
+  free(read_file(MODEL_FACE_FULL, &bytes_b));
+  int64_t swap_b = (int64_t)((double)bytes_b / 50e6 * 1e9);
+  for (int i = 0; i < 3; i++) {
+    emx_tensor *in, *out;
+    emx_timings t;
+    assert_int_equal(run_once(e, a, 1, &in, &out, &t), 0);
+    free_io(a, in, out);
+    assert_int_equal(run_once(e, b, 1, &in, &out, &t), 0);
+    assert_true(t.device_ns >= swap_b); /* b was evicted by a */
+    free_io(b, in, out);
+  }
+  emx_engine_destroy(e);
+}
+
+static void sim_bad_specs(void **state) {
+  static const char *const bad[] = {"sim:x", "sim:0,outputs=gpu",
+                                    "sim:0,compute_ms=-1", "sim:0,bogus=1",
+                                    "sim:0,cache_mib=99999"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    emx_engine *e = NULL;
+    assert_int_equal(create(bad[i], &e), EMX_EINVAL);
+    assert_null(e);
+    assert_true(strlen(emx_engine_last_error(NULL)) > 0);
+  }
+}
+
+/* ---- edgetpu, against the stub libedgetpu -------------------------------- */
+
+#define STUB ",lib=" EMX_STUB_EDGETPU
+
+/* The stub's delegate claims no nodes, so the interpreter runs TFLite's own
+ * kernels: the oracle is a bare interpreter without delegates. */
+static void bare_run(const char *path, const emx_tensor *in, size_t nin,
+                     const emx_tensor *out, size_t nout) {
+  TfLiteModel *model = TfLiteModelCreateFromFile(path);
+  TfLiteInterpreterOptions *opts = TfLiteInterpreterOptionsCreate();
+  TfLiteInterpreterOptionsSetNumThreads(opts, 1);
+  TfLiteInterpreter *it = TfLiteInterpreterCreate(model, opts);
+  assert_non_null(it);
+  assert_int_equal(TfLiteInterpreterAllocateTensors(it), kTfLiteOk);
+  for (size_t i = 0; i < nin; i++)
+    TfLiteTensorCopyFromBuffer(TfLiteInterpreterGetInputTensor(it, (int)i),
+                               in[i].data, in[i].size);
+  assert_int_equal(TfLiteInterpreterInvoke(it), kTfLiteOk);
+  for (size_t i = 0; i < nout; i++)
+    TfLiteTensorCopyToBuffer(TfLiteInterpreterGetOutputTensor(it, (int)i),
+                             out[i].data, out[i].size);
+  TfLiteInterpreterDelete(it);
+  TfLiteInterpreterOptionsDelete(opts);
+  TfLiteModelDelete(model);
+}
+
+static void edgetpu_runs_models(void **state) {
+  setenv("EMX_STUB_EDGETPU_DEVICES", "usb:/sys/bus/usb/devices/2-1", 1);
+  emx_engine *e;
+  assert_int_equal(create("edgetpu:usb:0" STUB, &e), 0);
+  emx_device_info di;
+  assert_int_equal(emx_engine_device_info(e, 0, &di), 0);
+  assert_string_equal(di.kind, "edgetpu");
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  for (uint64_t seed = 1; seed <= 2; seed++) {
+    emx_tensor *in, *out;
+    assert_int_equal(run_once(e, m, seed, &in, &out, NULL), 0);
+    emx_tensor *want = tensors_outputs(m);
+    bare_run(MODEL_FACE_SHORT, in, 1, want, 2);
+    assert_true(tensors_equal(out, want, 2));
+    tensors_free(want, 2);
+    free_io(m, in, out);
+  }
+  emx_engine_destroy(e);
+}
+
+static void edgetpu_all_devices(void **state) {
+  setenv("EMX_STUB_EDGETPU_DEVICES", "usb:/u0,usb:/u1,pci:/dev/apex_0", 1);
+  emx_engine *e;
+  assert_int_equal(create("edgetpu:*" STUB, &e), 0);
+  assert_int_equal(emx_engine_device_count(e), 3);
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  emx_tensor *in, *out;
+  assert_int_equal(run_once(e, m, 3, &in, &out, NULL), 0);
+  free_io(m, in, out);
+  emx_engine_destroy(e);
+
+  /* One of each type, by index. */
+  assert_int_equal(create("edgetpu:pci:0" STUB, &e), 0);
+  emx_engine_destroy(e);
+  assert_int_equal(create("edgetpu:usb:1" STUB, &e), 0);
+  emx_engine_destroy(e);
+  assert_int_equal(create("edgetpu:usb:2" STUB, &e), EMX_ENOENT);
+  assert_true(contains(emx_engine_last_error(NULL), "no such Edge TPU"));
+}
+
+static void edgetpu_busy_across_processes(void **state) {
+  setenv("EMX_STUB_EDGETPU_DEVICES", "usb:/busy0", 1);
+  emx_engine *e;
+  char msg[512];
+  assert_int_equal(create("edgetpu:usb:0" STUB, &e), 0);
+  assert_int_equal(open_in_child("edgetpu:usb:0" STUB, msg, sizeof msg),
+                   EMX_EBUSY);
+  assert_true(contains(msg, "device busy"));
+  emx_engine_destroy(e);
+  assert_int_equal(open_in_child("edgetpu:usb:0" STUB, msg, sizeof msg), 0);
+}
+
+static void edgetpu_load_errors(void **state) {
+  emx_engine *e = NULL;
+  assert_int_equal(create("edgetpu:usb:0,lib=/nonexistent/libedgetpu.so.1", &e),
+                   EMX_ENOENT);
+  assert_true(contains(emx_engine_last_error(NULL),
+                       "cannot load the Edge TPU runtime"));
+  assert_true(contains(emx_engine_last_error(NULL), "/nonexistent"));
+
+  assert_int_equal(create("edgetpu:usb:0,lib=libm.so.6", &e), EMX_EDEVICE);
+  assert_true(contains(emx_engine_last_error(NULL), "is not libedgetpu"));
+
+  setenv("EMX_STUB_EDGETPU_DEVICES", "", 1);
+  assert_int_equal(create("edgetpu:*" STUB, &e), EMX_ENOENT);
+  assert_true(contains(emx_engine_last_error(NULL), "no Edge TPU found"));
+  assert_int_equal(create("edgetpu:lib=" EMX_STUB_EDGETPU, &e), EMX_ENOENT);
+
+  setenv("EMX_STUB_EDGETPU_DEVICES", "usb:/u0", 1);
+  assert_int_equal(create("edgetpu:gpu:0" STUB, &e), EMX_EINVAL);
+  assert_int_equal(create("edgetpu:usb:0,performance=turbo" STUB, &e),
+                   EMX_EINVAL);
+  assert_int_equal(create("edgetpu:usb:0,performance=max" STUB, &e), 0);
+  emx_engine_destroy(e);
+}
+
+int main(void) {
+  filters_from_env();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(sim_outputs_match_cpu),
+      cmocka_unit_test(sim_exclusive_across_processes),
+      cmocka_unit_test(sim_fail_at),
+      cmocka_unit_test(sim_vanish_and_return),
+      cmocka_unit_test(sim_time_only_costs),
+      cmocka_unit_test(sim_swap_when_alternating),
+      cmocka_unit_test(sim_bad_specs),
+      cmocka_unit_test(edgetpu_runs_models),
+      cmocka_unit_test(edgetpu_all_devices),
+      cmocka_unit_test(edgetpu_busy_across_processes),
+      cmocka_unit_test(edgetpu_load_errors),
+  };
+  return cmocka_run_group_tests_name("backends", tests, group_setup, NULL);
+}
