@@ -121,33 +121,81 @@ static void sim_exclusive_across_processes(void **state) {
   assert_int_equal(open_in_child("sim:12", msg, sizeof msg), 0);
 }
 
+/* wait_healthy polls device `index` until it serves again (the engine
+ * re-probes a failed device with backoff starting at 20 ms). */
+static int wait_healthy(emx_engine *e, size_t index) {
+  for (int i = 0; i < 500; i++) {
+    emx_device_info di;
+    emx_engine_device_info(e, index, &di);
+    if (di.healthy)
+      return 1;
+    usleep(10000);
+  }
+  return 0;
+}
+
+/* A failed invoke fails its request with EMX_EDEVICE, takes the device
+ * down, and the engine brings it back after a successful probe. */
 static void sim_fail_at(void **state) {
   emx_engine *e;
   assert_int_equal(create("sim:14,fail_at=2", &e), 0);
   emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
   int want[4] = {0, EMX_EDEVICE, 0, 0};
   for (int i = 0; i < 4; i++) {
+    assert_true(wait_healthy(e, 0));
     emx_tensor *in, *out;
     assert_int_equal(run_once(e, m, 5, &in, &out, NULL), want[i]);
     if (want[i])
       assert_true(contains(emx_engine_last_error(e), "injected"));
     free_io(m, in, out);
   }
+  emx_device_info di;
+  assert_int_equal(emx_engine_device_info(e, 0, &di), 0);
+  assert_int_equal(di.faults, 1);
+  assert_string_equal(di.model, "face");
   emx_engine_destroy(e);
 }
 
+/* A vanished device refuses the failing invoke and the next probe, then
+ * comes back (return_after=2) with its models prepared again. */
 static void sim_vanish_and_return(void **state) {
   emx_engine *e;
   assert_int_equal(create("sim:15,vanish_at=2,return_after=2", &e), 0);
   emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
-  int want[5] = {0, EMX_EDEVICE, EMX_EDEVICE, 0, 0};
-  for (int i = 0; i < 5; i++) {
+  oracle *o = oracle_create(MODEL_FACE_SHORT);
+  int want[4] = {0, EMX_EDEVICE, 0, 0};
+  for (int i = 0; i < 4; i++) {
+    assert_true(wait_healthy(e, 0));
     emx_tensor *in, *out;
-    assert_int_equal(run_once(e, m, 5, &in, &out, NULL), want[i]);
-    if (want[i])
+    assert_int_equal(run_once(e, m, 7, &in, &out, NULL), want[i]);
+    if (want[i]) {
       assert_true(contains(emx_engine_last_error(e), "vanished"));
+    } else {
+      emx_tensor *expect = tensors_outputs(m);
+      oracle_run(o, in, 1, expect, 2);
+      assert_true(tensors_equal(out, expect, 2));
+      tensors_free(expect, 2);
+    }
     free_io(m, in, out);
   }
+  oracle_destroy(o);
+  emx_engine_destroy(e);
+}
+
+/* A device that never comes back: requests fail at once with a message
+ * that says no healthy device can run the model. */
+static void sim_vanish_for_good(void **state) {
+  emx_engine *e;
+  assert_int_equal(create("sim:18,vanish_at=1", &e), 0);
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  emx_tensor *in, *out;
+  assert_int_equal(run_once(e, m, 1, &in, &out, NULL), EMX_EDEVICE);
+  free_io(m, in, out);
+  usleep(100000);
+  assert_int_equal(run_once(e, m, 1, &in, &out, NULL), EMX_EDEVICE);
+  assert_true(contains(emx_engine_last_error(e), "no healthy device"));
+  assert_false(emx_model_healthy(m));
+  free_io(m, in, out);
   emx_engine_destroy(e);
 }
 
@@ -326,6 +374,7 @@ int main(void) {
       cmocka_unit_test(sim_exclusive_across_processes),
       cmocka_unit_test(sim_fail_at),
       cmocka_unit_test(sim_vanish_and_return),
+      cmocka_unit_test(sim_vanish_for_good),
       cmocka_unit_test(sim_time_only_costs),
       cmocka_unit_test(sim_swap_when_alternating),
       cmocka_unit_test(sim_bad_specs),

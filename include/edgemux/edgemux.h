@@ -230,6 +230,34 @@ EMX_EXPORT int emx_model_load_buffer(emx_engine *engine, const char *name,
                                      const void *data, size_t size,
                                      emx_model **out);
 
+/* emx_model_config: what to load and where it may run. Initialise with
+ * emx_model_config_init. */
+typedef struct emx_model_config {
+  const char *path;    /* a .tflite file, or */
+  const void *data;    /* the model bytes (copied; the caller keeps them) */
+  size_t size;
+  /* Placement: where the model may run. Tiers separated by ',', each a set
+   * of device names or kinds separated by '|': "edgetpu,cpu" runs on any
+   * Edge TPU and falls back to the CPU only while no Edge TPU that has the
+   * model is healthy; "sim0|sim1" pins it to two devices. Within a tier the
+   * least-loaded healthy device gets each request. NULL: every device, one
+   * tier. The model is prepared on every device it names. */
+  const char *devices;
+} emx_model_config;
+
+EMX_EXPORT void emx_model_config_init(emx_model_config *cfg);
+
+/* emx_model_load loads a model as configured (emx_model_load_file and
+ * emx_model_load_buffer are shorthands with placement NULL). Errors as for
+ * emx_model_load_file, plus EMX_EINVAL for a placement naming no device and
+ * EMX_EDEVICE when every device it may use is down. */
+EMX_EXPORT int emx_model_load(emx_engine *engine, const char *name,
+                              const emx_model_config *cfg, emx_model **out);
+
+/* emx_model_healthy: 1 when at least one device the model may use is up
+ * (the daemon's readiness is "every model healthy"). */
+EMX_EXPORT int emx_model_healthy(const emx_model *model);
+
 /* emx_model_find looks a loaded model up by name; EMX_ENOENT if none. */
 EMX_EXPORT int emx_model_find(emx_engine *engine, const char *name,
                               emx_model **out);
@@ -375,10 +403,14 @@ typedef struct emx_stats {
 
 /* emx_device_info describes one device (one worker). */
 typedef struct emx_device_info {
-  char name[32]; /* e.g. "cpu0" */
-  char kind[16]; /* backend: "cpu", ... */
-  char spec[96]; /* the spec it was opened from */
-  int healthy;   /* 1 when serving */
+  char name[32];      /* e.g. "cpu0" */
+  char kind[16];      /* backend: "cpu", "sim", "edgetpu" */
+  char spec[96];      /* the spec it was opened from */
+  int healthy;        /* 1 when serving, 0 while down (being re-probed) */
+  uint64_t faults;    /* device faults since start */
+  char model[64];     /* the model it ran last (on an accelerator: the one
+                         whose parameters are resident); "" before any */
+  double utilization; /* busy time / time since start, 0..1 */
 } emx_device_info;
 
 /* emx_engine_device_count returns how many devices the engine has. */

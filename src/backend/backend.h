@@ -57,6 +57,12 @@ typedef struct emx__backend_ops {
   int (*invoke)(void *dev, void *prep, const emx_tensor *inputs, size_t nin,
                 const emx_tensor *outputs, size_t nout, int64_t *device_ns,
                 emx__errbuf *err);
+
+  /* probe (optional): after a fault (EMX_EDEVICE from invoke), is the
+   * device usable again? 0 = yes. The engine has released every prepared
+   * model first and calls this with backoff until it succeeds. Without a
+   * probe the engine closes the device and re-opens it instead. */
+  int (*probe)(void *dev, emx__errbuf *err);
 } emx__backend_ops;
 
 /* emx__backend_find returns the ops for a kind, or NULL. */

@@ -12,11 +12,14 @@
  *     or are zeros when only timing matters (outputs=none);
  *   - faults can be injected: fail_at=N fails the Nth invoke; vanish_at=N
  *     makes the device disappear at the Nth invoke until return_after=M
- *     more attempts have been refused.
+ *     more attempts have been refused; abort_at=N abort()s the process and
+ *     hang_at=N blocks forever at the Nth invoke, as libedgetpu does on a
+ *     fatal USB error or a wedged device (use these with isolate=1, or
+ *     they take the whole process down).
  *
  * Spec: sim[:ID][,compute_ms=F][,fixed_us=N][,bandwidth_mbps=N]
  *       [,cache_mib=N][,outputs=cpu|none][,fail_at=N][,vanish_at=N]
- *       [,return_after=N][,lock_dir=PATH]
+ *       [,return_after=N][,abort_at=N][,hang_at=N][,lock_dir=PATH]
  * Time is spent by sleeping (the device works while the host waits), so
  * many simulated devices run in parallel even on a small machine. */
 #include <errno.h>
@@ -43,8 +46,11 @@ typedef struct sim_device {
   long fail_at;            /* 1-based invoke that fails; 0 = never */
   long vanish_at;          /* invoke at which the device disappears */
   long return_after;       /* refused attempts before it returns */
+  long abort_at;           /* invoke that abort()s the process; 0 = never */
+  long hang_at;            /* invoke that never returns; 0 = never */
   long invokes;            /* attempts so far */
   long refused;            /* attempts refused while vanished */
+  bool vanished;           /* gone until return_after attempts refused */
   const void *resident;    /* model whose parameters are in the cache */
 } sim_device;
 
@@ -87,6 +93,8 @@ static int parse(emx__devspec *spec, sim_device *d, char *lock_dir,
   rc = rc ? rc : emx__devspec_int(spec, "vanish_at", 0, 1L << 40, &d->vanish_at, err);
   rc = rc ? rc : emx__devspec_int(spec, "return_after", 0, 1L << 40,
                                   &d->return_after, err);
+  rc = rc ? rc : emx__devspec_int(spec, "abort_at", 0, 1L << 40, &d->abort_at, err);
+  rc = rc ? rc : emx__devspec_int(spec, "hang_at", 0, 1L << 40, &d->hang_at, err);
   if (rc < 0)
     return rc;
   d->cpu_outputs = true;
@@ -214,18 +222,29 @@ static int sim_invoke(void *dev, void *prep, const emx_tensor *inputs,
   int64_t t0 = emx_now_ns();
   d->invokes++;
   if (d->vanish_at && d->invokes >= d->vanish_at) {
-    if (d->refused < d->return_after || d->return_after == 0) {
-      d->refused++;
-      d->resident = NULL; /* a device that comes back has an empty cache */
-      return emx__errf(err, EMX_EDEVICE,
-                       "sim:%ld: device vanished (injected at invoke %ld)",
-                       d->id, d->vanish_at);
-    }
-    d->vanish_at = 0; /* back */
+    /* Like a USB transfer that times out: the failure comes after the
+     * invoke's time. This attempt is the first refused one; probes refuse
+     * the rest (see sim_probe). */
+    sleep_until(t0 + d->fixed_ns + d->compute_ns);
+    d->vanished = true;
+    d->refused = 1;
+    d->vanish_at = 0;
+    d->resident = NULL; /* a device that comes back has an empty cache */
+    return emx__errf(err, EMX_EDEVICE,
+                     "sim:%ld: device vanished (injected at invoke %ld)",
+                     d->id, d->invokes);
   }
-  if (d->fail_at && d->invokes == d->fail_at)
+  if (d->abort_at && d->invokes == d->abort_at)
+    abort();
+  if (d->hang_at && d->invokes == d->hang_at) {
+    for (;;)
+      pause();
+  }
+  if (d->fail_at && d->invokes == d->fail_at) {
+    sleep_until(t0 + d->fixed_ns + d->compute_ns);
     return emx__errf(err, EMX_EDEVICE, "sim:%ld: invoke %ld failed (injected)",
                      d->id, d->invokes);
+  }
 
   int64_t cost = d->fixed_ns + (int64_t)((double)m->io_bytes / d->bytes_per_ns) +
                  d->compute_ns;
@@ -252,6 +271,24 @@ static int sim_invoke(void *dev, void *prep, const emx_tensor *inputs,
   return 0;
 }
 
+/* sim_probe: the engine asks whether a faulted device is usable again.
+ * A vanished device refuses until return_after attempts have failed (0:
+ * never comes back); a device that only failed one invoke is fine. */
+static int sim_probe(void *dev, emx__errbuf *err) {
+  sim_device *d = dev;
+  if (d->vanished) {
+    if (d->return_after == 0 || d->refused < d->return_after) {
+      d->refused++;
+      return emx__errf(err, EMX_EDEVICE, "sim:%ld: still vanished (%ld of "
+                       "%ld attempts refused)", d->id, d->refused,
+                       d->return_after);
+    }
+    d->vanished = false;
+  }
+  d->resident = NULL;
+  return 0;
+}
+
 const emx__backend_ops emx__backend_sim = {
     .kind = "sim",
     .units = sim_units,
@@ -260,4 +297,5 @@ const emx__backend_ops emx__backend_sim = {
     .prepare = sim_prepare,
     .release = sim_release,
     .invoke = sim_invoke,
+    .probe = sim_probe,
 };

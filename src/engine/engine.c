@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/isolate.h"
 #include "core/devspec.h"
 #include "core/log.h"
 #include "engine/internal.h"
@@ -45,6 +46,10 @@ static int count_devices(const char *const *specs, size_t n, size_t *total,
                        "device spec \"%s\": unknown device kind \"%s\" "
                        "(known: %s)",
                        spec.text, spec.kind, emx__backend_kinds());
+    /* Isolation (isolate=, deadline_ms=): maybe the proxy instead. */
+    rc = emx__isolate_select(&spec, &ops, err);
+    if (rc < 0)
+      return rc;
     int units = 0;
     rc = ops->units(&spec, &units, err);
     if (rc < 0)
@@ -86,6 +91,10 @@ static int open_devices(emx_engine *e, const char *const *specs, size_t n,
     emx__devspec spec;
     emx__devspec_parse(&spec, specs[i], err); /* validated already */
     const emx__backend_ops *ops = emx__backend_find(spec.kind);
+    /* Isolation: an isolated device (isolate=1; edgetpu by default) is
+     * driven through the proxy in backend/isolate.c, which runs the real
+     * backend in a child process. Validated already by count_devices. */
+    emx__isolate_select(&spec, &ops, err);
     int units = 0;
     ops->units(&spec, &units, err);
     for (int u = 0; u < units; u++, index++) {
@@ -236,7 +245,11 @@ EMX_EXPORT int emx_engine_device_info(emx_engine *e, size_t index,
   snprintf(out->kind, sizeof out->kind, "%s", dev->kind);
   snprintf(out->spec, sizeof out->spec, "%s", dev->spec);
   pthread_mutex_lock(&dev->lock);
-  out->healthy = dev->healthy;
+  out->healthy = atomic_load(&dev->healthy);
+  out->faults = dev->faults;
+  snprintf(out->model, sizeof out->model, "%s", dev->last_model);
+  int64_t up = emx_now_ns() - dev->started_ns;
+  out->utilization = up > 0 ? (double)dev->stats.busy_ns / (double)up : 0;
   pthread_mutex_unlock(&dev->lock);
   return 0;
 }

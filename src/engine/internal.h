@@ -49,6 +49,7 @@ typedef struct emx__ctl {
   struct emx_model *model; /* which model */
   int status;             /* result, set by the worker */
   bool posted;            /* the loader handed it to the worker */
+  bool deferred;          /* PREPARE on a down device: done lazily later */
   bool done;              /* set by the worker under device->lock */
   emx__model_desc desc;   /* PREPARE: the interface the device saw */
   emx__errbuf err;        /* PREPARE: why it failed */
@@ -79,7 +80,17 @@ typedef struct emx__device {
   atomic_size_t pending;      /* queue.length, readable without the lock */
   atomic_int busy;            /* 1 while the worker runs a request */
   emx__counters stats;        /* requests run here */
-  int healthy;                /* 1 while serving */
+  /* Worker-only state: */
+  struct emx_model **prepared; /* models with a prep on this device */
+  size_t nprepared, prepared_cap;
+  uint64_t faults;            /* device faults seen */
+  int64_t backoff_ns;         /* current re-probe interval */
+  int64_t next_probe_ns;      /* when to try re-opening a down device */
+  atomic_int healthy;         /* 1 while serving; 0 down (recovering) */
+  int64_t started_ns;         /* for utilisation */
+  char last_model[64];        /* name of the model run last (its params are
+                                 the ones resident on an accelerator);
+                                 written by the worker under `lock` */
 } emx__device;
 
 struct emx_model {
@@ -87,8 +98,11 @@ struct emx_model {
   char name[EMX__MODEL_NAME_MAX]; /* registry key */
   void *data;                    /* flatbuffer bytes, owned */
   size_t size;
-  emx__model_desc desc;          /* interface (from device 0) */
+  emx__model_desc desc;          /* interface (from the first device) */
   void **prep;                   /* per device; that device's worker only */
+  int8_t *tier;                  /* per device: placement tier, -1 = never */
+  int max_tier;                  /* highest tier in use */
+  char placement[128];           /* as given, for messages */
   atomic_llong *service_ewma_ns; /* per device: recent run time, for
                                     waiters deciding when to spin */
   pthread_mutex_t lock;          /* guards below */
@@ -122,7 +136,8 @@ struct emx_request {
   _Atomic emx__req_state state;  /* transitions under device/request locks */
   struct emx_engine *engine;     /* valid while not COMPLETE */
   emx_model *model;              /* valid while not COMPLETE */
-  emx__device *device;           /* where it is queued */
+  _Atomic(emx__device *) device; /* where it is queued (failover moves it
+                                    under the new device's lock) */
   emx_stream *stream;            /* NULL = unordered */
   struct emx_request *snext;     /* stream order list */
   int priority;
@@ -151,6 +166,13 @@ struct emx_engine {
   emx_model *models;          /* registry list */
   atomic_uint rr;             /* round-robin tie breaker for dispatch */
 };
+
+/* placement.c */
+int emx__placement_parse(struct emx_engine *e, const char *text, int8_t *tier,
+                         emx__errbuf *err);
+/* emx__pick_device: the least-loaded healthy device of the model's first
+ * tier that has one; NULL when none can run it. */
+emx__device *emx__pick_device(struct emx_engine *e, const emx_model *m);
 
 /* worker.c */
 void *emx__worker_main(void *arg);

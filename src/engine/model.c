@@ -94,6 +94,7 @@ static void model_free(emx_model *m) {
   pthread_mutex_destroy(&m->lock);
   pthread_cond_destroy(&m->idle_cv);
   free(m->service_ewma_ns);
+  free(m->tier);
   free(m->prep);
   free(m->data);
   free(m);
@@ -138,8 +139,10 @@ static void release_everywhere(emx_engine *e, emx_model *m) {
   emx__ctl *ctls = calloc(e->device_count, sizeof *ctls);
   bool *only = calloc(e->device_count, sizeof *only);
   if (ctls && only) {
+    /* m->prep belongs to the workers: ask every device the model may have
+     * been prepared on, and let each check its own. */
     for (size_t i = 0; i < e->device_count; i++)
-      only[i] = m->prep[i] != NULL;
+      only[i] = m->tier[i] >= 0;
     run_on_all(e, ctls, EMX__CTL_RELEASE, m, only);
   }
   free(ctls);
@@ -162,21 +165,25 @@ static int check_name(emx_engine *e, const char *name) {
 
 /* load takes ownership of data. `origin` names it in messages. */
 static int load(emx_engine *e, const char *name, void *data, size_t size,
-                const char *origin, emx_model **out) {
+                const char *origin, const char *placement, emx_model **out) {
   int rc;
   emx_model *m = calloc(1, sizeof *m);
   emx__ctl *ctls = calloc(e->device_count, sizeof *ctls);
+  bool *placed = calloc(e->device_count, sizeof *placed);
   if (m) {
     m->prep = calloc(e->device_count, sizeof *m->prep);
     m->service_ewma_ns = calloc(e->device_count, sizeof *m->service_ewma_ns);
+    m->tier = calloc(e->device_count, sizeof *m->tier);
   }
-  if (!m || !ctls || !m->prep || !m->service_ewma_ns) {
+  if (!m || !ctls || !placed || !m->prep || !m->service_ewma_ns || !m->tier) {
     if (m) {
       free(m->prep);
       free(m->service_ewma_ns);
+      free(m->tier);
     }
     free(m);
     free(ctls);
+    free(placed);
     free(data);
     return emx__fail(e, EMX_ENOMEM, "out of memory loading model \"%s\"",
                      name);
@@ -187,6 +194,19 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
   m->size = size;
   pthread_mutex_init(&m->lock, NULL);
   pthread_cond_init(&m->idle_cv, NULL);
+  emx__errbuf perr = {{0}};
+  if (emx__placement_parse(e, placement, m->tier, &perr) < 0) {
+    free(ctls);
+    free(placed);
+    model_free(m);
+    return emx__fail_buf(e, EMX_EINVAL, &perr);
+  }
+  snprintf(m->placement, sizeof m->placement, "%s", placement ? placement : "");
+  for (size_t i = 0; i < e->device_count; i++) {
+    placed[i] = m->tier[i] >= 0;
+    if (m->tier[i] > m->max_tier)
+      m->max_tier = m->tier[i];
+  }
 
   pthread_mutex_lock(&e->admin_lock);
   if (atomic_load(&e->shut)) {
@@ -204,26 +224,36 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     goto fail_admin;
   }
 
-  run_on_all(e, ctls, EMX__CTL_PREPARE, m, NULL);
+  run_on_all(e, ctls, EMX__CTL_PREPARE, m, placed);
   rc = 0;
+  long first = -1; /* the device whose view of the tensors is the model's */
   for (size_t i = 0; i < e->device_count && rc == 0; i++) {
+    if (!placed[i] || ctls[i].deferred)
+      continue;
     if (ctls[i].status < 0) {
       rc = emx__fail(e, ctls[i].status, "cannot load model \"%s\" from %s on "
                      "device %s: %s", name, origin, e->devices[i].name,
                      ctls[i].status == EMX_ESHUTDOWN ? "engine shut down"
                                                      : ctls[i].err.msg);
-    } else if (i > 0 && !emx__model_desc_equal(&ctls[0].desc, &ctls[i].desc)) {
+    } else if (first < 0) {
+      first = (long)i;
+    } else if (!emx__model_desc_equal(&ctls[first].desc, &ctls[i].desc)) {
       rc = emx__fail(e, EMX_EDEVICE, "model \"%s\": device %s sees different "
                      "tensors than %s", name, e->devices[i].name,
-                     e->devices[0].name);
+                     e->devices[first].name);
     }
   }
+  if (rc == 0 && first < 0)
+    rc = emx__fail(e, EMX_EDEVICE,
+                   "cannot load model \"%s\": every device it may use is down "
+                   "(being re-probed); try again shortly",
+                   name);
   if (rc < 0) {
     release_everywhere(e, m);
     goto fail_admin;
   }
-  m->desc = ctls[0].desc;
-  ctls[0].desc = (emx__model_desc){0};
+  m->desc = ctls[first].desc;
+  ctls[first].desc = (emx__model_desc){0};
 
   pthread_mutex_lock(&e->lock);
   m->next = e->models;
@@ -233,6 +263,7 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
   for (size_t i = 0; i < e->device_count; i++)
     emx__model_desc_free(&ctls[i].desc);
   free(ctls);
+  free(placed);
   if (out)
     *out = m;
   return 0;
@@ -242,16 +273,24 @@ fail_admin:
   for (size_t i = 0; i < e->device_count; i++)
     emx__model_desc_free(&ctls[i].desc);
   free(ctls);
+  free(placed);
   model_free(m);
   return rc;
 }
 
-EMX_EXPORT int emx_model_load_file(emx_engine *e, const char *name,
-                                   const char *path, emx_model **out) {
+EMX_EXPORT void emx_model_config_init(emx_model_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+}
+
+EMX_EXPORT int emx_model_load(emx_engine *e, const char *name,
+                              const emx_model_config *cfg, emx_model **out) {
   if (out)
     *out = NULL;
-  if (!e || !path)
-    return emx__fail(e, EMX_EINVAL, "engine and path must not be NULL");
+  if (!e || !cfg)
+    return emx__fail(e, EMX_EINVAL, "engine and config must not be NULL");
+  if (!cfg->path == !cfg->data || (!cfg->data && cfg->size))
+    return emx__fail(e, EMX_EINVAL,
+                     "model config needs exactly one of path and data");
   if (atomic_load(&e->shut))
     return emx__fail(e, EMX_ESHUTDOWN, "the engine is shut down");
   int rc = check_name(e, name);
@@ -259,33 +298,59 @@ EMX_EXPORT int emx_model_load_file(emx_engine *e, const char *name,
     return rc;
   void *data = NULL;
   size_t size = 0;
-  rc = read_file(e, path, &data, &size);
-  if (rc < 0)
-    return rc;
   char origin[300];
-  snprintf(origin, sizeof origin, "\"%s\"", path);
-  return load(e, name, data, size, origin, out);
+  if (cfg->path) {
+    rc = read_file(e, cfg->path, &data, &size);
+    if (rc < 0)
+      return rc;
+    snprintf(origin, sizeof origin, "\"%s\"", cfg->path);
+  } else {
+    size = cfg->size;
+    data = malloc(size + 1);
+    if (!data)
+      return emx__fail(e, EMX_ENOMEM, "out of memory copying model \"%s\"",
+                       name);
+    memcpy(data, cfg->data, size);
+    snprintf(origin, sizeof origin, "a memory buffer");
+  }
+  return load(e, name, data, size, origin, cfg->devices, out);
+}
+
+EMX_EXPORT int emx_model_load_file(emx_engine *e, const char *name,
+                                   const char *path, emx_model **out) {
+  emx_model_config cfg;
+  emx_model_config_init(&cfg);
+  cfg.path = path;
+  if (!path) {
+    if (out)
+      *out = NULL;
+    return emx__fail(e, EMX_EINVAL, "engine and path must not be NULL");
+  }
+  return emx_model_load(e, name, &cfg, out);
 }
 
 EMX_EXPORT int emx_model_load_buffer(emx_engine *e, const char *name,
                                      const void *data, size_t size,
                                      emx_model **out) {
-  if (out)
-    *out = NULL;
-  if (!e || (!data && size))
+  emx_model_config cfg;
+  emx_model_config_init(&cfg);
+  cfg.data = data;
+  cfg.size = size;
+  if (!data) {
+    if (out)
+      *out = NULL;
     return emx__fail(e, EMX_EINVAL, "engine and data must not be NULL");
-  if (atomic_load(&e->shut))
-    return emx__fail(e, EMX_ESHUTDOWN, "the engine is shut down");
-  int rc = check_name(e, name);
-  if (rc < 0)
-    return rc;
-  void *copy = malloc(size + 1);
-  if (!copy)
-    return emx__fail(e, EMX_ENOMEM, "out of memory copying model \"%s\"",
-                     name);
-  if (size)
-    memcpy(copy, data, size);
-  return load(e, name, copy, size, "a memory buffer", out);
+  }
+  return emx_model_load(e, name, &cfg, out);
+}
+
+EMX_EXPORT int emx_model_healthy(const emx_model *m) {
+  if (!m)
+    return 0;
+  for (size_t i = 0; i < m->engine->device_count; i++)
+    if (m->tier[i] >= 0 && atomic_load(&m->engine->devices[i].healthy))
+      return 1;
+  return 0;
 }
 
 EMX_EXPORT int emx_model_find(emx_engine *e, const char *name,

@@ -113,26 +113,6 @@ void emx__request_unref(struct emx_request *r) {
     request_free(r);
 }
 
-/* pick_device: the least-loaded device (queued + running), ties broken
- * round-robin so equal devices share the work. */
-static emx__device *pick_device(emx_engine *e) {
-  size_t n = e->device_count;
-  size_t start = atomic_fetch_add(&e->rr, 1) % n;
-  emx__device *best = NULL;
-  size_t best_load = (size_t)-1;
-  for (size_t k = 0; k < n; k++) {
-    emx__device *dev = &e->devices[(start + k) % n];
-    size_t load = atomic_load_explicit(&dev->pending, memory_order_relaxed) +
-                  (size_t)atomic_load_explicit(&dev->busy,
-                                               memory_order_relaxed);
-    if (load < best_load) {
-      best = dev;
-      best_load = load;
-    }
-  }
-  return best;
-}
-
 /* reserve_slot waits (per the desc's enqueue timeout) for room in dev's
  * queue and reserves it, so the request can then join its stream without
  * holding the device lock. */
@@ -203,15 +183,20 @@ EMX_EXPORT int emx_submit(emx_engine *e, const emx_request_desc *d,
     model_release(m);
     return emx__fail(e, EMX_ENOMEM, "out of memory allocating a request");
   }
-  emx__device *dev = pick_device(e);
-  rc = reserve_slot(e, dev, d);
+  emx__device *dev = emx__pick_device(e, m);
+  rc = dev ? reserve_slot(e, dev, d)
+           : emx__fail(e, EMX_EDEVICE,
+                       "no healthy device can run model \"%s\"%s%s%s: every "
+                       "device it may use is down (being re-probed)",
+                       m->name, m->placement[0] ? " (placement: " : "",
+                       m->placement, m->placement[0] ? ")" : "");
   if (rc < 0) {
     model_release(m);
     request_free(r);
     return rc;
   }
   r->engine = e;
-  r->device = dev;
+  atomic_store(&r->device, dev);
   r->timings.submitted_ns = emx_now_ns();
   if (!out)
     atomic_fetch_sub(&r->refs, 1); /* fire and forget: engine ref only */
@@ -233,6 +218,8 @@ EMX_EXPORT int emx_submit(emx_engine *e, const emx_request_desc *d,
 
   pthread_mutex_lock(&dev->lock);
   dev->reserved--;
+  /* A device that failed since we picked it drains its queue to healthy
+   * ones: pushing there is still right, its worker moves the request. */
   if (dev->stopping) {
     pthread_mutex_unlock(&dev->lock);
     emx__request_finish(r, EMX_ESHUTDOWN,
@@ -307,7 +294,7 @@ void emx__request_finish(struct emx_request *r, int status, const char *msg) {
   r->status = status;
   if (msg && status < 0)
     r->error = strdup(msg);
-  emx__device *dev = r->device;
+  emx__device *dev = atomic_load(&r->device);
   const emx_timings *t = &r->timings;
   pthread_mutex_lock(&dev->lock);
   emx__counters_record(&dev->stats, status, emx_now_ns() - t->submitted_ns,
@@ -435,8 +422,16 @@ EMX_EXPORT int emx_request_cancel(emx_request *r) {
   emx__req_state st = atomic_load(&r->state);
   if (st == EMX__REQ_FINISHED || st == EMX__REQ_COMPLETE)
     return EMX_EALREADY;
-  emx__device *dev = r->device;
-  pthread_mutex_lock(&dev->lock);
+  /* Failover may move a queued request to another device: lock the device
+   * it is on, then check it did not move meanwhile. */
+  emx__device *dev;
+  for (;;) {
+    dev = atomic_load(&r->device);
+    pthread_mutex_lock(&dev->lock);
+    if (atomic_load(&r->device) == dev)
+      break;
+    pthread_mutex_unlock(&dev->lock);
+  }
   st = atomic_load(&r->state);
   if (st != EMX__REQ_QUEUED) {
     pthread_mutex_unlock(&dev->lock);

@@ -3,9 +3,17 @@
  * The loop takes, in order: control tasks (prepare/release a model), then
  * the next request the scheduler picks. Expired requests complete with
  * EMX_ETIMEDOUT without running. On shutdown the queue is drained with
- * EMX_ESHUTDOWN. */
+ * EMX_ESHUTDOWN.
+ *
+ * A device fault (EMX_EDEVICE from the backend) fails the request that was
+ * running, marks the device down, moves its queued requests to healthy
+ * devices that can run their models (or fails them clearly), closes the
+ * device, and re-opens it with exponential backoff. Models are prepared
+ * again lazily, by the first request that needs them. */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -17,19 +25,80 @@
  * within a few microseconds, so a short poll hides that cost entirely. */
 #define IDLE_SPIN_NS 60000
 
+/* Re-probe backoff of a failed device: quick for a glitch, capped so a
+ * device that comes back is noticed within seconds. */
+#define PROBE_FIRST_NS (20 * 1000000LL)
+#define PROBE_MAX_NS (2000 * 1000000LL)
+
+/* ---- prepared models (worker-local bookkeeping) -------------------------- */
+
+static void track(emx__device *dev, emx_model *m) {
+  if (dev->nprepared == dev->prepared_cap) {
+    size_t cap = dev->prepared_cap ? dev->prepared_cap * 2 : 8;
+    emx_model **p = realloc(dev->prepared, cap * sizeof *p);
+    if (!p)
+      return; /* only costs the early release on a fault */
+    dev->prepared = p;
+    dev->prepared_cap = cap;
+  }
+  dev->prepared[dev->nprepared++] = m;
+}
+
+static void untrack(emx__device *dev, emx_model *m) {
+  for (size_t i = 0; i < dev->nprepared; i++)
+    if (dev->prepared[i] == m) {
+      dev->prepared[i] = dev->prepared[--dev->nprepared];
+      return;
+    }
+}
+
+static void release_one(emx__device *dev, emx_model *m) {
+  if (m->prep[dev->index] && dev->impl)
+    dev->ops->release(dev->impl, m->prep[dev->index]);
+  m->prep[dev->index] = NULL;
+  untrack(dev, m);
+}
+
 static void run_ctl(emx__device *dev, emx__ctl *ctl) {
   emx_model *m = ctl->model;
-  if (ctl->kind == EMX__CTL_PREPARE) {
-    void *prep = NULL;
-    ctl->status = dev->ops->prepare(dev->impl, m->data, m->size, &prep,
-                                    &ctl->desc, &ctl->err);
-    m->prep[dev->index] = ctl->status == 0 ? prep : NULL;
-  } else {
-    if (m->prep[dev->index])
-      dev->ops->release(dev->impl, m->prep[dev->index]);
-    m->prep[dev->index] = NULL;
+  if (ctl->kind == EMX__CTL_RELEASE) {
+    release_one(dev, m);
     ctl->status = 0;
+    return;
   }
+  if (!atomic_load(&dev->healthy)) {
+    /* Down: prepared lazily once it is back. */
+    ctl->deferred = true;
+    ctl->status = 0;
+    return;
+  }
+  void *prep = NULL;
+  ctl->status = dev->ops->prepare(dev->impl, m->data, m->size, &prep,
+                                  &ctl->desc, &ctl->err);
+  m->prep[dev->index] = ctl->status == 0 ? prep : NULL;
+  if (ctl->status == 0)
+    track(dev, m);
+}
+
+/* prepare_lazily prepares a model on first use here (after a recovery, or
+ * when the device was down at load). */
+static int prepare_lazily(emx__device *dev, emx_model *m, emx__errbuf *err) {
+  emx__model_desc desc = {0};
+  void *prep = NULL;
+  int rc = dev->ops->prepare(dev->impl, m->data, m->size, &prep, &desc, err);
+  if (rc < 0)
+    return rc;
+  if (!emx__model_desc_equal(&desc, &m->desc)) {
+    emx__model_desc_free(&desc);
+    dev->ops->release(dev->impl, prep);
+    return emx__errf(err, EMX_EDEVICE,
+                     "model \"%s\" shows different tensors on %s", m->name,
+                     dev->name);
+  }
+  emx__model_desc_free(&desc);
+  m->prep[dev->index] = prep;
+  track(dev, m);
+  return 0;
 }
 
 static struct emx_request *from_link(emx__qlink *link) {
@@ -37,7 +106,122 @@ static struct emx_request *from_link(emx__qlink *link) {
                                 offsetof(struct emx_request, qlink));
 }
 
-static void run_request(emx__device *dev, struct emx_request *req) {
+/* ---- failover ------------------------------------------------------------- */
+
+/* redispatch moves a request taken off a failed device to a healthy one
+ * that can run its model, or fails it. The request is in state RUNNING
+ * meanwhile, so a concurrent cancel leaves it alone. */
+static void redispatch(emx__device *from, struct emx_request *r) {
+  emx_model *m = r->model;
+  emx__device *to = emx__pick_device(from->engine, m);
+  if (!to) {
+    char msg[400];
+    snprintf(msg, sizeof msg,
+             "device %s failed and no other healthy device can run model "
+             "\"%s\"%s%s%s",
+             from->name, m->name, m->placement[0] ? " (placement: " : "",
+             m->placement, m->placement[0] ? ")" : "");
+    emx__request_finish(r, EMX_EDEVICE, msg);
+    return;
+  }
+  pthread_mutex_lock(&to->lock);
+  if (to->stopping) {
+    pthread_mutex_unlock(&to->lock);
+    emx__request_finish(r, EMX_ESHUTDOWN,
+                        "the engine shut down before the request ran");
+    return;
+  }
+  /* Already-accepted work: it may exceed the new queue's capacity for a
+   * moment rather than be dropped. */
+  atomic_store(&r->device, to);
+  atomic_store(&r->state, EMX__REQ_QUEUED);
+  emx__queue_push(&to->queue, &r->qlink, r->priority);
+  atomic_fetch_add(&m->queued, 1);
+  atomic_store_explicit(&to->pending, to->queue.length, memory_order_release);
+  pthread_cond_signal(&to->work_cv);
+  pthread_mutex_unlock(&to->lock);
+}
+
+/* drain_queue_locked takes every queued request off a down device and
+ * hands it on (called with dev->lock held; returns with it held). */
+static void drain_queue_locked(emx__device *dev) {
+  emx__qlink *link;
+  while ((link = emx__queue_pick(&dev->queue))) {
+    struct emx_request *r = from_link(link);
+    atomic_fetch_sub(&r->model->queued, 1);
+    atomic_store(&r->state, EMX__REQ_RUNNING);
+    atomic_store_explicit(&dev->pending, dev->queue.length,
+                          memory_order_release);
+    pthread_mutex_unlock(&dev->lock);
+    redispatch(dev, r);
+    pthread_mutex_lock(&dev->lock);
+  }
+  pthread_cond_broadcast(&dev->space_cv);
+}
+
+/* go_down: called by the worker, without dev->lock, after a fault. */
+static void go_down(emx__device *dev, const char *why) {
+  emx__log(EMX_LOG_WARN, "device %s failed: %s; moving its queue and "
+           "re-probing", dev->name, why);
+  pthread_mutex_lock(&dev->lock);
+  atomic_store(&dev->healthy, 0);
+  dev->faults++;
+  dev->backoff_ns = PROBE_FIRST_NS;
+  dev->next_probe_ns = emx_now_ns() + dev->backoff_ns;
+  drain_queue_locked(dev);
+  pthread_mutex_unlock(&dev->lock);
+  /* The backend's state is suspect: drop the models; without a probe,
+   * drop the device too and re-open it later. */
+  while (dev->nprepared)
+    release_one(dev, dev->prepared[dev->nprepared - 1]);
+  if (!dev->ops->probe) {
+    dev->ops->close(dev->impl);
+    dev->impl = NULL;
+  }
+}
+
+/* unit_of: which unit of its spec this device is (devices of one spec are
+ * consecutive). */
+static int unit_of(const emx__device *dev) {
+  int unit = 0;
+  const emx__device *all = dev->engine->devices;
+  for (size_t i = dev->index; i > 0 && strcmp(all[i - 1].spec, dev->spec) == 0;
+       i--)
+    unit++;
+  return unit;
+}
+
+static void try_recover(emx__device *dev) {
+  emx__devspec spec;
+  emx__errbuf err = {{0}};
+  void *impl = dev->impl;
+  int rc;
+  if (impl) {
+    rc = dev->ops->probe(impl, &err);
+  } else {
+    rc = emx__devspec_parse(&spec, dev->spec, &err);
+    if (rc == 0)
+      rc = dev->ops->open(&spec, unit_of(dev), &impl, &err);
+  }
+  pthread_mutex_lock(&dev->lock);
+  if (rc == 0) {
+    dev->impl = impl;
+    atomic_store(&dev->healthy, 1);
+    emx__log(EMX_LOG_WARN, "device %s is back", dev->name);
+  } else {
+    dev->backoff_ns = dev->backoff_ns * 2 > PROBE_MAX_NS ? PROBE_MAX_NS
+                                                         : dev->backoff_ns * 2;
+    dev->next_probe_ns = emx_now_ns() + dev->backoff_ns;
+    emx__log(EMX_LOG_INFO, "device %s still down (%s); next probe in %lld ms",
+             dev->name, err.msg, (long long)(dev->backoff_ns / 1000000));
+  }
+  pthread_mutex_unlock(&dev->lock);
+}
+
+/* ---- running requests ---------------------------------------------------- */
+
+/* run_request returns 1 when the backend reported a device fault. */
+static int run_request(emx__device *dev, struct emx_request *req) {
   emx_model *m = req->model;
   emx__errbuf err = {{0}};
   int64_t device_ns = 0;
@@ -54,15 +238,13 @@ static void run_request(emx__device *dev, struct emx_request *req) {
   if (req->has_waiter)
     pthread_cond_broadcast(&req->done_cv);
   pthread_mutex_unlock(&req->lock);
-  int rc;
-  void *prep = m->prep[dev->index];
-  if (!prep)
-    rc = emx__errf(&err, EMX_EDEVICE,
-                   "model \"%s\" is not prepared on device %s", m->name,
-                   dev->name);
-  else
-    rc = dev->ops->invoke(dev->impl, prep, req->inputs, req->nin, req->outputs,
-                          req->nout, &device_ns, &err);
+
+  int rc = 0;
+  if (!m->prep[dev->index])
+    rc = prepare_lazily(dev, m, &err);
+  if (rc == 0)
+    rc = dev->ops->invoke(dev->impl, m->prep[dev->index], req->inputs,
+                          req->nin, req->outputs, req->nout, &device_ns, &err);
   int64_t t1 = emx_now_ns();
   req->timings.finished_ns = t1;
   req->timings.device_ns = device_ns;
@@ -74,34 +256,50 @@ static void run_request(emx__device *dev, struct emx_request *req) {
   long long took = t1 - t0;
   atomic_store_explicit(ewma, old ? old + (took - old) / 4 : took,
                         memory_order_relaxed);
-
   if (rc < 0)
     emx__log(EMX_LOG_DEBUG, "%s: model %s: %s", dev->name, m->name, err.msg);
+  int fault = rc == EMX_EDEVICE;
+  if (fault)
+    go_down(dev, err.msg);
   emx__request_finish(req, rc, rc < 0 ? err.msg : NULL);
+  return fault;
 }
 
 /* wait_for_work returns with dev->lock held and something to do (or
- * stopping). It polls briefly before sleeping; see IDLE_SPIN_NS. */
+ * stopping, or a probe due). It polls briefly before sleeping; see
+ * IDLE_SPIN_NS. */
 static void wait_for_work(emx__device *dev) {
+  bool down = !atomic_load(&dev->healthy);
   if (dev->queue.length || dev->ctl_head || dev->stopping)
     return;
-  pthread_mutex_unlock(&dev->lock);
-  int64_t until = emx_now_ns() + IDLE_SPIN_NS;
-  while (atomic_load_explicit(&dev->pending, memory_order_acquire) == 0 &&
-         emx_now_ns() < until) {
-    for (int i = 0; i < 64; i++)
-      emx__cpu_relax();
+  if (!down) {
+    pthread_mutex_unlock(&dev->lock);
+    int64_t until = emx_now_ns() + IDLE_SPIN_NS;
+    while (atomic_load_explicit(&dev->pending, memory_order_acquire) == 0 &&
+           emx_now_ns() < until) {
+      for (int i = 0; i < 64; i++)
+        emx__cpu_relax();
+    }
+    pthread_mutex_lock(&dev->lock);
   }
-  pthread_mutex_lock(&dev->lock);
   while (!dev->queue.length && !dev->ctl_head && !dev->stopping) {
     atomic_store(&dev->worker_idle, true);
-    pthread_cond_wait(&dev->work_cv, &dev->lock);
-    atomic_store(&dev->worker_idle, false);
+    if (down) {
+      struct timespec ts = emx__abstime(dev->next_probe_ns);
+      int timed_out = pthread_cond_timedwait(&dev->work_cv, &dev->lock, &ts);
+      atomic_store(&dev->worker_idle, false);
+      if (timed_out)
+        return;
+    } else {
+      pthread_cond_wait(&dev->work_cv, &dev->lock);
+      atomic_store(&dev->worker_idle, false);
+    }
   }
 }
 
 void *emx__worker_main(void *arg) {
   emx__device *dev = arg;
+  dev->started_ns = emx_now_ns();
   pthread_mutex_lock(&dev->lock);
   for (;;) {
     wait_for_work(dev);
@@ -115,6 +313,16 @@ void *emx__worker_main(void *arg) {
       pthread_mutex_lock(&dev->lock);
       ctl->done = true;
       pthread_cond_broadcast(&dev->ctl_cv);
+      continue;
+    }
+    if (!atomic_load(&dev->healthy) && !dev->stopping) {
+      /* Requests that raced in before the fault was visible move on. */
+      drain_queue_locked(dev);
+      if (emx_now_ns() >= dev->next_probe_ns) {
+        pthread_mutex_unlock(&dev->lock);
+        try_recover(dev);
+        pthread_mutex_lock(&dev->lock);
+      }
       continue;
     }
     emx__qlink *link = emx__queue_pick(&dev->queue);
@@ -145,12 +353,27 @@ void *emx__worker_main(void *arg) {
       continue;
     }
     atomic_store_explicit(&dev->busy, 1, memory_order_relaxed);
+    /* The model may be unloaded once the request completes: keep its name
+     * for the device's report now. */
+    bool new_model = strcmp(dev->last_model, req->model->name) != 0;
+    char name[EMX__MODEL_NAME_MAX];
+    if (new_model)
+      memcpy(name, req->model->name, sizeof name);
     pthread_mutex_unlock(&dev->lock);
     run_request(dev, req);
     pthread_mutex_lock(&dev->lock);
+    if (new_model)
+      memcpy(dev->last_model, name, sizeof name);
     atomic_store_explicit(&dev->busy, 0, memory_order_relaxed);
   }
   pthread_mutex_unlock(&dev->lock);
+  /* The worker is the only thread that may touch the backend: release what
+   * it prepared before it goes (the device itself is closed by destroy). */
+  while (dev->nprepared)
+    release_one(dev, dev->prepared[dev->nprepared - 1]);
+  free(dev->prepared);
+  dev->prepared = NULL;
+  dev->prepared_cap = 0;
   return NULL;
 }
 
@@ -161,6 +384,7 @@ int emx__device_post_ctl(emx__device *dev, emx__ctl *ctl) {
     return EMX_ESHUTDOWN;
   }
   ctl->done = false;
+  ctl->deferred = false;
   ctl->next = NULL;
   if (dev->ctl_tail)
     dev->ctl_tail->next = ctl;

@@ -1,0 +1,687 @@
+/* isolate.c — the isolating proxy: a device whose real backend runs in an
+ * edgemux-devhost child process (overview in isolate.h, messages in
+ * isolate_msg.h). Everything here runs on the device's worker thread, as
+ * for any backend, except open/close. */
+#include "backend/isolate.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/isolate_msg.h"
+#include "core/log.h"
+#include "wire/arena.h"
+
+extern char **environ;
+
+/* Opening a real Edge TPU (USB enumeration, firmware upload on first use)
+ * and preparing a model (parameters streamed to the device) take seconds;
+ * they get at least this long, or deadline_ms if that is longer. */
+#define SLOW_OP_MS 30000
+/* How long close waits for the child to exit by itself before SIGKILL, and
+ * how long any reap waits after SIGKILL (a process stuck in the kernel, e.g.
+ * in a USB driver, can take a while to die). */
+#define EXIT_GRACE_MS 2000
+#define KILL_GRACE_MS 5000
+
+typedef struct iso_device {
+  char spec[96];          /* the spec, for messages */
+  pid_t pid;              /* the device host; 0 once reaped or given up */
+  int sock;               /* our end of the socketpair; -1 when closed */
+  emx__arena region;      /* tensors, mapped by both sides */
+  long deadline_ms;       /* reply deadline per invoke */
+  uint32_t next_id;       /* prepared model ids */
+  bool dead;              /* failed: every call fails until close */
+  emx__errbuf why;        /* why it is dead */
+  unsigned char *buf;     /* EMX__ISO_MSG_MAX bytes for replies */
+} iso_device;
+
+typedef struct iso_model {
+  uint32_t id; /* the child's handle */
+} iso_model;
+
+/* ---- children we could not reap ------------------------------------------
+ * A child killed while stuck in the kernel may outlive KILL_GRACE_MS; its
+ * pid is kept here and reaped (WNOHANG) at later opens and closes, so it
+ * does not stay a zombie and the worker is not blocked on it. */
+#define MAX_ORPHANS 64
+static pthread_mutex_t orphans_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t orphans[MAX_ORPHANS];
+
+static void orphans_reap(void) {
+  pthread_mutex_lock(&orphans_lock);
+  for (int i = 0; i < MAX_ORPHANS; i++) {
+    int status;
+    if (orphans[i] > 0 && waitpid(orphans[i], &status, WNOHANG) != 0)
+      orphans[i] = 0; /* reaped, or not ours any more (ECHILD) */
+  }
+  pthread_mutex_unlock(&orphans_lock);
+}
+
+static void orphans_add(pid_t pid) {
+  pthread_mutex_lock(&orphans_lock);
+  for (int i = 0; i < MAX_ORPHANS; i++) {
+    if (orphans[i] <= 0) {
+      orphans[i] = pid;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&orphans_lock);
+}
+
+/* ---- child processes -------------------------------------------------- */
+
+static int64_t ms_to_ns(long ms) {
+  return (int64_t)ms * 1000000;
+}
+
+/* wait_exit reaps pid within wait_ns: 1 reaped (*status set), 0 still
+ * running, -1 not our child any more (reaped elsewhere: SIGCHLD ignored, or
+ * the application waits for any child). */
+static int wait_exit(pid_t pid, int *status, int64_t wait_ns) {
+  int64_t end = emx_now_ns() + wait_ns;
+  long nap_ns = 50000; /* 50 us, doubling to 10 ms: most exits are quick */
+  for (;;) {
+    pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == pid)
+      return 1;
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      return -1;
+    if (emx_now_ns() >= end)
+      return 0;
+    struct timespec ts = {0, nap_ns};
+    nanosleep(&ts, NULL);
+    if (nap_ns < 10000000)
+      nap_ns *= 2;
+  }
+}
+
+/* reap ends the child: waits grace_ns for it to exit, then SIGKILLs it and
+ * waits again. Fills *status and returns wait_exit's result for the first
+ * wait (1 exited by itself, 0 had to be killed, -1 not ours). */
+static int reap(iso_device *d, int *status, int64_t grace_ns) {
+  if (d->pid <= 0)
+    return -1;
+  int r = wait_exit(d->pid, status, grace_ns);
+  if (r == 0) {
+    kill(d->pid, SIGKILL);
+    if (wait_exit(d->pid, status, ms_to_ns(KILL_GRACE_MS)) == 0) {
+      emx__log(EMX_LOG_WARN,
+               "%s: device process %d did not die within %d ms of SIGKILL; "
+               "it will be reaped later",
+               d->spec, (int)d->pid, KILL_GRACE_MS);
+      orphans_add(d->pid);
+    }
+  }
+  d->pid = 0;
+  return r;
+}
+
+/* drop releases the connection to the child: the socket and the region. */
+static void drop(iso_device *d) {
+  if (d->sock >= 0)
+    close(d->sock);
+  d->sock = -1;
+  emx__arena_close(&d->region);
+}
+
+/* died records that the child stopped answering during `what` (EOF or a
+ * reset on the socket): reaps it and explains how it ended. */
+static int died(iso_device *d, const char *what, emx__errbuf *err) {
+  pid_t pid = d->pid;
+  int status = 0;
+  drop(d);
+  /* Its end of the socket closed, so it is exiting: give it a moment. */
+  int r = reap(d, &status, ms_to_ns(EXIT_GRACE_MS));
+  if (r == 1 && WIFSIGNALED(status))
+    emx__errf(&d->why, EMX_EDEVICE,
+              "%s: device process %d died: signal %d (%s) during %s", d->spec,
+              (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)), what);
+  else if (r == 1)
+    emx__errf(&d->why, EMX_EDEVICE,
+              "%s: device process %d exited with status %d during %s",
+              d->spec, (int)pid, WEXITSTATUS(status), what);
+  else if (r == 0)
+    emx__errf(&d->why, EMX_EDEVICE,
+              "%s: device process %d closed its connection during %s and "
+              "was killed",
+              d->spec, (int)pid, what);
+  else
+    emx__errf(&d->why, EMX_EDEVICE,
+              "%s: device process %d died during %s (its exit status was "
+              "collected elsewhere)",
+              d->spec, (int)pid, what);
+  d->dead = true;
+  emx__log(EMX_LOG_WARN, "%s", d->why.msg);
+  return emx__errf(err, EMX_EDEVICE, "%s", d->why.msg);
+}
+
+/* hung kills a child that missed its deadline. */
+static int hung(iso_device *d, const char *what, long ms, emx__errbuf *err) {
+  pid_t pid = d->pid;
+  int status;
+  kill(pid, SIGKILL);
+  drop(d);
+  reap(d, &status, ms_to_ns(KILL_GRACE_MS));
+  emx__errf(&d->why, EMX_EDEVICE,
+            "%s: device process %d hung: no reply within %ld ms during %s; "
+            "killed it",
+            d->spec, (int)pid, ms, what);
+  d->dead = true;
+  emx__log(EMX_LOG_WARN, "%s", d->why.msg);
+  return emx__errf(err, EMX_EDEVICE, "%s", d->why.msg);
+}
+
+/* broken kills a child that broke the protocol (a bug, not a device
+ * fault, but handled the same way: the device is unusable). */
+static int broken(iso_device *d, const char *what, const char *detail,
+                  emx__errbuf *err) {
+  pid_t pid = d->pid;
+  int status;
+  kill(pid, SIGKILL);
+  drop(d);
+  reap(d, &status, ms_to_ns(KILL_GRACE_MS));
+  emx__errf(&d->why, EMX_EDEVICE,
+            "%s: device process %d broke the protocol during %s (%s); "
+            "killed it",
+            d->spec, (int)pid, what, detail);
+  d->dead = true;
+  emx__log(EMX_LOG_WARN, "%s", d->why.msg);
+  return emx__errf(err, EMX_EDEVICE, "%s", d->why.msg);
+}
+
+static int down(iso_device *d, emx__errbuf *err) {
+  return emx__errf(err, EMX_EDEVICE, "device is down until reopened: %s",
+                   d->why.msg);
+}
+
+/* request sends one packet; a failure means the child is gone. */
+static int request(iso_device *d, uint32_t op, uint32_t id, uint64_t arg,
+                   int fd, const char *what, emx__errbuf *err) {
+  int rc = emx__iso_send(d->sock, op, id, 0, arg, NULL, 0, fd);
+  if (rc == -EPIPE || rc == -ECONNRESET || rc == -ENOTCONN)
+    return died(d, what, err);
+  if (rc < 0)
+    return broken(d, what, strerror(-rc), err);
+  return 0;
+}
+
+/* reply waits up to ms for the answer to `op`. On success *hdr is its
+ * header and the payload is at d->buf + sizeof *hdr. */
+static int reply(iso_device *d, uint32_t op, long ms, const char *what,
+                 emx__iso_hdr *hdr, emx__errbuf *err) {
+  int64_t end = emx_now_ns() + ms_to_ns(ms);
+  for (;;) {
+    int64_t left = end - emx_now_ns();
+    struct pollfd p = {.fd = d->sock, .events = POLLIN};
+    /* Round up: poll's timeout is whole ms, and 0 would not wait at all. */
+    int n = left > 0 ? poll(&p, 1, (int)((left + 999999) / 1000000)) : 0;
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return broken(d, what, strerror(errno), err);
+    if (n == 0) {
+      if (emx_now_ns() < end)
+        continue; /* woke a little early */
+      return hung(d, what, ms, err);
+    }
+    int fd;
+    ssize_t got = emx__iso_recv(d->sock, d->buf, hdr, &fd);
+    if (fd >= 0)
+      close(fd); /* replies never carry one */
+    if (got == 0 || got == -ECONNRESET)
+      return died(d, what, err);
+    if (got < 0)
+      return broken(d, what, strerror((int)-got), err);
+    if (hdr->op != op)
+      return broken(d, what, "unexpected reply", err);
+    return 0;
+  }
+}
+
+/* reply_error turns a reply's failure status into the caller's error, with
+ * the child's message (the real backend's). */
+static int reply_error(iso_device *d, const emx__iso_hdr *hdr,
+                       emx__errbuf *err) {
+  return emx__errf(err, hdr->status, "%.*s", (int)hdr->len,
+                   (const char *)d->buf + sizeof *hdr);
+}
+
+/* ---- finding the device host program ------------------------------------ */
+
+static bool executable(const char *path) {
+  return access(path, X_OK) == 0;
+}
+
+/* try_dir: is dir/rel executable? Appends what it tried to `tried`. */
+static bool try_dir(const char *dir, const char *rel, char *out, size_t cap,
+                    char *tried, size_t tcap) {
+  if (snprintf(out, cap, "%s/%s", dir, rel) >= (int)cap)
+    return false;
+  if (executable(out))
+    return true;
+  size_t used = strlen(tried);
+  snprintf(tried + used, tcap - used, "%s%s", used ? ", " : "", out);
+  return false;
+}
+
+static bool dir_of(const char *path, char *dir, size_t cap) {
+  const char *slash = strrchr(path, '/');
+  if (!slash || (size_t)(slash - path) >= cap)
+    return false;
+  size_t n = slash == path ? 1 : (size_t)(slash - path);
+  memcpy(dir, path, n);
+  dir[n] = '\0';
+  return true;
+}
+
+/* find_devhost: $EMX_DEVHOST; next to the library (libedgemux.so in
+ * <prefix>/lib, the program in <prefix>/bin, or both in one folder); next
+ * to the executable; PATH. */
+static int find_devhost(const char *spec, char *out, size_t cap,
+                        emx__errbuf *err) {
+  const char *env = getenv("EMX_DEVHOST");
+  if (env && *env) {
+    if (snprintf(out, cap, "%s", env) < (int)cap && executable(env))
+      return 0;
+    return emx__errf(err, EMX_ENOENT,
+                     "%s: cannot run the device host program "
+                     "EMX_DEVHOST=%s: %s",
+                     spec, env, strerror(errno));
+  }
+  char tried[1024] = "", dir[PATH_MAX];
+  Dl_info info;
+  if (dladdr((void *)emx__isolate_select, &info) && info.dli_fname &&
+      dir_of(info.dli_fname, dir, sizeof dir)) {
+    if (try_dir(dir, "../bin/" EMX__DEVHOST_NAME, out, cap, tried,
+                sizeof tried) ||
+        try_dir(dir, EMX__DEVHOST_NAME, out, cap, tried, sizeof tried))
+      return 0;
+  }
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = '\0';
+    if (dir_of(exe, dir, sizeof dir) &&
+        try_dir(dir, EMX__DEVHOST_NAME, out, cap, tried, sizeof tried))
+      return 0;
+  }
+  const char *path = getenv("PATH");
+  while (path && *path) {
+    size_t len = strcspn(path, ":");
+    if (len > 0 && len < sizeof dir) {
+      memcpy(dir, path, len);
+      dir[len] = '\0';
+      char ignored[1] = "";
+      if (try_dir(dir, EMX__DEVHOST_NAME, out, cap, ignored, sizeof ignored))
+        return 0;
+    }
+    path += len + (path[len] == ':');
+  }
+  return emx__errf(err, EMX_ENOENT,
+                   "%s: cannot find the device host program %s (looked "
+                   "for %s, and on PATH); install it beside libedgemux or "
+                   "set EMX_DEVHOST",
+                   spec, EMX__DEVHOST_NAME, tried[0] ? tried : "nothing");
+}
+
+/* ---- the proxy's backend functions --------------------------------------- */
+
+int emx__isolate_select(emx__devspec *spec, const emx__backend_ops **ops,
+                        emx__errbuf *err) {
+  int isolate;
+  long deadline_ms = 0;
+  int rc = emx__iso_strip(spec, &isolate, &deadline_ms, err);
+  if (rc < 0)
+    return rc;
+  if (isolate < 0)
+    isolate = strcmp(spec->kind, "edgetpu") == 0;
+  if (!isolate && deadline_ms)
+    return emx__errf(err, EMX_EINVAL,
+                     "device spec \"%s\": deadline_ms applies to isolated "
+                     "devices only (add isolate=1)",
+                     spec->text);
+  *ops = isolate ? &emx__backend_isolate : emx__backend_find(spec->kind);
+  return 0;
+}
+
+static int iso_units(emx__devspec *spec, int *count, emx__errbuf *err) {
+  const emx__backend_ops *real = emx__backend_find(spec->kind);
+  if (!real)
+    return emx__errf(err, EMX_EINVAL, "device spec \"%s\": unknown kind",
+                     spec->text);
+  /* Counting runs in this process: for "edgetpu:*" that lists the
+   * devices through libedgetpu, which does not touch them. */
+  return real->units(spec, count, err);
+}
+
+/* spawn starts the device host on the child's end of the socket. */
+static int spawn(iso_device *d, const char *path, int child_sock, int unit,
+                 emx__errbuf *err) {
+  char parent[32], unit_arg[32];
+  snprintf(parent, sizeof parent, "--parent=%d", (int)getpid());
+  snprintf(unit_arg, sizeof unit_arg, "--unit=%d", unit);
+  /* PR_SET_PDEATHSIG fires when the *thread* that made the child exits, not
+   * the process: ask for it only when that thread is the main one (the
+   * child also watches its socket and its parent pid for the rest). */
+  char *argv[6];
+  int argc = 0;
+  argv[argc++] = (char *)path;
+  argv[argc++] = parent;
+  argv[argc++] = unit_arg;
+  if (gettid() == getpid())
+    argv[argc++] = "--pdeathsig";
+  argv[argc++] = d->spec;
+  argv[argc] = NULL;
+
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&attr);
+  /* dup2 onto fd 3 clears close-on-exec there; every other descriptor of
+   * ours is CLOEXEC, and the child closes any the application leaked. */
+  posix_spawn_file_actions_adddup2(&fa, child_sock, EMX__ISO_FD);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  /* The calling thread's signal mask and ignored signals would otherwise
+   * carry over exec. */
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+  int rc = posix_spawn(&d->pid, path, &fa, &attr, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    d->pid = 0;
+    return emx__errf(err, rc == ENOMEM ? EMX_ENOMEM : EMX_EDEVICE,
+                     "%s: cannot start the device host %s: %s", d->spec, path,
+                     strerror(rc));
+  }
+  return 0;
+}
+
+static void iso_free(iso_device *d) {
+  free(d->buf);
+  free(d);
+}
+
+static int iso_open(const emx__devspec *spec, int unit, void **dev,
+                    emx__errbuf *err) {
+  emx__devspec copy = *spec;
+  int isolate;
+  long deadline_ms = EMX__ISO_DEFAULT_DEADLINE_MS;
+  int rc = emx__iso_strip(&copy, &isolate, &deadline_ms, err);
+  if (rc < 0)
+    return rc;
+  orphans_reap();
+  char path[PATH_MAX];
+  rc = find_devhost(spec->text, path, sizeof path, err);
+  if (rc < 0)
+    return rc;
+  iso_device *d = calloc(1, sizeof *d);
+  unsigned char *buf = malloc(EMX__ISO_MSG_MAX);
+  if (!d || !buf) {
+    free(d);
+    free(buf);
+    return emx__errf(err, EMX_ENOMEM, "out of memory opening %s", spec->text);
+  }
+  d->buf = buf;
+  d->sock = -1;
+  d->region.fd = -1;
+  d->deadline_ms = deadline_ms;
+  snprintf(d->spec, sizeof d->spec, "%s", spec->text);
+
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    rc = emx__errf(err, EMX_EIO, "%s: socketpair: %s", spec->text,
+                   strerror(errno));
+    iso_free(d);
+    return rc;
+  }
+  /* dup2(3, 3) would keep close-on-exec set: keep the child's end off 3. */
+  if (sv[1] == EMX__ISO_FD) {
+    int moved = fcntl(sv[1], F_DUPFD_CLOEXEC, EMX__ISO_FD + 1);
+    close(sv[1]);
+    sv[1] = moved;
+  }
+  d->sock = sv[0];
+  rc = sv[1] < 0 ? emx__errf(err, EMX_EIO, "%s: fcntl: %s", spec->text,
+                             strerror(errno))
+                 : spawn(d, path, sv[1], unit, err);
+  if (sv[1] >= 0)
+    close(sv[1]);
+  if (rc < 0) {
+    drop(d);
+    iso_free(d);
+    return rc;
+  }
+
+  emx__iso_hdr hdr;
+  long ms = deadline_ms > SLOW_OP_MS ? deadline_ms : SLOW_OP_MS;
+  rc = reply(d, EMX__ISO_HELLO, ms, "open", &hdr, err);
+  if (rc == 0 && hdr.status < 0) {
+    /* The real open failed: pass its code and message on. The child exits
+     * by itself. */
+    rc = reply_error(d, &hdr, err);
+    int status;
+    drop(d);
+    reap(d, &status, ms_to_ns(EXIT_GRACE_MS));
+  }
+  if (rc < 0) {
+    iso_free(d);
+    return rc;
+  }
+  *dev = d;
+  return 0;
+}
+
+static void iso_close(void *dev) {
+  iso_device *d = dev;
+  if (d->pid > 0 && d->sock >= 0 &&
+      emx__iso_send(d->sock, EMX__ISO_CLOSE, 0, 0, 0, NULL, 0, -1) == 0) {
+    /* The child closes the real device (a TPU handle, a lock) and exits;
+     * its end of the socket closing is the answer. */
+    int64_t end = emx_now_ns() + ms_to_ns(EXIT_GRACE_MS);
+    for (;;) {
+      int64_t left = end - emx_now_ns();
+      struct pollfd p = {.fd = d->sock, .events = POLLIN};
+      if (left <= 0 || poll(&p, 1, (int)((left + 999999) / 1000000)) == 0)
+        break;
+      emx__iso_hdr hdr;
+      int fd;
+      ssize_t got = emx__iso_recv(d->sock, d->buf, &hdr, &fd);
+      if (fd >= 0)
+        close(fd);
+      if (got == 0 || (got < 0 && got != -EINTR && got != -EPROTO))
+        break;
+    }
+  }
+  drop(d);
+  int status;
+  /* After its EOF the child is a moment from exiting; after a silent
+   * EXIT_GRACE_MS it is stuck, and the short wait ends in SIGKILL. */
+  if (d->pid > 0)
+    reap(d, &status, ms_to_ns(200));
+  orphans_reap();
+  iso_free(d);
+}
+
+/* seal_model copies the model into a sealed memfd for the child. */
+static int seal_model(const char *spec, const void *data, size_t size,
+                      int *out, emx__errbuf *err) {
+  int fd = memfd_create("edgemux-model", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0)
+    return emx__errf(err, EMX_EIO, "%s: memfd_create: %s", spec,
+                     strerror(errno));
+  const char *p = data;
+  size_t left = size;
+  while (left > 0) {
+    ssize_t n = write(fd, p, left);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : EIO;
+      close(fd);
+      return emx__errf(err, e == ENOMEM || e == ENOSPC ? EMX_ENOMEM : EMX_EIO,
+                       "%s: copying the model for the device process: %s",
+                       spec, strerror(e));
+    }
+    p += n;
+    left -= (size_t)n;
+  }
+  fcntl(fd, F_ADD_SEALS,
+        F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  *out = fd;
+  return 0;
+}
+
+/* grow_region gives the child a region of at least `need` bytes. */
+static int grow_region(iso_device *d, size_t need, long ms,
+                       emx__errbuf *err) {
+  if (d->region.size >= need)
+    return 0;
+  /* Whole pages; the old region goes once the child has the new one. */
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t size = (need + page - 1) / page * page;
+  emx__arena fresh;
+  int rc = emx__arena_create(&fresh, size, err);
+  if (rc < 0)
+    return rc;
+  rc = request(d, EMX__ISO_REGION, 0, size, fresh.fd, "prepare", err);
+  emx__iso_hdr hdr;
+  if (rc == 0)
+    rc = reply(d, EMX__ISO_REGION, ms, "prepare", &hdr, err);
+  if (rc == 0 && hdr.status < 0)
+    rc = reply_error(d, &hdr, err);
+  if (rc < 0) {
+    emx__arena_close(&fresh);
+    return rc;
+  }
+  emx__arena_close(&d->region);
+  d->region = fresh;
+  return 0;
+}
+
+static int iso_prepare(void *dev, const void *data, size_t size, void **prep,
+                       emx__model_desc *desc, emx__errbuf *err) {
+  iso_device *d = dev;
+  if (d->dead)
+    return down(d, err);
+  iso_model *m = calloc(1, sizeof *m);
+  if (!m)
+    return emx__errf(err, EMX_ENOMEM, "out of memory preparing a model");
+  int fd = -1;
+  int rc = seal_model(d->spec, data, size, &fd, err);
+  if (rc < 0) {
+    free(m);
+    return rc;
+  }
+  long ms = d->deadline_ms > SLOW_OP_MS ? d->deadline_ms : SLOW_OP_MS;
+  m->id = ++d->next_id;
+  rc = request(d, EMX__ISO_PREPARE, m->id, size, fd, "prepare", err);
+  close(fd);
+  emx__iso_hdr hdr;
+  if (rc == 0)
+    rc = reply(d, EMX__ISO_PREPARE, ms, "prepare", &hdr, err);
+  if (rc < 0) {
+    free(m);
+    return rc;
+  }
+  if (hdr.status < 0) {
+    free(m);
+    return reply_error(d, &hdr, err);
+  }
+  rc = emx__iso_desc_decode(d->buf + sizeof hdr, hdr.len, desc, err);
+  if (rc == 0) {
+    rc = grow_region(d, emx__iso_region_need(desc), ms, err);
+    if (rc < 0)
+      emx__model_desc_free(desc);
+  }
+  if (rc < 0) {
+    if (!d->dead)
+      emx__iso_send(d->sock, EMX__ISO_RELEASE, m->id, 0, 0, NULL, 0, -1);
+    free(m);
+    return rc;
+  }
+  *prep = m;
+  return 0;
+}
+
+static void iso_release(void *dev, void *prep) {
+  iso_device *d = dev;
+  iso_model *m = prep;
+  /* No reply: the child handles packets in order, and a child that fails
+   * here is found out by the next call that waits. */
+  if (!d->dead && d->sock >= 0)
+    emx__iso_send(d->sock, EMX__ISO_RELEASE, m->id, 0, 0, NULL, 0, -1);
+  free(m);
+}
+
+static int iso_invoke(void *dev, void *prep, const emx_tensor *inputs,
+                      size_t nin, const emx_tensor *outputs, size_t nout,
+                      int64_t *device_ns, emx__errbuf *err) {
+  iso_device *d = dev;
+  iso_model *m = prep;
+  if (d->dead)
+    return down(d, err);
+  /* The region was sized from this model's desc, which the engine checked
+   * every buffer against; the bound check only guards that promise. */
+  char *base = d->region.base;
+  size_t off = 0;
+  for (size_t i = 0; i < nin + nout; i++) {
+    const emx_tensor *t = i < nin ? &inputs[i] : &outputs[i - nin];
+    if (emx__iso_align(t->size) > d->region.size - off)
+      return emx__errf(err, EMX_ESIZE,
+                       "%s: tensors exceed the %llu-byte shared region",
+                       d->spec, (unsigned long long)d->region.size);
+    if (i < nin)
+      memcpy(base + off, t->data, t->size);
+    off += emx__iso_align(t->size);
+  }
+  int rc = request(d, EMX__ISO_INVOKE, m->id, 0, -1, "invoke", err);
+  emx__iso_hdr hdr;
+  if (rc == 0)
+    rc = reply(d, EMX__ISO_INVOKE, d->deadline_ms, "invoke", &hdr, err);
+  if (rc < 0)
+    return rc;
+  if (hdr.status < 0)
+    return reply_error(d, &hdr, err);
+  off = 0;
+  for (size_t i = 0; i < nin; i++)
+    off += emx__iso_align(inputs[i].size);
+  for (size_t i = 0; i < nout; i++) {
+    memcpy(outputs[i].data, base + off, outputs[i].size);
+    off += emx__iso_align(outputs[i].size);
+  }
+  *device_ns = (int64_t)hdr.arg;
+  return 0;
+}
+
+const emx__backend_ops emx__backend_isolate = {
+    .kind = "isolate",
+    .units = iso_units,
+    .open = iso_open,
+    .close = iso_close,
+    .prepare = iso_prepare,
+    .release = iso_release,
+    .invoke = iso_invoke,
+};
