@@ -132,7 +132,8 @@ void emxd_repo_scan(emxd_server *srv);
 emxd_model *emxd_model_by_name(emxd_server *srv, const char *name);
 emxd_model *emxd_model_by_id(emxd_server *srv, uint32_t id);
 int emxd_model_load(emxd_server *srv, const char *name, const char *path,
-                    bool from_repo, emxd_model **out, emx__errbuf *err);
+                    const char *devices, bool from_repo, emxd_model **out,
+                    emx__errbuf *err);
 void emxd_models_free(emxd_server *srv);
 
 /* session.c */

@@ -34,7 +34,8 @@ emxd_model *emxd_model_by_id(emxd_server *srv, uint32_t id) {
 }
 
 int emxd_model_load(emxd_server *srv, const char *name, const char *path,
-                    bool from_repo, emxd_model **out, emx__errbuf *err) {
+                    const char *devices, bool from_repo, emxd_model **out,
+                    emx__errbuf *err) {
   emxd_model *have = emxd_model_by_name(srv, name);
   if (have) {
     if (strcmp(have->path, path) == 0) { /* e.g. every worker of a pool */
@@ -53,7 +54,11 @@ int emxd_model_load(emxd_server *srv, const char *name, const char *path,
     free(m);
     return emx__errf(err, EMX_EINVAL, "model name or path too long");
   }
-  int rc = emx_model_load_file(srv->engine, name, path, &m->model);
+  emx_model_config mc;
+  emx_model_config_init(&mc);
+  mc.path = path;
+  mc.devices = devices && *devices ? devices : NULL;
+  int rc = emx_model_load(srv->engine, name, &mc, &m->model);
   if (rc < 0) {
     emx__errf(err, rc, "%s", emx_engine_last_error(srv->engine));
     free(m);
@@ -82,8 +87,10 @@ static void unload(emxd_server *srv, emxd_model *m) {
 }
 
 /* read_config applies DIR/<name>/config.json: {"model": "file.tflite",
- * "timeout_ms": N}. Unknown keys are reported, not ignored. */
+ * "devices": "edgetpu,cpu", "timeout_ms": N}. Unknown keys are reported,
+ * not ignored. */
 static int read_config(const char *dir, char *file, size_t file_cap,
+                       char *devices, size_t devices_cap,
                        int64_t *timeout_ns) {
   char path[4200];
   struct stat st;
@@ -108,12 +115,14 @@ static int read_config(const char *dir, char *file, size_t file_cap,
                  "model's folder", path);
         rc = -1;
       }
+    } else if (strcmp(key, "devices") == 0 && json_is_string(v)) {
+      snprintf(devices, devices_cap, "%s", json_string_value(v));
     } else if (strcmp(key, "timeout_ms") == 0 && json_is_integer(v) &&
                json_integer_value(v) >= 0) {
       *timeout_ns = json_integer_value(v) * 1000000;
     } else {
       emx__log(EMX_LOG_ERROR, "%s: unknown or malformed key \"%s\" (known: "
-               "model, timeout_ms)", path, key);
+               "model, devices, timeout_ms)", path, key);
       rc = -1;
     }
   }
@@ -135,13 +144,14 @@ void emxd_repo_scan(emxd_server *srv) {
     while ((de = readdir(d))) {
       if (de->d_name[0] == '.')
         continue;
-      char sub[4200], file[256] = "model.tflite", path[4500];
+      char sub[4200], file[256] = "model.tflite", path[4500], devices[128] = "";
       int64_t timeout = 0;
       struct stat st;
       if (join(sub, sizeof sub, dir, de->d_name) < 0 || stat(sub, &st) < 0 ||
           !S_ISDIR(st.st_mode))
         continue;
-      if (read_config(sub, file, sizeof file, &timeout) < 0)
+      if (read_config(sub, file, sizeof file, devices, sizeof devices,
+                      &timeout) < 0)
         continue;
       if (join(path, sizeof path, sub, file) < 0 || stat(path, &st) < 0) {
         emx__log(EMX_LOG_WARN, "model repository: %s has no %s; skipped",
@@ -155,7 +165,8 @@ void emxd_repo_scan(emxd_server *srv) {
         continue;
       }
       emx__errbuf err = {{0}};
-      if (emxd_model_load(srv, de->d_name, path, true, &m, &err) < 0) {
+      if (emxd_model_load(srv, de->d_name, path, devices, true, &m, &err) <
+          0) {
         emx__log(EMX_LOG_ERROR, "model repository: %s", err.msg);
         continue;
       }

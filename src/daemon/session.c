@@ -456,7 +456,7 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
     path[m->u.load.path_len] = '\0';
     emxd_model *model = NULL;
     int rc = srv->opt->allow_load
-                 ? emxd_model_load(srv, name, path, false, &model, &err)
+                 ? emxd_model_load(srv, name, path, NULL, false, &model, &err)
                  : emx__errf(&err, EMX_EINVAL,
                              "this daemon does not load models on request "
                              "(start it with --allow-load)");

@@ -28,6 +28,13 @@ size_t emxd_status_text(emxd_server *srv, char *buf, size_t cap) {
   say(&o, "version %s\n", emx_version());
   say(&o, "uptime_s %.1f\n", (emx_now_ns() - srv->started_ns) / 1e9);
   say(&o, "clients %zu\n", srv->session_count);
+  /* Liveness: this answer itself. Readiness, as KServe's health endpoints
+   * mean it: every loaded model has a healthy device to run on. */
+  say(&o, "live 1\n");
+  int ready = 1;
+  for (emxd_model *m = srv->models; m; m = m->next)
+    ready &= emx_model_healthy(m->model);
+  say(&o, "ready %d\n", ready);
   size_t ndev = emx_engine_device_count(srv->engine);
   for (size_t i = 0; i < ndev; i++) {
     emx_device_info di;
@@ -35,19 +42,23 @@ size_t emxd_status_text(emxd_server *srv, char *buf, size_t cap) {
     emx_engine_device_info(srv->engine, i, &di);
     emx_engine_device_stats(srv->engine, i, &st);
     say(&o,
-        "device %s kind=%s healthy=%d queue=%llu requests=%llu errors=%llu "
-        "busy_ms=%.1f p50_us=%.1f p99_us=%.1f\n",
-        di.name, di.kind, di.healthy, (unsigned long long)st.queue_depth,
-        (unsigned long long)st.requests, (unsigned long long)st.errors,
-        st.busy_ns / 1e6, st.latency_p50_us, st.latency_p99_us);
+        "device %s kind=%s healthy=%d faults=%llu model=%s util=%.3f "
+        "queue=%llu requests=%llu errors=%llu busy_ms=%.1f p50_us=%.1f "
+        "p99_us=%.1f\n",
+        di.name, di.kind, di.healthy, (unsigned long long)di.faults,
+        di.model[0] ? di.model : "-", di.utilization,
+        (unsigned long long)st.queue_depth, (unsigned long long)st.requests,
+        (unsigned long long)st.errors, st.busy_ns / 1e6, st.latency_p50_us,
+        st.latency_p99_us);
   }
   for (emxd_model *m = srv->models; m; m = m->next) {
     emx_stats st;
     emx_model_stats(m->model, &st);
     say(&o,
-        "model %s id=%u queue=%llu requests=%llu errors=%llu timeouts=%llu "
-        "p50_us=%.1f p99_us=%.1f\n",
-        m->name, m->id, (unsigned long long)st.queue_depth,
+        "model %s id=%u healthy=%d queue=%llu requests=%llu errors=%llu "
+        "timeouts=%llu p50_us=%.1f p99_us=%.1f\n",
+        m->name, m->id, emx_model_healthy(m->model),
+        (unsigned long long)st.queue_depth,
         (unsigned long long)st.requests, (unsigned long long)st.errors,
         (unsigned long long)st.timeouts, st.latency_p50_us,
         st.latency_p99_us);
