@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -111,6 +112,7 @@ struct emx_client {
   int reading;                  /* a thread holds the reader role */
   int closed;                   /* emx_client_destroy ran */
   int broken;                   /* 0, or the status every call now gets */
+  bool saw_reset;               /* ECONNRESET seen once: drain, then EOF */
   char broken_msg[EMX__ERRLEN]; /* why */
   size_t refs;                  /* 1 for the owner + live request handles */
   void *rbuf;                   /* EMX_WIRE_MAX_MSG bytes, the reader's */

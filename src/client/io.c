@@ -175,6 +175,7 @@ int emx__client_open(emx_client *c, emx__errbuf *err) {
   c->inflight = 0;
   c->reading = 0;
   c->broken = 0;
+  c->saw_reset = false;
   c->broken_msg[0] = '\0';
   return 0;
 }
@@ -380,6 +381,13 @@ static int read_one(emx_client *c, int64_t deadline) {
   }
   if (n < 0 || got == -EAGAIN || got == -EINTR)
     return 0; /* a signal or a spurious wake-up: the caller loops */
+  if (got == -ECONNRESET && !c->saw_reset) {
+    /* Linux reports a peer that closed with our packets unread as
+     * ECONNRESET once, *before* the replies it had already queued for us:
+     * read those (they are real results) until the end-of-file. */
+    c->saw_reset = true;
+    return 0;
+  }
   if (got == 0 || got == -ECONNRESET || got == -EPIPE || got == -ENOTCONN) {
     emx__client_set_broken(c, EMX_EDISCONNECTED, DISCONNECTED_MSG);
     return c->broken;

@@ -112,6 +112,7 @@ struct emxd_server {
   int epfd;              /* epoll set */
   int listen_fd;         /* -1 once closed */
   bool owns_socket_path; /* we bound it (not socket activation): unlink */
+  bool listen_paused;    /* out of fds: listener out of the epoll set */
   int signal_fd;         /* SIGTERM, SIGINT, SIGHUP */
   emxd_ev listen_ev, signal_ev; /* epoll tags */
   bool draining;         /* SIGTERM seen */
@@ -126,6 +127,10 @@ struct emxd_server {
 /* listener.c */
 int emxd_listen(emxd_server *srv, emx__errbuf *err);
 void emxd_listen_close(emxd_server *srv);
+/* Out of descriptors (EMFILE): stop polling the listener, which would fire
+ * again at once, until a session closes and frees one. */
+void emxd_listen_pause(emxd_server *srv);
+void emxd_listen_resume(emxd_server *srv);
 
 /* repo.c: (re)scan the model repository; loads new, unloads removed. */
 void emxd_repo_scan(emxd_server *srv);
@@ -139,6 +144,7 @@ void emxd_models_free(emxd_server *srv);
 /* session.c */
 void emxd_session_accept(emxd_server *srv, int fd);
 void emxd_session_readable(emxd_session *s);
+bool emxd_session_read(emxd_session *s, size_t budget);
 void emxd_session_writable(emxd_session *s);
 void emxd_session_close(emxd_session *s, const char *why);
 int64_t emxd_session_check_timeouts(emxd_server *srv, int64_t now);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -108,4 +109,19 @@ void emxd_listen_close(emxd_server *srv) {
   srv->listen_fd = -1;
   if (srv->owns_socket_path)
     unlink(srv->opt->socket_path);
+}
+
+void emxd_listen_pause(emxd_server *srv) {
+  if (srv->listen_fd < 0 || srv->listen_paused)
+    return;
+  epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
+  srv->listen_paused = true;
+}
+
+void emxd_listen_resume(emxd_server *srv) {
+  if (srv->listen_fd < 0 || !srv->listen_paused)
+    return;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &srv->listen_ev};
+  if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev) == 0)
+    srv->listen_paused = false;
 }

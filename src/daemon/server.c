@@ -3,6 +3,7 @@
  * directly; this thread only reads, accepts and flushes slow writers. */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,9 +39,14 @@ static void accept_all(emxd_server *srv) {
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED)
         continue;
-      if (errno != EAGAIN)
+      if (errno == EMFILE || errno == ENFILE) {
+        emx__log(EMX_LOG_WARN, "accept: %s; not accepting until a client "
+                 "disconnects", strerror(errno));
+        emxd_listen_pause(srv);
+      } else if (errno != EAGAIN) {
         emx__log(EMX_LOG_WARN, "accept: %s", strerror(errno));
-      return; /* EMFILE too: the next wake-up retries */
+      }
+      return;
     }
     emxd_session_accept(srv, fd);
   }
@@ -53,8 +59,15 @@ static void start_drain(emxd_server *srv) {
   if (srv->listen_fd >= 0)
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
   emxd_listen_close(srv);
-  for (emxd_session *s = srv->sessions; s; s = s->next)
-    emxd_session_stop_reading(s);
+  /* Requests a client has already sent are in-flight work too: read each
+   * connection dry before it stops being read. */
+  emxd_session *s = srv->sessions;
+  while (s) {
+    emxd_session *next = s->next;
+    if (emxd_session_read(s, SIZE_MAX))
+      emxd_session_stop_reading(s);
+    s = next;
+  }
 }
 
 static bool drained(emxd_server *srv) {

@@ -488,16 +488,22 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
 }
 
 void emxd_session_readable(emxd_session *s) {
-  for (int budget = READ_BUDGET; budget > 0; budget--) {
+  emxd_session_read(s, READ_BUDGET);
+}
+
+/* emxd_session_read handles up to `budget` packets; returns false when the
+ * session was closed (it is then freed or about to be). */
+bool emxd_session_read(emxd_session *s, size_t budget) {
+  for (; budget > 0; budget--) {
     int fds[EMX__SOCK_MAX_FDS];
     int nfds = 0;
     ssize_t n = emx__sock_recv(s->fd, rxbuf, EMX_WIRE_MAX_MSG + 1, fds, &nfds,
                                MSG_DONTWAIT);
     if (n == -EAGAIN)
-      return;
+      return true;
     if (n == 0 || n == -ECONNRESET || n == -EPIPE) {
       emxd_session_close(s, NULL);
-      return;
+      return false;
     }
     if (n < 0) {
       char why[96];
@@ -506,21 +512,25 @@ void emxd_session_readable(emxd_session *s) {
                : n == -EPROTO ? "truncated control data (MSG_CTRUNC)"
                               : strerror((int)-n));
       emxd_session_close(s, why);
-      return;
+      return false;
     }
     emx__wire_msg m;
     emx__errbuf err = {{0}};
     int rc = emx__wire_decode(rxbuf, (size_t)n, &m, &err);
-    if (rc == 0)
+    bool decoded = rc == 0;
+    if (decoded)
       rc = dispatch(s, &m, fds, nfds);
     for (int i = 0; i < nfds; i++)
       if (fds[i] >= 0)
         close(fds[i]);
     if (rc < 0) {
-      emxd_session_close(s, err.msg[0] ? err.msg : "protocol violation");
-      return;
+      /* One log line per dropped connection: dispatch has logged its own
+       * reason; a decode failure is logged here. */
+      emxd_session_close(s, decoded ? "" : err.msg);
+      return false;
     }
   }
+  return true;
 }
 
 void emxd_session_writable(emxd_session *s) {
@@ -631,10 +641,10 @@ void emxd_session_accept(emxd_server *srv, int fd) {
 
 void emxd_session_close(emxd_session *s, const char *why) {
   emxd_server *srv = s->srv;
-  if (why)
+  if (why && *why)
     emx__log(EMX_LOG_WARN, "session %u (pid %d): %s; dropping the "
              "connection", s->id, (int)s->pid, why);
-  else
+  else if (!why)
     emx__log(EMX_LOG_INFO, "session %u (pid %d): closed", s->id, (int)s->pid);
   for (emxd_session **p = &srv->sessions; *p; p = &(*p)->next)
     if (*p == s) {
@@ -672,6 +682,7 @@ void emxd_session_close(emxd_session *s, const char *why) {
   }
   free(pending);
   session_unref(s);
+  emxd_listen_resume(srv);
 }
 
 int64_t emxd_session_check_timeouts(emxd_server *srv, int64_t now) {
