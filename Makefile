@@ -43,8 +43,13 @@ build-tsan/.configured: CMakeLists.txt tests/CMakeLists.txt
 build-tsan: setup build-tsan/.configured
 	$(CMAKE) --build build-tsan -j$(JOBS)
 
+# The in-process engine demo; the seed scenario through edgemuxd (the daemon
+# demo starts and stops its own daemon on a temporary socket); then the
+# failure edgemux exists for, on a simulated Edge TPU, and its remedy.
 demo: build
 	./build/bin/edgemux-demo
+	./build/bin/edgemux-daemon-demo
+	./build/bin/edgemux-tpu-demo
 
 check-plain: build
 	cd build && $(CTEST) --output-on-failure --timeout $(TEST_TIMEOUT)

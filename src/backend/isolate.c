@@ -39,15 +39,15 @@ extern char **environ;
 #define KILL_GRACE_MS 5000
 
 typedef struct iso_device {
-  char spec[96];          /* the spec, for messages */
-  pid_t pid;              /* the device host; 0 once reaped or given up */
-  int sock;               /* our end of the socketpair; -1 when closed */
-  emx__arena region;      /* tensors, mapped by both sides */
-  long deadline_ms;       /* reply deadline per invoke */
-  uint32_t next_id;       /* prepared model ids */
-  bool dead;              /* failed: every call fails until close */
-  emx__errbuf why;        /* why it is dead */
-  unsigned char *buf;     /* EMX__ISO_MSG_MAX bytes for replies */
+  char spec[96];      /* the spec, for messages */
+  pid_t pid;          /* the device host; 0 once reaped or given up */
+  int sock;           /* our end of the socketpair; -1 when closed */
+  emx__arena region;  /* tensors, mapped by both sides */
+  long deadline_ms;   /* reply deadline per invoke */
+  uint32_t next_id;   /* prepared model ids */
+  bool dead;          /* failed: every call fails until close */
+  emx__errbuf why;    /* why it is dead */
+  unsigned char *buf; /* EMX__ISO_MSG_MAX bytes for replies */
 } iso_device;
 
 typedef struct iso_model {
@@ -155,8 +155,8 @@ static int died(iso_device *d, const char *what, emx__errbuf *err) {
               (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)), what);
   else if (r == 1)
     emx__errf(&d->why, EMX_EDEVICE,
-              "%s: device process %d exited with status %d during %s",
-              d->spec, (int)pid, WEXITSTATUS(status), what);
+              "%s: device process %d exited with status %d during %s", d->spec,
+              (int)pid, WEXITSTATUS(status), what);
   else if (r == 0)
     emx__errf(&d->why, EMX_EDEVICE,
               "%s: device process %d closed its connection during %s and "
@@ -397,7 +397,10 @@ static int spawn(iso_device *d, const char *path, int child_sock, int unit,
   /* dup2 onto fd 3 clears close-on-exec there; every other descriptor of
    * ours is CLOEXEC, and the child closes any the application leaked. */
   posix_spawn_file_actions_adddup2(&fa, child_sock, EMX__ISO_FD);
+  /* No stdin; stdout goes to stderr: a library's child must not write
+   * into the application's output (TFLite and libedgetpu log freely). */
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, 2, 1);
   /* The calling thread's signal mask and ignored signals would otherwise
    * carry over exec. */
   sigset_t none, all;
@@ -405,8 +408,8 @@ static int spawn(iso_device *d, const char *path, int child_sock, int unit,
   sigfillset(&all);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   int rc = posix_spawn(&d->pid, path, &fa, &attr, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
@@ -526,8 +529,8 @@ static void iso_close(void *dev) {
 }
 
 /* seal_model copies the model into a sealed memfd for the child. */
-static int seal_model(const char *spec, const void *data, size_t size,
-                      int *out, emx__errbuf *err) {
+static int seal_model(const char *spec, const void *data, size_t size, int *out,
+                      emx__errbuf *err) {
   int fd = memfd_create("edgemux-model", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0)
     return emx__errf(err, EMX_EIO, "%s: memfd_create: %s", spec,
@@ -542,8 +545,8 @@ static int seal_model(const char *spec, const void *data, size_t size,
       int e = n < 0 ? errno : EIO;
       close(fd);
       return emx__errf(err, e == ENOMEM || e == ENOSPC ? EMX_ENOMEM : EMX_EIO,
-                       "%s: copying the model for the device process: %s",
-                       spec, strerror(e));
+                       "%s: copying the model for the device process: %s", spec,
+                       strerror(e));
     }
     p += n;
     left -= (size_t)n;
@@ -555,8 +558,7 @@ static int seal_model(const char *spec, const void *data, size_t size,
 }
 
 /* grow_region gives the child a region of at least `need` bytes. */
-static int grow_region(iso_device *d, size_t need, long ms,
-                       emx__errbuf *err) {
+static int grow_region(iso_device *d, size_t need, long ms, emx__errbuf *err) {
   if (d->region.size >= need)
     return 0;
   /* Whole pages; the old region goes once the child has the new one. */

@@ -12,8 +12,8 @@ int emx__iso_send(int sock, uint32_t op, uint32_t id, int32_t status,
                   uint64_t arg, const void *payload, size_t len, int fd) {
   if (sizeof(emx__iso_hdr) + len > EMX__ISO_MSG_MAX)
     return -EMSGSIZE;
-  emx__iso_hdr hdr = {.op = op, .id = id, .status = status,
-                      .len = (uint32_t)len, .arg = arg};
+  emx__iso_hdr hdr = {
+      .op = op, .id = id, .status = status, .len = (uint32_t)len, .arg = arg};
   struct iovec iov[2] = {{&hdr, sizeof hdr}, {(void *)payload, len}};
   union {
     struct cmsghdr align;
@@ -47,7 +47,8 @@ ssize_t emx__iso_recv(int sock, void *buf, emx__iso_hdr *hdr, int *fd) {
     char buf[CMSG_SPACE(sizeof(int))];
   } ctl;
   struct iovec iov = {buf, EMX__ISO_MSG_MAX};
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+  struct msghdr msg = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
                        .msg_control = ctl.buf,
                        .msg_controllen = sizeof ctl.buf};
   *fd = -1;
@@ -93,9 +94,9 @@ bad:
  * same machine, so fields are in host order. */
 
 typedef struct cursor {
-  unsigned char *p;   /* next byte */
-  size_t left;        /* bytes left */
-  int bad;            /* overflow or underflow happened */
+  unsigned char *p; /* next byte */
+  size_t left;      /* bytes left */
+  int bad;          /* overflow or underflow happened */
 } cursor;
 
 static void put(cursor *c, const void *v, size_t n) {
@@ -183,16 +184,18 @@ int emx__iso_desc_decode(const void *buf, size_t len, emx__model_desc *desc,
   get(&c, &nout, sizeof nout);
   /* Each tensor takes at least 60 bytes: a count beyond len/60 is a lie. */
   if (c.bad || nin > len / 60 || nout > len / 60)
-    return emx__errf(err, EMX_EPROTO, "device process sent a malformed model "
-                                      "description");
+    return emx__errf(err, EMX_EPROTO,
+                     "device process sent a malformed model "
+                     "description");
   desc->inputs = calloc(nin ? nin : 1, sizeof *desc->inputs);
   desc->outputs = calloc(nout ? nout : 1, sizeof *desc->outputs);
   if (!desc->inputs || !desc->outputs) {
     free(desc->inputs);
     free(desc->outputs);
     memset(desc, 0, sizeof *desc);
-    return emx__errf(err, EMX_ENOMEM, "out of memory reading a model "
-                                      "description");
+    return emx__errf(err, EMX_ENOMEM,
+                     "out of memory reading a model "
+                     "description");
   }
   desc->input_count = nin;
   desc->output_count = nout;
@@ -203,10 +206,11 @@ int emx__iso_desc_decode(const void *buf, size_t len, emx__model_desc *desc,
     rc = EMX_EPROTO;
   if (rc < 0) {
     emx__model_desc_free(desc);
-    return emx__errf(err, rc, rc == EMX_ENOMEM
-                                  ? "out of memory reading a model description"
-                                  : "device process sent a malformed model "
-                                    "description");
+    return emx__errf(err, rc,
+                     rc == EMX_ENOMEM
+                         ? "out of memory reading a model description"
+                         : "device process sent a malformed model "
+                           "description");
   }
   return 0;
 }

@@ -32,8 +32,8 @@
 
 #include "backend/backend.h"
 
-#define EMX__ISO_FD 3              /* the child's end of the socket */
-#define EMX__ISO_ALIGN 64          /* tensor offsets in the region */
+#define EMX__ISO_FD 3               /* the child's end of the socket */
+#define EMX__ISO_ALIGN 64           /* tensor offsets in the region */
 #define EMX__ISO_MSG_MAX (64 << 10) /* largest packet, header included */
 
 enum {
@@ -46,11 +46,11 @@ enum {
 };
 
 typedef struct emx__iso_hdr {
-  uint32_t op;     /* EMX__ISO_* */
-  uint32_t id;     /* prepared model id, 0 when none */
-  int32_t status;  /* replies: 0 or EMX_E* */
-  uint32_t len;    /* payload bytes after the header */
-  uint64_t arg;    /* op-specific: model/region size, device ns */
+  uint32_t op;    /* EMX__ISO_* */
+  uint32_t id;    /* prepared model id, 0 when none */
+  int32_t status; /* replies: 0 or EMX_E* */
+  uint32_t len;   /* payload bytes after the header */
+  uint64_t arg;   /* op-specific: model/region size, device ns */
 } emx__iso_hdr;
 
 /* emx__iso_send sends one packet (header + payload, and fd when >= 0).
@@ -66,8 +66,7 @@ ssize_t emx__iso_recv(int sock, void *buf, emx__iso_hdr *hdr, int *fd);
 
 /* emx__iso_desc_encode serialises a desc into buf; returns its size, or 0
  * when it does not fit in cap. */
-size_t emx__iso_desc_encode(const emx__model_desc *desc, void *buf,
-                            size_t cap);
+size_t emx__iso_desc_encode(const emx__model_desc *desc, void *buf, size_t cap);
 
 /* emx__iso_desc_decode rebuilds a desc (heap-allocated, as backends make
  * them); EMX_EPROTO when the bytes are malformed, EMX_ENOMEM. */

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "backend/isolate.h"
 #include "core/log.h"
 #include "engine/internal.h"
 
@@ -199,7 +200,12 @@ static void try_recover(emx__device *dev) {
   if (impl) {
     rc = dev->ops->probe(impl, &err);
   } else {
+    /* Re-open as at creation: the isolation keys are consumed (and the
+     * proxy chosen) before the backend sees the spec. */
+    const emx__backend_ops *ops = NULL;
     rc = emx__devspec_parse(&spec, dev->spec, &err);
+    if (rc == 0)
+      rc = emx__isolate_select(&spec, &ops, &err);
     if (rc == 0)
       rc = dev->ops->open(&spec, unit_of(dev), &impl, &err);
   }

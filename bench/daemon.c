@@ -1,0 +1,1184 @@
+/*
+ * bench/daemon.c — what going through edgemuxd costs: over a bare TFLite
+ * interpreter (throughput), over a bare socket round trip (latency), and in
+ * memory.
+ *
+ * The program starts its own edgemuxd (the one next to this executable) on
+ * a temporary socket, with one CPU device of one thread and the model
+ * repository (--repo). Throughput: CLIENTS processes, each calling
+ * emx_client_infer in a closed loop, against the direct baseline — one
+ * thread looping over a bare interpreter: copy the input in, invoke, copy
+ * the outputs out. Round trip: emx_client_ping (a request that touches no
+ * device) against a bare SOCK_SEQPACKET ping-pong of the same 16-byte
+ * packets between two processes. Each round measures both sides of a ratio
+ * in alternating slices of half a second, so that drift on a noisy machine
+ * hits both alike; the results are medians over rounds of per-round ratios.
+ * Memory is measured first, on a second daemon started with an empty
+ * repository: its resident set after startup, and what 64 idle connections
+ * (1 MiB arenas, never touched) add to it. The last four lines have the
+ * form `name: value (target ...)`.
+ */
+#include <edgemux/client.h>
+#include <edgemux/edgemux.h>
+#include <tensorflow/lite/c/c_api.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The XNNPACK delegate is exported by libtensorflowlite_c, but its header is
+ * not part of the C API; this is its TFLite 2.9 layout. */
+typedef struct {
+  int32_t num_threads; /* 0: no thread pool, run on the calling thread */
+  uint32_t flags;      /* TFLITE_XNNPACK_DELEGATE_FLAG_* */
+} TfLiteXNNPackDelegateOptions;
+TfLiteDelegate *
+TfLiteXNNPackDelegateCreate(const TfLiteXNNPackDelegateOptions *options);
+void TfLiteXNNPackDelegateDelete(TfLiteDelegate *delegate);
+
+#define MAX_TENSORS 8
+
+/* Client processes against the daemon's one worker: enough to keep its
+ * queue non-empty, so the worker never waits for a client (as bench-engine's
+ * 4 client threads). */
+#define CLIENTS 4
+
+/* The memory measurement: idle connections, each with an arena this big. */
+#define IDLE_CONNECTIONS 64
+#define IDLE_ARENA_BYTES ((size_t)1 << 20)
+
+#define PING_BYTES 16 /* a PING (and PONG) packet: the bare header */
+#define SLICE_SECONDS 0.5 /* measurements alternate in slices this long */
+#define DEVICE_SPEC "cpu:workers=1,threads=1"
+#define DEFAULT_MODEL "face_detection_short_range"
+
+typedef struct options {
+  double seconds;    /* length of each throughput measurement */
+  int rounds;        /* measurement rounds */
+  const char *repo;  /* model repository */
+  const char *model; /* its model to run */
+} options;
+
+/* buffers holds one set of input and output tensors. */
+typedef struct buffers {
+  size_t input_count;
+  size_t output_count;
+  emx_tensor inputs[MAX_TENSORS];
+  emx_tensor outputs[MAX_TENSORS];
+} buffers;
+
+/* direct is the baseline: a bare interpreter configured like the engine's
+ * CPU backend (XNNPACK without a thread pool, one interpreter thread). */
+typedef struct direct {
+  TfLiteModel *model;
+  TfLiteInterpreterOptions *options;
+  TfLiteDelegate *xnnpack;
+  TfLiteInterpreter *interpreter;
+} direct;
+
+/* tally adds up a throughput measurement taken in slices. */
+typedef struct tally {
+  uint64_t calls; /* requests completed inside the windows */
+  int64_t ns;     /* total length of the windows */
+  int64_t cpu_ns; /* CPU time of the daemon (all its threads) or of the
+                     direct loop's thread meanwhile */
+  int64_t worker_ns; /* CPU time of the daemon's busiest thread */
+} tally;
+
+static double tally_rate(const tally *t) {
+  return t->ns > 0 ? (double)t->calls / ((double)t->ns / 1e9) : 0;
+}
+
+/* tally_cpu_ms: CPU milliseconds per request. */
+static double tally_cpu_ms(const tally *t, int64_t ns) {
+  return t->calls ? (double)ns / 1e6 / (double)t->calls : 0;
+}
+
+static int64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* stat_cpu_ns reads user + system time from a /proc .../stat file
+ * (clock-tick resolution), or -1. */
+static int64_t stat_cpu_ns(const char *path) {
+  char buf[1024];
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  /* Fields after the command name, which is in parentheses: state is the
+   * 3rd field, utime and stime the 14th and 15th. */
+  const char *p = strrchr(buf, ')');
+  unsigned long long utime, stime;
+  if (!p || sscanf(p + 1,
+                   " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                   &utime, &stime) != 2)
+    return -1;
+  long hz = sysconf(_SC_CLK_TCK);
+  return (int64_t)((utime + stime) * (1000000000ULL / (unsigned long long)hz));
+}
+
+#define MAX_THREADS 64
+
+/* cpu_snapshot is a process's CPU time, in all and per thread. */
+typedef struct cpu_snapshot {
+  int64_t total;
+  int count;
+  pid_t tid[MAX_THREADS];
+  int64_t ns[MAX_THREADS];
+} cpu_snapshot;
+
+static void cpu_snap(pid_t pid, cpu_snapshot *s) {
+  char path[96];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  s->total = stat_cpu_ns(path);
+  s->count = 0;
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  DIR *dir = opendir(path);
+  if (!dir)
+    return;
+  struct dirent *de;
+  while ((de = readdir(dir)) && s->count < MAX_THREADS) {
+    if (de->d_name[0] == '.')
+      continue;
+    pid_t tid = (pid_t)atoi(de->d_name);
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+    s->tid[s->count] = tid;
+    s->ns[s->count++] = stat_cpu_ns(path);
+  }
+  closedir(dir);
+}
+
+/* busiest_delta: the largest CPU time one thread used between a and b (for
+ * the daemon under load: its worker). */
+static int64_t busiest_delta(const cpu_snapshot *a, const cpu_snapshot *b) {
+  int64_t most = 0;
+  for (int i = 0; i < b->count; i++)
+    for (int j = 0; j < a->count; j++)
+      if (a->tid[j] == b->tid[i] && b->ns[i] - a->ns[j] > most)
+        most = b->ns[i] - a->ns[j];
+  return most;
+}
+
+/* samples is a growable array of per-call latencies in nanoseconds. */
+typedef struct samples {
+  double *values;
+  size_t count;
+  size_t capacity;
+} samples;
+
+/* daemon_proc is an edgemuxd this program started. */
+typedef struct daemon_proc {
+  pid_t pid;          /* 0 when not running */
+  char dir[64];       /* private temp folder: socket, log, empty repo */
+  char socket[108];   /* --socket */
+  char log[128];      /* its stdout and stderr */
+  char empty[128];    /* an empty repository (the memory daemon's) */
+} daemon_proc;
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+
+static int compare_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* median sorts values in place. */
+static double median(double *values, size_t count) {
+  if (count == 0)
+    return 0;
+  qsort(values, count, sizeof *values, compare_double);
+  if (count % 2 == 1)
+    return values[count / 2];
+  return (values[count / 2 - 1] + values[count / 2]) / 2;
+}
+
+static int samples_add(samples *s, double value) {
+  if (s->count == s->capacity) {
+    size_t capacity = s->capacity ? 2 * s->capacity : 4096;
+    double *values = realloc(s->values, capacity * sizeof *values);
+    if (!values)
+      return -1;
+    s->values = values;
+    s->capacity = capacity;
+  }
+  s->values[s->count++] = value;
+  return 0;
+}
+
+static void sleep_ns(int64_t ns) {
+  struct timespec left = {ns / 1000000000, ns % 1000000000};
+  while (nanosleep(&left, &left) < 0 && errno == EINTR) {
+  }
+}
+
+/* sleep_until sleeps to an absolute emx_now_ns() time (CLOCK_MONOTONIC:
+ * one clock for every process of the machine). */
+static void sleep_until(int64_t when) {
+  struct timespec ts = {when / 1000000000, when % 1000000000};
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+  }
+}
+
+/* fill_random fills a tensor with values a real input could hold: floats in
+ * [-1, 1] (the model's normalised pixels), random bytes otherwise. */
+static void fill_random(emx_tensor *t, uint32_t *seed) {
+  if (t->dtype == EMX_DTYPE_FLOAT32) {
+    float *f = t->data;
+    for (size_t i = 0; i < t->size / sizeof *f; i++)
+      f[i] = (float)rand_r(seed) / (float)RAND_MAX * 2.0f - 1.0f;
+  } else {
+    unsigned char *p = t->data;
+    for (size_t i = 0; i < t->size; i++)
+      p[i] = (unsigned char)rand_r(seed);
+  }
+}
+
+static int read_full(int fd, void *buf, size_t size) {
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = read(fd, (char *)buf + got, size - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1;
+    got += (size_t)n;
+  }
+  return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t size) {
+  size_t put = 0;
+  while (put < size) {
+    ssize_t n = write(fd, (const char *)buf + put, size - put);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1;
+    put += (size_t)n;
+  }
+  return 0;
+}
+
+/* loadavg returns the machine's 1-minute load average (-1 if unknown):
+ * printed with each round, as other work on the machine skews it. */
+static double loadavg(void) {
+  double load = -1;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f) {
+    if (fscanf(f, "%lf", &load) != 1)
+      load = -1;
+    fclose(f);
+  }
+  return load;
+}
+
+/* rss_kib returns a process's resident set size, or -1. */
+static long rss_kib(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  long kib = -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+      break;
+  fclose(f);
+  return kib;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Buffers: in the heap (the baseline) or in a client's arena                */
+
+static void buffers_free(buffers *b, emx_client *arena_owner) {
+  for (size_t i = 0; i < b->input_count; i++)
+    if (arena_owner)
+      emx_client_tensor_free(arena_owner, &b->inputs[i]);
+    else
+      free(b->inputs[i].data);
+  for (size_t i = 0; i < b->output_count; i++)
+    if (arena_owner)
+      emx_client_tensor_free(arena_owner, &b->outputs[i]);
+    else
+      free(b->outputs[i].data);
+  memset(b, 0, sizeof *b);
+}
+
+static int tensor_alloc(emx_client *c, emx_tensor *t, emx_dtype dtype,
+                        size_t size) {
+  if (c)
+    return emx_client_tensor_alloc(c, dtype, size, t) < 0 ? -1 : 0;
+  t->dtype = dtype;
+  t->size = size;
+  t->data = calloc(1, size ? size : 1);
+  return t->data ? 0 : -1;
+}
+
+/* buffers_for_model allocates tensors shaped like the model's — in c's
+ * arena, or in the heap when c is NULL — with a random input derived from
+ * seed (equal seeds give equal inputs). */
+static int buffers_for_model(buffers *b, emx_client *c,
+                             const emx_client_model *model, uint32_t seed) {
+  memset(b, 0, sizeof *b);
+  size_t in_count = emx_client_model_input_count(model);
+  size_t out_count = emx_client_model_output_count(model);
+  if (in_count > MAX_TENSORS || out_count > MAX_TENSORS) {
+    fprintf(stderr, "bench-daemon: model has more than %d inputs or outputs\n",
+            MAX_TENSORS);
+    return -1;
+  }
+  for (size_t i = 0; i < in_count; i++) {
+    emx_tensor_info info;
+    emx_client_model_input_info(model, i, &info);
+    if (tensor_alloc(c, &b->inputs[b->input_count], info.dtype, info.bytes) <
+        0)
+      goto fail;
+    b->input_count++;
+    fill_random(&b->inputs[i], &seed);
+  }
+  for (size_t i = 0; i < out_count; i++) {
+    emx_tensor_info info;
+    emx_client_model_output_info(model, i, &info);
+    if (tensor_alloc(c, &b->outputs[b->output_count], info.dtype, info.bytes) <
+        0)
+      goto fail;
+    b->output_count++;
+  }
+  return 0;
+fail:
+  fprintf(stderr, "bench-daemon: out of memory for tensors%s%s\n",
+          c ? ": " : "", c ? emx_client_last_error(c) : "");
+  buffers_free(b, c);
+  return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The direct baseline                                                       */
+
+static void direct_close(direct *d) {
+  TfLiteInterpreterDelete(d->interpreter);
+  /* The delegate must outlive the interpreter that uses it. */
+  if (d->xnnpack)
+    TfLiteXNNPackDelegateDelete(d->xnnpack);
+  TfLiteInterpreterOptionsDelete(d->options);
+  TfLiteModelDelete(d->model);
+  memset(d, 0, sizeof *d);
+}
+
+static int direct_open(direct *d, const char *path) {
+  memset(d, 0, sizeof *d);
+  TfLiteXNNPackDelegateOptions xnn = {.num_threads = 0, .flags = 0};
+  d->model = TfLiteModelCreateFromFile(path);
+  if (!d->model) {
+    fprintf(stderr, "bench-daemon: cannot load %s as a TFLite model\n", path);
+    return -1;
+  }
+  d->options = TfLiteInterpreterOptionsCreate();
+  d->xnnpack = TfLiteXNNPackDelegateCreate(&xnn);
+  if (!d->options || !d->xnnpack)
+    goto fail;
+  TfLiteInterpreterOptionsSetNumThreads(d->options, 1);
+  TfLiteInterpreterOptionsAddDelegate(d->options, d->xnnpack);
+  d->interpreter = TfLiteInterpreterCreate(d->model, d->options);
+  if (!d->interpreter ||
+      TfLiteInterpreterAllocateTensors(d->interpreter) != kTfLiteOk)
+    goto fail;
+  return 0;
+fail:
+  fprintf(stderr, "bench-daemon: cannot create an interpreter for %s\n", path);
+  direct_close(d);
+  return -1;
+}
+
+/* direct_run is the baseline's unit of work: what the daemon's worker does
+ * for one request. */
+static int direct_run(direct *d, buffers *b) {
+  for (size_t i = 0; i < b->input_count; i++) {
+    TfLiteTensor *t = TfLiteInterpreterGetInputTensor(d->interpreter, (int)i);
+    if (TfLiteTensorCopyFromBuffer(t, b->inputs[i].data, b->inputs[i].size) !=
+        kTfLiteOk)
+      return -1;
+  }
+  if (TfLiteInterpreterInvoke(d->interpreter) != kTfLiteOk)
+    return -1;
+  for (size_t i = 0; i < b->output_count; i++) {
+    const TfLiteTensor *t =
+        TfLiteInterpreterGetOutputTensor(d->interpreter, (int)i);
+    if (TfLiteTensorCopyToBuffer(t, b->outputs[i].data, b->outputs[i].size) !=
+        kTfLiteOk)
+      return -1;
+  }
+  return 0;
+}
+
+/* direct_loop runs the baseline for `seconds`, adding its calls and time
+ * to *t; 0 or -1. */
+static int direct_loop(direct *d, buffers *b, double seconds, tally *t) {
+  int64_t cpu = thread_cpu_ns();
+  int64_t start = emx_now_ns();
+  int64_t end = start + (int64_t)(seconds * 1e9);
+  int64_t now = start;
+  uint64_t calls = 0;
+  while (now < end) {
+    if (direct_run(d, b) < 0) {
+      fprintf(stderr, "bench-daemon: direct invoke failed\n");
+      return -1;
+    }
+    now = emx_now_ns();
+    calls++;
+  }
+  t->calls += calls;
+  t->ns += now - start;
+  t->cpu_ns += thread_cpu_ns() - cpu;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The daemon                                                                */
+
+/* daemon_path finds edgemuxd next to this executable. */
+static int daemon_path(char *out, size_t size) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n < 0) {
+    perror("bench-daemon: readlink /proc/self/exe");
+    return -1;
+  }
+  self[n] = '\0';
+  char *slash = strrchr(self, '/');
+  if (slash)
+    *slash = '\0';
+  if (snprintf(out, size, "%s/edgemuxd", self) >= (int)size)
+    return -1;
+  if (access(out, X_OK) != 0) {
+    fprintf(stderr,
+            "bench-daemon: cannot run %s: %s\n"
+            "  build it first (make build)\n",
+            out, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+static void print_log(const daemon_proc *d) {
+  FILE *f = fopen(d->log, "r");
+  if (!f)
+    return;
+  char line[512];
+  fprintf(stderr, "---- edgemuxd log (%s) ----\n", d->log);
+  while (fgets(line, sizeof line, f))
+    fputs(line, stderr);
+  fclose(f);
+}
+
+/* daemon_ping connects to d without an arena and pings once. */
+static int daemon_ping(const daemon_proc *d) {
+  emx_client_config cfg;
+  emx_client_config_init(&cfg);
+  cfg.socket_path = d->socket;
+  cfg.arena_bytes = 0;
+  emx_client *c;
+  if (emx_client_connect(&c, &cfg) < 0)
+    return -1;
+  int rc = emx_client_ping(c);
+  emx_client_destroy(c);
+  return rc;
+}
+
+/* daemon_cleanup removes the temp folder. */
+static void daemon_cleanup(daemon_proc *d) {
+  if (!d->dir[0])
+    return;
+  unlink(d->log);
+  unlink(d->socket);
+  rmdir(d->empty);
+  rmdir(d->dir);
+  d->dir[0] = '\0';
+}
+
+/* daemon_start runs edgemuxd on a fresh temp socket with one CPU device of
+ * one thread, serving `repo` (NULL: an empty one), and waits until it
+ * answers a ping. */
+static int daemon_start(daemon_proc *d, const char *exe, const char *repo) {
+  memset(d, 0, sizeof *d);
+  snprintf(d->dir, sizeof d->dir, "/tmp/bench-daemon-XXXXXX");
+  if (!mkdtemp(d->dir)) {
+    perror("bench-daemon: mkdtemp");
+    return -1;
+  }
+  snprintf(d->socket, sizeof d->socket, "%s/edgemux.sock", d->dir);
+  snprintf(d->log, sizeof d->log, "%s/edgemuxd.log", d->dir);
+  snprintf(d->empty, sizeof d->empty, "%s/empty-repo", d->dir);
+  if (!repo) {
+    if (mkdir(d->empty, 0700) < 0) {
+      perror("bench-daemon: mkdir");
+      daemon_cleanup(d);
+      return -1;
+    }
+    repo = d->empty;
+  }
+  /* 64 idle connections plus the readiness check: above the default
+   * per-user limit of 64. */
+  const char *argv[] = {exe,           "--socket",
+                        d->socket,     "--models",
+                        repo,          "--device",
+                        DEVICE_SPEC,   "--log-level",
+                        "warn",        "--max-conns-per-uid",
+                        "256",         NULL};
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    perror("bench-daemon: fork");
+    daemon_cleanup(d);
+    return -1;
+  }
+  if (pid == 0) {
+    int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    execv(exe, (char *const *)argv);
+    _exit(127);
+  }
+  d->pid = pid;
+  for (int waited = 0; waited < 10000; waited += 10) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      d->pid = 0;
+      fprintf(stderr, "bench-daemon: edgemuxd exited at startup\n");
+      print_log(d);
+      daemon_cleanup(d);
+      return -1;
+    }
+    if (daemon_ping(d) == 0)
+      return 0;
+    sleep_ns(10000000);
+  }
+  fprintf(stderr, "bench-daemon: edgemuxd did not answer within 10 s\n");
+  print_log(d);
+  kill(d->pid, SIGKILL);
+  waitpid(d->pid, NULL, 0);
+  d->pid = 0;
+  daemon_cleanup(d);
+  return -1;
+}
+
+/* daemon_stop sends SIGTERM and waits (30 s at most, then SIGKILL); returns
+ * the exit status, 128 + signal, or -1. Removes the temp folder. */
+static int daemon_stop(daemon_proc *d) {
+  int rc = -1;
+  if (d->pid) {
+    kill(d->pid, SIGTERM);
+    for (int waited = 0; waited < 30000; waited += 5) {
+      int status;
+      if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+        rc = WIFEXITED(status) ? WEXITSTATUS(status)
+                               : 128 + WTERMSIG(status);
+        d->pid = 0;
+        break;
+      }
+      sleep_ns(5000000);
+    }
+    if (d->pid) {
+      kill(d->pid, SIGKILL);
+      waitpid(d->pid, NULL, 0);
+      d->pid = 0;
+    }
+  }
+  if (rc != 0) {
+    fprintf(stderr, "bench-daemon: edgemuxd exit status %d\n", rc);
+    print_log(d);
+  }
+  daemon_cleanup(d);
+  return rc;
+}
+
+static int connect_to(const daemon_proc *d, size_t arena_bytes, emx_client **c) {
+  emx_client_config cfg;
+  emx_client_config_init(&cfg);
+  cfg.socket_path = d->socket;
+  cfg.arena_bytes = arena_bytes;
+  int rc = emx_client_connect(c, &cfg);
+  if (rc < 0)
+    fprintf(stderr, "bench-daemon: emx_client_connect(%s): %s: %s\n",
+            d->socket, emx_err_name(rc), emx_client_last_error(NULL));
+  return rc;
+}
+
+static int client_infer(emx_client *c, emx_client_model *m, buffers *b) {
+  int rc = emx_client_infer(c, m, b->inputs, b->input_count, b->outputs,
+                            b->output_count, NULL);
+  if (rc < 0)
+    fprintf(stderr, "bench-daemon: emx_client_infer: %s: %s\n",
+            emx_err_name(rc), emx_client_last_error(c));
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Client processes                                                          */
+
+/* A command from the parent: run from start_ns to end_ns (emx_now_ns
+ * clock); end_ns 0 means exit. */
+typedef struct command {
+  int64_t start_ns;
+  int64_t end_ns;
+} command;
+
+/* A child's answer: requests completed inside the window, or rc < 0. Sent
+ * once with done = 0 when the child is ready. */
+typedef struct answer {
+  int rc;
+  uint64_t done;
+} answer;
+
+/* worker is one client process as its parent sees it. */
+typedef struct worker {
+  pid_t pid;
+  int cmd_fd; /* parent → child */
+  int ans_fd; /* child → parent */
+} worker;
+
+/* worker_main: connect, open the model, allocate, then serve commands. */
+static void worker_main(const daemon_proc *d, const char *model, int index,
+                        int cmd_fd, int ans_fd) {
+  answer a = {0, 0};
+  emx_client *c = NULL;
+  emx_client_model *m = NULL;
+  buffers b;
+  a.rc = connect_to(d, 8u << 20, &c);
+  if (a.rc == 0) {
+    a.rc = emx_client_model_open(c, model, &m);
+    if (a.rc < 0)
+      fprintf(stderr, "bench-daemon: emx_client_model_open(%s): %s\n", model,
+              emx_client_last_error(c));
+  }
+  if (a.rc == 0 && buffers_for_model(&b, c, m, 1000u + (uint32_t)index) < 0)
+    a.rc = EMX_ENOMEM;
+  if (a.rc == 0)
+    a.rc = client_infer(c, m, &b); /* warm */
+  if (write_full(ans_fd, &a, sizeof a) < 0 || a.rc < 0)
+    _exit(1);
+  command cmd;
+  while (read_full(cmd_fd, &cmd, sizeof cmd) == 0 && cmd.end_ns != 0) {
+    a.done = 0;
+    sleep_until(cmd.start_ns);
+    for (;;) {
+      a.rc = client_infer(c, m, &b);
+      int64_t now = emx_now_ns();
+      if (a.rc < 0 || now >= cmd.end_ns)
+        break; /* a request that finishes after the window is not counted */
+      a.done++;
+    }
+    if (write_full(ans_fd, &a, sizeof a) < 0 || a.rc < 0)
+      break;
+  }
+  emx_client_destroy(c);
+  _exit(a.rc < 0 ? 1 : 0);
+}
+
+static int workers_start(worker *w, int n, const daemon_proc *d,
+                         const char *model) {
+  for (int i = 0; i < n; i++) {
+    int cmd[2], ans[2];
+    if (pipe(cmd) < 0 || pipe(ans) < 0) {
+      perror("bench-daemon: pipe");
+      return -1;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+      perror("bench-daemon: fork");
+      return -1;
+    }
+    if (pid == 0) {
+      close(cmd[1]);
+      close(ans[0]);
+      for (int j = 0; j < i; j++) {
+        close(w[j].cmd_fd);
+        close(w[j].ans_fd);
+      }
+      worker_main(d, model, i, cmd[0], ans[1]);
+    }
+    close(cmd[0]);
+    close(ans[1]);
+    w[i] = (worker){pid, cmd[1], ans[0]};
+  }
+  for (int i = 0; i < n; i++) {
+    answer a;
+    if (read_full(w[i].ans_fd, &a, sizeof a) < 0 || a.rc < 0) {
+      fprintf(stderr, "bench-daemon: client process %d failed to start\n", i);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void workers_stop(worker *w, int n) {
+  command quit = {0, 0};
+  for (int i = 0; i < n; i++)
+    if (w[i].pid > 0) {
+      write_full(w[i].cmd_fd, &quit, sizeof quit);
+      close(w[i].cmd_fd);
+      close(w[i].ans_fd);
+    }
+  for (int i = 0; i < n; i++)
+    if (w[i].pid > 0) {
+      while (waitpid(w[i].pid, NULL, 0) < 0 && errno == EINTR) {
+      }
+      w[i].pid = 0;
+    }
+}
+
+/* daemon_throughput has the n client processes run closed loops for
+ * `seconds`, adding their requests, the window and the daemon's CPU time to
+ * *t; 0 or -1. */
+static int daemon_throughput(worker *w, int n, double seconds, pid_t daemon,
+                             tally *t) {
+  static cpu_snapshot before, after;
+  cpu_snap(daemon, &before);
+  int64_t start = emx_now_ns() + 20000000; /* every child is waiting then */
+  command cmd = {start, start + (int64_t)(seconds * 1e9)};
+  for (int i = 0; i < n; i++)
+    if (write_full(w[i].cmd_fd, &cmd, sizeof cmd) < 0)
+      return -1;
+  uint64_t total = 0;
+  int failed = 0;
+  for (int i = 0; i < n; i++) {
+    answer a;
+    if (read_full(w[i].ans_fd, &a, sizeof a) < 0 || a.rc < 0)
+      failed = 1;
+    else
+      total += a.done;
+  }
+  if (failed) {
+    fprintf(stderr, "bench-daemon: a client process failed\n");
+    return -1;
+  }
+  t->calls += total;
+  t->ns += cmd.end_ns - cmd.start_ns;
+  cpu_snap(daemon, &after);
+  t->cpu_ns += after.total - before.total;
+  t->worker_ns += busiest_delta(&before, &after);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Round trips                                                               */
+
+/* ping_loop pings through the daemon for `seconds`, adding each round trip
+ * to lat; 0 or -1. */
+static int ping_loop(emx_client *c, double seconds, samples *lat) {
+  int64_t end = emx_now_ns() + (int64_t)(seconds * 1e9);
+  int64_t now = emx_now_ns();
+  while (now < end) {
+    int64_t before = now;
+    int rc = emx_client_ping(c);
+    if (rc < 0) {
+      fprintf(stderr, "bench-daemon: emx_client_ping: %s: %s\n",
+              emx_err_name(rc), emx_client_last_error(c));
+      return -1;
+    }
+    now = emx_now_ns();
+    if (samples_add(lat, (double)(now - before)) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* bare is the transport baseline: a forked echo process at the other end
+ * of a SOCK_SEQPACKET socketpair. */
+typedef struct bare {
+  int fd;
+  pid_t pid;
+} bare;
+
+static int bare_open(bare *b) {
+  int sv[2];
+  b->fd = -1;
+  b->pid = 0;
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    perror("bench-daemon: socketpair");
+    return -1;
+  }
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    perror("bench-daemon: fork");
+    close(sv[0]);
+    close(sv[1]);
+    return -1;
+  }
+  if (pid == 0) {
+    close(sv[0]);
+    char buf[PING_BYTES];
+    for (;;) {
+      ssize_t n = recv(sv[1], buf, sizeof buf, 0);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0 || send(sv[1], buf, (size_t)n, MSG_NOSIGNAL) != n)
+        _exit(0);
+    }
+  }
+  close(sv[1]);
+  b->fd = sv[0];
+  b->pid = pid;
+  return 0;
+}
+
+static void bare_close(bare *b) {
+  if (b->fd >= 0)
+    close(b->fd); /* the echo process sees EOF and exits */
+  if (b->pid > 0)
+    while (waitpid(b->pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+  b->fd = -1;
+  b->pid = 0;
+}
+
+/* bare_loop ping-pongs PING_BYTES packets with the echo process for
+ * `seconds`, adding each round trip to lat; 0 or -1. */
+static int bare_loop(bare *b, double seconds, samples *lat) {
+  /* A PING header: magic "MX", version 1, type 14, length 16, id 0. */
+  char msg[PING_BYTES] = {0x4d, 0x58, 1, 14, PING_BYTES}, back[PING_BYTES];
+  int64_t end = emx_now_ns() + (int64_t)(seconds * 1e9);
+  int64_t now = emx_now_ns();
+  while (now < end) {
+    int64_t before = now;
+    if (send(b->fd, msg, sizeof msg, MSG_NOSIGNAL) != (ssize_t)sizeof msg ||
+        recv(b->fd, back, sizeof back, 0) != (ssize_t)sizeof back) {
+      perror("bench-daemon: socketpair ping-pong");
+      return -1;
+    }
+    now = emx_now_ns();
+    if (samples_add(lat, (double)(now - before)) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Memory                                                                    */
+
+/* measure_memory starts a daemon without models, reads its resident set,
+ * opens IDLE_CONNECTIONS connections with small arenas and reads it again;
+ * per round, then medians. */
+static int measure_memory(const options *opt, const char *exe, long *base,
+                          long *per_conn) {
+  double *bases = calloc((size_t)opt->rounds, sizeof *bases);
+  double *conns = calloc((size_t)opt->rounds, sizeof *conns);
+  emx_client **clients = calloc(IDLE_CONNECTIONS, sizeof *clients);
+  int rc = -1;
+  if (!bases || !conns || !clients)
+    goto done;
+  for (int r = 0; r < opt->rounds; r++) {
+    daemon_proc d;
+    if (daemon_start(&d, exe, NULL) < 0)
+      goto done;
+    sleep_ns(100000000); /* let startup settle */
+    long before = rss_kib(d.pid);
+    int opened = 0;
+    for (; opened < IDLE_CONNECTIONS; opened++)
+      if (connect_to(&d, IDLE_ARENA_BYTES, &clients[opened]) < 0)
+        break;
+    /* One round trip on the last: every hello before it was served. */
+    if (opened == IDLE_CONNECTIONS &&
+        emx_client_ping(clients[opened - 1]) < 0)
+      opened = -opened;
+    sleep_ns(100000000);
+    long after = rss_kib(d.pid);
+    for (int i = 0; i < (opened < 0 ? -opened : opened); i++)
+      emx_client_destroy(clients[i]);
+    int stopped = daemon_stop(&d);
+    if (opened != IDLE_CONNECTIONS || before < 0 || after < 0 ||
+        stopped != 0) {
+      fprintf(stderr, "bench-daemon: memory measurement failed\n");
+      goto done;
+    }
+    bases[r] = (double)before;
+    conns[r] = (double)(after - before) / IDLE_CONNECTIONS;
+    printf("memory %d/%d: daemon without models %ld KiB, %d idle "
+           "connections %+ld KiB (%.1f KiB each)\n",
+           r + 1, opt->rounds, before, IDLE_CONNECTIONS, after - before,
+           conns[r]);
+    fflush(stdout);
+  }
+  *base = lround(median(bases, (size_t)opt->rounds));
+  *per_conn = lround(median(conns, (size_t)opt->rounds));
+  rc = 0;
+done:
+  free(bases);
+  free(conns);
+  free(clients);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Main                                                                      */
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: bench-daemon [--seconds S] [--rounds R] [--repo DIR] "
+          "[--model NAME]\n"
+          "\n"
+          "Compares edgemuxd (started here, next to this program, with one\n"
+          "CPU device of one thread) with a bare TFLite interpreter loop and\n"
+          "a bare socket round trip, and measures the daemon's memory.\n"
+          "  --seconds S   length of each throughput measurement; round\n"
+          "                trips take S/2 each (default 3)\n"
+          "  --rounds R    rounds; results are medians over rounds "
+          "(default 5)\n"
+          "  --repo DIR    model repository (default %s)\n"
+          "  --model NAME  the repository's model to run (default %s)\n",
+          EMX_MODELS_DIR "/../repo", DEFAULT_MODEL);
+}
+
+/* parse_args returns 0 to run, 1 after --help, -1 on a bad argument. */
+static int parse_args(int argc, char **argv, options *opt) {
+  opt->seconds = 3;
+  opt->rounds = 5;
+  opt->repo = EMX_MODELS_DIR "/../repo";
+  opt->model = DEFAULT_MODEL;
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    const char *value = i + 1 < argc ? argv[i + 1] : "";
+    char *end;
+    bool ok = true;
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      usage(stdout);
+      return 1;
+    } else if (strcmp(arg, "--seconds") == 0) {
+      opt->seconds = strtod(value, &end);
+      ok = *value && !*end && opt->seconds > 0 && opt->seconds < 3600;
+      i++;
+    } else if (strcmp(arg, "--rounds") == 0) {
+      long rounds = strtol(value, &end, 10);
+      ok = *value && !*end && rounds >= 1 && rounds <= 1000;
+      opt->rounds = (int)rounds;
+      i++;
+    } else if (strcmp(arg, "--repo") == 0) {
+      opt->repo = value;
+      ok = *value;
+      i++;
+    } else if (strcmp(arg, "--model") == 0) {
+      opt->model = value;
+      ok = *value && !strchr(value, '/');
+      i++;
+    } else {
+      fprintf(stderr, "bench-daemon: unknown argument '%s'\n", arg);
+      usage(stderr);
+      return -1;
+    }
+    if (!ok) {
+      fprintf(stderr, "bench-daemon: bad value '%s' for %s\n", value, arg);
+      usage(stderr);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* round_result holds one round's measurements and ratios. */
+typedef struct round_result {
+  double throughput; /* daemon (CLIENTS processes) / direct */
+  double roundtrip;  /* ping p50 / bare socketpair p50 */
+} round_result;
+
+int main(int argc, char **argv) {
+  options opt;
+  int rc = parse_args(argc, argv, &opt);
+  if (rc != 0)
+    return rc < 0 ? 2 : 0;
+  signal(SIGPIPE, SIG_IGN); /* a dead child shows as a failed write */
+  char exe[PATH_MAX], model_path[PATH_MAX];
+  if (daemon_path(exe, sizeof exe) < 0)
+    return 1;
+  static char repo_real[PATH_MAX];
+  if (realpath(opt.repo, repo_real))
+    opt.repo = repo_real;
+  if (snprintf(model_path, sizeof model_path, "%s/%s/model.tflite", opt.repo,
+               opt.model) >= (int)sizeof model_path) {
+    fprintf(stderr, "bench-daemon: repository path too long\n");
+    return 2;
+  }
+  if (access(model_path, R_OK) != 0) {
+    fprintf(stderr,
+            "bench-daemon: cannot read model %s: %s\n"
+            "  run scripts/setup (or make bench) to download the models\n",
+            model_path, strerror(errno));
+    return 1;
+  }
+  long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+  printf("machine: %ld online cores; TensorFlow Lite %s; edgemux %s\n", nproc,
+         TfLiteVersion(), emx_version());
+  printf("daemon: %s --device %s\n", exe, DEVICE_SPEC);
+  printf("model: %s\n", model_path);
+  printf("%d rounds of %.1f s per throughput measurement, %.1f s per round "
+         "trip measurement\n\n",
+         opt.rounds, opt.seconds, opt.seconds / 2);
+
+  long rss_base, rss_conn;
+  if (measure_memory(&opt, exe, &rss_base, &rss_conn) < 0)
+    return 1;
+
+  daemon_proc d = {0};
+  worker workers[CLIENTS] = {{0}};
+  direct dir = {0};
+  emx_client *c = NULL;
+  emx_client_model *model;
+  buffers direct_buf = {0}, check_buf = {0};
+  samples ping_lat = {0}, bare_lat = {0};
+  bare pair = {-1, 0};
+  round_result *results = calloc((size_t)opt.rounds, sizeof *results);
+  rc = 1;
+  if (!results || daemon_start(&d, exe, opt.repo) < 0)
+    goto done;
+  /* The client processes first: this process has no interpreter yet. */
+  if (workers_start(workers, CLIENTS, &d, opt.model) < 0)
+    goto done;
+  printf("\nclients: %d processes, each a closed loop of emx_client_infer\n",
+         CLIENTS);
+  if (connect_to(&d, 8u << 20, &c) < 0)
+    goto done;
+  int orc = emx_client_model_open(c, opt.model, &model);
+  if (orc < 0) {
+    fprintf(stderr, "bench-daemon: emx_client_model_open(%s): %s\n", opt.model,
+            emx_client_last_error(c));
+    goto done;
+  }
+  if (direct_open(&dir, model_path) < 0)
+    goto done;
+
+  /* Same seed, same input: the daemon must compute what the baseline does,
+   * or there is nothing to compare. */
+  if (buffers_for_model(&direct_buf, NULL, model, 7) < 0 ||
+      buffers_for_model(&check_buf, c, model, 7) < 0)
+    goto done;
+  if (direct_run(&dir, &direct_buf) < 0 ||
+      client_infer(c, model, &check_buf) < 0)
+    goto done;
+  for (size_t i = 0; i < direct_buf.output_count; i++)
+    if (memcmp(direct_buf.outputs[i].data, check_buf.outputs[i].data,
+               direct_buf.outputs[i].size) != 0) {
+      fprintf(stderr,
+              "bench-daemon: daemon output %zu differs from the direct "
+              "interpreter's\n",
+              i);
+      goto done;
+    }
+
+  if (bare_open(&pair) < 0)
+    goto done;
+
+  /* Warm up caches, XNNPACK's first-run setup and the daemon's threads. */
+  tally warm = {0, 0, 0, 0};
+  if (direct_loop(&dir, &direct_buf, 0.2, &warm) < 0 ||
+      daemon_throughput(workers, CLIENTS, 0.2, d.pid, &warm) < 0 ||
+      ping_loop(c, 0.1, &ping_lat) < 0 || bare_loop(&pair, 0.1, &bare_lat) < 0)
+    goto done;
+
+  /* Each measurement is taken in slices of about SLICE_SECONDS, the two
+   * sides of a ratio alternating (A B B A A B ...; the other way round in
+   * odd rounds), so that load which comes and goes hits both alike. */
+  int slices = (int)(opt.seconds / SLICE_SECONDS + 0.5);
+  if (slices < 1)
+    slices = 1;
+  double slice = opt.seconds / slices;
+  for (int r = 0; r < opt.rounds; r++) {
+    tally via_daemon = {0, 0, 0, 0}, via_direct = {0, 0, 0, 0};
+    ping_lat.count = 0;
+    bare_lat.count = 0;
+    for (int s = 0; s < slices; s++) {
+      bool daemon_first = (r + s) % 2 == 0;
+      for (int side = 0; side < 2; side++) {
+        bool daemon_side = (side == 0) == daemon_first;
+        int failed =
+            daemon_side
+                ? daemon_throughput(workers, CLIENTS, slice, d.pid,
+                                    &via_daemon) < 0 ||
+                      ping_loop(c, slice / 2, &ping_lat) < 0
+                : direct_loop(&dir, &direct_buf, slice, &via_direct) < 0 ||
+                      bare_loop(&pair, slice / 2, &bare_lat) < 0;
+        if (failed)
+          goto done;
+      }
+    }
+    double daemon_rate = tally_rate(&via_daemon);
+    double direct_rate = tally_rate(&via_direct);
+    double ping_us = median(ping_lat.values, ping_lat.count) / 1e3;
+    double bare_us = median(bare_lat.values, bare_lat.count) / 1e3;
+    results[r].throughput = daemon_rate / direct_rate;
+    results[r].roundtrip = ping_us / bare_us;
+    /* CPU per request — the daemon's busiest thread (its worker) and all
+     * its threads, the direct loop's — depends far less than throughput on
+     * how the machine's other load is scheduled. */
+    printf("round %d/%d: daemon x%d %.1f/s | direct %.1f/s (%.3f) | cpu/req "
+           "worker %.3f ms, daemon %.3f ms, direct %.3f ms | ping p50 %.1f us "
+           "| socketpair p50 %.1f us (%.3f) | load %.2f\n",
+           r + 1, opt.rounds, CLIENTS, daemon_rate, direct_rate,
+           results[r].throughput, tally_cpu_ms(&via_daemon, via_daemon.worker_ns),
+           tally_cpu_ms(&via_daemon, via_daemon.cpu_ns),
+           tally_cpu_ms(&via_direct, via_direct.cpu_ns), ping_us, bare_us,
+           results[r].roundtrip, loadavg());
+    fflush(stdout);
+  }
+
+  double *column = calloc((size_t)opt.rounds, sizeof *column);
+  if (!column)
+    goto done;
+  double ratio[2];
+  for (int k = 0; k < 2; k++) {
+    for (int r = 0; r < opt.rounds; r++)
+      column[r] = k == 0 ? results[r].throughput : results[r].roundtrip;
+    ratio[k] = median(column, (size_t)opt.rounds);
+  }
+  free(column);
+
+  /* Stop everything before the summary, so that it comes last. */
+  bare_close(&pair);
+  workers_stop(workers, CLIENTS);
+  buffers_free(&check_buf, c);
+  emx_client_destroy(c);
+  c = NULL;
+  int status = daemon_stop(&d);
+  if (status != 0)
+    goto done;
+  printf("\n");
+  printf("daemon_throughput_ratio: %.3f (target >= 0.95)\n", ratio[0]);
+  printf("daemon_roundtrip_ratio: %.3f (target <= 1.5)\n", ratio[1]);
+  printf("daemon_rss_kib: %ld (report)\n", rss_base);
+  printf("daemon_conn_kib: %ld (report)\n", rss_conn);
+  rc = 0;
+done:
+  bare_close(&pair);
+  workers_stop(workers, CLIENTS);
+  buffers_free(&check_buf, c);
+  emx_client_destroy(c);
+  if (d.pid)
+    daemon_stop(&d);
+  direct_close(&dir);
+  buffers_free(&direct_buf, NULL);
+  free(ping_lat.values);
+  free(bare_lat.values);
+  free(results);
+  return rc;
+}

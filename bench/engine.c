@@ -1,0 +1,680 @@
+/*
+ * bench/engine.c — what the edgemux engine costs over a bare TFLite
+ * interpreter.
+ *
+ * The direct baseline is one thread looping over a bare interpreter: copy the
+ * input in, invoke, copy the outputs out — the work an engine worker does per
+ * request. Each round measures the engine and the baseline back to back, so
+ * that drift on a noisy machine hits both alike; the results are medians over
+ * rounds of per-round ratios. The last four lines have the
+ * form `name: value (target ...)`.
+ *
+ * Memory is measured first, in children forked while this process still has
+ * a single thread (fork and threads do not mix).
+ */
+#include <edgemux/edgemux.h>
+#include <tensorflow/lite/c/c_api.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The XNNPACK delegate is exported by libtensorflowlite_c, but its header is
+ * not part of the C API; this is its TFLite 2.9 layout. */
+typedef struct {
+  int32_t num_threads; /* 0: no thread pool, run on the calling thread */
+  uint32_t flags;      /* TFLITE_XNNPACK_DELEGATE_FLAG_* */
+} TfLiteXNNPackDelegateOptions;
+TfLiteDelegate *
+TfLiteXNNPackDelegateCreate(const TfLiteXNNPackDelegateOptions *options);
+void TfLiteXNNPackDelegateDelete(TfLiteDelegate *delegate);
+
+#define MAX_TENSORS 8
+
+/* The engine drivers use 4 client threads against one worker: enough to keep
+ * its queue non-empty, so the worker never waits for a client. */
+#define ONE_WORKER_CLIENTS 4
+
+typedef struct options {
+  double seconds;    /* length of each measurement */
+  int rounds;        /* measurement rounds */
+  const char *model; /* .tflite path */
+} options;
+
+/* buffers holds one client's input and output tensors. */
+typedef struct buffers {
+  size_t input_count;
+  size_t output_count;
+  emx_tensor inputs[MAX_TENSORS];
+  emx_tensor outputs[MAX_TENSORS];
+} buffers;
+
+/* direct is the baseline: a bare interpreter configured like the engine's
+ * CPU backend (XNNPACK without a thread pool, one interpreter thread). */
+typedef struct direct {
+  TfLiteModel *model;
+  TfLiteInterpreterOptions *options;
+  TfLiteDelegate *xnnpack;
+  TfLiteInterpreter *interpreter;
+} direct;
+
+/* samples is a growable array of per-call latencies in nanoseconds. */
+typedef struct samples {
+  double *values;
+  size_t count;
+  size_t capacity;
+} samples;
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+
+static int compare_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* median sorts values in place. */
+static double median(double *values, size_t count) {
+  if (count == 0)
+    return 0;
+  qsort(values, count, sizeof *values, compare_double);
+  if (count % 2 == 1)
+    return values[count / 2];
+  return (values[count / 2 - 1] + values[count / 2]) / 2;
+}
+
+static int samples_add(samples *s, double value) {
+  if (s->count == s->capacity) {
+    size_t capacity = s->capacity ? 2 * s->capacity : 4096;
+    double *values = realloc(s->values, capacity * sizeof *values);
+    if (!values)
+      return -1;
+    s->values = values;
+    s->capacity = capacity;
+  }
+  s->values[s->count++] = value;
+  return 0;
+}
+
+static void sleep_ns(int64_t ns) {
+  struct timespec left = {ns / 1000000000, ns % 1000000000};
+  while (nanosleep(&left, &left) < 0 && errno == EINTR) {
+  }
+}
+
+/* fill_random fills a tensor with values a real input could hold: floats in
+ * [-1, 1] (the model's normalised pixels), random bytes otherwise. */
+static void fill_random(emx_tensor *t, uint32_t *seed) {
+  if (t->dtype == EMX_DTYPE_FLOAT32) {
+    float *f = t->data;
+    for (size_t i = 0; i < t->size / sizeof *f; i++)
+      f[i] = (float)rand_r(seed) / (float)RAND_MAX * 2.0f - 1.0f;
+  } else {
+    unsigned char *p = t->data;
+    for (size_t i = 0; i < t->size; i++)
+      p[i] = (unsigned char)rand_r(seed);
+  }
+}
+
+static void buffers_free(buffers *b) {
+  for (size_t i = 0; i < b->input_count; i++)
+    free(b->inputs[i].data);
+  for (size_t i = 0; i < b->output_count; i++)
+    free(b->outputs[i].data);
+  memset(b, 0, sizeof *b);
+}
+
+static int tensor_alloc(emx_tensor *t, emx_dtype dtype, size_t size) {
+  t->dtype = dtype;
+  t->size = size;
+  t->data = calloc(1, size ? size : 1);
+  return t->data ? 0 : -1;
+}
+
+/* buffers_for_model allocates tensors shaped like the model's, with a random
+ * input derived from seed (equal seeds give equal inputs). */
+static int buffers_for_model(buffers *b, const emx_model *model,
+                             uint32_t seed) {
+  memset(b, 0, sizeof *b);
+  size_t in_count = emx_model_input_count(model);
+  size_t out_count = emx_model_output_count(model);
+  if (in_count > MAX_TENSORS || out_count > MAX_TENSORS) {
+    fprintf(stderr, "bench-engine: model has more than %d inputs or outputs\n",
+            MAX_TENSORS);
+    return -1;
+  }
+  for (size_t i = 0; i < in_count; i++) {
+    emx_tensor_info info;
+    emx_model_input_info(model, i, &info);
+    if (tensor_alloc(&b->inputs[b->input_count++], info.dtype, info.bytes) < 0)
+      goto fail;
+    fill_random(&b->inputs[i], &seed);
+  }
+  for (size_t i = 0; i < out_count; i++) {
+    emx_tensor_info info;
+    emx_model_output_info(model, i, &info);
+    if (tensor_alloc(&b->outputs[b->output_count++], info.dtype, info.bytes) <
+        0)
+      goto fail;
+  }
+  return 0;
+fail:
+  fprintf(stderr, "bench-engine: out of memory\n");
+  buffers_free(b);
+  return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The direct baseline                                                       */
+
+static void direct_close(direct *d) {
+  TfLiteInterpreterDelete(d->interpreter);
+  /* The delegate must outlive the interpreter that uses it. */
+  if (d->xnnpack)
+    TfLiteXNNPackDelegateDelete(d->xnnpack);
+  TfLiteInterpreterOptionsDelete(d->options);
+  TfLiteModelDelete(d->model);
+  memset(d, 0, sizeof *d);
+}
+
+static int direct_open(direct *d, const char *path) {
+  memset(d, 0, sizeof *d);
+  TfLiteXNNPackDelegateOptions xnn = {.num_threads = 0, .flags = 0};
+  d->model = TfLiteModelCreateFromFile(path);
+  if (!d->model) {
+    fprintf(stderr, "bench-engine: cannot load %s as a TFLite model\n", path);
+    return -1;
+  }
+  d->options = TfLiteInterpreterOptionsCreate();
+  d->xnnpack = TfLiteXNNPackDelegateCreate(&xnn);
+  if (!d->options || !d->xnnpack)
+    goto fail;
+  TfLiteInterpreterOptionsSetNumThreads(d->options, 1);
+  TfLiteInterpreterOptionsAddDelegate(d->options, d->xnnpack);
+  d->interpreter = TfLiteInterpreterCreate(d->model, d->options);
+  if (!d->interpreter ||
+      TfLiteInterpreterAllocateTensors(d->interpreter) != kTfLiteOk)
+    goto fail;
+  return 0;
+fail:
+  fprintf(stderr, "bench-engine: cannot create an interpreter for %s\n", path);
+  direct_close(d);
+  return -1;
+}
+
+/* direct_run is the baseline's unit of work: what an engine worker does for
+ * one request. */
+static int direct_run(direct *d, buffers *b) {
+  for (size_t i = 0; i < b->input_count; i++) {
+    TfLiteTensor *t = TfLiteInterpreterGetInputTensor(d->interpreter, (int)i);
+    if (TfLiteTensorCopyFromBuffer(t, b->inputs[i].data, b->inputs[i].size) !=
+        kTfLiteOk)
+      return -1;
+  }
+  if (TfLiteInterpreterInvoke(d->interpreter) != kTfLiteOk)
+    return -1;
+  for (size_t i = 0; i < b->output_count; i++) {
+    const TfLiteTensor *t =
+        TfLiteInterpreterGetOutputTensor(d->interpreter, (int)i);
+    if (TfLiteTensorCopyToBuffer(t, b->outputs[i].data, b->outputs[i].size) !=
+        kTfLiteOk)
+      return -1;
+  }
+  return 0;
+}
+
+/* direct_loop runs the baseline for `seconds`, recording each call's latency;
+ * returns calls per second, or -1 on failure. */
+static double direct_loop(direct *d, buffers *b, double seconds,
+                          samples *latencies) {
+  int64_t start = emx_now_ns();
+  int64_t end = start + (int64_t)(seconds * 1e9);
+  int64_t now = start;
+  uint64_t calls = 0;
+  latencies->count = 0;
+  while (now < end) {
+    int64_t before = now;
+    if (direct_run(d, b) < 0) {
+      fprintf(stderr, "bench-engine: direct invoke failed\n");
+      return -1;
+    }
+    now = emx_now_ns();
+    calls++;
+    if (samples_add(latencies, (double)(now - before)) < 0)
+      return -1;
+  }
+  return (double)calls / ((double)(now - start) / 1e9);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Engine drivers                                                            */
+
+static int engine_open(const char *spec, const char *path, emx_engine **engine,
+                       emx_model **model) {
+  const char *devices[1] = {spec};
+  emx_engine_config cfg;
+  emx_engine_config_init(&cfg);
+  cfg.devices = devices;
+  cfg.device_count = 1;
+  int rc = emx_engine_create(engine, &cfg);
+  if (rc < 0) {
+    fprintf(stderr, "bench-engine: emx_engine_create(\"%s\"): %s: %s\n", spec,
+            emx_err_name(rc), emx_engine_last_error(NULL));
+    return rc;
+  }
+  rc = emx_model_load_file(*engine, "bench", path, model);
+  if (rc < 0) {
+    fprintf(stderr, "bench-engine: emx_model_load_file(%s): %s: %s\n", path,
+            emx_err_name(rc), emx_engine_last_error(*engine));
+    emx_engine_destroy(*engine);
+    *engine = NULL;
+  }
+  return rc;
+}
+
+static int engine_infer(emx_engine *engine, emx_model *model, buffers *b) {
+  emx_request_desc req;
+  emx_request_desc_init(&req);
+  req.model = model;
+  req.inputs = b->inputs;
+  req.input_count = b->input_count;
+  req.outputs = b->outputs;
+  req.output_count = b->output_count;
+  /* Closed-loop clients never overfill a queue; waiting rather than failing
+   * keeps a surprise EMX_EBUSY from ending a measurement. */
+  req.enqueue_timeout_ns = -1;
+  int rc = emx_infer(engine, &req, NULL);
+  if (rc < 0)
+    fprintf(stderr, "bench-engine: emx_infer: %s: %s\n", emx_err_name(rc),
+            emx_engine_last_error(engine));
+  return rc;
+}
+
+/* closed_loop is shared by the client threads of one throughput run. */
+typedef struct closed_loop {
+  emx_engine *engine;
+  emx_model *model;
+  pthread_barrier_t start; /* clients + the timing thread */
+  atomic_bool stop;
+  atomic_int failed; /* first error code, 0 if none */
+} closed_loop;
+
+typedef struct client {
+  closed_loop *loop;
+  buffers buf;
+  uint64_t done; /* requests completed before stop */
+  pthread_t thread;
+} client;
+
+static void *client_main(void *arg) {
+  client *c = arg;
+  closed_loop *loop = c->loop;
+  pthread_barrier_wait(&loop->start);
+  while (!atomic_load(&loop->stop)) {
+    int rc = engine_infer(loop->engine, loop->model, &c->buf);
+    if (rc < 0) {
+      int none = 0;
+      atomic_compare_exchange_strong(&loop->failed, &none, rc);
+      break;
+    }
+    /* A request that finishes after the timer stopped is not counted. */
+    if (!atomic_load(&loop->stop))
+      c->done++;
+  }
+  return NULL;
+}
+
+/* engine_throughput drives the engine from `threads` closed-loop clients for
+ * `seconds`; returns requests per second, or -1 on failure. */
+static double engine_throughput(emx_engine *engine, emx_model *model,
+                                int threads, double seconds) {
+  closed_loop loop = {.engine = engine, .model = model};
+  atomic_init(&loop.stop, false);
+  atomic_init(&loop.failed, 0);
+  client *clients = calloc((size_t)threads, sizeof *clients);
+  if (!clients)
+    return -1;
+  double rate = -1;
+  for (int i = 0; i < threads; i++) {
+    clients[i].loop = &loop;
+    if (buffers_for_model(&clients[i].buf, model, 1000u + (uint32_t)i) < 0)
+      goto done;
+  }
+  pthread_barrier_init(&loop.start, NULL, (unsigned)threads + 1);
+  for (int i = 0; i < threads; i++)
+    if (pthread_create(&clients[i].thread, NULL, client_main, &clients[i])) {
+      /* The clients already started would wait at the barrier forever. */
+      fprintf(stderr, "bench-engine: pthread_create failed\n");
+      exit(1);
+    }
+  pthread_barrier_wait(&loop.start);
+  int64_t start = emx_now_ns();
+  sleep_ns((int64_t)(seconds * 1e9));
+  atomic_store(&loop.stop, true);
+  int64_t end = emx_now_ns();
+  uint64_t total = 0;
+  for (int i = 0; i < threads; i++) {
+    pthread_join(clients[i].thread, NULL);
+    total += clients[i].done;
+  }
+  pthread_barrier_destroy(&loop.start);
+  if (atomic_load(&loop.failed) == 0)
+    rate = (double)total / ((double)(end - start) / 1e9);
+done:
+  for (int i = 0; i < threads; i++)
+    buffers_free(&clients[i].buf);
+  free(clients);
+  return rate;
+}
+
+/* engine_sync_loop calls emx_infer from this thread for `seconds`, recording
+ * each call's latency; returns 0 or -1. */
+static int engine_sync_loop(emx_engine *engine, emx_model *model, buffers *b,
+                            double seconds, samples *latencies) {
+  int64_t end = emx_now_ns() + (int64_t)(seconds * 1e9);
+  int64_t now = emx_now_ns();
+  latencies->count = 0;
+  while (now < end) {
+    int64_t before = now;
+    if (engine_infer(engine, model, b) < 0)
+      return -1;
+    now = emx_now_ns();
+    if (samples_add(latencies, (double)(now - before)) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Memory                                                                    */
+
+/* vmrss_kib returns this process's resident set size, or -1. */
+static long vmrss_kib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f)
+    return -1;
+  char line[256];
+  long kib = -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+      break;
+  fclose(f);
+  return kib;
+}
+
+/* rss_of_direct returns what one prepared, once-invoked bare interpreter adds
+ * to the resident set. */
+static long rss_of_direct(const char *path) {
+  long before = vmrss_kib();
+  direct d;
+  if (direct_open(&d, path) < 0)
+    return -1;
+  if (TfLiteInterpreterInvoke(d.interpreter) != kTfLiteOk)
+    return -1;
+  long after = vmrss_kib();
+  direct_close(&d);
+  return after - before;
+}
+
+/* rss_of_engine returns what a one-worker engine with the model loaded and
+ * one request served adds to the resident set. */
+static long rss_of_engine(const char *path) {
+  long before = vmrss_kib();
+  emx_engine *engine;
+  emx_model *model;
+  if (engine_open("cpu:workers=1,threads=1", path, &engine, &model) < 0)
+    return -1;
+  buffers b;
+  if (buffers_for_model(&b, model, 1) < 0 ||
+      engine_infer(engine, model, &b) < 0)
+    return -1;
+  long after = vmrss_kib();
+  buffers_free(&b);
+  emx_engine_destroy(engine);
+  return after - before;
+}
+
+/* in_child runs fn in a forked child, so that each measurement starts from
+ * the same clean process, and returns its result through a pipe. */
+static int in_child(long (*fn)(const char *), const char *path, long *out) {
+  int fds[2];
+  if (pipe(fds) < 0) {
+    perror("bench-engine: pipe");
+    return -1;
+  }
+  fflush(NULL); /* or the child's exit would print buffered output twice */
+  pid_t pid = fork();
+  if (pid < 0) {
+    perror("bench-engine: fork");
+    close(fds[0]);
+    close(fds[1]);
+    return -1;
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    long value = fn(path);
+    int ok = value >= 0 &&
+             write(fds[1], &value, sizeof value) == (ssize_t)sizeof value;
+    _exit(ok ? 0 : 1);
+  }
+  close(fds[1]);
+  ssize_t n;
+  do
+    n = read(fds[0], out, sizeof *out);
+  while (n < 0 && errno == EINTR);
+  close(fds[0]);
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (n != (ssize_t)sizeof *out || !WIFEXITED(status) ||
+      WEXITSTATUS(status) != 0) {
+    fprintf(stderr, "bench-engine: memory measurement child failed\n");
+    return -1;
+  }
+  return 0;
+}
+
+/* measure_rss returns the median over rounds of (engine - bare interpreter)
+ * resident growth, in KiB. */
+static int measure_rss(const options *opt, long *overhead) {
+  double *deltas = calloc((size_t)opt->rounds, sizeof *deltas);
+  if (!deltas)
+    return -1;
+  for (int r = 0; r < opt->rounds; r++) {
+    long bare, engine;
+    if (in_child(rss_of_direct, opt->model, &bare) < 0 ||
+        in_child(rss_of_engine, opt->model, &engine) < 0) {
+      free(deltas);
+      return -1;
+    }
+    deltas[r] = (double)(engine - bare);
+    printf("memory %d/%d: bare interpreter +%ld KiB, engine +%ld KiB, "
+           "overhead %+ld KiB\n",
+           r + 1, opt->rounds, bare, engine, engine - bare);
+  }
+  *overhead = (long)median(deltas, (size_t)opt->rounds);
+  free(deltas);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Main                                                                      */
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: bench-engine [--seconds S] [--rounds R] [--model PATH]\n"
+          "\n"
+          "Compares the edgemux engine with a bare TFLite interpreter loop.\n"
+          "  --seconds S   length of each measurement (default 2)\n"
+          "  --rounds R    rounds; results are medians over rounds "
+          "(default 5)\n"
+          "  --model PATH  .tflite model (default %s)\n",
+          EMX_MODELS_DIR "/face_detection_short_range.tflite");
+}
+
+/* parse_args returns 0 to run, 1 after --help, -1 on a bad argument. */
+static int parse_args(int argc, char **argv, options *opt) {
+  opt->seconds = 2;
+  opt->rounds = 5;
+  opt->model = EMX_MODELS_DIR "/face_detection_short_range.tflite";
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    const char *value = i + 1 < argc ? argv[i + 1] : "";
+    char *end;
+    bool ok = true;
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      usage(stdout);
+      return 1;
+    } else if (strcmp(arg, "--seconds") == 0) {
+      opt->seconds = strtod(value, &end);
+      ok = *value && !*end && opt->seconds > 0 && opt->seconds < 3600;
+      i++;
+    } else if (strcmp(arg, "--rounds") == 0) {
+      long rounds = strtol(value, &end, 10);
+      ok = *value && !*end && rounds >= 1 && rounds <= 1000;
+      opt->rounds = (int)rounds;
+      i++;
+    } else if (strcmp(arg, "--model") == 0) {
+      opt->model = value;
+      ok = *value;
+      i++;
+    } else {
+      fprintf(stderr, "bench-engine: unknown argument '%s'\n", arg);
+      usage(stderr);
+      return -1;
+    }
+    if (!ok) {
+      fprintf(stderr, "bench-engine: bad value '%s' for %s\n", value, arg);
+      usage(stderr);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  options opt;
+  int rc = parse_args(argc, argv, &opt);
+  if (rc != 0)
+    return rc < 0 ? 2 : 0;
+  if (access(opt.model, R_OK) != 0) {
+    fprintf(stderr,
+            "bench-engine: cannot read model %s: %s\n"
+            "  run scripts/setup (or make bench) to download the models\n",
+            opt.model, strerror(errno));
+    return 1;
+  }
+  long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+  if (nproc < 1)
+    nproc = 1;
+  printf("machine: %ld online cores; TensorFlow Lite %s; edgemux %s\n", nproc,
+         TfLiteVersion(), emx_version());
+  printf("model: %s\n", opt.model);
+  printf("%d rounds of %.1f s per measurement; one XNNPACK thread per "
+         "interpreter\n\n",
+         opt.rounds, opt.seconds);
+
+  /* Before any thread exists: see in_child. */
+  long rss_overhead;
+  if (measure_rss(&opt, &rss_overhead) < 0)
+    return 1;
+
+  direct d = {0};
+  emx_engine *one = NULL, *all = NULL;
+  emx_model *one_model, *all_model;
+  buffers direct_buf = {0}, sync_buf = {0};
+  samples direct_lat = {0}, sync_lat = {0};
+  /* Per-round ratios, one row of opt.rounds each. */
+  double *ratios = calloc(3 * (size_t)opt.rounds, sizeof *ratios);
+  double *throughput_ratio = ratios;               /* engine x4 / direct */
+  double *sync_ratio = ratios + opt.rounds;        /* sync p50 / direct p50 */
+  double *scaling_ratio = ratios + 2 * opt.rounds; /* all cores / engine x4 */
+  rc = 1;
+  if (!ratios || direct_open(&d, opt.model) < 0)
+    goto done;
+  if (engine_open("cpu:workers=1,threads=1", opt.model, &one, &one_model) < 0 ||
+      engine_open("cpu", opt.model, &all, &all_model) < 0)
+    goto done;
+  int all_clients = 2 * (int)nproc;
+  printf("\nengines: 1 worker with %d clients; %zu workers (\"cpu\") with %d "
+         "clients\n",
+         ONE_WORKER_CLIENTS, emx_engine_device_count(all), all_clients);
+
+  /* Same seed, same input: the engine must compute what the baseline does,
+   * or there is nothing to compare. */
+  if (buffers_for_model(&direct_buf, one_model, 7) < 0 ||
+      buffers_for_model(&sync_buf, one_model, 7) < 0)
+    goto done;
+  if (direct_run(&d, &direct_buf) < 0 ||
+      engine_infer(one, one_model, &sync_buf) < 0)
+    goto done;
+  for (size_t i = 0; i < direct_buf.output_count; i++)
+    if (memcmp(direct_buf.outputs[i].data, sync_buf.outputs[i].data,
+               direct_buf.outputs[i].size) != 0) {
+      fprintf(stderr,
+              "bench-engine: engine output %zu differs from the "
+              "direct interpreter's\n",
+              i);
+      goto done;
+    }
+
+  /* Warm up caches, XNNPACK's first-run setup and the worker threads. */
+  if (direct_loop(&d, &direct_buf, 0.2, &direct_lat) < 0 ||
+      engine_sync_loop(one, one_model, &sync_buf, 0.2, &sync_lat) < 0 ||
+      engine_throughput(all, all_model, all_clients, 0.2) < 0)
+    goto done;
+
+  for (int r = 0; r < opt.rounds; r++) {
+    /* Order: every ratio divides two back-to-back measurements (sync |
+     * direct, direct | engine x4, engine x4 | all cores), so load that comes
+     * and goes on a shared machine skews the pairs as little as it can. */
+    if (engine_sync_loop(one, one_model, &sync_buf, opt.seconds, &sync_lat) < 0)
+      goto done;
+    double direct_rate = direct_loop(&d, &direct_buf, opt.seconds, &direct_lat);
+    double one_rate =
+        engine_throughput(one, one_model, ONE_WORKER_CLIENTS, opt.seconds);
+    double all_rate =
+        engine_throughput(all, all_model, all_clients, opt.seconds);
+    if (direct_rate < 0 || one_rate < 0 || all_rate < 0)
+      goto done;
+    double direct_p50 = median(direct_lat.values, direct_lat.count) / 1e6;
+    double sync_p50 = median(sync_lat.values, sync_lat.count) / 1e6;
+    throughput_ratio[r] = one_rate / direct_rate;
+    sync_ratio[r] = sync_p50 / direct_p50;
+    scaling_ratio[r] = all_rate / one_rate;
+    printf("round %d/%d: sync p50 %.3f ms (%.3f) | direct %.1f/s p50 %.3f ms "
+           "| engine x%d %.1f/s (%.3f) | all cores %.1f/s (%.3f)\n",
+           r + 1, opt.rounds, sync_p50, sync_ratio[r], direct_rate, direct_p50,
+           ONE_WORKER_CLIENTS, one_rate, throughput_ratio[r], all_rate,
+           scaling_ratio[r]);
+    fflush(stdout);
+  }
+
+  size_t n = (size_t)opt.rounds;
+  printf("\n");
+  printf("engine_throughput_ratio: %.3f (target >= 0.97)\n",
+         median(throughput_ratio, n));
+  printf("engine_sync_latency_ratio: %.3f (target <= 1.05)\n",
+         median(sync_ratio, n));
+  printf("engine_cpu_scaling: %.3f (report; about 1.8 expected on 2 cores)\n",
+         median(scaling_ratio, n));
+  printf("engine_rss_overhead_kib: %ld (report)\n", rss_overhead);
+  rc = 0;
+done:
+  emx_engine_destroy(one);
+  emx_engine_destroy(all);
+  direct_close(&d);
+  buffers_free(&direct_buf);
+  buffers_free(&sync_buf);
+  free(direct_lat.values);
+  free(sync_lat.values);
+  free(ratios);
+  return rc;
+}

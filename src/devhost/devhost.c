@@ -1,0 +1,337 @@
+/* devhost.c — edgemux-devhost: runs one device for an isolated proxy.
+ *
+ *   edgemux-devhost --parent=PID --unit=N [--pdeathsig] SPEC
+ *
+ * libedgemux starts it (src/backend/isolate.c) with a SOCK_SEQPACKET socket
+ * on fd 3 and serves the messages of src/backend/isolate_msg.h: it opens
+ * unit N of SPEC with the real backend, prepares models, runs invokes on
+ * tensors in a shared memfd region, and exits on CLOSE. It is not meant to
+ * be run by hand.
+ *
+ * It must not outlive the engine process, even while stuck inside a driver
+ * call: with --pdeathsig (the parent asks when it spawned us from its main
+ * thread: PR_SET_PDEATHSIG follows the spawning *thread*) the kernel kills
+ * it with the parent; and a watchdog thread exits when the socket hangs up
+ * or the parent pid changes. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "backend/isolate_msg.h"
+#include "wire/arena.h"
+
+/* Regions beyond this are refused: no model's tensors come near it. */
+#define REGION_MAX (1ULL << 36)
+/* How long the watchdog lets the main thread close the device cleanly after
+ * the parent went away, before it exits anyway. */
+#define HANGUP_GRACE_S 2
+
+typedef struct host_model {
+  uint32_t id; /* the proxy's handle */
+  void *prep;  /* the real backend's */
+  void *map;   /* the model bytes (read-only mapping) */
+  size_t size;
+  emx__model_desc desc; /* interface: tensor sizes and offsets */
+  emx_tensor *tensors;  /* inputs then outputs, pointed into the region */
+  size_t need;          /* region bytes this model uses */
+  struct host_model *next;
+} host_model;
+
+typedef struct host {
+  const emx__backend_ops *ops; /* the real backend */
+  void *dev;                   /* its device */
+  emx__arena region;           /* tensors, shared with the parent */
+  host_model *models;          /* prepared */
+  unsigned char *buf;          /* EMX__ISO_MSG_MAX bytes */
+} host;
+
+static pid_t parent_pid;
+
+static void *watchdog(void *arg) {
+  (void)arg;
+  for (;;) {
+    /* Events 0: poll still reports POLLHUP once the parent's end closes,
+     * without taking the main thread's packets. */
+    struct pollfd p = {.fd = EMX__ISO_FD, .events = 0};
+    int n = poll(&p, 1, 250);
+    if (getppid() != parent_pid)
+      _exit(0);
+    if (n > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
+      sleep(HANGUP_GRACE_S);
+      _exit(0);
+    }
+  }
+  return NULL;
+}
+
+static void send_reply(uint32_t op, uint32_t id, int status, uint64_t arg,
+                       const emx__errbuf *err) {
+  size_t len = status < 0 && err ? strlen(err->msg) : 0;
+  /* A failed send means the parent is gone; the loop sees EOF next. */
+  emx__iso_send(EMX__ISO_FD, op, id, status, arg, err ? err->msg : NULL, len,
+                -1);
+}
+
+static host_model *find_model(host *h, uint32_t id, host_model ***link) {
+  for (host_model **l = &h->models; *l; l = &(*l)->next) {
+    if ((*l)->id == id) {
+      if (link)
+        *link = l;
+      return *l;
+    }
+  }
+  return NULL;
+}
+
+static void free_model(host *h, host_model *m) {
+  if (m->prep)
+    h->ops->release(h->dev, m->prep);
+  emx__model_desc_free(&m->desc);
+  if (m->map)
+    munmap(m->map, m->size);
+  free(m->tensors);
+  free(m);
+}
+
+static void do_prepare(host *h, const emx__iso_hdr *hdr, int fd) {
+  emx__errbuf err = {{0}};
+  int rc;
+  host_model *m = calloc(1, sizeof *m);
+  if (!m) {
+    rc = emx__errf(&err, EMX_ENOMEM, "device process: out of memory");
+    goto fail;
+  }
+  m->id = hdr->id;
+  m->size = (size_t)hdr->arg;
+  if (fd < 0 || m->size == 0) {
+    rc = emx__errf(&err, EMX_EPROTO,
+                   "device process: prepare without a "
+                   "model");
+    goto fail;
+  }
+  m->map = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (m->map == MAP_FAILED) {
+    m->map = NULL;
+    rc = emx__errf(&err, EMX_ENOMEM,
+                   "device process: mapping the %zu-byte "
+                   "model: %s",
+                   m->size, strerror(errno));
+    goto fail;
+  }
+  close(fd);
+  fd = -1;
+  rc = h->ops->prepare(h->dev, m->map, m->size, &m->prep, &m->desc, &err);
+  if (rc < 0) {
+    m->prep = NULL;
+    goto fail;
+  }
+  size_t n = m->desc.input_count + m->desc.output_count;
+  m->tensors = calloc(n ? n : 1, sizeof *m->tensors);
+  if (!m->tensors) {
+    rc = emx__errf(&err, EMX_ENOMEM, "device process: out of memory");
+    goto fail;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const emx_tensor_info *t = i < m->desc.input_count
+                                   ? &m->desc.inputs[i]
+                                   : &m->desc.outputs[i - m->desc.input_count];
+    m->tensors[i].dtype = t->dtype;
+    m->tensors[i].size = t->bytes;
+  }
+  m->need = emx__iso_region_need(&m->desc);
+  size_t len = emx__iso_desc_encode(&m->desc, h->buf,
+                                    EMX__ISO_MSG_MAX - sizeof(emx__iso_hdr));
+  if (len == 0) {
+    rc = emx__errf(&err, EMX_EUNSUPPORTED,
+                   "the model's interface (%zu tensors) is too large to "
+                   "pass to the device process",
+                   n);
+    goto fail;
+  }
+  m->next = h->models;
+  h->models = m;
+  emx__iso_send(EMX__ISO_FD, EMX__ISO_PREPARE, m->id, 0, 0, h->buf, len, -1);
+  return;
+fail:
+  if (fd >= 0)
+    close(fd);
+  if (m)
+    free_model(h, m);
+  send_reply(EMX__ISO_PREPARE, hdr->id, rc, 0, &err);
+}
+
+static void do_release(host *h, const emx__iso_hdr *hdr) {
+  host_model **link;
+  host_model *m = find_model(h, hdr->id, &link);
+  if (!m)
+    return;
+  *link = m->next;
+  free_model(h, m);
+}
+
+static void do_region(host *h, const emx__iso_hdr *hdr, int fd) {
+  emx__errbuf err = {{0}};
+  emx__arena fresh;
+  int rc = fd < 0 ? emx__errf(&err, EMX_EPROTO,
+                              "device process: region without a memfd")
+                  : emx__arena_accept(&fresh, fd, hdr->arg, REGION_MAX, &err);
+  if (rc == 0) {
+    emx__arena_close(&h->region);
+    h->region = fresh;
+  }
+  send_reply(EMX__ISO_REGION, 0, rc, 0, &err);
+}
+
+static void do_invoke(host *h, const emx__iso_hdr *hdr) {
+  emx__errbuf err = {{0}};
+  int64_t device_ns = 0;
+  int rc;
+  host_model *m = find_model(h, hdr->id, NULL);
+  if (!m) {
+    rc = emx__errf(&err, EMX_EPROTO, "device process: no model %u",
+                   (unsigned)hdr->id);
+  } else if (m->need > h->region.size) {
+    rc = emx__errf(&err, EMX_EPROTO,
+                   "device process: the model needs %zu region bytes, the "
+                   "region has %llu",
+                   m->need, (unsigned long long)h->region.size);
+  } else {
+    size_t nin = m->desc.input_count, nout = m->desc.output_count;
+    char *base = h->region.base;
+    size_t off = 0;
+    for (size_t i = 0; i < nin + nout; i++) {
+      m->tensors[i].data = base + off;
+      off += emx__iso_align(m->tensors[i].size);
+    }
+    rc = h->ops->invoke(h->dev, m->prep, m->tensors, nin, m->tensors + nin,
+                        nout, &device_ns, &err);
+  }
+  send_reply(EMX__ISO_INVOKE, hdr->id, rc, (uint64_t)device_ns, &err);
+}
+
+/* shut_down closes the device (a TPU handle, a lock file) and exits. */
+static void shut_down(host *h) {
+  while (h->models) {
+    host_model *m = h->models;
+    h->models = m->next;
+    free_model(h, m);
+  }
+  if (h->dev)
+    h->ops->close(h->dev);
+  emx__arena_close(&h->region);
+  /* _exit: skip C++ static destructors of the runtimes, which have been
+   * seen to stall; everything that matters is closed above. */
+  _exit(0);
+}
+
+static void serve(host *h) {
+  for (;;) {
+    emx__iso_hdr hdr;
+    int fd;
+    ssize_t n = emx__iso_recv(EMX__ISO_FD, h->buf, &hdr, &fd);
+    if (n <= 0) /* EOF: the parent closed; an error: it is gone */
+      break;
+    switch (hdr.op) {
+    case EMX__ISO_PREPARE:
+      do_prepare(h, &hdr, fd);
+      fd = -1;
+      break;
+    case EMX__ISO_RELEASE:
+      do_release(h, &hdr);
+      break;
+    case EMX__ISO_REGION:
+      do_region(h, &hdr, fd);
+      fd = -1;
+      break;
+    case EMX__ISO_INVOKE:
+      do_invoke(h, &hdr);
+      break;
+    case EMX__ISO_CLOSE:
+      shut_down(h);
+      break;
+    default:
+      break; /* unknown: ignore, the parent times out if it waits */
+    }
+    if (fd >= 0)
+      close(fd);
+  }
+  shut_down(h);
+}
+
+static int usage(void) {
+  fprintf(stderr,
+          "edgemux-devhost --parent=PID --unit=N [--pdeathsig] SPEC\n"
+          "runs one device for libedgemux's device isolation (isolate=1); "
+          "libedgemux starts it with a socket on fd 3\n");
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  long unit = -1;
+  int pdeathsig = 0;
+  const char *spec_text = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strncmp(argv[i], "--parent=", 9) == 0)
+      parent_pid = (pid_t)strtol(argv[i] + 9, NULL, 10);
+    else if (strncmp(argv[i], "--unit=", 7) == 0)
+      unit = strtol(argv[i] + 7, NULL, 10);
+    else if (strcmp(argv[i], "--pdeathsig") == 0)
+      pdeathsig = 1;
+    else if (!spec_text && argv[i][0] != '-')
+      spec_text = argv[i];
+    else
+      return usage();
+  }
+  int type = 0;
+  socklen_t tlen = sizeof type;
+  if (parent_pid <= 0 || unit < 0 || !spec_text ||
+      getsockopt(EMX__ISO_FD, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 ||
+      type != SOCK_SEQPACKET)
+    return usage();
+  if (pdeathsig)
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+  /* The parent may have died before prctl took effect. */
+  if (getppid() != parent_pid)
+    return 1;
+  /* Descriptors the application left inheritable are not ours to hold (a
+   * device lock among them would stay locked while we live). */
+  close_range(EMX__ISO_FD + 1, ~0U, 0);
+  signal(SIGPIPE, SIG_IGN);
+
+  host h = {.region = {.fd = -1}};
+  h.buf = malloc(EMX__ISO_MSG_MAX);
+  pthread_t dog;
+  if (!h.buf || pthread_create(&dog, NULL, watchdog, NULL) != 0)
+    return 1;
+  pthread_detach(dog);
+
+  emx__errbuf err = {{0}};
+  emx__devspec spec;
+  int isolate;
+  long deadline_ms = 0;
+  int rc = emx__devspec_parse(&spec, spec_text, &err);
+  if (rc == 0)
+    rc = emx__iso_strip(&spec, &isolate, &deadline_ms, &err);
+  if (rc == 0 && !(h.ops = emx__backend_find(spec.kind)))
+    rc = emx__errf(&err, EMX_EINVAL, "device spec \"%s\": unknown kind",
+                   spec.text);
+  if (rc == 0)
+    rc = h.ops->open(&spec, (int)unit, &h.dev, &err);
+  if (rc < 0)
+    h.dev = NULL;
+  send_reply(EMX__ISO_HELLO, 0, rc, 0, &err);
+  if (rc < 0)
+    shut_down(&h);
+  serve(&h);
+  return 0;
+}

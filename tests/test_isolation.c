@@ -1,0 +1,499 @@
+/* test_isolation.c — devices in a supervised child process (isolate=1, and
+ * edgetpu by default): identical outputs, a crash or a hang in the device
+ * fails only its request, nothing leaks, the child never outlives us, and
+ * every failure to start names its cause. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "support.h"
+
+#ifndef EMX_STUB_EDGETPU
+#error "EMX_STUB_EDGETPU must name the stub library"
+#endif
+
+static char lock_dir[64];
+
+static int group_setup(void **state) {
+  snprintf(lock_dir, sizeof lock_dir, "/tmp/emx-locks-XXXXXX");
+  if (!mkdtemp(lock_dir))
+    return -1;
+  /* Private lock folders: parallel test runs never see each other's
+   * simulated devices as busy. The device processes inherit it. */
+  setenv("EMX_SIM_LOCK_DIR", lock_dir, 1);
+  setenv("EMX_STUB_EDGETPU_LOCK_DIR", lock_dir, 1);
+  /* The injected aborts would otherwise leave core files behind; the
+   * device processes inherit the limit. */
+  struct rlimit no_core = {0, 0};
+  setrlimit(RLIMIT_CORE, &no_core);
+  return 0;
+}
+
+static int create(const char *spec, emx_engine **out) {
+  const char *devices[1] = {spec};
+  emx_engine_config cfg;
+  emx_engine_config_init(&cfg);
+  cfg.devices = devices;
+  cfg.device_count = 1;
+  /* Device failures are expected here; keep their warnings quiet. */
+  cfg.log_level = EMX_LOG_ERROR;
+  return emx_engine_create(out, &cfg);
+}
+
+static int run_once(emx_engine *e, emx_model *m, uint64_t seed, emx_tensor **in,
+                    emx_tensor **out, emx_timings *t) {
+  *in = tensors_inputs(m);
+  *out = tensors_outputs(m);
+  tensors_fill_random(*in, emx_model_input_count(m), seed);
+  emx_request_desc d;
+  request_init(&d, m, *in, *out);
+  return emx_infer(e, &d, t);
+}
+
+static void free_io(emx_model *m, emx_tensor *in, emx_tensor *out) {
+  tensors_free(in, emx_model_input_count(m));
+  tensors_free(out, emx_model_output_count(m));
+}
+
+static int count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  assert_non_null(d);
+  int n = 0;
+  while (readdir(d))
+    n++;
+  closedir(d);
+  return n;
+}
+
+/* no_children: every child we ever had is reaped (no zombies). */
+static bool no_children(void) {
+  int status;
+  return waitpid(-1, &status, WNOHANG) < 0 && errno == ECHILD;
+}
+
+static double seconds_since(int64_t t0) {
+  return (double)(emx_now_ns() - t0) / 1e9;
+}
+
+/* ---- outputs --------------------------------------------------------------
+ */
+
+/* The isolated device's outputs equal, bit for bit, the same backend's
+ * in-process outputs and the oracle's. */
+static void check_same_outputs(const char *isolated, const char *in_process) {
+  emx_engine *iso, *local;
+  assert_int_equal(create(isolated, &iso), 0);
+  assert_int_equal(create(in_process, &local), 0);
+  emx_model *mi = model_load(iso, "face", MODEL_FACE_SHORT);
+  emx_model *ml = model_load(local, "face", MODEL_FACE_SHORT);
+  oracle *o = oracle_create(MODEL_FACE_SHORT);
+  for (uint64_t seed = 1; seed <= 4; seed++) {
+    emx_tensor *in, *out, *in2, *out2;
+    emx_timings t;
+    assert_int_equal(run_once(iso, mi, seed, &in, &out, &t), 0);
+    assert_true(t.device_ns > 0); /* measured in the child */
+    assert_int_equal(run_once(local, ml, seed, &in2, &out2, NULL), 0);
+    assert_true(tensors_equal(out, out2, 2));
+    emx_tensor *want = tensors_outputs(mi);
+    oracle_run(o, in, 1, want, 2);
+    assert_true(tensors_equal(out, want, 2));
+    tensors_free(want, 2);
+    free_io(mi, in, out);
+    free_io(ml, in2, out2);
+  }
+  oracle_destroy(o);
+  emx_engine_destroy(iso);
+  emx_engine_destroy(local);
+}
+
+static void sim_outputs_match_in_process(void **state) {
+  check_same_outputs("sim:21,isolate=1", "sim:22");
+}
+
+static void cpu_outputs_match_in_process(void **state) {
+  check_same_outputs("cpu:workers=1,isolate=1", "cpu:workers=1");
+}
+
+/* Two models on one isolated device: the shared region grows for the
+ * larger one, and both keep working, interleaved; unload releases. */
+static void two_models_share_the_device(void **state) {
+  emx_engine *e;
+  assert_int_equal(create("sim:26,isolate=1", &e), 0);
+  emx_model *a = model_load(e, "a", MODEL_FACE_SHORT);
+  emx_model *b = model_load(e, "b", MODEL_HAND_LITE);
+  oracle *oa = oracle_create(MODEL_FACE_SHORT);
+  oracle *ob = oracle_create(MODEL_HAND_LITE);
+  for (uint64_t seed = 1; seed <= 2; seed++) {
+    emx_tensor *in, *out;
+    assert_int_equal(run_once(e, b, seed, &in, &out, NULL), 0);
+    emx_tensor *want = tensors_outputs(b);
+    oracle_run(ob, in, emx_model_input_count(b), want,
+               emx_model_output_count(b));
+    assert_true(tensors_equal(out, want, emx_model_output_count(b)));
+    tensors_free(want, emx_model_output_count(b));
+    free_io(b, in, out);
+
+    assert_int_equal(run_once(e, a, seed, &in, &out, NULL), 0);
+    want = tensors_outputs(a);
+    oracle_run(oa, in, 1, want, 2);
+    assert_true(tensors_equal(out, want, 2));
+    tensors_free(want, 2);
+    free_io(a, in, out);
+  }
+  assert_int_equal(emx_model_unload(e, b), 0);
+  emx_tensor *in, *out;
+  assert_int_equal(run_once(e, a, 7, &in, &out, NULL), 0);
+  free_io(a, in, out);
+  oracle_destroy(oa);
+  oracle_destroy(ob);
+  emx_engine_destroy(e);
+}
+
+/* ---- faults -----------------------------------------------------------------
+ */
+
+/* The device process abort()s at its 3rd invoke, as libedgetpu does on a
+ * fatal USB error: that request fails with EMX_EDEVICE naming the signal,
+ * this process lives on, and the device (sim:23, whose lock the dead child
+ * held) opens again at once. */
+static void abort_fails_only_the_request(void **state) {
+  int fds = count_fds();
+  emx_engine *e;
+  assert_int_equal(create("sim:23,isolate=1,abort_at=3", &e), 0);
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  for (int i = 1; i <= 3; i++) {
+    emx_tensor *in, *out;
+    emx_timings t;
+    int rc = run_once(e, m, (uint64_t)i, &in, &out, &t);
+    if (i < 3) {
+      assert_int_equal(rc, 0);
+    } else {
+      assert_int_equal(rc, EMX_EDEVICE);
+      const char *msg = emx_engine_last_error(e);
+      assert_true(contains(msg, "died"));
+      assert_true(contains(msg, "signal 6"));
+      assert_true(contains(msg, "aborted"));
+      assert_true(contains(msg, "during invoke"));
+    }
+    free_io(m, in, out);
+  }
+  emx_engine_destroy(e);
+  assert_int_equal(count_fds(), fds);
+  assert_true(no_children());
+
+  /* The same device, in a new engine: the lock died with the child. */
+  assert_int_equal(create("sim:23,isolate=1", &e), 0);
+  m = model_load(e, "face", MODEL_FACE_SHORT);
+  emx_tensor *in, *out;
+  assert_int_equal(run_once(e, m, 1, &in, &out, NULL), 0);
+  free_io(m, in, out);
+  emx_engine_destroy(e);
+  assert_int_equal(count_fds(), fds);
+  assert_true(no_children());
+}
+
+/* The device process hangs at its 2nd invoke: after deadline_ms the proxy
+ * kills it and the request fails with EMX_EDEVICE "hung". */
+static void hang_is_killed_at_the_deadline(void **state) {
+  int fds = count_fds();
+  emx_engine *e;
+  assert_int_equal(create("sim:24,isolate=1,hang_at=2,deadline_ms=300", &e), 0);
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  emx_tensor *in, *out;
+  assert_int_equal(run_once(e, m, 1, &in, &out, NULL), 0);
+  free_io(m, in, out);
+  int64_t t0 = emx_now_ns();
+  assert_int_equal(run_once(e, m, 2, &in, &out, NULL), EMX_EDEVICE);
+  double took = seconds_since(t0);
+  free_io(m, in, out);
+  const char *msg = emx_engine_last_error(e);
+  assert_true(contains(msg, "hung"));
+  assert_true(contains(msg, "300 ms"));
+  assert_true(took >= 0.29);
+  assert_true(took < 3.0);
+  emx_engine_destroy(e);
+  assert_int_equal(count_fds(), fds);
+  assert_true(no_children());
+}
+
+/* Errors of the real backend pass through with their code and message; a
+ * model the child cannot prepare leaves the device up. */
+static void backend_errors_pass_through(void **state) {
+  emx_engine *e;
+  assert_int_equal(create("sim:25,isolate=1,fail_at=3", &e), 0);
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  emx_tensor *in, *out;
+  assert_int_equal(run_once(e, m, 5, &in, &out, NULL), 0);
+  free_io(m, in, out);
+
+  /* Not a model: the same code as in-process, and the device lives on. */
+  static const char junk[256] = "not a flatbuffer";
+  emx_engine *local;
+  assert_int_equal(create("sim:33", &local), 0);
+  int want = emx_model_load_buffer(local, "junk", junk, sizeof junk, NULL);
+  assert_true(want < 0);
+  emx_engine_destroy(local);
+  assert_int_equal(emx_model_load_buffer(e, "junk", junk, sizeof junk, NULL),
+                   want);
+  assert_int_equal(run_once(e, m, 6, &in, &out, NULL), 0);
+  free_io(m, in, out);
+
+  /* The injected failure (the 3rd invoke), with the backend's message. */
+  assert_int_equal(run_once(e, m, 7, &in, &out, NULL), EMX_EDEVICE);
+  assert_true(contains(emx_engine_last_error(e), "injected"));
+  free_io(m, in, out);
+  emx_engine_destroy(e);
+
+  /* An open that fails in the child: its code and message come back. */
+  emx_engine *holder;
+  assert_int_equal(create("sim:27", &holder), 0);
+  assert_int_equal(create("sim:27,isolate=1", &e), EMX_EBUSY);
+  assert_true(contains(emx_engine_last_error(NULL), "device busy"));
+  emx_engine_destroy(holder);
+  assert_true(no_children());
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+/* Open and close repeatedly: quick, and no descriptor or child is left. */
+static void reopen_is_quick_and_clean(void **state) {
+  int fds = count_fds();
+  for (int i = 0; i < 8; i++) {
+    int64_t t0 = emx_now_ns();
+    emx_engine *e;
+    assert_int_equal(create("sim:28,isolate=1", &e), 0);
+    emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+    emx_tensor *in, *out;
+    assert_int_equal(run_once(e, m, 1, &in, &out, NULL), 0);
+    free_io(m, in, out);
+    emx_engine_destroy(e);
+    assert_true(seconds_since(t0) < 2.0);
+  }
+  assert_int_equal(count_fds(), fds);
+  assert_true(no_children());
+}
+
+typedef struct thread_create {
+  const char *spec; /* in */
+  emx_engine *e;    /* out, NULL on failure */
+} thread_create;
+
+static void *create_in_thread(void *arg) {
+  thread_create *tc = arg;
+  if (create(tc->spec, &tc->e) != 0)
+    tc->e = NULL;
+  return NULL;
+}
+
+/* A device process belongs to the process, not to the thread that started
+ * it: the engine works after its creating thread has exited. */
+static void device_outlives_its_creating_thread(void **state) {
+  thread_create tc = {"sim:29,isolate=1", NULL};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, create_in_thread, &tc), 0);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  emx_engine *e = tc.e;
+  assert_non_null(e);
+  struct timespec nap = {0, 300 * 1000000L};
+  nanosleep(&nap, NULL); /* time for a wrongly armed PDEATHSIG to fire */
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  emx_tensor *in, *out;
+  assert_int_equal(run_once(e, m, 1, &in, &out, NULL), 0);
+  free_io(m, in, out);
+  emx_engine_destroy(e);
+  assert_true(no_children());
+}
+
+/* free_within: can the device be opened in-process within `seconds`? (It
+ * can once the device process holding its lock is gone.) */
+static bool free_within(const char *spec, double seconds) {
+  int64_t t0 = emx_now_ns();
+  do {
+    emx_engine *e;
+    if (create(spec, &e) == 0) {
+      emx_engine_destroy(e);
+      return true;
+    }
+    struct timespec nap = {0, 20 * 1000000L};
+    nanosleep(&nap, NULL);
+  } while (seconds_since(t0) < seconds);
+  return false;
+}
+
+/* The engine process dies (SIGKILL) while its device process hangs inside
+ * an invoke: the device process must die too and free the device. `thread`
+ * creates the engine off the main thread (no PDEATHSIG: the device
+ * process's watchdog must notice). */
+static void orphan_dies(const char *spec, const char *local, bool thread) {
+  int ready[2];
+  assert_int_equal(pipe(ready), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    /* No cmocka here: report a failure through the pipe instead. */
+    close(ready[0]);
+    char msg[600];
+    emx_engine *e = NULL;
+    int rc;
+    if (thread) {
+      thread_create tc = {spec, NULL};
+      pthread_t t;
+      if (pthread_create(&t, NULL, create_in_thread, &tc) != 0)
+        _exit(1);
+      pthread_join(t, NULL);
+      e = tc.e;
+      rc = e ? 0 : EMX_EINVAL;
+    } else {
+      rc = create(spec, &e);
+    }
+    emx_model *m = NULL;
+    if (rc == 0)
+      rc = emx_model_load_file(e, "face", MODEL_FACE_SHORT, &m);
+    static float in_buf[128 * 128 * 3];
+    static uint8_t out0[57344], out1[3584];
+    emx_tensor in = {EMX_DTYPE_FLOAT32, in_buf, sizeof in_buf};
+    emx_tensor outs[2] = {{EMX_DTYPE_FLOAT32, out0, sizeof out0},
+                          {EMX_DTYPE_FLOAT32, out1, sizeof out1}};
+    if (rc == 0) {
+      emx_request_desc d;
+      emx_request_desc_init(&d);
+      d.model = m;
+      d.inputs = &in;
+      d.input_count = 1;
+      d.outputs = outs;
+      d.output_count = 2;
+      rc = emx_submit(e, &d, NULL);
+    }
+    if (rc == 0)
+      snprintf(msg, sizeof msg, "x");
+    else
+      snprintf(msg, sizeof msg, "%s: %s", emx_err_name(rc),
+               emx_engine_last_error(e));
+    if (write(ready[1], msg, strlen(msg)) < 0 || rc != 0)
+      _exit(1);
+    pause(); /* until killed */
+    _exit(0);
+  }
+  close(ready[1]);
+  char msg[600];
+  ssize_t n = read(ready[0], msg, sizeof msg - 1);
+  msg[n > 0 ? n : 0] = '\0';
+  close(ready[0]);
+  if (strcmp(msg, "x") != 0) {
+    int status;
+    waitpid(pid, &status, 0);
+    print_error("the engine process failed: %s\n", msg);
+    fail();
+  }
+  struct timespec nap = {0, 100 * 1000000L};
+  nanosleep(&nap, NULL); /* the device process is inside the hang now */
+  assert_false(free_within(local, 0.0));
+  kill(pid, SIGKILL);
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(free_within(local, 5.0));
+}
+
+static void orphan_dies_with_pdeathsig(void **state) {
+  orphan_dies("sim:30,isolate=1,hang_at=1", "sim:30", false);
+}
+
+static void orphan_dies_by_watchdog(void **state) {
+  orphan_dies("sim:32,isolate=1,hang_at=1", "sim:32", true);
+}
+
+/* ---- specs and the device host program ------------------------------------
+ */
+
+static void bad_isolation_specs(void **state) {
+  static const char *const bad[] = {
+      "sim:0,isolate=2",       /* not 0 or 1 */
+      "sim:0,deadline_ms=100", /* a deadline needs isolation */
+      "sim:0,isolate=1,deadline_ms=0",
+      "cpu:isolate=1,bogus=1", /* the real backend still checks */
+      "sim:0,isolate=1,abort_at=x",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    emx_engine *e = NULL;
+    assert_int_equal(create(bad[i], &e), EMX_EINVAL);
+    assert_null(e);
+    assert_true(strlen(emx_engine_last_error(NULL)) > 0);
+  }
+  assert_true(no_children());
+}
+
+static void missing_devhost_is_named(void **state) {
+  setenv("EMX_DEVHOST", "/nonexistent/edgemux-devhost", 1);
+  emx_engine *e = NULL;
+  assert_int_equal(create("sim:31,isolate=1", &e), EMX_ENOENT);
+  assert_null(e);
+  const char *msg = emx_engine_last_error(NULL);
+  assert_true(contains(msg, "/nonexistent/edgemux-devhost"));
+  assert_true(contains(msg, "device host"));
+  /* Not isolated: the program is not needed. */
+  assert_int_equal(create("sim:31", &e), 0);
+  emx_engine_destroy(e);
+  /* A program that starts but never says hello: how it ended is named. */
+  setenv("EMX_DEVHOST", "/bin/false", 1);
+  assert_int_equal(create("sim:31,isolate=1", &e), EMX_EDEVICE);
+  assert_true(contains(emx_engine_last_error(NULL),
+                       "exited with status 1 during open"));
+  unsetenv("EMX_DEVHOST");
+  assert_true(no_children());
+}
+
+/* edgetpu runs isolated unless told otherwise: with the device host made
+ * unfindable, only isolate=0 opens. */
+static void edgetpu_is_isolated_by_default(void **state) {
+  setenv("EMX_STUB_EDGETPU_DEVICES", "usb:/iso0", 1);
+  setenv("EMX_EDGETPU_LIB", EMX_STUB_EDGETPU, 1);
+  emx_engine *e = NULL;
+  assert_int_equal(create("edgetpu:usb:0", &e), 0);
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  emx_tensor *in, *out;
+  assert_int_equal(run_once(e, m, 1, &in, &out, NULL), 0);
+  free_io(m, in, out);
+  emx_engine_destroy(e);
+
+  setenv("EMX_DEVHOST", "/nonexistent/edgemux-devhost", 1);
+  assert_int_equal(create("edgetpu:usb:0", &e), EMX_ENOENT);
+  assert_int_equal(create("edgetpu:usb:0,isolate=0", &e), 0);
+  emx_engine_destroy(e);
+  unsetenv("EMX_DEVHOST");
+  unsetenv("EMX_EDGETPU_LIB");
+  assert_true(no_children());
+}
+
+int main(void) {
+  filters_from_env();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(sim_outputs_match_in_process),
+      cmocka_unit_test(cpu_outputs_match_in_process),
+      cmocka_unit_test(two_models_share_the_device),
+      cmocka_unit_test(abort_fails_only_the_request),
+      cmocka_unit_test(hang_is_killed_at_the_deadline),
+      cmocka_unit_test(backend_errors_pass_through),
+      cmocka_unit_test(reopen_is_quick_and_clean),
+      cmocka_unit_test(device_outlives_its_creating_thread),
+      cmocka_unit_test(orphan_dies_with_pdeathsig),
+      cmocka_unit_test(orphan_dies_by_watchdog),
+      cmocka_unit_test(bad_isolation_specs),
+      cmocka_unit_test(missing_devhost_is_named),
+      cmocka_unit_test(edgetpu_is_isolated_by_default),
+  };
+  return cmocka_run_group_tests_name("isolation", tests, group_setup, NULL);
+}
