@@ -79,8 +79,11 @@ check-fuzz: build-asan
 check: check-plain check-asan check-tsan check-fuzz
 	@echo "make check: plain, ASan+UBSan and TSan suites all passed"
 
+# Benchmarks print ratios measured side by side; run on a quiet machine.
 bench: build
 	./build/bin/bench-engine
+	./build/bin/bench-daemon
+	./build/bin/bench-devices
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -15,7 +15,7 @@
  * parent's tensors are not visible to it) or, if reconnecting fails, returns
  * EMX_EDISCONNECTED.
  *
- * Example (compiled and run by tests/test_client_example.c):
+ * Example (compiled and run by tests/test_daemon_seed.c):
  *
  *   emx_client *c;
  *   if (emx_client_connect(&c, NULL) < 0) {          // default socket

@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""Python client throughput through edgemuxd, relative to the C client.
+
+Starts its own edgemuxd with one device (cpu:workers=1,threads=1) on a
+temporary socket, then alternates rounds:
+
+  C       `edgemux bench MODEL -c 4 -n N` (4 forked C client processes,
+          synchronous emx_client_infer; its "throughput" line is parsed)
+  Python  4 processes, each an edgemux.interpreter.Interpreter doing what a
+          TFLite program does per frame: set_tensor, invoke, get_tensor of
+          every output; all start together after one warm-up request, and
+          throughput is requests / (last finish - first start), as the C
+          bench computes it.
+
+Prints each round, the medians, and as its last line exactly
+`python_throughput_ratio: X.XXX (target >= 0.9)` (median Python ÷ median C).
+
+Usage: bench/python_bench.py [-n REQUESTS] [--rounds R] [--clients C]
+                             [--model NAME] [--check]
+Run with Debian's /usr/bin/python3 (numpy); finds build/ like the tests.
+"""
+
+import argparse
+import multiprocessing
+import os
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+
+import numpy as np  # noqa: E402
+
+import edgemux.interpreter as tflite  # noqa: E402
+
+BIN = os.environ.get("EDGEMUX_BIN_DIR", os.path.join(ROOT, "build", "bin"))
+REPO = os.environ.get("EDGEMUX_REPO_DIR", os.path.join(ROOT, ".deps", "repo"))
+
+
+def start_daemon(tmp):
+    sock = os.path.join(tmp, "edgemux.sock")
+    log = open(os.path.join(tmp, "edgemuxd.log"), "wb")
+    proc = subprocess.Popen(
+        [os.path.join(BIN, "edgemuxd"), "--socket", sock, "--models", REPO,
+         "--device", "cpu:workers=1,threads=1", "--log-level", "warn"],
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit("edgemuxd exited (%d); see %s" % (proc.returncode,
+                                                       log.name))
+        r = subprocess.run([os.path.join(BIN, "edgemux"), "--socket", sock,
+                            "ping"], capture_output=True)
+        if r.returncode == 0:
+            return proc, sock
+        time.sleep(0.05)
+    proc.kill()
+    sys.exit("edgemuxd did not start; see %s" % log.name)
+
+
+def children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def c_round(sock, model, clients, n):
+    r = subprocess.run([os.path.join(BIN, "edgemux"), "--socket", sock,
+                        "bench", model, "-c", str(clients), "-n", str(n)],
+                       capture_output=True, text=True)
+    m = re.search(r"^throughput\s+([0-9.]+) req/s", r.stdout, re.M)
+    if r.returncode != 0 or not m:
+        sys.exit("edgemux bench failed (%d):\n%s%s" % (r.returncode, r.stdout,
+                                                       r.stderr))
+    return float(m.group(1))
+
+
+def py_client(index, sock, model, n, barrier, results):
+    interp = tflite.Interpreter(model_name=model, socket=sock)
+    interp.allocate_tensors()
+    ins = interp.get_input_details()
+    outs = [d["index"] for d in interp.get_output_details()]
+    rng = np.random.default_rng(1 + index)
+    frames = [rng.uniform(-1, 1, d["shape"]).astype(d["dtype"]) for d in ins]
+    for d, x in zip(ins, frames):  # warm-up, not counted
+        interp.set_tensor(d["index"], x)
+    interp.invoke()
+    barrier.wait()
+    c0 = time.process_time()
+    t0 = time.monotonic()
+    for _ in range(n):
+        for d, x in zip(ins, frames):
+            interp.set_tensor(d["index"], x)
+        interp.invoke()
+        for i in outs:
+            interp.get_tensor(i)
+    t1 = time.monotonic()
+    results.put((t0, t1, n, time.process_time() - c0))
+
+
+def py_round(sock, model, clients, n):
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(clients)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=py_client,
+                         args=(i, sock, model, n, barrier, results))
+             for i in range(clients)]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join()
+        if p.exitcode != 0:
+            sys.exit("a Python client failed (exit %s)" % p.exitcode)
+    start = min(g[0] for g in got)
+    end = max(g[1] for g in got)
+    total = sum(g[2] for g in got)
+    return total / (end - start), sum(g[3] for g in got) / total * 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-n", "--requests", type=int, default=200,
+                    help="requests per client per round (200)")
+    ap.add_argument("--rounds", type=int, default=7,
+                    help="rounds of each, alternating (7)")
+    ap.add_argument("--clients", type=int, default=4, help="processes (4)")
+    ap.add_argument("--model", default="face_detection_short_range")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 when the ratio is below the target")
+    a = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="emx-pybench-")
+    proc, sock = start_daemon(tmp)
+    try:
+        # One unmeasured round each: loads caches, settles the device.
+        c_round(sock, a.model, a.clients, max(20, a.requests // 10))
+        py_round(sock, a.model, a.clients, max(20, a.requests // 10))
+        cs, ps, ccpu, pcpu = [], [], [], []
+        total = a.clients * a.requests
+        for r in range(a.rounds):
+            t = children_cpu()
+            cs.append(c_round(sock, a.model, a.clients, a.requests))
+            ccpu.append((children_cpu() - t) / total * 1e6)
+            tput, cpu = py_round(sock, a.model, a.clients, a.requests)
+            ps.append(tput)
+            pcpu.append(cpu)
+            print("round %d: C %.1f req/s, Python %.1f req/s (%.3f); client "
+                  "CPU per request: C %.0f us, Python %.0f us"
+                  % (r + 1, cs[-1], ps[-1], ps[-1] / cs[-1], ccpu[-1],
+                     pcpu[-1]), flush=True)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    c_med, p_med = statistics.median(cs), statistics.median(ps)
+    ratio = p_med / c_med
+    print("model %s, %d clients x %d requests, device cpu:workers=1,threads=1"
+          % (a.model, a.clients, a.requests))
+    print("median C client:      %.1f req/s" % c_med)
+    print("median Python client: %.1f req/s" % p_med)
+    print("median client CPU per request (user+sys; C: whole `edgemux "
+          "bench` run, Python: the timed loop): C %.0f us, Python %.0f us"
+          % (statistics.median(ccpu), statistics.median(pcpu)))
+    print("python_throughput_ratio: %.3f (target >= 0.9)" % ratio)
+    return 1 if a.check and ratio < 0.9 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
