@@ -10,8 +10,11 @@
 /* A waiter whose request is running sleeps until about this long before the
  * expected finish, then polls: the wake-up happens while the device is still
  * busy, so the completion is seen within a microsecond instead of after a
- * futex wake-up (~25 us across cores). Bounds the polling to ~2x this. */
-#define WAIT_SPIN_NS 120000
+ * futex wake-up (~25 us across cores). */
+#define WAIT_SPIN_NS 150000
+/* Polling continues this long past the expected finish: run times vary by
+ * ±10% (cache, frequency), and a miss costs a full wake-up. */
+#define WAIT_SPIN_AFTER_NS 400000
 
 EMX_EXPORT void emx_request_desc_init(emx_request_desc *desc) {
   memset(desc, 0, sizeof *desc);
@@ -387,7 +390,7 @@ EMX_EXPORT int emx_request_wait(emx_request *r, int64_t timeout_ns) {
                                                 memory_order_relaxed)
                          : 0;
     if (expect > 0) {
-      if (now >= expect - WAIT_SPIN_NS && now < expect + WAIT_SPIN_NS) {
+      if (now >= expect - WAIT_SPIN_NS && now < expect + WAIT_SPIN_AFTER_NS) {
         emx__cpu_relax();
         continue;
       }

@@ -305,8 +305,8 @@ static void wait_for_work(emx__device *dev) {
 
 void *emx__worker_main(void *arg) {
   emx__device *dev = arg;
-  dev->started_ns = emx_now_ns();
   pthread_mutex_lock(&dev->lock);
+  dev->started_ns = emx_now_ns();
   for (;;) {
     wait_for_work(dev);
     if (dev->ctl_head) {
