@@ -59,7 +59,7 @@ void TfLiteXNNPackDelegateDelete(TfLiteDelegate *delegate);
 #define IDLE_CONNECTIONS 64
 #define IDLE_ARENA_BYTES ((size_t)1 << 20)
 
-#define PING_BYTES 16 /* a PING (and PONG) packet: the bare header */
+#define PING_BYTES 16     /* a PING (and PONG) packet: the bare header */
 #define SLICE_SECONDS 0.5 /* measurements alternate in slices this long */
 #define DEVICE_SPEC "cpu:workers=1,threads=1"
 #define DEFAULT_MODEL "face_detection_short_range"
@@ -90,10 +90,10 @@ typedef struct direct {
 
 /* tally adds up a throughput measurement taken in slices. */
 typedef struct tally {
-  uint64_t calls; /* requests completed inside the windows */
-  int64_t ns;     /* total length of the windows */
-  int64_t cpu_ns; /* CPU time of the daemon (all its threads) or of the
-                     direct loop's thread meanwhile */
+  uint64_t calls;    /* requests completed inside the windows */
+  int64_t ns;        /* total length of the windows */
+  int64_t cpu_ns;    /* CPU time of the daemon (all its threads) or of the
+                        direct loop's thread meanwhile */
   int64_t worker_ns; /* CPU time of the daemon's busiest thread */
 } tally;
 
@@ -126,9 +126,9 @@ static int64_t stat_cpu_ns(const char *path) {
    * 3rd field, utime and stime the 14th and 15th. */
   const char *p = strrchr(buf, ')');
   unsigned long long utime, stime;
-  if (!p || sscanf(p + 1,
-                   " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-                   &utime, &stime) != 2)
+  if (!p ||
+      sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+             &utime, &stime) != 2)
     return -1;
   long hz = sysconf(_SC_CLK_TCK);
   return (int64_t)((utime + stime) * (1000000000ULL / (unsigned long long)hz));
@@ -185,11 +185,11 @@ typedef struct samples {
 
 /* daemon_proc is an edgemuxd this program started. */
 typedef struct daemon_proc {
-  pid_t pid;          /* 0 when not running */
-  char dir[64];       /* private temp folder: socket, log, empty repo */
-  char socket[108];   /* --socket */
-  char log[128];      /* its stdout and stderr */
-  char empty[128];    /* an empty repository (the memory daemon's) */
+  pid_t pid;        /* 0 when not running */
+  char dir[64];     /* private temp folder: socket, log, empty repo */
+  char socket[108]; /* --socket */
+  char log[128];    /* its stdout and stderr */
+  char empty[128];  /* an empty repository (the memory daemon's) */
 } daemon_proc;
 
 /* ------------------------------------------------------------------------ */
@@ -348,8 +348,7 @@ static int buffers_for_model(buffers *b, emx_client *c,
   for (size_t i = 0; i < in_count; i++) {
     emx_tensor_info info;
     emx_client_model_input_info(model, i, &info);
-    if (tensor_alloc(c, &b->inputs[b->input_count], info.dtype, info.bytes) <
-        0)
+    if (tensor_alloc(c, &b->inputs[b->input_count], info.dtype, info.bytes) < 0)
       goto fail;
     b->input_count++;
     fill_random(&b->inputs[i], &seed);
@@ -537,12 +536,10 @@ static int daemon_start(daemon_proc *d, const char *exe, const char *repo) {
   }
   /* 64 idle connections plus the readiness check: above the default
    * per-user limit of 64. */
-  const char *argv[] = {exe,           "--socket",
-                        d->socket,     "--models",
-                        repo,          "--device",
-                        DEVICE_SPEC,   "--log-level",
-                        "warn",        "--max-conns-per-uid",
-                        "256",         NULL};
+  const char *argv[] = {
+      exe,        "--socket",  d->socket,     "--models", repo,
+      "--device", DEVICE_SPEC, "--log-level", "warn",     "--max-conns-per-uid",
+      "256",      NULL};
   fflush(NULL);
   pid_t pid = fork();
   if (pid < 0) {
@@ -592,8 +589,7 @@ static int daemon_stop(daemon_proc *d) {
     for (int waited = 0; waited < 30000; waited += 5) {
       int status;
       if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-        rc = WIFEXITED(status) ? WEXITSTATUS(status)
-                               : 128 + WTERMSIG(status);
+        rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         d->pid = 0;
         break;
       }
@@ -613,15 +609,16 @@ static int daemon_stop(daemon_proc *d) {
   return rc;
 }
 
-static int connect_to(const daemon_proc *d, size_t arena_bytes, emx_client **c) {
+static int connect_to(const daemon_proc *d, size_t arena_bytes,
+                      emx_client **c) {
   emx_client_config cfg;
   emx_client_config_init(&cfg);
   cfg.socket_path = d->socket;
   cfg.arena_bytes = arena_bytes;
   int rc = emx_client_connect(c, &cfg);
   if (rc < 0)
-    fprintf(stderr, "bench-daemon: emx_client_connect(%s): %s: %s\n",
-            d->socket, emx_err_name(rc), emx_client_last_error(NULL));
+    fprintf(stderr, "bench-daemon: emx_client_connect(%s): %s: %s\n", d->socket,
+            emx_err_name(rc), emx_client_last_error(NULL));
   return rc;
 }
 
@@ -901,16 +898,14 @@ static int measure_memory(const options *opt, const char *exe, long *base,
       if (connect_to(&d, IDLE_ARENA_BYTES, &clients[opened]) < 0)
         break;
     /* One round trip on the last: every hello before it was served. */
-    if (opened == IDLE_CONNECTIONS &&
-        emx_client_ping(clients[opened - 1]) < 0)
+    if (opened == IDLE_CONNECTIONS && emx_client_ping(clients[opened - 1]) < 0)
       opened = -opened;
     sleep_ns(100000000);
     long after = rss_kib(d.pid);
     for (int i = 0; i < (opened < 0 ? -opened : opened); i++)
       emx_client_destroy(clients[i]);
     int stopped = daemon_stop(&d);
-    if (opened != IDLE_CONNECTIONS || before < 0 || after < 0 ||
-        stopped != 0) {
+    if (opened != IDLE_CONNECTIONS || before < 0 || after < 0 || stopped != 0) {
       fprintf(stderr, "bench-daemon: memory measurement failed\n");
       goto done;
     }
@@ -1135,7 +1130,8 @@ int main(int argc, char **argv) {
            "worker %.3f ms, daemon %.3f ms, direct %.3f ms | ping p50 %.1f us "
            "| socketpair p50 %.1f us (%.3f) | load %.2f\n",
            r + 1, opt.rounds, CLIENTS, daemon_rate, direct_rate,
-           results[r].throughput, tally_cpu_ms(&via_daemon, via_daemon.worker_ns),
+           results[r].throughput,
+           tally_cpu_ms(&via_daemon, via_daemon.worker_ns),
            tally_cpu_ms(&via_daemon, via_daemon.cpu_ns),
            tally_cpu_ms(&via_direct, via_direct.cpu_ns), ping_us, bare_us,
            results[r].roundtrip, loadavg());

@@ -32,9 +32,9 @@ typedef struct run {
   emx_engine *engine;
   emx_model *model;
   emx_tensor in[1], out[2];
-  atomic_long done;      /* completions counted in the window */
-  atomic_long inflight;  /* submitted, not complete */
-  long window;           /* requests kept in flight in all */
+  atomic_long done;     /* completions counted in the window */
+  atomic_long inflight; /* submitted, not complete */
+  long window;          /* requests kept in flight in all */
   atomic_int stop;
 } run;
 
@@ -134,9 +134,10 @@ static double median(double *v, int n) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: bench-devices [--seconds S] [--rounds R]\n"
-             "  K = 1, 2, 4, 8 simulated Edge TPUs at %d ms per invoke;\n"
-             "  prints devices_scaling_K and isolation_overhead.\n",
+  fprintf(f,
+          "usage: bench-devices [--seconds S] [--rounds R]\n"
+          "  K = 1, 2, 4, 8 simulated Edge TPUs at %d ms per invoke;\n"
+          "  prints devices_scaling_K and isolation_overhead.\n",
           COMPUTE_MS);
 }
 

@@ -48,13 +48,13 @@ void TfLiteXNNPackDelegateDelete(TfLiteDelegate *delegate);
 #define DEVICE_SPEC "cpu:workers=1" /* ONE device, shared by everyone */
 #define MODELS 2
 #define MAX_TENSORS 8
-#define EXAMPLES 4       /* distinct inputs per model the oracle precomputes */
-#define PROCESSES 8      /* client processes */
-#define REQUESTS 300     /* per process: 8 x 300 = 2400 */
-#define BATCH 8          /* each process's one emx_client_submit_batch */
-#define GROUP 4          /* requests per infer / submit group */
+#define EXAMPLES 4   /* distinct inputs per model the oracle precomputes */
+#define PROCESSES 8  /* client processes */
+#define REQUESTS 300 /* per process: 8 x 300 = 2400 */
+#define BATCH 8      /* each process's one emx_client_submit_batch */
+#define GROUP 4      /* requests per infer / submit group */
 #define ARENA_BYTES ((size_t)16 << 20)
-#define TIMEOUT_S 120    /* a process that has not reported by then failed */
+#define TIMEOUT_S 120 /* a process that has not reported by then failed */
 
 static const char *const model_names[MODELS] = {"face_detection_short_range",
                                                 "hand_landmark_lite"};
@@ -240,9 +240,9 @@ static int daemon_start(daemon_proc *d, const char *repo) {
   }
   snprintf(d->socket, sizeof d->socket, "%s/edgemux.sock", d->dir);
   snprintf(d->log, sizeof d->log, "%s/edgemuxd.log", d->dir);
-  const char *argv[] = {d->exe,    "--socket",    d->socket, "--models",
-                        repo,      "--device",    DEVICE_SPEC,
-                        "--log-level", "info",    NULL};
+  const char *argv[] = {d->exe, "--socket", d->socket,   "--models",
+                        repo,   "--device", DEVICE_SPEC, "--log-level",
+                        "info", NULL};
   fflush(NULL);
   pid_t pid = fork();
   if (pid < 0) {
@@ -393,8 +393,8 @@ static int prepare_models(const daemon_proc *d, const char *repo) {
   unsigned seed = 20240611;
   for (int k = 0; k < MODELS && rc == 0; k++) {
     model_set *ms = &models[k];
-    snprintf(ms->path, sizeof ms->path, "%.*s/%s/model.tflite",
-             PATH_MAX - 100, repo, model_names[k]);
+    snprintf(ms->path, sizeof ms->path, "%.*s/%s/model.tflite", PATH_MAX - 100,
+             repo, model_names[k]);
     emx_client_model *m;
     rc = emx_client_model_open(c, model_names[k], &m);
     if (rc < 0) {
@@ -404,8 +404,9 @@ static int prepare_models(const daemon_proc *d, const char *repo) {
     ms->input_count = emx_client_model_input_count(m);
     ms->output_count = emx_client_model_output_count(m);
     if (ms->input_count > MAX_TENSORS || ms->output_count > MAX_TENSORS) {
-      fprintf(stderr, "edgemux-daemon-demo: the demo handles at most %d "
-                      "inputs and outputs\n",
+      fprintf(stderr,
+              "edgemux-daemon-demo: the demo handles at most %d "
+              "inputs and outputs\n",
               MAX_TENSORS);
       rc = -1;
       break;
@@ -505,8 +506,8 @@ static int child_setup(child *ch, const daemon_proc *d) {
     }
     for (int s = 0; s < BATCH && rc == 0; s++) {
       for (size_t i = 0; i < models[k].input_count && rc == 0; i++)
-        rc = emx_client_tensor_alloc_input(ch->c, ch->m[k], i,
-                                           &ch->in[s][k][i]);
+        rc =
+            emx_client_tensor_alloc_input(ch->c, ch->m[k], i, &ch->in[s][k][i]);
       for (size_t i = 0; i < models[k].output_count && rc == 0; i++)
         rc = emx_client_tensor_alloc_output(ch->c, ch->m[k], i,
                                             &ch->out[s][k][i]);
@@ -524,8 +525,7 @@ static void wait_one(child *ch, emx_client_request *r, int slot, int k, int e,
                      int64_t started) {
   int rc = emx_client_request_wait(r, -1);
   if (rc < 0)
-    child_error(ch, "emx_client_request_wait", rc,
-                emx_client_request_error(r));
+    child_error(ch, "emx_client_request_wait", rc, emx_client_request_error(r));
   else
     check(ch, slot, k, e, started);
   emx_client_request_destroy(r);
@@ -591,9 +591,9 @@ static void run_infers(child *ch, int j) {
     ch->rep.requests++;
     ch->rep.infers++;
     int64_t started = emx_now_ns();
-    int rc = emx_client_infer(ch->c, ch->m[k], ch->in[0][k],
-                              models[k].input_count, ch->out[0][k],
-                              models[k].output_count, NULL);
+    int rc =
+        emx_client_infer(ch->c, ch->m[k], ch->in[0][k], models[k].input_count,
+                         ch->out[0][k], models[k].output_count, NULL);
     if (rc < 0)
       child_error(ch, "emx_client_infer", rc, emx_client_last_error(ch->c));
     else
@@ -747,8 +747,9 @@ int main(int argc, char **argv) {
   for (int k = 0; k < MODELS; k++) {
     char shape[128];
     shape_text(&models[k].in_info[0], shape, sizeof shape);
-    printf("%-13s %s: input %s %s, %zu output%s\n", k ? "" : "models:",
-           model_names[k], emx_dtype_name(models[k].in_info[0].dtype), shape,
+    printf("%-13s %s: input %s %s, %zu output%s\n",
+           k ? "" : "models:", model_names[k],
+           emx_dtype_name(models[k].in_info[0].dtype), shape,
            models[k].output_count, models[k].output_count == 1 ? "" : "s");
   }
   printf("oracle:       %d random inputs per model run on a plain TFLite "
@@ -805,8 +806,8 @@ int main(int argc, char **argv) {
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
       exited++;
     else
-      fprintf(stderr, "edgemux-daemon-demo: process %d: wait status 0x%x\n",
-              p, st);
+      fprintf(stderr, "edgemux-daemon-demo: process %d: wait status 0x%x\n", p,
+              st);
   }
   double wall_s = (double)(emx_now_ns() - start) / 1e9;
 
@@ -835,8 +836,8 @@ int main(int argc, char **argv) {
          "              emx_client_infer %d, submit+wait %d, "
          "submit_batch %d\n",
          PROCESSES, REQUESTS, infers, submits, batched);
-  printf("processes:    %d started, %d reported, %d exited cleanly\n",
-         started, reported, exited);
+  printf("processes:    %d started, %d reported, %d exited cleanly\n", started,
+         reported, exited);
   printf("requests:     %d\n", requests);
   printf("errors:       %d\n", errors);
   printf("mismatches:   %d (outputs compared bit for bit with the oracle)\n",
@@ -890,8 +891,7 @@ stop:;
   }
   remove_dir(&d);
   free_models();
-  printf("result:       %s\n", exit_code == 0
-                                   ? "OK, every output matched the oracle"
-                                   : "FAILED");
+  printf("result:       %s\n",
+         exit_code == 0 ? "OK, every output matched the oracle" : "FAILED");
   return exit_code;
 }

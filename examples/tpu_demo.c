@@ -191,8 +191,8 @@ int main(int argc, char **argv) {
   printf("   -> %d of %d processes got all %d results (%d requests in %.2f s, "
          "%.0f req/s); edgemuxd exited %d\n",
          ok, PROCESSES, REQUESTS, PROCESSES * REQUESTS, secs,
-         PROCESSES * REQUESTS / secs, WIFEXITED(status) ? WEXITSTATUS(status)
-                                                        : -1);
+         PROCESSES * REQUESTS / secs,
+         WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   rmdir(lock_dir);
   int pass = opened == 1 && ok == PROCESSES;
   printf("\n%s\n", pass ? "tpu demo: failure reproduced, remedy works"

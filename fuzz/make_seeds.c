@@ -20,8 +20,11 @@ static void save(const char *dir, const char *name, size_t len) {
 }
 
 static void put_infer(emx__wire_buf *b, int nin, int nout) {
-  emx__wire_infer in = {.model = 1, .priority = 1, .nin = (uint8_t)nin,
-                        .nout = (uint8_t)nout, .timeout_ns = 1000};
+  emx__wire_infer in = {.model = 1,
+                        .priority = 1,
+                        .nin = (uint8_t)nin,
+                        .nout = (uint8_t)nout,
+                        .timeout_ns = 1000};
   emx__wire_put(b, &in, sizeof in);
   for (int i = 0; i < nin + nout; i++) {
     emx__wire_ref r = {.offset = (uint64_t)i * 64, .length = 64, .dtype = 1};
@@ -72,9 +75,13 @@ int main(int argc, char **argv) {
   }
   save(dir, "batch", emx__wire_end(&b));
 
-  static const struct { int type; const char *name; } empty[] = {
-      {EMX_WIRE_LIST, "list"}, {EMX_WIRE_STATUS, "status"},
-      {EMX_WIRE_PING, "ping"}, {EMX_WIRE_CANCEL, "cancel"}};
+  static const struct {
+    int type;
+    const char *name;
+  } empty[] = {{EMX_WIRE_LIST, "list"},
+               {EMX_WIRE_STATUS, "status"},
+               {EMX_WIRE_PING, "ping"},
+               {EMX_WIRE_CANCEL, "cancel"}};
   for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
     emx__wire_begin(&b, buf, (uint8_t)empty[i].type, 6);
     save(dir, empty[i].name, emx__wire_end(&b));

@@ -34,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (n != m.u.batch.count)
         abort(); /* decode and walk disagree */
     } else if (m.hdr.type == EMX_WIRE_INFER) {
-      for (size_t i = 0; i < (size_t)m.u.infer.infer->nin +
-                                 m.u.infer.infer->nout; i++) {
+      for (size_t i = 0;
+           i < (size_t)m.u.infer.infer->nin + m.u.infer.infer->nout; i++) {
         const emx__wire_ref *r = &m.u.infer.refs[i];
         if (emx__wire_ref_ok(r, arena) &&
             (r->offset > arena || r->offset + r->length > arena ||

@@ -105,8 +105,7 @@ static int reap(emxt_daemon *d, int timeout_ms) {
     pid_t r = waitpid(d->pid, &status, WNOHANG);
     if (r == d->pid) {
       d->pid = 0;
-      return WIFEXITED(status) ? WEXITSTATUS(status)
-                               : 128 + WTERMSIG(status);
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
     sleep_ms(10);
   }

@@ -43,8 +43,8 @@ static int create(const char *spec, emx_engine **out) {
 }
 
 /* run_once runs one request with seeded inputs; outputs are returned. */
-static int run_once(emx_engine *e, emx_model *m, uint64_t seed,
-                    emx_tensor **in, emx_tensor **out, emx_timings *t) {
+static int run_once(emx_engine *e, emx_model *m, uint64_t seed, emx_tensor **in,
+                    emx_tensor **out, emx_timings *t) {
   *in = tensors_inputs(m);
   *out = tensors_outputs(m);
   tensors_fill_random(*in, emx_model_input_count(m), seed);
@@ -233,9 +233,8 @@ static void sim_time_only_costs(void **state) {
  * parameter swap on every invoke. */
 static void sim_swap_when_alternating(void **state) {
   emx_engine *e;
-  assert_int_equal(create("sim:17,outputs=none,cache_mib=8,bandwidth_mbps=50",
-                          &e),
-                   0);
+  assert_int_equal(
+      create("sim:17,outputs=none,cache_mib=8,bandwidth_mbps=50", &e), 0);
   emx_model *a = model_load(e, "a", MODEL_FACE_SHORT);
   emx_model *b = model_load(e, "b", MODEL_FACE_FULL);
   size_t bytes_b = 0;

@@ -62,7 +62,8 @@ typedef struct seed_model {
  * them). */
 static seed_model models[MODELS];
 
-/* ---- helpers --------------------------------------------------------------- */
+/* ---- helpers ---------------------------------------------------------------
+ */
 
 /* prepare_models asks the daemon for the two models' tensors, fills the
  * input pool from fixed seeds and runs the oracle on every input. */
@@ -87,8 +88,7 @@ static void prepare_models(void) {
     for (size_t i = 0; i < nin; i++)
       assert_int_equal(emx_client_model_input_info(m, i, &sm->in_info[i]), 0);
     for (size_t i = 0; i < nout; i++)
-      assert_int_equal(emx_client_model_output_info(m, i, &sm->out_info[i]),
-                       0);
+      assert_int_equal(emx_client_model_output_info(m, i, &sm->out_info[i]), 0);
     /* The names die with the client. */
     for (size_t i = 0; i < nin; i++)
       sm->in_info[i].name = NULL;
@@ -110,8 +110,8 @@ static void prepare_models(void) {
         t->data = malloc(t->size);
         assert_non_null(t->data);
       }
-      tensors_fill_random(sm->inputs[e], nin, 7000u + 100u * (unsigned)k +
-                                                  (unsigned)e);
+      tensors_fill_random(sm->inputs[e], nin,
+                          7000u + 100u * (unsigned)k + (unsigned)e);
       oracle_run(o, sm->inputs[e], nin, sm->expected[e], nout);
     }
     oracle_destroy(o);
@@ -210,14 +210,14 @@ static void write_full(int fd, const void *buf, size_t size) {
 
 /* seed_report is what a child sends its parent. */
 typedef struct seed_report {
-  int requests;        /* requests attempted */
-  int ok;              /* completed with status 0 and checked */
-  int errors;          /* failed (any call) */
-  int mismatches;      /* completed, but an output differed */
-  int infers;          /* sent with emx_client_infer */
-  int submits;         /* sent with emx_client_submit */
-  int batched;         /* sent with emx_client_submit_batch */
-  int wrong_device;    /* timings named a device other than 0 */
+  int requests;     /* requests attempted */
+  int ok;           /* completed with status 0 and checked */
+  int errors;       /* failed (any call) */
+  int mismatches;   /* completed, but an output differed */
+  int infers;       /* sent with emx_client_infer */
+  int submits;      /* sent with emx_client_submit */
+  int batched;      /* sent with emx_client_submit_batch */
+  int wrong_device; /* timings named a device other than 0 */
   char first_error[240];
 } seed_report;
 
@@ -273,14 +273,13 @@ static int child_setup(child_state *s) {
   for (int k = 0; k < MODELS; k++) {
     rc = emx_client_model_open(s->c, model_names[k], &s->m[k]);
     if (rc < 0) {
-      child_error(s, "emx_client_model_open", rc,
-                  emx_client_last_error(s->c));
+      child_error(s, "emx_client_model_open", rc, emx_client_last_error(s->c));
       return -1;
     }
     for (int slot = 0; slot < SEED_BATCH; slot++) {
       for (size_t i = 0; i < models[k].nin && rc == 0; i++)
-        rc = emx_client_tensor_alloc_input(s->c, s->m[k], i,
-                                           &s->in[slot][k][i]);
+        rc =
+            emx_client_tensor_alloc_input(s->c, s->m[k], i, &s->in[slot][k][i]);
       for (size_t i = 0; i < models[k].nout && rc == 0; i++)
         rc = emx_client_tensor_alloc_output(s->c, s->m[k], i,
                                             &s->out[slot][k][i]);
@@ -319,9 +318,9 @@ static void run_batch(child_state *s, int j) {
     k[i] = (j + i) % MODELS;
     e[i] = pool_index(s->index, j + i);
     load(s, i, k[i], e[i]);
-    items[i] = (emx_client_batch_item){s->m[k[i]], s->in[i][k[i]],
-                                       models[k[i]].nin, s->out[i][k[i]],
-                                       models[k[i]].nout};
+    items[i] =
+        (emx_client_batch_item){s->m[k[i]], s->in[i][k[i]], models[k[i]].nin,
+                                s->out[i][k[i]], models[k[i]].nout};
   }
   s->rep.requests += SEED_BATCH;
   s->rep.batched += SEED_BATCH;
@@ -347,9 +346,9 @@ static void run_submits(child_state *s, int j) {
     load(s, i, k[i], e[i]);
     s->rep.requests++;
     s->rep.submits++;
-    int rc = emx_client_submit(s->c, s->m[k[i]], s->in[i][k[i]],
-                               models[k[i]].nin, s->out[i][k[i]],
-                               models[k[i]].nout, NULL, &reqs[i]);
+    int rc =
+        emx_client_submit(s->c, s->m[k[i]], s->in[i][k[i]], models[k[i]].nin,
+                          s->out[i][k[i]], models[k[i]].nout, NULL, &reqs[i]);
     if (rc < 0) {
       child_error(s, "emx_client_submit", rc, emx_client_last_error(s->c));
       reqs[i] = NULL;
@@ -402,7 +401,8 @@ static void seed_child(int index, int report_fd) {
   _exit(0);
 }
 
-/* ---- the seed scenario: the parent ---------------------------------------- */
+/* ---- the seed scenario: the parent ----------------------------------------
+ */
 
 static void seed_scenario(void **state) {
   (void)state;
@@ -507,17 +507,18 @@ static void seed_scenario(void **state) {
     assert_int_equal(got[k], want);
 }
 
-/* ---- fork with a connected client ----------------------------------------- */
+/* ---- fork with a connected client -----------------------------------------
+ */
 
 /* Exit codes of the fork child, one per check. */
 enum {
   FORK_OK = 0,
-  FORK_PENDING = 10, /* the parent's pending request did not fail here */
-  FORK_ALLOC,        /* allocating in the child failed */
-  FORK_PARENT_TENSOR,/* a parent tensor was accepted */
-  FORK_INFER,        /* an inference failed */
-  FORK_MISMATCH,     /* an output differed */
-  FORK_PING,         /* ping failed */
+  FORK_PENDING = 10,  /* the parent's pending request did not fail here */
+  FORK_ALLOC,         /* allocating in the child failed */
+  FORK_PARENT_TENSOR, /* a parent tensor was accepted */
+  FORK_INFER,         /* an inference failed */
+  FORK_MISMATCH,      /* an output differed */
+  FORK_PING,          /* ping failed */
 };
 
 static int fork_child(emx_client *c, emx_client_model *m,
@@ -660,7 +661,8 @@ static void fork_inherited_client(void **state) {
   emx_client_destroy(c);
 }
 
-/* ---- the example of client.h ------------------------------------------------ */
+/* ---- the example of client.h ------------------------------------------------
+ */
 
 /* client_example_result is what the example leaves behind: copies of its
  * outputs (the arena dies with the client). */
@@ -681,8 +683,8 @@ static void keep_outputs(client_example_result *res, const emx_tensor *out) {
 /* client_header_example is the example verbatim, except that where the
  * header writes "..." the copy has code (see lines_match). Returns 1 where
  * the example does, else 0 with the inference's status in *status. */
-static int client_header_example(const void *pixels,
-                                 client_example_result *res, int *status) {
+static int client_header_example(const void *pixels, client_example_result *res,
+                                 int *status) {
   // clang-format off
   /* ---- from client.h ---- */
   emx_client *c;
@@ -851,7 +853,8 @@ static void client_example_is_verbatim(void **state) {
   free(source);
 }
 
-/* ---- errors through the daemon --------------------------------------------- */
+/* ---- errors through the daemon ---------------------------------------------
+ */
 
 static void unknown_model(void **state) {
   (void)state;
@@ -886,8 +889,8 @@ static void wrong_size(void **state) {
   emx_tensor in, out[2];
   emx_client *c = open_face(&m, &in, out);
   emx_tensor small_in;
-  assert_int_equal(
-      emx_client_tensor_alloc(c, in.dtype, in.size - 4, &small_in), 0);
+  assert_int_equal(emx_client_tensor_alloc(c, in.dtype, in.size - 4, &small_in),
+                   0);
   assert_int_equal(emx_client_infer(c, m, &small_in, 1, out, 2, NULL),
                    EMX_ESIZE);
   assert_true(contains(emx_client_last_error(c), "bytes"));
@@ -896,11 +899,10 @@ static void wrong_size(void **state) {
   assert_int_equal(
       emx_client_tensor_alloc(c, out[1].dtype, out[1].size + 64, &bigger), 0);
   big_out[1] = bigger;
-  assert_int_equal(emx_client_infer(c, m, &in, 1, big_out, 2, NULL),
-                   EMX_ESIZE);
+  assert_int_equal(emx_client_infer(c, m, &in, 1, big_out, 2, NULL), EMX_ESIZE);
   emx_client_request *r = (emx_client_request *)&r;
-  assert_int_equal(
-      emx_client_submit(c, m, &small_in, 1, out, 2, NULL, &r), EMX_ESIZE);
+  assert_int_equal(emx_client_submit(c, m, &small_in, 1, out, 2, NULL, &r),
+                   EMX_ESIZE);
   assert_null(r);
   /* Nothing broke: the right sizes still work. */
   assert_int_equal(emx_client_infer(c, m, &in, 1, out, 2, NULL), 0);
@@ -958,8 +960,8 @@ static void no_daemon(void **state) {
   assert_true(contains(msg, path));
 
   /* The same through $EDGEMUX_SOCKET (what the daemon's own tests set). */
-  char *saved = strdup(getenv("EDGEMUX_SOCKET") ? getenv("EDGEMUX_SOCKET")
-                                                : "");
+  char *saved =
+      strdup(getenv("EDGEMUX_SOCKET") ? getenv("EDGEMUX_SOCKET") : "");
   assert_non_null(saved);
   setenv("EDGEMUX_SOCKET", path, 1);
   rc = emx_client_connect(&c, NULL);
@@ -973,7 +975,8 @@ static void no_daemon(void **state) {
   rmdir(dir);
 }
 
-/* ---- the group: one daemon, one device ------------------------------------- */
+/* ---- the group: one daemon, one device -------------------------------------
+ */
 
 static emxt_daemon daemon_;
 

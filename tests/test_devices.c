@@ -140,7 +140,8 @@ static void placement_errors(void **state) {
   mc.path = MODEL_FACE_SHORT;
   mc.devices = "edgetpu,cpu";
   assert_int_equal(emx_model_load(e, "x", &mc, NULL), EMX_EINVAL);
-  assert_true(contains(emx_engine_last_error(e), "\"edgetpu\" names no device"));
+  assert_true(
+      contains(emx_engine_last_error(e), "\"edgetpu\" names no device"));
   assert_true(contains(emx_engine_last_error(e), "sim0, cpu0"));
   mc.devices = "sim0|cpu0";
   assert_int_equal(emx_model_load(e, "y", &mc, NULL), 0);
@@ -180,8 +181,7 @@ static void failover_moves_queue(void **state) {
 /* No other device can run the model: the queued requests fail at once,
  * clearly, instead of waiting for a device that may never return. */
 static void failover_without_a_peer(void **state) {
-  const char *specs[] = {"sim:38,compute_ms=10,vanish_at=1",
-                         "cpu:workers=1"};
+  const char *specs[] = {"sim:38,compute_ms=10,vanish_at=1", "cpu:workers=1"};
   emx_engine *e = engine_of(specs, 2);
   emx_model *m = load_on(e, "sim0");
   enum { N = 5 };

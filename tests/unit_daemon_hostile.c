@@ -63,7 +63,8 @@
 #define MAX_ARENA_FLAG "268435456" /* --max-arena-bytes: 256 MiB */
 #define SEED 0x5eed405711eULL
 
-/* ---- fixture ---------------------------------------------------------------- */
+/* ---- fixture ----------------------------------------------------------------
+ */
 
 static struct {
   emxt_daemon d;
@@ -71,7 +72,7 @@ static struct {
   emx_client_model *gm;  /* its face_detection_short_range */
   emx_tensor in, out[2]; /* in its arena */
   size_t nout;
-  void *want[2];         /* reference outputs */
+  void *want[2]; /* reference outputs */
   emx_tensor_info iinfo, oinfo[2];
   int base_fds;          /* daemon fds with only `good` connected */
   int base_maps;         /* daemon memfd mappings then (good's arena) */
@@ -167,7 +168,8 @@ static int status_clients(void) {
   return n;
 }
 
-/* ---- raw connections ------------------------------------------------------ */
+/* ---- raw connections ------------------------------------------------------
+ */
 
 static int raw_connect(void) {
   int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -247,9 +249,8 @@ static uint64_t rx[EMX_WIRE_MAX_MSG / 8 + 64];
 static size_t build_hello(uint32_t proto, uint64_t arena_size) {
   emx__wire_buf b;
   emx__wire_begin(&b, pkt, EMX_WIRE_HELLO, 0);
-  emx__wire_hello h = {.proto = proto,
-                       .arena_size = arena_size,
-                       .pid = (uint32_t)getpid()};
+  emx__wire_hello h = {
+      .proto = proto, .arena_size = arena_size, .pid = (uint32_t)getpid()};
   emx__wire_put(&b, &h, sizeof h);
   return emx__wire_end(&b);
 }
@@ -261,8 +262,9 @@ static size_t build_empty(uint8_t type, uint64_t id) {
 }
 
 /* build_infer: an INFER of nin + nout refs into pkt. */
-static size_t build_infer(uint64_t id, uint32_t model, const emx__wire_ref *refs,
-                          unsigned nin, unsigned nout) {
+static size_t build_infer(uint64_t id, uint32_t model,
+                          const emx__wire_ref *refs, unsigned nin,
+                          unsigned nout) {
   emx__wire_buf b;
   emx__wire_begin(&b, pkt, EMX_WIRE_INFER, id);
   emx__wire_infer in = {.model = model,
@@ -336,15 +338,15 @@ static void good_refs(emx__wire_ref refs[3]) {
   uint64_t off = 0;
   const emx_tensor_info *ti[3] = {&g.iinfo, &g.oinfo[0], &g.oinfo[1]};
   for (int i = 0; i < 3; i++) {
-    refs[i] = (emx__wire_ref){.offset = off,
-                              .length = ti[i]->bytes,
-                              .dtype = (uint32_t)ti[i]->dtype};
+    refs[i] = (emx__wire_ref){
+        .offset = off, .length = ti[i]->bytes, .dtype = (uint32_t)ti[i]->dtype};
     off += (ti[i]->bytes + 63) & ~(uint64_t)63;
   }
   assert_true(off <= RAW_ARENA);
 }
 
-/* ---- the checks after every attack ----------------------------------------- */
+/* ---- the checks after every attack -----------------------------------------
+ */
 
 typedef struct dropped {
   int closed;       /* EOF or ECONNRESET seen */
@@ -438,8 +440,9 @@ static void attack_end(int sock, const char *phrase, int want_error) {
   assert_true(r.closed);
   if (want_error) {
     if (r.errors != 1 || r.error_status != EMX_EPROTO)
-      fprintf(stderr, "expected one ERROR(EMX_EPROTO) before the close, got "
-                      "%d (last status %d)\n",
+      fprintf(stderr,
+              "expected one ERROR(EMX_EPROTO) before the close, got "
+              "%d (last status %d)\n",
               r.errors, r.error_status);
     assert_int_equal(r.errors, 1);
     assert_int_equal(r.error_status, EMX_EPROTO);
@@ -456,13 +459,13 @@ static void attack_end(int sock, const char *phrase, int want_error) {
     if (lines != 1) {
       /* Recorded; the case one_warning_per_drop reports them all, so that
        * this rule never hides whether the drop itself went right. */
-      fprintf(stderr, "daemon logged %d warning lines for one dropped "
-                      "connection; the protocol says one\n",
+      fprintf(stderr,
+              "daemon logged %d warning lines for one dropped "
+              "connection; the protocol says one\n",
               lines);
       size_t used = strlen(g.log_offenders);
       snprintf(g.log_offenders + used, sizeof g.log_offenders - used,
-               "  %s (\"%s\"): %d warning lines\n", g.case_name, phrase,
-               lines);
+               "  %s (\"%s\"): %d warning lines\n", g.case_name, phrase, lines);
       g.log_lines_bad++;
     }
   }
@@ -479,13 +482,16 @@ static void attack_end(int sock, const char *phrase, int want_error) {
   }                                                                            \
   static void name##_body(void)
 
-/* ---- group setup -------------------------------------------------------------- */
+/* ---- group setup
+ * -------------------------------------------------------------- */
 
 static int group_setup(void **state) {
   (void)state;
   memset(&g, 0, sizeof g);
-  const char *args[] = {"--device", "cpu:workers=1", "--handshake-timeout-ms",
-                        "500", "--max-arena-bytes", MAX_ARENA_FLAG, NULL};
+  const char *args[] = {
+      "--device", "cpu:workers=1",     "--handshake-timeout-ms",
+      "500",      "--max-arena-bytes", MAX_ARENA_FLAG,
+      NULL};
   if (emxt_daemon_start(&g.d, args) < 0)
     return -1;
   emx_client_config cfg;
@@ -544,7 +550,8 @@ static int group_teardown(void **state) {
   return 0;
 }
 
-/* ---- malformed framing ---------------------------------------------------------- */
+/* ---- malformed framing
+ * ---------------------------------------------------------- */
 
 CASE(garbage_bytes) {
   attack_begin();
@@ -638,7 +645,8 @@ CASE(unknown_type) {
   attack_end(s, "unknown message type 0", 0);
 }
 
-/* ---- before hello ------------------------------------------------------------------ */
+/* ---- before hello
+ * ------------------------------------------------------------------ */
 
 CASE(message_before_hello) {
   attack_begin();
@@ -662,7 +670,8 @@ CASE(no_hello) {
   attack_end(s, "no hello within the handshake timeout", 0);
 }
 
-/* ---- hostile hellos ------------------------------------------------------------------ */
+/* ---- hostile hellos
+ * ------------------------------------------------------------------ */
 
 /* hello_with sends a hello declaring `size` with the given fds and expects
  * ERROR(EPROTO), then the close. */
@@ -875,7 +884,8 @@ CASE(fd_with_garbage) {
   close(fd);
 }
 
-/* ---- after hello ------------------------------------------------------------------ */
+/* ---- after hello
+ * ------------------------------------------------------------------ */
 
 CASE(refused_requests_keep_connection) {
   /* Well-formed requests the daemon refuses get ERROR and the connection
@@ -1024,8 +1034,8 @@ static size_t build_batch(uint32_t count, uint32_t model, uint32_t n_items,
     emx__wire_batch_item it = {.id = 100 + i,
                                .size = sizes && sizes[i] ? sizes[i] : truth};
     emx__wire_put(&b, &it, sizeof it);
-    emx__wire_infer in = {.model = model, .nin = 1, .nout = 2,
-                          .priority = EMX_PRIORITY_NORMAL};
+    emx__wire_infer in = {
+        .model = model, .nin = 1, .nout = 2, .priority = EMX_PRIORITY_NORMAL};
     emx__wire_put(&b, &in, sizeof in);
     emx__wire_put(&b, refs, sizeof refs);
   }
@@ -1145,15 +1155,17 @@ CASE(fds_on_infer_ctrunc) {
   close(p[1]);
 }
 
-/* ---- the end ------------------------------------------------------------------------ */
+/* ---- the end
+ * ------------------------------------------------------------------------ */
 
 /* docs/protocol.md: a malformed message "makes the daemon log one line and
  * close that connection". Every attack above counted the warning lines its
  * drop produced; this lists the attacks that logged more (or fewer). */
 CASE(one_warning_per_drop) {
   if (g.log_lines_bad)
-    fprintf(stderr, "%d dropped connections were not logged as exactly one "
-                    "warning line:\n%s",
+    fprintf(stderr,
+            "%d dropped connections were not logged as exactly one "
+            "warning line:\n%s",
             g.log_lines_bad, g.log_offenders);
   assert_int_equal(g.log_lines_bad, 0);
 }

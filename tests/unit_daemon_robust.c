@@ -71,7 +71,8 @@
 #define MIB ((size_t)1 << 20)
 #define MAX_OUT 4
 
-/* ---- small helpers ---------------------------------------------------------- */
+/* ---- small helpers ----------------------------------------------------------
+ */
 
 /* Sanitizer builds run slower: hang guards stretch (also when
  * $EMX_SANITIZER is not set). */
@@ -146,7 +147,8 @@ static void print_log_line(const emxt_daemon *d, const char *text) {
   fclose(f);
 }
 
-/* ---- temporary model repositories --------------------------------------------- */
+/* ---- temporary model repositories
+ * --------------------------------------------- */
 
 static void repo_add(const char *dir, const char *model) {
   char sub[512], link[600], target[512];
@@ -165,7 +167,8 @@ static void repo_remove(const char *dir, const char *model) {
   assert_int_equal(rmdir(sub), 0);
 }
 
-/* ---- clients ------------------------------------------------------------------ */
+/* ---- clients
+ * ------------------------------------------------------------------ */
 
 /* cli: a library client with one model open and its tensors in the arena.
  * The functions return codes instead of asserting: children use them. */
@@ -265,7 +268,8 @@ static void cli_ref(cli *k, ref *r, const emxt_daemon *d, const char *model,
   ref_take(r, k);
 }
 
-/* ---- status text ------------------------------------------------------------- */
+/* ---- status text
+ * ------------------------------------------------------------- */
 
 static char *status_text(emx_client *c) {
   char *text = NULL;
@@ -332,7 +336,8 @@ static void wait_fds(pid_t pid, int fds, int maps) {
   assert_int_equal(m, maps);
 }
 
-/* ---- 1. kill -9 of clients at random phases ----------------------------------- */
+/* ---- 1. kill -9 of clients at random phases
+ * ----------------------------------- */
 
 enum {
   PH_BEFORE_HELLO, /* raw socket connected, nothing said */
@@ -524,8 +529,9 @@ static void kill9_clients(void **state) {
   long long requests = model_field(st.c, FACE_FULL, "requests");
   long long errors = model_field(st.c, FACE_FULL, "errors");
   unsigned long submitted = atomic_load(&sh->submitted);
-  fprintf(stderr, "%s: %lu submitted by clients, %lld completed, %lld of "
-                  "them errors (canceled)\n",
+  fprintf(stderr,
+          "%s: %lu submitted by clients, %lld completed, %lld of "
+          "them errors (canceled)\n",
           FACE_FULL, submitted, requests, errors);
   assert_true(requests >= 0 && errors >= 0);
   assert_true(errors > 0);
@@ -546,7 +552,8 @@ static void kill9_clients(void **state) {
   rm_daemon_dir(&d);
 }
 
-/* ---- 2. the daemon dies under blocked clients ------------------------------------ */
+/* ---- 2. the daemon dies under blocked clients
+ * ------------------------------------ */
 
 typedef struct blocked {
   pthread_t thread;
@@ -613,8 +620,9 @@ static void daemon_killed(void **state) {
   int w_ok = wait_done(&w, guard), w2_ok = wait_done(&w2, guard),
       s_ok = wait_done(&s, guard);
   if (!w_ok || !w2_ok || !s_ok)
-    fprintf(stderr, "a blocked call did not return within %d ms of the "
-                    "daemon's death (waits: %d %d, infer: %d)\n",
+    fprintf(stderr,
+            "a blocked call did not return within %d ms of the "
+            "daemon's death (waits: %d %d, infer: %d)\n",
             guard, w_ok, w2_ok, s_ok);
   assert_true(w_ok);
   assert_true(w2_ok);
@@ -665,7 +673,8 @@ static void daemon_killed(void **state) {
   rm_daemon_dir(&d2);
 }
 
-/* ---- 3. a client that never reads its replies ------------------------------------- */
+/* ---- 3. a client that never reads its replies
+ * ------------------------------------- */
 
 typedef struct steady {
   pthread_t thread;
@@ -690,8 +699,8 @@ static void *steady_thread(void *arg) {
       emx_client_request_destroy(r);
     }
     if (rc != 0) {
-      snprintf(s->last_error, sizeof s->last_error, "%s: %s",
-               emx_err_name(rc), emx_client_last_error(s->k->c));
+      snprintf(s->last_error, sizeof s->last_error, "%s: %s", emx_err_name(rc),
+               emx_client_last_error(s->k->c));
       atomic_fetch_add(&s->failed, 1);
     } else if (!ref_equal(s->want, s->k)) {
       atomic_fetch_add(&s->wrong, 1);
@@ -809,9 +818,8 @@ static size_t raw_infer_pkt(void *pkt, const raw *r, const cli *k,
   uint64_t off = 0;
   for (size_t i = 0; i <= k->nout; i++) {
     const emx_tensor *t = i == 0 ? &k->in : &k->out[i - 1];
-    emx__wire_ref wr = {.offset = off,
-                         .length = t->size,
-                         .dtype = (uint32_t)t->dtype};
+    emx__wire_ref wr = {
+        .offset = off, .length = t->size, .dtype = (uint32_t)t->dtype};
     emx__wire_put(&b, &wr, sizeof wr);
     off += (t->size + 63) & ~(size_t)63;
   }
@@ -845,9 +853,15 @@ static int raw_wait_eof(raw *r) {
 static void slow_reader_dropped(void **state) {
   (void)state;
   emxt_daemon d;
-  const char *args[] = {"--device", "cpu:workers=1", "--max-outbox-bytes",
-                        "65536", "--max-inflight", "100000",
-                        "--queue-capacity", "100000", NULL};
+  const char *args[] = {"--device",
+                        "cpu:workers=1",
+                        "--max-outbox-bytes",
+                        "65536",
+                        "--max-inflight",
+                        "100000",
+                        "--queue-capacity",
+                        "100000",
+                        NULL};
   start(&d, args);
   cli st;
   assert_int_equal(cli_open(&st, d.socket, NULL, 0), 0);
@@ -932,13 +946,15 @@ static void slow_reader_dropped(void **state) {
   rm_daemon_dir(&d);
 }
 
-/* ---- 4. connection and in-flight caps ------------------------------------------------ */
+/* ---- 4. connection and in-flight caps
+ * ------------------------------------------------ */
 
 static void connection_caps(void **state) {
   (void)state;
   emxt_daemon d;
-  const char *args[] = {"--device", "cpu:workers=1", "--max-conns-per-uid",
-                        "3", "--max-inflight", "4", NULL};
+  const char *args[] = {"--device", "cpu:workers=1",  "--max-conns-per-uid",
+                        "3",        "--max-inflight", "4",
+                        NULL};
   start(&d, args);
 
   cli a, b, c, x;
@@ -1034,10 +1050,11 @@ static void connection_caps(void **state) {
   rm_daemon_dir(&d);
 }
 
-/* ---- 5. SIGTERM with requests in flight ---------------------------------------------- */
+/* ---- 5. SIGTERM with requests in flight
+ * ---------------------------------------------- */
 
-#define DRAIN_READ 40   /* submitted, then a ping: surely read */
-#define DRAIN_SENT 160   /* submitted right before the signal */
+#define DRAIN_READ 40  /* submitted, then a ping: surely read */
+#define DRAIN_SENT 160 /* submitted right before the signal */
 #define DRAIN_REQS (DRAIN_READ + DRAIN_SENT)
 
 /* SIGTERM with requests in flight. Some of them the daemon has surely
@@ -1126,9 +1143,10 @@ static void sigterm_drains(void **state) {
     emx_client_request_destroy(reqs[i]);
   }
   if (first_failed >= 0)
-    fprintf(stderr, "after SIGTERM: %d of %d requests the daemon had read "
-                    "and %d of %d sent during the rescan failed (first: "
-                    "request %d, %s)\n",
+    fprintf(stderr,
+            "after SIGTERM: %d of %d requests the daemon had read "
+            "and %d of %d sent during the rescan failed (first: "
+            "request %d, %s)\n",
             failed_read, DRAIN_READ, failed_sent, DRAIN_SENT, first_failed,
             emx_err_name(first_rc));
   /* Cleanup before the verdicts: a failure must not leak the client. */
@@ -1148,7 +1166,8 @@ static void sigterm_drains(void **state) {
   rm_daemon_dir(&d);
 }
 
-/* ---- 6. SIGHUP rescans the repository ---------------------------------------------- */
+/* ---- 6. SIGHUP rescans the repository
+ * ---------------------------------------------- */
 
 typedef struct names {
   char list[1024];
@@ -1268,8 +1287,8 @@ static void sighup_rescan(void **state) {
   assert_int_equal(rmdir(repo), 0);
 }
 
-
-/* ---- 7. the daemon runs out of file descriptors ------------------------------------ */
+/* ---- 7. the daemon runs out of file descriptors
+ * ------------------------------------ */
 
 #define FD_LIMIT 64
 
@@ -1354,8 +1373,9 @@ static void fd_exhaustion(void **state) {
   assert_true(daemon_alive(&d));
   int lines = count_log_lines(&d, mark, "accept");
   long grew = file_size(d.log) - mark;
-  fprintf(stderr, "during 1 s without descriptors the daemon logged %d "
-                  "accept lines (%ld bytes)\n",
+  fprintf(stderr,
+          "during 1 s without descriptors the daemon logged %d "
+          "accept lines (%ld bytes)\n",
           lines, grew);
   print_log_line(&d, "accept");
 
@@ -1383,12 +1403,9 @@ int main(void) {
   filters_from_env();
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(kill9_clients),
-      cmocka_unit_test(daemon_killed),
-      cmocka_unit_test(slow_reader_dropped),
-      cmocka_unit_test(connection_caps),
-      cmocka_unit_test(sigterm_drains),
-      cmocka_unit_test(sighup_rescan),
+      cmocka_unit_test(kill9_clients),       cmocka_unit_test(daemon_killed),
+      cmocka_unit_test(slow_reader_dropped), cmocka_unit_test(connection_caps),
+      cmocka_unit_test(sigterm_drains),      cmocka_unit_test(sighup_rescan),
       cmocka_unit_test(fd_exhaustion),
   };
   return cmocka_run_group_tests_name("daemon_robust", tests, NULL, NULL);

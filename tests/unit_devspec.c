@@ -51,22 +51,19 @@ static void int_range_and_absent(void **state) {
   assert_int_equal(emx__devspec_parse(&s, "cpu:workers=0", &err), 0);
   assert_int_equal(emx__devspec_int(&s, "threads", 1, 8, &v, &err), 0);
   assert_int_equal(v, 7); /* absent: unchanged */
-  assert_int_equal(emx__devspec_int(&s, "workers", 1, 8, &v, &err),
-                   EMX_EINVAL);
+  assert_int_equal(emx__devspec_int(&s, "workers", 1, 8, &v, &err), EMX_EINVAL);
   assert_non_null(strstr(err.msg, "workers=0"));
   assert_non_null(strstr(err.msg, "cpu:workers=0"));
 
   assert_int_equal(emx__devspec_parse(&s, "cpu:workers=2x", &err), 0);
-  assert_int_equal(emx__devspec_int(&s, "workers", 1, 8, &v, &err),
-                   EMX_EINVAL);
+  assert_int_equal(emx__devspec_int(&s, "workers", 1, 8, &v, &err), EMX_EINVAL);
   assert_int_equal(emx__devspec_parse(&s, "cpu:workers=", &err), 0);
-  assert_int_equal(emx__devspec_int(&s, "workers", 1, 8, &v, &err),
-                   EMX_EINVAL);
+  assert_int_equal(emx__devspec_int(&s, "workers", 1, 8, &v, &err), EMX_EINVAL);
 }
 
 static void malformed(void **state) {
-  static const char *const bad[] = {"", ":x", "cpu:", "cpu:a,,b", "cpu:=1",
-                                    "averyveryverylongkindname:x"};
+  static const char *const bad[] = {
+      "", ":x", "cpu:", "cpu:a,,b", "cpu:=1", "averyveryverylongkindname:x"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     emx__devspec s;
     emx__errbuf err = {{0}};

@@ -78,25 +78,25 @@ EMX_EXPORT const char *emx_version(void);
 /* Errors                                                                    */
 
 /* EMX_ERRNO_MAP lists every error code once: name, value, description. */
-#define EMX_ERRNO_MAP(XX)                                                     \
-  XX(EINVAL, -1, "invalid argument")                                         \
-  XX(ENOMEM, -2, "out of memory")                                            \
-  XX(ENOENT, -3, "no such model, file or device")                            \
-  XX(EBUSY, -4, "busy: queue full or device held elsewhere")                 \
-  XX(ETIMEDOUT, -5, "timed out: deadline passed before the request ran")     \
-  XX(ECANCELED, -6, "request canceled")                                      \
-  XX(ESHUTDOWN, -7, "engine is shut down")                                   \
-  XX(EMODEL, -8, "not a valid TensorFlow Lite model")                        \
-  XX(EUNSUPPORTED, -9, "model needs an operation this device lacks")         \
-  XX(EDEVICE, -10, "device failure")                                         \
-  XX(EIO, -11, "input/output error")                                         \
-  XX(ECOUNT, -12, "wrong number of tensors")                                 \
-  XX(ESIZE, -13, "wrong tensor byte size")                                   \
-  XX(EDTYPE, -14, "wrong tensor data type")                                  \
-  XX(EAGAIN, -15, "not complete yet")                                        \
-  XX(EALREADY, -16, "already complete")                                      \
-  XX(EEXIST, -17, "a model with that name is already loaded")               \
-  XX(EDISCONNECTED, -18, "disconnected from the daemon")                     \
+#define EMX_ERRNO_MAP(XX)                                                      \
+  XX(EINVAL, -1, "invalid argument")                                           \
+  XX(ENOMEM, -2, "out of memory")                                              \
+  XX(ENOENT, -3, "no such model, file or device")                              \
+  XX(EBUSY, -4, "busy: queue full or device held elsewhere")                   \
+  XX(ETIMEDOUT, -5, "timed out: deadline passed before the request ran")       \
+  XX(ECANCELED, -6, "request canceled")                                        \
+  XX(ESHUTDOWN, -7, "engine is shut down")                                     \
+  XX(EMODEL, -8, "not a valid TensorFlow Lite model")                          \
+  XX(EUNSUPPORTED, -9, "model needs an operation this device lacks")           \
+  XX(EDEVICE, -10, "device failure")                                           \
+  XX(EIO, -11, "input/output error")                                           \
+  XX(ECOUNT, -12, "wrong number of tensors")                                   \
+  XX(ESIZE, -13, "wrong tensor byte size")                                     \
+  XX(EDTYPE, -14, "wrong tensor data type")                                    \
+  XX(EAGAIN, -15, "not complete yet")                                          \
+  XX(EALREADY, -16, "already complete")                                        \
+  XX(EEXIST, -17, "a model with that name is already loaded")                  \
+  XX(EDISCONNECTED, -18, "disconnected from the daemon")                       \
   XX(EPROTO, -19, "protocol error")
 
 typedef enum emx_errno {
@@ -142,13 +142,13 @@ EMX_EXPORT const char *emx_dtype_name(emx_dtype dtype);
 
 /* emx_tensor_info describes one input or output of a model. */
 typedef struct emx_tensor_info {
-  const char *name;            /* tensor name; valid while the model is loaded */
-  emx_dtype dtype;             /* element type */
-  int rank;                    /* number of dimensions (<= EMX_MAX_DIMS) */
-  int32_t dims[EMX_MAX_DIMS];  /* shape; dims[0] is usually the batch */
-  size_t bytes;                /* exact byte size a buffer must have */
-  float scale;                 /* quantization scale; 0 when not quantized */
-  int32_t zero_point;          /* quantization zero point */
+  const char *name;           /* tensor name; valid while the model is loaded */
+  emx_dtype dtype;            /* element type */
+  int rank;                   /* number of dimensions (<= EMX_MAX_DIMS) */
+  int32_t dims[EMX_MAX_DIMS]; /* shape; dims[0] is usually the batch */
+  size_t bytes;               /* exact byte size a buffer must have */
+  float scale;                /* quantization scale; 0 when not quantized */
+  int32_t zero_point;         /* quantization zero point */
 } emx_tensor_info;
 
 /* emx_tensor is a caller-owned buffer holding one tensor. The engine neither
@@ -169,7 +169,12 @@ typedef struct emx_stream emx_stream;
 typedef struct emx_request emx_request;
 
 /* Log levels for emx_engine_config.log_level (messages go to stderr). */
-enum { EMX_LOG_ERROR = 0, EMX_LOG_WARN = 1, EMX_LOG_INFO = 2, EMX_LOG_DEBUG = 3 };
+enum {
+  EMX_LOG_ERROR = 0,
+  EMX_LOG_WARN = 1,
+  EMX_LOG_INFO = 2,
+  EMX_LOG_DEBUG = 3
+};
 
 /* emx_engine_config configures emx_engine_create. Initialise it with
  * emx_engine_config_init, then change what you need. */
@@ -191,7 +196,8 @@ EMX_EXPORT void emx_engine_config_init(emx_engine_config *cfg);
 /* emx_engine_create opens every device and starts one worker thread per
  * device. On failure *out is NULL and the reason is in the return code;
  * emx_engine_last_error(NULL) gives the message. */
-EMX_EXPORT int emx_engine_create(emx_engine **out, const emx_engine_config *cfg);
+EMX_EXPORT int emx_engine_create(emx_engine **out,
+                                 const emx_engine_config *cfg);
 
 /* emx_engine_shutdown stops accepting work, lets each running invoke finish,
  * completes every queued request with EMX_ESHUTDOWN, and stops the workers.
@@ -233,8 +239,8 @@ EMX_EXPORT int emx_model_load_buffer(emx_engine *engine, const char *name,
 /* emx_model_config: what to load and where it may run. Initialise with
  * emx_model_config_init. */
 typedef struct emx_model_config {
-  const char *path;    /* a .tflite file, or */
-  const void *data;    /* the model bytes (copied; the caller keeps them) */
+  const char *path; /* a .tflite file, or */
+  const void *data; /* the model bytes (copied; the caller keeps them) */
   size_t size;
   /* Placement: where the model may run. Tiers separated by ',', each a set
    * of device names or kinds separated by '|': "edgetpu,cpu" runs on any
@@ -321,20 +327,20 @@ typedef void (*emx_completion_fn)(emx_request *req, int status, void *user);
  * emx_request_desc_init. The engine reads it during the call only, but the
  * tensor buffers it points to must stay valid until the request completes. */
 typedef struct emx_request_desc {
-  emx_model *model;             /* required */
-  const emx_tensor *inputs;     /* one per model input, in order */
+  emx_model *model;         /* required */
+  const emx_tensor *inputs; /* one per model input, in order */
   size_t input_count;
-  const emx_tensor *outputs;    /* one per model output, in order */
+  const emx_tensor *outputs; /* one per model output, in order */
   size_t output_count;
-  int priority;                 /* EMX_PRIORITY_*; default NORMAL */
-  int64_t deadline_ns;          /* absolute; 0 = none. Not started by then →
+  int priority;                  /* EMX_PRIORITY_*; default NORMAL */
+  int64_t deadline_ns;           /* absolute; 0 = none. Not started by then →
                                    completes with EMX_ETIMEDOUT, never runs */
-  int64_t enqueue_timeout_ns;   /* queue full: 0 = fail with EMX_EBUSY at
+  int64_t enqueue_timeout_ns;    /* queue full: 0 = fail with EMX_EBUSY at
                                    once (default), >0 = wait up to this long,
                                    <0 = wait as long as it takes */
-  emx_stream *stream;           /* NULL = unordered */
+  emx_stream *stream;            /* NULL = unordered */
   emx_completion_fn on_complete; /* optional */
-  void *user;                   /* passed to on_complete; emx_request_user */
+  void *user;                    /* passed to on_complete; emx_request_user */
 } emx_request_desc;
 
 /* emx_request_desc_init sets defaults (normal priority, no deadline, fail at

@@ -16,9 +16,9 @@
 /* emx__model_desc is the model's interface as a device sees it. Names and
  * arrays are heap-allocated; free with emx__model_desc_free. */
 typedef struct emx__model_desc {
-  size_t input_count;       /* entries in inputs */
-  size_t output_count;      /* entries in outputs */
-  emx_tensor_info *inputs;  /* names owned by the desc */
+  size_t input_count;      /* entries in inputs */
+  size_t output_count;     /* entries in outputs */
+  emx_tensor_info *inputs; /* names owned by the desc */
   emx_tensor_info *outputs;
 } emx__model_desc;
 
@@ -35,8 +35,7 @@ typedef struct emx__backend_ops {
   int (*units)(emx__devspec *spec, int *count, emx__errbuf *err);
 
   /* open: open unit `unit` of the spec. *dev is the backend's state. */
-  int (*open)(const emx__devspec *spec, int unit, void **dev,
-              emx__errbuf *err);
+  int (*open)(const emx__devspec *spec, int unit, void **dev, emx__errbuf *err);
 
   /* close: release the device; every prepared model is released first. */
   void (*close)(void *dev);

@@ -69,8 +69,7 @@ static int cpu_prepare(void *dev, const void *data, size_t size, void **prep,
   cpu_model *m = calloc(1, sizeof *m);
   if (!m)
     return emx__errf(err, EMX_ENOMEM, "out of memory preparing a model");
-  int rc = emx__tfl_prepare_xnnpack(&m->tfl, data, size, d->threads, desc,
-                                    err);
+  int rc = emx__tfl_prepare_xnnpack(&m->tfl, data, size, d->threads, desc, err);
   if (rc < 0) {
     free(m);
     return rc;

@@ -46,18 +46,18 @@ typedef struct edgetpu_lib {
 } edgetpu_lib;
 
 typedef struct selector {
-  char lib[256];         /* library to dlopen */
-  int any_type;          /* "edgetpu" or "edgetpu:*": any type */
-  int all;               /* "edgetpu:*" */
+  char lib[256]; /* library to dlopen */
+  int any_type;  /* "edgetpu" or "edgetpu:*": any type */
+  int all;       /* "edgetpu:*" */
   enum edgetpu_device_type type;
-  long index;            /* N of usb:N / pci:N */
+  long index;              /* N of usb:N / pci:N */
   const char *performance; /* option value, or NULL */
 } selector;
 
 typedef struct tpu_device {
-  edgetpu_lib lib;        /* this device's handle on the library */
+  edgetpu_lib lib;          /* this device's handle on the library */
   TfLiteDelegate *delegate; /* the one delegate of this device */
-  char name[160];         /* "usb:0 (/sys/bus/usb/devices/2-1)" */
+  char name[160];           /* "usb:0 (/sys/bus/usb/devices/2-1)" */
 } tpu_device;
 
 typedef struct tpu_model {
@@ -96,7 +96,8 @@ static int parse(emx__devspec *spec, selector *sel, emx__errbuf *err) {
   const char *lib = emx__devspec_str(spec, "lib");
   if (!lib)
     lib = getenv("EMX_EDGETPU_LIB");
-  snprintf(sel->lib, sizeof sel->lib, "%s", lib && *lib ? lib : "libedgetpu.so.1");
+  snprintf(sel->lib, sizeof sel->lib, "%s",
+           lib && *lib ? lib : "libedgetpu.so.1");
   sel->performance = emx__devspec_str(spec, "performance");
   if (sel->performance && strcmp(sel->performance, "low") &&
       strcmp(sel->performance, "medium") && strcmp(sel->performance, "high") &&
@@ -208,15 +209,15 @@ static int tpu_open(const emx__devspec *spec, int unit, void **dev,
   }
   const char *type = devs[at].type == EDGETPU_APEX_USB ? "usb" : "pci";
   snprintf(d->name, sizeof d->name, "%s (%s)", type, devs[at].path);
-  static const char *const perf_values[] = {"low", "Low", "medium", "Medium",
-                                            "high", "High", "max", "Max"};
+  static const char *const perf_values[] = {"low",  "Low",  "medium", "Medium",
+                                            "high", "High", "max",    "Max"};
   struct edgetpu_option opts[1];
   size_t nopts = 0;
   if (sel.performance) {
     for (size_t i = 0; i < 8; i += 2)
       if (strcmp(sel.performance, perf_values[i]) == 0)
-        opts[nopts++] = (struct edgetpu_option){"Performance",
-                                                perf_values[i + 1]};
+        opts[nopts++] =
+            (struct edgetpu_option){"Performance", perf_values[i + 1]};
   }
   d->delegate =
       d->lib.create_delegate(devs[at].type, devs[at].path, opts, nopts);
@@ -255,8 +256,8 @@ static int tpu_prepare(void *dev, const void *data, size_t size, void **prep,
     return emx__errf(err, EMX_ENOMEM, "out of memory preparing a model");
   /* The device's delegate is shared by its interpreters and outlives them:
    * no free function here. */
-  int rc = emx__tfl_prepare(&m->tfl, data, size, 1, d->delegate, NULL, desc,
-                            err);
+  int rc =
+      emx__tfl_prepare(&m->tfl, data, size, 1, d->delegate, NULL, desc, err);
   if (rc < 0) {
     free(m);
     return rc;

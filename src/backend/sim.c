@@ -37,28 +37,28 @@
 #include "core/clock.h"
 
 typedef struct sim_device {
-  long id;                 /* sim:ID */
-  int lock_fd;             /* flock'ed: the exclusive open */
-  int64_t fixed_ns;        /* per-invoke overhead (USB round trip) */
-  double bytes_per_ns;     /* host <-> device transfer rate */
-  int64_t compute_ns;      /* model execution, when not 0 */
-  uint64_t cache_bytes;    /* on-chip parameter cache */
-  bool cpu_outputs;        /* run the real interpreter for outputs */
-  long fail_at;            /* 1-based invoke that fails; 0 = never */
-  long vanish_at;          /* invoke at which the device disappears */
-  long return_after;       /* refused attempts before it returns */
-  long abort_at;           /* invoke that abort()s the process; 0 = never */
-  long hang_at;            /* invoke that never returns; 0 = never */
-  long invokes;            /* attempts so far */
-  long refused;            /* attempts refused while vanished */
-  bool vanished;           /* gone until return_after attempts refused */
-  const void *resident;    /* model whose parameters are in the cache */
+  long id;              /* sim:ID */
+  int lock_fd;          /* flock'ed: the exclusive open */
+  int64_t fixed_ns;     /* per-invoke overhead (USB round trip) */
+  double bytes_per_ns;  /* host <-> device transfer rate */
+  int64_t compute_ns;   /* model execution, when not 0 */
+  uint64_t cache_bytes; /* on-chip parameter cache */
+  bool cpu_outputs;     /* run the real interpreter for outputs */
+  long fail_at;         /* 1-based invoke that fails; 0 = never */
+  long vanish_at;       /* invoke at which the device disappears */
+  long return_after;    /* refused attempts before it returns */
+  long abort_at;        /* invoke that abort()s the process; 0 = never */
+  long hang_at;         /* invoke that never returns; 0 = never */
+  long invokes;         /* attempts so far */
+  long refused;         /* attempts refused while vanished */
+  bool vanished;        /* gone until return_after attempts refused */
+  const void *resident; /* model whose parameters are in the cache */
 } sim_device;
 
 typedef struct sim_model {
-  emx__tfl_model tfl;      /* for outputs and the interface */
-  uint64_t param_bytes;    /* parameters to load (the flatbuffer size) */
-  size_t io_bytes;         /* input + output bytes per invoke */
+  emx__tfl_model tfl;   /* for outputs and the interface */
+  uint64_t param_bytes; /* parameters to load (the flatbuffer size) */
+  size_t io_bytes;      /* input + output bytes per invoke */
 } sim_model;
 
 static int parse(emx__devspec *spec, sim_device *d, char *lock_dir,
@@ -88,14 +88,21 @@ static int parse(emx__devspec *spec, sim_device *d, char *lock_dir,
     compute_us = (long)(ms * 1000);
   }
   rc = rc ? rc : emx__devspec_int(spec, "fixed_us", 0, 1000000, &fixed_us, err);
-  rc = rc ? rc : emx__devspec_int(spec, "bandwidth_mbps", 1, 100000, &mbps, err);
+  rc =
+      rc ? rc : emx__devspec_int(spec, "bandwidth_mbps", 1, 100000, &mbps, err);
   rc = rc ? rc : emx__devspec_int(spec, "cache_mib", 0, 4096, &cache_mib, err);
-  rc = rc ? rc : emx__devspec_int(spec, "fail_at", 0, 1L << 40, &d->fail_at, err);
-  rc = rc ? rc : emx__devspec_int(spec, "vanish_at", 0, 1L << 40, &d->vanish_at, err);
-  rc = rc ? rc : emx__devspec_int(spec, "return_after", 0, 1L << 40,
-                                  &d->return_after, err);
-  rc = rc ? rc : emx__devspec_int(spec, "abort_at", 0, 1L << 40, &d->abort_at, err);
-  rc = rc ? rc : emx__devspec_int(spec, "hang_at", 0, 1L << 40, &d->hang_at, err);
+  rc = rc ? rc
+          : emx__devspec_int(spec, "fail_at", 0, 1L << 40, &d->fail_at, err);
+  rc =
+      rc ? rc
+         : emx__devspec_int(spec, "vanish_at", 0, 1L << 40, &d->vanish_at, err);
+  rc = rc ? rc
+          : emx__devspec_int(spec, "return_after", 0, 1L << 40,
+                             &d->return_after, err);
+  rc = rc ? rc
+          : emx__devspec_int(spec, "abort_at", 0, 1L << 40, &d->abort_at, err);
+  rc = rc ? rc
+          : emx__devspec_int(spec, "hang_at", 0, 1L << 40, &d->hang_at, err);
   if (rc < 0)
     return rc;
   d->cpu_outputs = true;
@@ -244,8 +251,8 @@ static int sim_invoke(void *dev, void *prep, const emx_tensor *inputs,
     d->vanish_at = 0;
     d->resident = NULL; /* a device that comes back has an empty cache */
     return emx__errf(err, EMX_EDEVICE,
-                     "sim:%ld: device vanished (injected at invoke %ld)",
-                     d->id, d->invokes);
+                     "sim:%ld: device vanished (injected at invoke %ld)", d->id,
+                     d->invokes);
   }
   if (d->abort_at && d->invokes == d->abort_at)
     abort();
@@ -259,7 +266,8 @@ static int sim_invoke(void *dev, void *prep, const emx_tensor *inputs,
                      d->id, d->invokes);
   }
 
-  int64_t cost = d->fixed_ns + (int64_t)((double)m->io_bytes / d->bytes_per_ns) +
+  int64_t cost = d->fixed_ns +
+                 (int64_t)((double)m->io_bytes / d->bytes_per_ns) +
                  d->compute_ns;
   if (m->param_bytes > d->cache_bytes) {
     /* Does not fit: parameters stream in on every invoke. */
@@ -292,9 +300,10 @@ static int sim_probe(void *dev, emx__errbuf *err) {
   if (d->vanished) {
     if (d->return_after == 0 || d->refused < d->return_after) {
       d->refused++;
-      return emx__errf(err, EMX_EDEVICE, "sim:%ld: still vanished (%ld of "
-                       "%ld attempts refused)", d->id, d->refused,
-                       d->return_after);
+      return emx__errf(err, EMX_EDEVICE,
+                       "sim:%ld: still vanished (%ld of "
+                       "%ld attempts refused)",
+                       d->id, d->refused, d->return_after);
     }
     d->vanished = false;
   }

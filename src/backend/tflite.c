@@ -64,8 +64,8 @@ static int describe_all(TfLiteInterpreter *it, emx__model_desc *desc,
   int rc;
   for (int i = 0; i < nin; i++) {
     desc->input_count++;
-    rc = describe(TfLiteInterpreterGetInputTensor(it, i), &desc->inputs[i],
-                  err);
+    rc =
+        describe(TfLiteInterpreterGetInputTensor(it, i), &desc->inputs[i], err);
     if (rc < 0)
       return rc;
   }
@@ -103,7 +103,8 @@ int emx__tfl_prepare(emx__tfl_model *m, const void *data, size_t size,
   }
   opts = TfLiteInterpreterOptionsCreate();
   if (!opts) {
-    rc = emx__errf(err, EMX_ENOMEM, "out of memory creating interpreter options");
+    rc = emx__errf(err, EMX_ENOMEM,
+                   "out of memory creating interpreter options");
     goto fail;
   }
   TfLiteInterpreterOptionsSetNumThreads(opts, threads);
@@ -184,7 +185,8 @@ int emx__tfl_invoke(emx__tfl_model *m, const emx_tensor *inputs, size_t nin,
   *device_ns = emx_now_ns() - t0;
   if (st != kTfLiteOk)
     return emx__errf(err, EMX_EDEVICE, "invoke failed: %s",
-                     m->report.msg[0] ? m->report.msg : "TFLite gave no reason");
+                     m->report.msg[0] ? m->report.msg
+                                      : "TFLite gave no reason");
   for (size_t i = 0; i < nout; i++) {
     const TfLiteTensor *t = TfLiteInterpreterGetOutputTensor(it, (int)i);
     if (TfLiteTensorCopyToBuffer(t, outputs[i].data, outputs[i].size) !=
@@ -209,6 +211,5 @@ int emx__tfl_prepare_xnnpack(emx__tfl_model *m, const void *data, size_t size,
   TfLiteDelegate *xnn = TfLiteXNNPackDelegateCreate(&xo);
   if (!xnn)
     return emx__errf(err, EMX_EDEVICE, "cannot create the XNNPACK delegate");
-  return emx__tfl_prepare(m, data, size, threads, xnn, xnnpack_free, desc,
-                          err);
+  return emx__tfl_prepare(m, data, size, threads, xnn, xnnpack_free, desc, err);
 }

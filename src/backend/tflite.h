@@ -18,18 +18,18 @@ TfLiteDelegate *TfLiteXNNPackDelegateCreate(const emx__xnnpack_options *opts);
 
 /* Exported by the 2.9 library, declared only in its experimental header,
  * which the package does not ship. */
-TfLiteStatus TfLiteInterpreterResetVariableTensors(
-    TfLiteInterpreter *interpreter);
+TfLiteStatus
+TfLiteInterpreterResetVariableTensors(TfLiteInterpreter *interpreter);
 void TfLiteXNNPackDelegateDelete(TfLiteDelegate *delegate);
 
 /* emx__tfl_model is one model prepared for one device: an interpreter and
  * what it needs to live. */
 typedef struct emx__tfl_model {
-  TfLiteModel *model;              /* parsed flatbuffer (borrows the bytes) */
-  TfLiteInterpreter *interpreter;  /* owned by one worker thread */
-  TfLiteDelegate *delegate;        /* applied to the interpreter, or NULL */
+  TfLiteModel *model;             /* parsed flatbuffer (borrows the bytes) */
+  TfLiteInterpreter *interpreter; /* owned by one worker thread */
+  TfLiteDelegate *delegate;       /* applied to the interpreter, or NULL */
   void (*delegate_free)(TfLiteDelegate *);
-  emx__errbuf report;              /* last text TFLite's reporter produced */
+  emx__errbuf report; /* last text TFLite's reporter produced */
 } emx__tfl_model;
 
 /* emx__tfl_prepare parses the model, builds an interpreter with `threads`

@@ -13,8 +13,7 @@ static int copy_bounded(char *dst, size_t cap, const char *src, size_t len) {
   return 0;
 }
 
-int emx__devspec_parse(emx__devspec *spec, const char *text,
-                       emx__errbuf *err) {
+int emx__devspec_parse(emx__devspec *spec, const char *text, emx__errbuf *err) {
   memset(spec, 0, sizeof *spec);
   if (!text || !*text)
     return emx__errf(err, EMX_EINVAL, "empty device spec: use e.g. \"cpu\"");
@@ -41,8 +40,7 @@ int emx__devspec_parse(emx__devspec *spec, const char *text,
     const char *end = strchr(p, ',');
     size_t len = end ? (size_t)(end - p) : strlen(p);
     if (len == 0)
-      return emx__errf(err, EMX_EINVAL, "device spec \"%s\": empty item",
-                       text);
+      return emx__errf(err, EMX_EINVAL, "device spec \"%s\": empty item", text);
     if (spec->count == EMX__SPEC_MAX_ITEMS)
       return emx__errf(err, EMX_EINVAL, "device spec \"%s\": too many items",
                        text);
@@ -50,11 +48,10 @@ int emx__devspec_parse(emx__devspec *spec, const char *text,
     size_t keylen = eq ? (size_t)(eq - p) : len;
     int i = spec->count;
     if (keylen == 0 ||
-        copy_bounded(spec->items[i].key, sizeof spec->items[i].key, p,
-                     keylen) < 0 ||
-        (eq && copy_bounded(spec->items[i].value,
-                            sizeof spec->items[i].value, eq + 1,
-                            len - keylen - 1) < 0))
+        copy_bounded(spec->items[i].key, sizeof spec->items[i].key, p, keylen) <
+            0 ||
+        (eq && copy_bounded(spec->items[i].value, sizeof spec->items[i].value,
+                            eq + 1, len - keylen - 1) < 0))
       return emx__errf(err, EMX_EINVAL,
                        "device spec \"%s\": malformed item \"%.*s\"", text,
                        (int)len, p);

@@ -7,7 +7,8 @@ static unsigned bucket_of(uint64_t v) {
   unsigned msb = 63u - (unsigned)__builtin_clzll(v);
   unsigned shift = msb - EMX__HIST_SUB_BITS;
   /* (v >> shift) is in [SUB, 2*SUB): its low bits pick the sub-bucket. */
-  return (shift + 1) * EMX__HIST_SUB + (unsigned)((v >> shift) & (EMX__HIST_SUB - 1));
+  return (shift + 1) * EMX__HIST_SUB +
+         (unsigned)((v >> shift) & (EMX__HIST_SUB - 1));
 }
 
 static double bucket_mid(unsigned b) {

@@ -13,8 +13,8 @@
 #define EMX__HIST_BUCKETS ((64 - EMX__HIST_SUB_BITS + 1) * EMX__HIST_SUB)
 
 typedef struct emx__hist {
-  uint64_t count;                      /* values recorded */
-  uint32_t bucket[EMX__HIST_BUCKETS];  /* counts per bucket */
+  uint64_t count;                     /* values recorded */
+  uint32_t bucket[EMX__HIST_BUCKETS]; /* counts per bucket */
 } emx__hist;
 
 /* emx__hist_add records one value (e.g. nanoseconds). Not thread-safe: the

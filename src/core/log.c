@@ -32,5 +32,8 @@ void emx__log(int level, const char *fmt, ...) {
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
   fprintf(stderr, "%s.%03ldZ edgemux %s: %s\n", stamp, ts.tv_nsec / 1000000,
-          names[level < 0 ? 0 : level > 3 ? 3 : level], line);
+          names[level < 0   ? 0
+                : level > 3 ? 3
+                            : level],
+          line);
 }

@@ -20,7 +20,7 @@
 
 /* emxd_options: every setting, from flags or --config. */
 typedef struct emxd_options {
-  char socket_path[108];             /* sun_path limit */
+  char socket_path[108];                  /* sun_path limit */
   const char *devices[EMX_D_MAX_DEVICES]; /* specs; none = {"cpu"} */
   size_t device_count;
   char models_dir[4096];             /* model repository, "" = none */
@@ -35,7 +35,7 @@ typedef struct emxd_options {
   size_t allow_uid_count;
   gid_t allow_gids[EMX_D_MAX_ALLOW];
   size_t allow_gid_count;
-  bool allow_load;                   /* clients may LOAD models by path */
+  bool allow_load; /* clients may LOAD models by path */
 } emxd_options;
 
 void emxd_options_init(emxd_options *o);
@@ -45,13 +45,13 @@ int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err);
 
 /* One model the daemon serves, with the id clients use on the wire. */
 typedef struct emxd_model {
-  uint32_t id;            /* wire id; never reused while the daemon runs */
-  char name[64];          /* registry name */
-  char path[4096];        /* file it came from */
-  emx_model *model;       /* engine handle */
+  uint32_t id;                /* wire id; never reused while the daemon runs */
+  char name[64];              /* registry name */
+  char path[4096];            /* file it came from */
+  emx_model *model;           /* engine handle */
   int64_t default_timeout_ns; /* from config.json; 0 = none */
-  bool from_repo;         /* found by a repository scan */
-  bool seen;              /* rescan bookkeeping */
+  bool from_repo;             /* found by a repository scan */
+  bool seen;                  /* rescan bookkeeping */
   struct emxd_model *next;
 } emxd_model;
 
@@ -60,8 +60,11 @@ typedef struct emxd_session emxd_session;
 typedef struct emxd_ev emxd_ev;
 
 /* epoll user data: tells sessions from the daemon's own fds. */
-typedef enum { EMXD_EV_LISTEN = 1, EMXD_EV_SIGNAL = 2, EMXD_EV_SESSION = 3 }
-    emxd_ev_kind;
+typedef enum {
+  EMXD_EV_LISTEN = 1,
+  EMXD_EV_SIGNAL = 2,
+  EMXD_EV_SESSION = 3
+} emxd_ev_kind;
 
 struct emxd_ev {
   emxd_ev_kind kind; /* which object */
@@ -82,28 +85,28 @@ typedef struct emxd_packet {
  * arena. */
 struct emxd_session {
   emxd_server *srv;
-  emxd_ev ev;              /* epoll tag */
-  int fd;                  /* the connection; -1 once closed */
-  uint32_t id;             /* for logs */
-  uid_t uid;               /* peer credentials (SO_PEERCRED) */
+  emxd_ev ev;  /* epoll tag */
+  int fd;      /* the connection; -1 once closed */
+  uint32_t id; /* for logs */
+  uid_t uid;   /* peer credentials (SO_PEERCRED) */
   gid_t gid;
   pid_t pid;
-  bool hello_done;         /* arena accepted */
-  bool reading;            /* EPOLLIN armed */
-  int64_t hello_deadline;  /* drop if no hello by then */
-  emx__arena arena;        /* client tensors; unmapped at free */
-  emx_stream *stream;      /* completions in submission order */
-  atomic_int refs;         /* 1 (I/O thread) + 1 per in-flight request */
+  bool hello_done;        /* arena accepted */
+  bool reading;           /* EPOLLIN armed */
+  int64_t hello_deadline; /* drop if no hello by then */
+  emx__arena arena;       /* client tensors; unmapped at free */
+  emx_stream *stream;     /* completions in submission order */
+  atomic_int refs;        /* 1 (I/O thread) + 1 per in-flight request */
 
-  pthread_mutex_t lock;    /* guards everything below */
-  bool dead;               /* closed: send nothing more */
-  bool want_write;         /* EPOLLOUT armed */
+  pthread_mutex_t lock;             /* guards everything below */
+  bool dead;                        /* closed: send nothing more */
+  bool want_write;                  /* EPOLLOUT armed */
   emxd_packet *out_head, *out_tail; /* unsent replies, in order */
   size_t out_bytes;
   struct emxd_call *calls; /* in-flight requests (for CANCEL, teardown) */
   size_t inflight;
 
-  emxd_session *next;      /* server's list (I/O thread only) */
+  emxd_session *next; /* server's list (I/O thread only) */
 };
 
 struct emxd_server {
@@ -115,9 +118,9 @@ struct emxd_server {
   bool listen_paused;    /* out of fds: listener out of the epoll set */
   int signal_fd;         /* SIGTERM, SIGINT, SIGHUP */
   emxd_ev listen_ev, signal_ev; /* epoll tags */
-  bool draining;         /* SIGTERM seen */
+  bool draining;                /* SIGTERM seen */
   int64_t started_ns;
-  emxd_model *models;    /* I/O thread only */
+  emxd_model *models; /* I/O thread only */
   uint32_t next_model_id;
   emxd_session *sessions; /* I/O thread only */
   uint32_t next_session_id;

@@ -33,7 +33,8 @@ static int activated_fd(emx__errbuf *err) {
   socklen_t len = sizeof type;
   if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
       type != SOCK_SEQPACKET) {
-    emx__errf(err, EMX_EINVAL, "LISTEN_FDS: fd 3 is not a SOCK_SEQPACKET "
+    emx__errf(err, EMX_EINVAL,
+              "LISTEN_FDS: fd 3 is not a SOCK_SEQPACKET "
               "socket (use ListenSequentialPacket= in the .socket unit)");
     return -2;
   }
@@ -44,7 +45,7 @@ static int activated_fd(emx__errbuf *err) {
 
 /* mkdir_parent creates the socket's folder (e.g. /run/edgemux) if absent. */
 static void mkdir_parent(const char *path) {
-  char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
+  char dir[sizeof((struct sockaddr_un *)0)->sun_path];
   snprintf(dir, sizeof dir, "%s", path);
   char *slash = strrchr(dir, '/');
   if (!slash || slash == dir)
@@ -80,8 +81,10 @@ int emxd_listen(emxd_server *srv, emx__errbuf *err) {
     if (connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0) {
       close(probe);
       close(fd);
-      return emx__errf(err, EMX_EBUSY, "another edgemuxd is already "
-                       "listening on %s", path);
+      return emx__errf(err, EMX_EBUSY,
+                       "another edgemuxd is already "
+                       "listening on %s",
+                       path);
     }
     close(probe);
   }

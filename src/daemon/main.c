@@ -10,45 +10,54 @@
 int emxd_log_level_parse(const char *s);
 
 static void usage(FILE *f) {
-  fprintf(f,
-"usage: edgemuxd [options]\n"
-"\n"
-"The edgemux broker: owns this machine's inference devices and serves\n"
-"local clients over a Unix socket, tensors in shared memory.\n"
-"\n"
-"  --socket PATH            listen here (default: $EDGEMUX_SOCKET, else\n"
-"                           $XDG_RUNTIME_DIR/edgemux.sock for users other\n"
-"                           than root, else /run/edgemux/edgemux.sock)\n"
-"  --device SPEC            a device, repeatable (default: cpu = one worker\n"
-"                           per core); e.g. cpu:workers=2,threads=1\n"
-"  --models DIR             model repository: DIR/<name>/model.tflite and\n"
-"                           optional DIR/<name>/config.json\n"
-"  --config FILE            JSON file with the same settings (flags given\n"
-"                           after it override it)\n"
-"  --log-level LEVEL        error, warn, info (default), debug\n"
-"  --queue-capacity N       queued requests per device (256)\n"
-"  --max-inflight N         requests in flight per client (256)\n"
-"  --max-conns-per-uid N    connections per user id (64)\n"
-"  --handshake-timeout-ms N time a client has to say hello (5000)\n"
-"  --max-outbox-bytes N     replies queued for a client that does not read\n"
-"                           before it is dropped (1048576)\n"
-"  --max-arena-bytes N      largest shared arena accepted (4294967296)\n"
-"  --allow-uid UID          also accept this user (repeatable; root and the\n"
-"                           daemon's own user and group are always allowed)\n"
-"  --allow-gid GID          also accept this group (repeatable)\n"
-"  --allow-load             let clients load model files by path\n"
-"  --help, --version\n"
-"\n"
-"Signals: SIGTERM/SIGINT finish in-flight work and exit 0; SIGHUP rescans\n"
-"the model repository. Socket activation (LISTEN_FDS) is supported.\n");
+  fprintf(
+      f,
+      "usage: edgemuxd [options]\n"
+      "\n"
+      "The edgemux broker: owns this machine's inference devices and serves\n"
+      "local clients over a Unix socket, tensors in shared memory.\n"
+      "\n"
+      "  --socket PATH            listen here (default: $EDGEMUX_SOCKET, else\n"
+      "                           $XDG_RUNTIME_DIR/edgemux.sock for users "
+      "other\n"
+      "                           than root, else /run/edgemux/edgemux.sock)\n"
+      "  --device SPEC            a device, repeatable (default: cpu = one "
+      "worker\n"
+      "                           per core); e.g. cpu:workers=2,threads=1\n"
+      "  --models DIR             model repository: DIR/<name>/model.tflite "
+      "and\n"
+      "                           optional DIR/<name>/config.json\n"
+      "  --config FILE            JSON file with the same settings (flags "
+      "given\n"
+      "                           after it override it)\n"
+      "  --log-level LEVEL        error, warn, info (default), debug\n"
+      "  --queue-capacity N       queued requests per device (256)\n"
+      "  --max-inflight N         requests in flight per client (256)\n"
+      "  --max-conns-per-uid N    connections per user id (64)\n"
+      "  --handshake-timeout-ms N time a client has to say hello (5000)\n"
+      "  --max-outbox-bytes N     replies queued for a client that does not "
+      "read\n"
+      "                           before it is dropped (1048576)\n"
+      "  --max-arena-bytes N      largest shared arena accepted (4294967296)\n"
+      "  --allow-uid UID          also accept this user (repeatable; root and "
+      "the\n"
+      "                           daemon's own user and group are always "
+      "allowed)\n"
+      "  --allow-gid GID          also accept this group (repeatable)\n"
+      "  --allow-load             let clients load model files by path\n"
+      "  --help, --version\n"
+      "\n"
+      "Signals: SIGTERM/SIGINT finish in-flight work and exit 0; SIGHUP "
+      "rescans\n"
+      "the model repository. Socket activation (LISTEN_FDS) is supported.\n");
 }
 
 static long number(const char *flag, const char *s, long min) {
   char *end;
   long n = strtol(s, &end, 10);
   if (!*s || *end || n < min) {
-    fprintf(stderr, "edgemuxd: %s needs an integer >= %ld, got \"%s\"\n",
-            flag, min, s);
+    fprintf(stderr, "edgemuxd: %s needs an integer >= %ld, got \"%s\"\n", flag,
+            min, s);
     exit(2);
   }
   return n;
@@ -56,8 +65,21 @@ static long number(const char *flag, const char *s, long min) {
 
 int main(int argc, char **argv) {
   enum {
-    O_SOCKET = 256, O_DEVICE, O_MODELS, O_CONFIG, O_LOG, O_QCAP, O_INFLIGHT,
-    O_CONNS, O_HANDSHAKE, O_OUTBOX, O_ARENA, O_UID, O_GID, O_LOAD, O_HELP,
+    O_SOCKET = 256,
+    O_DEVICE,
+    O_MODELS,
+    O_CONFIG,
+    O_LOG,
+    O_QCAP,
+    O_INFLIGHT,
+    O_CONNS,
+    O_HANDSHAKE,
+    O_OUTBOX,
+    O_ARENA,
+    O_UID,
+    O_GID,
+    O_LOAD,
+    O_HELP,
     O_VERSION
   };
   static const struct option opts[] = {
@@ -121,12 +143,25 @@ int main(int argc, char **argv) {
         return 2;
       }
       break;
-    case O_QCAP: o.queue_capacity = (size_t)number("--queue-capacity", optarg, 1); break;
-    case O_INFLIGHT: o.max_inflight = (uint32_t)number("--max-inflight", optarg, 1); break;
-    case O_CONNS: o.max_conns_per_uid = (uint32_t)number("--max-conns-per-uid", optarg, 1); break;
-    case O_HANDSHAKE: o.handshake_timeout_ns = number("--handshake-timeout-ms", optarg, 1) * 1000000LL; break;
-    case O_OUTBOX: o.max_outbox = (size_t)number("--max-outbox-bytes", optarg, 1); break;
-    case O_ARENA: o.max_arena = (uint64_t)number("--max-arena-bytes", optarg, 1); break;
+    case O_QCAP:
+      o.queue_capacity = (size_t)number("--queue-capacity", optarg, 1);
+      break;
+    case O_INFLIGHT:
+      o.max_inflight = (uint32_t)number("--max-inflight", optarg, 1);
+      break;
+    case O_CONNS:
+      o.max_conns_per_uid = (uint32_t)number("--max-conns-per-uid", optarg, 1);
+      break;
+    case O_HANDSHAKE:
+      o.handshake_timeout_ns =
+          number("--handshake-timeout-ms", optarg, 1) * 1000000LL;
+      break;
+    case O_OUTBOX:
+      o.max_outbox = (size_t)number("--max-outbox-bytes", optarg, 1);
+      break;
+    case O_ARENA:
+      o.max_arena = (uint64_t)number("--max-arena-bytes", optarg, 1);
+      break;
     case O_UID:
     case O_GID: {
       size_t *count = c == O_UID ? &o.allow_uid_count : &o.allow_gid_count;
@@ -141,10 +176,18 @@ int main(int argc, char **argv) {
         o.allow_gids[(*count)++] = (gid_t)id;
       break;
     }
-    case O_LOAD: o.allow_load = true; break;
-    case O_HELP: usage(stdout); return 0;
-    case O_VERSION: printf("edgemuxd %s\n", emx_version()); return 0;
-    default: usage(stderr); return 2;
+    case O_LOAD:
+      o.allow_load = true;
+      break;
+    case O_HELP:
+      usage(stdout);
+      return 0;
+    case O_VERSION:
+      printf("edgemuxd %s\n", emx_version());
+      return 0;
+    default:
+      usage(stderr);
+      return 2;
     }
   }
   if (optind < argc) {

@@ -72,8 +72,7 @@ int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
         o->devices[o->device_count++] = dup_or_die(json_string_value(d));
       }
     } else if (strcmp(key, "models") == 0 && json_is_string(v)) {
-      snprintf(o->models_dir, sizeof o->models_dir, "%s",
-               json_string_value(v));
+      snprintf(o->models_dir, sizeof o->models_dir, "%s", json_string_value(v));
     } else if (strcmp(key, "log_level") == 0 && json_is_string(v)) {
       int l = emxd_log_level_parse(json_string_value(v));
       if (l < 0)

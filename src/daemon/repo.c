@@ -43,8 +43,8 @@ int emxd_model_load(emxd_server *srv, const char *name, const char *path,
       return 0;
     }
     return emx__errf(err, EMX_EEXIST,
-                     "a model named \"%s\" is already loaded from \"%s\"",
-                     name, have->path);
+                     "a model named \"%s\" is already loaded from \"%s\"", name,
+                     have->path);
   }
   emxd_model *m = calloc(1, sizeof *m);
   if (!m)
@@ -90,8 +90,7 @@ static void unload(emxd_server *srv, emxd_model *m) {
  * "devices": "edgetpu,cpu", "timeout_ms": N}. Unknown keys are reported,
  * not ignored. */
 static int read_config(const char *dir, char *file, size_t file_cap,
-                       char *devices, size_t devices_cap,
-                       int64_t *timeout_ns) {
+                       char *devices, size_t devices_cap, int64_t *timeout_ns) {
   char path[4200];
   struct stat st;
   if (join(path, sizeof path, dir, "config.json") < 0 || stat(path, &st) < 0)
@@ -111,8 +110,10 @@ static int read_config(const char *dir, char *file, size_t file_cap,
     if (strcmp(key, "model") == 0 && json_is_string(v)) {
       snprintf(file, file_cap, "%s", json_string_value(v));
       if (strchr(file, '/')) {
-        emx__log(EMX_LOG_ERROR, "%s: \"model\" must be a file name in the "
-                 "model's folder", path);
+        emx__log(EMX_LOG_ERROR,
+                 "%s: \"model\" must be a file name in the "
+                 "model's folder",
+                 path);
         rc = -1;
       }
     } else if (strcmp(key, "devices") == 0 && json_is_string(v)) {
@@ -121,8 +122,10 @@ static int read_config(const char *dir, char *file, size_t file_cap,
                json_integer_value(v) >= 0) {
       *timeout_ns = json_integer_value(v) * 1000000;
     } else {
-      emx__log(EMX_LOG_ERROR, "%s: unknown or malformed key \"%s\" (known: "
-               "model, devices, timeout_ms)", path, key);
+      emx__log(EMX_LOG_ERROR,
+               "%s: unknown or malformed key \"%s\" (known: "
+               "model, devices, timeout_ms)",
+               path, key);
       rc = -1;
     }
   }
@@ -154,8 +157,8 @@ void emxd_repo_scan(emxd_server *srv) {
                       &timeout) < 0)
         continue;
       if (join(path, sizeof path, sub, file) < 0 || stat(path, &st) < 0) {
-        emx__log(EMX_LOG_WARN, "model repository: %s has no %s; skipped",
-                 sub, file);
+        emx__log(EMX_LOG_WARN, "model repository: %s has no %s; skipped", sub,
+                 file);
         continue;
       }
       emxd_model *m = emxd_model_by_name(srv, de->d_name);
@@ -165,8 +168,7 @@ void emxd_repo_scan(emxd_server *srv) {
         continue;
       }
       emx__errbuf err = {{0}};
-      if (emxd_model_load(srv, de->d_name, path, devices, true, &m, &err) <
-          0) {
+      if (emxd_model_load(srv, de->d_name, path, devices, true, &m, &err) < 0) {
         emx__log(EMX_LOG_ERROR, "model repository: %s", err.msg);
         continue;
       }

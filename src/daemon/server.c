@@ -40,8 +40,10 @@ static void accept_all(emxd_server *srv) {
       if (errno == EINTR || errno == ECONNABORTED)
         continue;
       if (errno == EMFILE || errno == ENFILE) {
-        emx__log(EMX_LOG_WARN, "accept: %s; not accepting until a client "
-                 "disconnects", strerror(errno));
+        emx__log(EMX_LOG_WARN,
+                 "accept: %s; not accepting until a client "
+                 "disconnects",
+                 strerror(errno));
         emxd_listen_pause(srv);
       } else if (errno != EAGAIN) {
         emx__log(EMX_LOG_WARN, "accept: %s", strerror(errno));
@@ -54,7 +56,7 @@ static void accept_all(emxd_server *srv) {
 
 static void start_drain(emxd_server *srv) {
   emx__log(EMX_LOG_INFO, "SIGTERM: no new connections; finishing in-flight "
-           "requests");
+                         "requests");
   srv->draining = true;
   if (srv->listen_fd >= 0)
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
@@ -176,8 +178,8 @@ int emxd_server_run(emxd_options *opt) {
   size_t nmodels = 0;
   for (emxd_model *m = srv.models; m; m = m->next)
     nmodels++;
-  emx__log(EMX_LOG_INFO, "edgemuxd %s ready: %zu device(s), %zu model(s)", emx_version(),
-           ndev, nmodels);
+  emx__log(EMX_LOG_INFO, "edgemuxd %s ready: %zu device(s), %zu model(s)",
+           emx_version(), ndev, nmodels);
   rc = loop(&srv) < 0 ? 1 : 0;
 
 out:

@@ -20,10 +20,10 @@
 typedef struct emxd_call {
   struct emxd_call *prev, *next; /* session->calls */
   emxd_session *s;
-  uint64_t id;                   /* client's request id */
-  emx_request *req;              /* engine handle */
-  atomic_int refs;               /* engine callback + list membership */
-  bool listed;                   /* in session->calls (under s->lock) */
+  uint64_t id;      /* client's request id */
+  emx_request *req; /* engine handle */
+  atomic_int refs;  /* engine callback + list membership */
+  bool listed;      /* in session->calls (under s->lock) */
 } emxd_call;
 
 /* The I/O thread's receive buffer: one packet at a time, 8-byte aligned so
@@ -152,8 +152,8 @@ static void on_complete(emx_request *req, int status, void *user) {
       .device = t.device,
       .queue_ns = t.started_ns ? t.started_ns - t.submitted_ns : 0,
       .device_ns = t.device_ns,
-      .total_ns = (t.finished_ns ? t.finished_ns : emx_now_ns()) -
-                  t.submitted_ns,
+      .total_ns =
+          (t.finished_ns ? t.finished_ns : emx_now_ns()) - t.submitted_ns,
       .msg_len = (uint32_t)mlen};
   emx__wire_put(&b, &w, sizeof w);
   emx__wire_put(&b, msg, mlen);
@@ -195,9 +195,8 @@ static void reply_model(emxd_session *s, uint64_t id, const emxd_model *m) {
   emx__wire_begin(&b, rxbuf, EMX_WIRE_MODEL, id); /* rx is done with */
   size_t nin = emx_model_input_count(m->model);
   size_t nout = emx_model_output_count(m->model);
-  emx__wire_model wm = {.model = m->id,
-                        .nin = (uint16_t)nin,
-                        .nout = (uint16_t)nout};
+  emx__wire_model wm = {
+      .model = m->id, .nin = (uint16_t)nin, .nout = (uint16_t)nout};
   emx__wire_put(&b, &wm, sizeof wm);
   emx_tensor_info ti;
   for (size_t i = 0; i < nin; i++) {
@@ -228,8 +227,9 @@ static void reply_models(emxd_session *s, uint64_t id) {
   }
   size_t len = emx__wire_end(&b);
   if (len == 0) {
-    send_error(s, id, EMX_EUNSUPPORTED, "model list does not fit in one "
-                                        "message");
+    send_error(s, id, EMX_EUNSUPPORTED,
+               "model list does not fit in one "
+               "message");
     return;
   }
   hdr->count = count;
@@ -382,9 +382,10 @@ static int handle_hello(emxd_session *s, const emx__wire_msg *m, int *fds,
   snprintf(ok.server, sizeof ok.server, "%s", emx_version());
   emx__wire_put(&b, &ok, sizeof ok);
   send_reply(s, buf, emx__wire_end(&b));
-  emx__log(EMX_LOG_INFO, "session %u: hello from pid %d uid %d, arena %llu "
-           "bytes", s->id, (int)s->pid, (int)s->uid,
-           (unsigned long long)s->arena.size);
+  emx__log(EMX_LOG_INFO,
+           "session %u: hello from pid %d uid %d, arena %llu "
+           "bytes",
+           s->id, (int)s->pid, (int)s->uid, (unsigned long long)s->arena.size);
   return 0;
 refuse:
   emx__log(EMX_LOG_WARN, "session %u (pid %d): hello refused: %s", s->id,
@@ -399,16 +400,19 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
   emxd_server *srv = s->srv;
   if (!s->hello_done) {
     if (m->hdr.type != EMX_WIRE_HELLO) {
-      emx__log(EMX_LOG_WARN, "session %u: message type %u before hello; "
-               "dropping", s->id, m->hdr.type);
+      emx__log(EMX_LOG_WARN,
+               "session %u: message type %u before hello; "
+               "dropping",
+               s->id, m->hdr.type);
       return -1;
     }
     return handle_hello(s, m, fds, nfds);
   }
   if (nfds) {
-    emx__log(EMX_LOG_WARN, "session %u (pid %d): unexpected file descriptor "
-             "with message type %u; dropping", s->id, (int)s->pid,
-             m->hdr.type);
+    emx__log(EMX_LOG_WARN,
+             "session %u (pid %d): unexpected file descriptor "
+             "with message type %u; dropping",
+             s->id, (int)s->pid, m->hdr.type);
     return -1;
   }
   char name[EMX_WIRE_MAX_NAME + 1];
@@ -442,8 +446,7 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
       reply_model(s, m->hdr.id, model);
     } else {
       snprintf(err.msg, sizeof err.msg,
-               "no model named \"%s\" (list them with `edgemux models`)",
-               name);
+               "no model named \"%s\" (list them with `edgemux models`)", name);
       send_error(s, m->hdr.id, EMX_ENOENT, err.msg);
     }
     return 0;
@@ -481,8 +484,10 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
     return 0;
   }
   default:
-    emx__log(EMX_LOG_WARN, "session %u (pid %d): message type %u is not for "
-             "the daemon; dropping", s->id, (int)s->pid, m->hdr.type);
+    emx__log(EMX_LOG_WARN,
+             "session %u (pid %d): message type %u is not for "
+             "the daemon; dropping",
+             s->id, (int)s->pid, m->hdr.type);
     return -1;
   }
 }
@@ -574,8 +579,8 @@ void emxd_session_accept(emxd_server *srv, int fd) {
     return;
   }
   const emxd_options *o = srv->opt;
-  bool allowed = cred.uid == 0 || cred.uid == geteuid() ||
-                 group_allowed(o, cred.gid);
+  bool allowed =
+      cred.uid == 0 || cred.uid == geteuid() || group_allowed(o, cred.gid);
   for (size_t i = 0; i < o->allow_uid_count; i++)
     allowed |= o->allow_uids[i] == cred.uid;
   if (!allowed) {
@@ -588,9 +593,10 @@ void emxd_session_accept(emxd_server *srv, int fd) {
         allowed = group_allowed(o, groups[i]);
   }
   if (!allowed) {
-    emx__log(EMX_LOG_WARN, "refusing pid %d: uid %d gid %d not allowed "
-             "(--allow-uid/--allow-gid)", (int)cred.pid, (int)cred.uid,
-             (int)cred.gid);
+    emx__log(EMX_LOG_WARN,
+             "refusing pid %d: uid %d gid %d not allowed "
+             "(--allow-uid/--allow-gid)",
+             (int)cred.pid, (int)cred.uid, (int)cred.gid);
     close(fd);
     return;
   }
@@ -642,8 +648,10 @@ void emxd_session_accept(emxd_server *srv, int fd) {
 void emxd_session_close(emxd_session *s, const char *why) {
   emxd_server *srv = s->srv;
   if (why && *why)
-    emx__log(EMX_LOG_WARN, "session %u (pid %d): %s; dropping the "
-             "connection", s->id, (int)s->pid, why);
+    emx__log(EMX_LOG_WARN,
+             "session %u (pid %d): %s; dropping the "
+             "connection",
+             s->id, (int)s->pid, why);
   else if (!why)
     emx__log(EMX_LOG_INFO, "session %u (pid %d): closed", s->id, (int)s->pid);
   for (emxd_session **p = &srv->sessions; *p; p = &(*p)->next)

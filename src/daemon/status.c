@@ -58,10 +58,9 @@ size_t emxd_status_text(emxd_server *srv, char *buf, size_t cap) {
         "model %s id=%u healthy=%d queue=%llu requests=%llu errors=%llu "
         "timeouts=%llu p50_us=%.1f p99_us=%.1f\n",
         m->name, m->id, emx_model_healthy(m->model),
-        (unsigned long long)st.queue_depth,
-        (unsigned long long)st.requests, (unsigned long long)st.errors,
-        (unsigned long long)st.timeouts, st.latency_p50_us,
-        st.latency_p99_us);
+        (unsigned long long)st.queue_depth, (unsigned long long)st.requests,
+        (unsigned long long)st.errors, (unsigned long long)st.timeouts,
+        st.latency_p50_us, st.latency_p99_us);
   }
   return o.len;
 }

@@ -156,8 +156,8 @@ EMX_EXPORT int emx_engine_create(emx_engine **out,
     nspecs = 1;
   }
   emx__log_set_level(cfg->log_level);
-  size_t capacity = cfg->queue_capacity ? cfg->queue_capacity
-                                        : EMX__DEFAULT_QUEUE_CAPACITY;
+  size_t capacity =
+      cfg->queue_capacity ? cfg->queue_capacity : EMX__DEFAULT_QUEUE_CAPACITY;
 
   size_t ndev;
   int rc = count_devices(specs, nspecs, &ndev, &err);

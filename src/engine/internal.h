@@ -45,58 +45,58 @@ void emx__counters_snapshot(const emx__counters *c, uint64_t queued,
 typedef enum { EMX__CTL_PREPARE, EMX__CTL_RELEASE } emx__ctl_kind;
 
 typedef struct emx__ctl {
-  emx__ctl_kind kind;     /* what to do */
+  emx__ctl_kind kind;      /* what to do */
   struct emx_model *model; /* which model */
-  int status;             /* result, set by the worker */
-  bool posted;            /* the loader handed it to the worker */
-  bool deferred;          /* PREPARE on a down device: done lazily later */
-  bool done;              /* set by the worker under device->lock */
-  emx__model_desc desc;   /* PREPARE: the interface the device saw */
-  emx__errbuf err;        /* PREPARE: why it failed */
-  struct emx__ctl *next;  /* device's FIFO of tasks */
+  int status;              /* result, set by the worker */
+  bool posted;             /* the loader handed it to the worker */
+  bool deferred;           /* PREPARE on a down device: done lazily later */
+  bool done;               /* set by the worker under device->lock */
+  emx__model_desc desc;    /* PREPARE: the interface the device saw */
+  emx__errbuf err;         /* PREPARE: why it failed */
+  struct emx__ctl *next;   /* device's FIFO of tasks */
 } emx__ctl;
 
 typedef struct emx__device {
-  struct emx_engine *engine;  /* owner */
-  size_t index;               /* position in engine->devices */
-  char name[32];              /* "cpu0" */
-  char kind[16];              /* backend kind */
-  char spec[96];              /* spec it came from */
+  struct emx_engine *engine;   /* owner */
+  size_t index;                /* position in engine->devices */
+  char name[32];               /* "cpu0" */
+  char kind[16];               /* backend kind */
+  char spec[96];               /* spec it came from */
   const emx__backend_ops *ops; /* backend functions */
-  void *impl;                 /* backend state; worker thread only */
+  void *impl;                  /* backend state; worker thread only */
 
-  pthread_t thread;           /* the worker */
-  bool started;               /* thread is running (join on stop) */
-  pthread_mutex_t lock;       /* guards everything below */
-  pthread_cond_t work_cv;     /* worker waits for requests/tasks */
-  pthread_cond_t space_cv;    /* submitters wait for queue space */
-  pthread_cond_t ctl_cv;      /* loaders wait for their task */
-  emx__queue queue;           /* waiting requests */
-  size_t reserved;            /* slots promised to submitters in flight */
-  size_t capacity;            /* max queue.length + reserved */
+  pthread_t thread;              /* the worker */
+  bool started;                  /* thread is running (join on stop) */
+  pthread_mutex_t lock;          /* guards everything below */
+  pthread_cond_t work_cv;        /* worker waits for requests/tasks */
+  pthread_cond_t space_cv;       /* submitters wait for queue space */
+  pthread_cond_t ctl_cv;         /* loaders wait for their task */
+  emx__queue queue;              /* waiting requests */
+  size_t reserved;               /* slots promised to submitters in flight */
+  size_t capacity;               /* max queue.length + reserved */
   emx__ctl *ctl_head, *ctl_tail; /* pending control tasks */
-  bool stopping;              /* shutdown: drain and exit */
-  atomic_bool worker_idle;    /* worker is blocked in work_cv */
-  atomic_size_t pending;      /* queue.length, readable without the lock */
-  atomic_int busy;            /* 1 while the worker runs a request */
-  emx__counters stats;        /* requests run here */
+  bool stopping;                 /* shutdown: drain and exit */
+  atomic_bool worker_idle;       /* worker is blocked in work_cv */
+  atomic_size_t pending;         /* queue.length, readable without the lock */
+  atomic_int busy;               /* 1 while the worker runs a request */
+  emx__counters stats;           /* requests run here */
   /* Worker-only state: */
   struct emx_model **prepared; /* models with a prep on this device */
   size_t nprepared, prepared_cap;
-  uint64_t faults;            /* device faults seen */
-  int64_t backoff_ns;         /* current re-probe interval */
-  int64_t next_probe_ns;      /* when to try re-opening a down device */
-  atomic_int healthy;         /* 1 while serving; 0 down (recovering) */
-  int64_t started_ns;         /* for utilisation */
-  char last_model[64];        /* name of the model run last (its params are
-                                 the ones resident on an accelerator);
-                                 written by the worker under `lock` */
+  uint64_t faults;       /* device faults seen */
+  int64_t backoff_ns;    /* current re-probe interval */
+  int64_t next_probe_ns; /* when to try re-opening a down device */
+  atomic_int healthy;    /* 1 while serving; 0 down (recovering) */
+  int64_t started_ns;    /* for utilisation */
+  char last_model[64];   /* name of the model run last (its params are
+                            the ones resident on an accelerator);
+                            written by the worker under `lock` */
 } emx__device;
 
 struct emx_model {
-  struct emx_engine *engine;     /* owner */
+  struct emx_engine *engine;      /* owner */
   char name[EMX__MODEL_NAME_MAX]; /* registry key */
-  void *data;                    /* flatbuffer bytes, owned */
+  void *data;                     /* flatbuffer bytes, owned */
   size_t size;
   emx__model_desc desc;          /* interface (from the first device) */
   void **prep;                   /* per device; that device's worker only */
@@ -111,15 +111,15 @@ struct emx_model {
   bool unloaded;                 /* refuses new requests */
   atomic_size_t queued;          /* waiting in device queues */
   emx__counters stats;
-  struct emx_model *next;        /* registry list */
+  struct emx_model *next; /* registry list */
 };
 
 struct emx_stream {
-  struct emx_engine *engine;     /* owner */
-  pthread_mutex_t lock;          /* guards below */
+  struct emx_engine *engine;       /* owner */
+  pthread_mutex_t lock;            /* guards below */
   struct emx_request *head, *tail; /* submitted, not yet delivered */
-  bool delivering;               /* a thread is draining head */
-  bool destroyed;                /* free once drained */
+  bool delivering;                 /* a thread is draining head */
+  bool destroyed;                  /* free once drained */
 };
 
 typedef enum {
@@ -142,18 +142,18 @@ struct emx_request {
   struct emx_request *snext;     /* stream order list */
   int priority;
   int64_t deadline_ns;
-  atomic_llong expect_ns;        /* RUNNING: expected finish time, 0 if
-                                    unknown (set by the worker) */
+  atomic_llong expect_ns; /* RUNNING: expected finish time, 0 if
+                             unknown (set by the worker) */
   emx_completion_fn on_complete;
   void *user;
   size_t nin, nout;
-  emx_tensor *inputs, *outputs;  /* copies of the descriptors (not data) */
-  int status;                    /* final status once FINISHED */
+  emx_tensor *inputs, *outputs; /* copies of the descriptors (not data) */
+  int status;                   /* final status once FINISHED */
   emx_timings timings;
-  char *error;                   /* message for a failed request, or NULL */
-  pthread_mutex_t lock;          /* guards completion for waiters */
+  char *error;          /* message for a failed request, or NULL */
+  pthread_mutex_t lock; /* guards completion for waiters */
   pthread_cond_t done_cv;
-  bool has_waiter;               /* someone sleeps on done_cv */
+  bool has_waiter; /* someone sleeps on done_cv */
 };
 
 struct emx_engine {
@@ -163,8 +163,8 @@ struct emx_engine {
   bool shutdown_done;         /* workers joined */
   emx__device *devices;
   size_t device_count;
-  emx_model *models;          /* registry list */
-  atomic_uint rr;             /* round-robin tie breaker for dispatch */
+  emx_model *models; /* registry list */
+  atomic_uint rr;    /* round-robin tie breaker for dispatch */
 };
 
 /* placement.c */

@@ -24,8 +24,7 @@ static int read_file(emx_engine *e, const char *path, void **data,
   if (fd < 0) {
     int err = errno;
     return emx__fail(e, err == ENOENT ? EMX_ENOENT : EMX_EIO,
-                     "cannot open model file \"%s\": %s%s", path,
-                     strerror(err),
+                     "cannot open model file \"%s\": %s%s", path, strerror(err),
                      err == ENOENT ? " (run scripts/setup to fetch the test "
                                      "models, or check the path)"
                                    : "");
@@ -38,13 +37,14 @@ static int read_file(emx_engine *e, const char *path, void **data,
     goto out;
   }
   if (!S_ISREG(st.st_mode)) {
-    rc = emx__fail(e, EMX_EIO, "model path \"%s\" is not a regular file",
-                   path);
+    rc = emx__fail(e, EMX_EIO, "model path \"%s\" is not a regular file", path);
     goto out;
   }
   if ((size_t)st.st_size > MAX_MODEL_BYTES) {
-    rc = emx__fail(e, EMX_EMODEL, "model file \"%s\" is %lld bytes; the limit "
-                   "is %zu", path, (long long)st.st_size, MAX_MODEL_BYTES);
+    rc = emx__fail(e, EMX_EMODEL,
+                   "model file \"%s\" is %lld bytes; the limit "
+                   "is %zu",
+                   path, (long long)st.st_size, MAX_MODEL_BYTES);
     goto out;
   }
   /* +1 so an empty file still gets a real allocation. */
@@ -152,14 +152,14 @@ static void release_everywhere(emx_engine *e, emx_model *m) {
 static int check_name(emx_engine *e, const char *name) {
   size_t len = name ? strlen(name) : 0;
   if (len == 0 || len >= EMX__MODEL_NAME_MAX)
-    return emx__fail(e, EMX_EINVAL,
-                     "model name must be 1 to %d bytes long",
+    return emx__fail(e, EMX_EINVAL, "model name must be 1 to %d bytes long",
                      EMX__MODEL_NAME_MAX - 1);
   for (const char *p = name; *p; p++)
     if ((unsigned char)*p < 0x20 || *p == '/')
       return emx__fail(e, EMX_EINVAL,
                        "model name \"%s\" contains '/' or a control "
-                       "character", name);
+                       "character",
+                       name);
   return 0;
 }
 
@@ -185,8 +185,7 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     free(ctls);
     free(placed);
     free(data);
-    return emx__fail(e, EMX_ENOMEM, "out of memory loading model \"%s\"",
-                     name);
+    return emx__fail(e, EMX_ENOMEM, "out of memory loading model \"%s\"", name);
   }
   m->engine = e;
   strcpy(m->name, name); /* length checked by check_name */
@@ -231,16 +230,19 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     if (!placed[i] || ctls[i].deferred)
       continue;
     if (ctls[i].status < 0) {
-      rc = emx__fail(e, ctls[i].status, "cannot load model \"%s\" from %s on "
-                     "device %s: %s", name, origin, e->devices[i].name,
+      rc = emx__fail(e, ctls[i].status,
+                     "cannot load model \"%s\" from %s on "
+                     "device %s: %s",
+                     name, origin, e->devices[i].name,
                      ctls[i].status == EMX_ESHUTDOWN ? "engine shut down"
                                                      : ctls[i].err.msg);
     } else if (first < 0) {
       first = (long)i;
     } else if (!emx__model_desc_equal(&ctls[first].desc, &ctls[i].desc)) {
-      rc = emx__fail(e, EMX_EDEVICE, "model \"%s\": device %s sees different "
-                     "tensors than %s", name, e->devices[i].name,
-                     e->devices[first].name);
+      rc = emx__fail(e, EMX_EDEVICE,
+                     "model \"%s\": device %s sees different "
+                     "tensors than %s",
+                     name, e->devices[i].name, e->devices[first].name);
     }
   }
   if (rc == 0 && first < 0)
@@ -375,8 +377,9 @@ EMX_EXPORT int emx_model_find(emx_engine *e, const char *name,
     used += (size_t)snprintf(names + used, sizeof names - used, "%s\"%s\"",
                              used ? ", " : "", it->name);
   pthread_mutex_unlock(&e->lock);
-  return emx__fail(e, EMX_ENOENT, "no model named \"%s\" is loaded (loaded: %s)",
-                   name, used ? names : "none");
+  return emx__fail(e, EMX_ENOENT,
+                   "no model named \"%s\" is loaded (loaded: %s)", name,
+                   used ? names : "none");
 }
 
 EMX_EXPORT int emx_model_unload(emx_engine *e, emx_model *m) {

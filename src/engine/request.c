@@ -23,8 +23,7 @@ EMX_EXPORT void emx_request_desc_init(emx_request_desc *desc) {
 
 static int check_tensors(emx_engine *e, const char *what,
                          const emx_tensor_info *infos, size_t want,
-                         const emx_tensor *given, size_t n,
-                         const char *model) {
+                         const emx_tensor *given, size_t n, const char *model) {
   if (n != want)
     return emx__fail(e, EMX_ECOUNT,
                      "model \"%s\" takes %zu %s tensor%s; the request gave %zu",
@@ -46,8 +45,9 @@ static int check_tensors(emx_engine *e, const char *what,
                        "gave %zu",
                        model, what, i, t->name, t->bytes, given[i].size);
     if (!given[i].data)
-      return emx__fail(e, EMX_EINVAL, "model \"%s\" %s %zu (\"%s\"): data is NULL",
-                       model, what, i, t->name);
+      return emx__fail(e, EMX_EINVAL,
+                       "model \"%s\" %s %zu (\"%s\"): data is NULL", model,
+                       what, i, t->name);
   }
   return 0;
 }
@@ -121,15 +121,14 @@ void emx__request_unref(struct emx_request *r) {
  * holding the device lock. */
 static int reserve_slot(emx_engine *e, emx__device *dev,
                         const emx_request_desc *d) {
-  int64_t until = d->enqueue_timeout_ns > 0
-                      ? emx_now_ns() + d->enqueue_timeout_ns
-                      : 0;
+  int64_t until =
+      d->enqueue_timeout_ns > 0 ? emx_now_ns() + d->enqueue_timeout_ns : 0;
   struct timespec ts = emx__abstime(until);
   pthread_mutex_lock(&dev->lock);
   while (!dev->stopping && dev->queue.length + dev->reserved >= dev->capacity) {
     if (d->enqueue_timeout_ns == 0 ||
-        (until && pthread_cond_timedwait(&dev->space_cv, &dev->lock, &ts) ==
-                      ETIMEDOUT &&
+        (until &&
+         pthread_cond_timedwait(&dev->space_cv, &dev->lock, &ts) == ETIMEDOUT &&
          dev->queue.length + dev->reserved >= dev->capacity)) {
       size_t cap = dev->capacity;
       pthread_mutex_unlock(&dev->lock);
@@ -385,10 +384,10 @@ EMX_EXPORT int emx_request_wait(emx_request *r, int64_t timeout_ns) {
       return EMX_EAGAIN;
 
     int64_t wake = until;
-    int64_t expect = st == EMX__REQ_RUNNING
-                         ? atomic_load_explicit(&r->expect_ns,
-                                                memory_order_relaxed)
-                         : 0;
+    int64_t expect =
+        st == EMX__REQ_RUNNING
+            ? atomic_load_explicit(&r->expect_ns, memory_order_relaxed)
+            : 0;
     if (expect > 0) {
       if (now >= expect - WAIT_SPIN_NS && now < expect + WAIT_SPIN_AFTER_NS) {
         emx__cpu_relax();

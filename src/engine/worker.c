@@ -107,7 +107,8 @@ static struct emx_request *from_link(emx__qlink *link) {
                                 offsetof(struct emx_request, qlink));
 }
 
-/* ---- failover ------------------------------------------------------------- */
+/* ---- failover -------------------------------------------------------------
+ */
 
 /* redispatch moves a request taken off a failed device to a healthy one
  * that can run its model, or fails it. The request is in state RUNNING
@@ -162,8 +163,10 @@ static void drain_queue_locked(emx__device *dev) {
 
 /* go_down: called by the worker, without dev->lock, after a fault. */
 static void go_down(emx__device *dev, const char *why) {
-  emx__log(EMX_LOG_WARN, "device %s failed: %s; moving its queue and "
-           "re-probing", dev->name, why);
+  emx__log(EMX_LOG_WARN,
+           "device %s failed: %s; moving its queue and "
+           "re-probing",
+           dev->name, why);
   pthread_mutex_lock(&dev->lock);
   atomic_store(&dev->healthy, 0);
   dev->faults++;
@@ -215,8 +218,8 @@ static void try_recover(emx__device *dev) {
     atomic_store(&dev->healthy, 1);
     emx__log(EMX_LOG_WARN, "device %s is back", dev->name);
   } else {
-    dev->backoff_ns = dev->backoff_ns * 2 > PROBE_MAX_NS ? PROBE_MAX_NS
-                                                         : dev->backoff_ns * 2;
+    dev->backoff_ns =
+        dev->backoff_ns * 2 > PROBE_MAX_NS ? PROBE_MAX_NS : dev->backoff_ns * 2;
     dev->next_probe_ns = emx_now_ns() + dev->backoff_ns;
     emx__log(EMX_LOG_INFO, "device %s still down (%s); next probe in %lld ms",
              dev->name, err.msg, (long long)(dev->backoff_ns / 1000000));
@@ -249,8 +252,8 @@ static int run_request(emx__device *dev, struct emx_request *req) {
   if (!m->prep[dev->index])
     rc = prepare_lazily(dev, m, &err);
   if (rc == 0)
-    rc = dev->ops->invoke(dev->impl, m->prep[dev->index], req->inputs,
-                          req->nin, req->outputs, req->nout, &device_ns, &err);
+    rc = dev->ops->invoke(dev->impl, m->prep[dev->index], req->inputs, req->nin,
+                          req->outputs, req->nout, &device_ns, &err);
   int64_t t1 = emx_now_ns();
   req->timings.finished_ns = t1;
   req->timings.device_ns = device_ns;

@@ -25,8 +25,8 @@ int emx__arena_create(emx__arena *a, uint64_t size, emx__errbuf *err) {
     int e = errno;
     close(fd);
     return emx__errf(err, e == ENOMEM ? EMX_ENOMEM : EMX_EIO,
-                     "sizing the %llu-byte arena: %s",
-                     (unsigned long long)size, strerror(e));
+                     "sizing the %llu-byte arena: %s", (unsigned long long)size,
+                     strerror(e));
   }
   /* F_SEAL_SEAL too: nobody can lift the others later. */
   if (fcntl(fd, F_ADD_SEALS, REQUIRED_SEALS | F_SEAL_SEAL) < 0) {

@@ -65,7 +65,7 @@ ssize_t emx__sock_recv(int sock, void *buf, size_t cap, int *fds, int *nfds,
         close(fd);
     }
   }
-  int bad = (mh.msg_flags & MSG_CTRUNC) ? -EPROTO
+  int bad = (mh.msg_flags & MSG_CTRUNC)  ? -EPROTO
             : (mh.msg_flags & MSG_TRUNC) ? -EMSGSIZE
                                          : 0;
   if (bad) {

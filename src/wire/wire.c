@@ -58,8 +58,8 @@ static int decode_req(cur *c, size_t size, emx__wire_req *req,
   if (!in)
     return PROTO("infer: truncated");
   if (in->nin > EMX_WIRE_MAX_TENSORS || in->nout > EMX_WIRE_MAX_TENSORS)
-    return PROTO("infer: %u inputs / %u outputs exceeds %d", in->nin,
-                 in->nout, EMX_WIRE_MAX_TENSORS);
+    return PROTO("infer: %u inputs / %u outputs exceeds %d", in->nin, in->nout,
+                 EMX_WIRE_MAX_TENSORS);
   if (in->priority >= EMX_PRIORITY_COUNT)
     return PROTO("infer: priority %u out of range", in->priority);
   if (in->timeout_ns < 0)
@@ -113,8 +113,8 @@ static int decode_body(cur *c, emx__wire_msg *m, emx__errbuf *err) {
                      "model name", err);
     break;
   case EMX_WIRE_LOAD:
-    rc = decode_name(c, &m->u.load.name, &m->u.load.name_len,
-                     EMX_WIRE_MAX_NAME, "model name", err);
+    rc = decode_name(c, &m->u.load.name, &m->u.load.name_len, EMX_WIRE_MAX_NAME,
+                     "model name", err);
     if (rc == 0)
       rc = decode_name(c, &m->u.load.path, &m->u.load.path_len, 4096,
                        "model path", err);
@@ -155,7 +155,8 @@ static int decode_body(cur *c, emx__wire_msg *m, emx__errbuf *err) {
     if (c->left > EMX_WIRE_MAX_TEXT)
       return PROTO("status text too long");
     m->u.text.text = take(c, c->left);
-    m->u.text.len = (size_t)((const uint8_t *)c->p - (const uint8_t *)m->u.text.text);
+    m->u.text.len =
+        (size_t)((const uint8_t *)c->p - (const uint8_t *)m->u.text.text);
     break;
   case EMX_WIRE_MODEL: {
     if (!(m->u.model.m = take(c, sizeof *m->u.model.m)))
@@ -211,11 +212,10 @@ int emx__wire_decode(const void *buf, size_t len, emx__wire_msg *msg,
   if (msg->hdr.magic != EMX_WIRE_MAGIC)
     return PROTO("bad magic 0x%04x", msg->hdr.magic);
   if (msg->hdr.version != EMX_WIRE_VERSION)
-    return PROTO("protocol version %u; this side speaks %d",
-                 msg->hdr.version, EMX_WIRE_VERSION);
+    return PROTO("protocol version %u; this side speaks %d", msg->hdr.version,
+                 EMX_WIRE_VERSION);
   if (msg->hdr.length != len)
-    return PROTO("header says %u bytes, packet has %zu", msg->hdr.length,
-                 len);
+    return PROTO("header says %u bytes, packet has %zu", msg->hdr.length, len);
   if (len > EMX_WIRE_MAX_MSG)
     return PROTO("packet of %zu bytes exceeds %d", len, EMX_WIRE_MAX_MSG);
   cur c = {(const uint8_t *)buf + sizeof msg->hdr, len - sizeof msg->hdr};

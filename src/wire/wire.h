@@ -17,11 +17,11 @@
 
 #define EMX_WIRE_MAGIC 0x584d /* "MX" */
 #define EMX_WIRE_VERSION 1
-#define EMX_WIRE_MAX_MSG 65536   /* bytes in one packet, header included */
-#define EMX_WIRE_MAX_TENSORS 32  /* inputs or outputs per request */
-#define EMX_WIRE_MAX_BATCH 256   /* requests in one BATCH */
-#define EMX_WIRE_MAX_NAME 255    /* model/tensor name bytes */
-#define EMX_WIRE_MAX_TEXT 60000  /* error/status text bytes */
+#define EMX_WIRE_MAX_MSG 65536  /* bytes in one packet, header included */
+#define EMX_WIRE_MAX_TENSORS 32 /* inputs or outputs per request */
+#define EMX_WIRE_MAX_BATCH 256  /* requests in one BATCH */
+#define EMX_WIRE_MAX_NAME 255   /* model/tensor name bytes */
+#define EMX_WIRE_MAX_TEXT 60000 /* error/status text bytes */
 
 typedef enum emx__wire_type {
   EMX_WIRE_HELLO = 1,      /* c→d, carries the arena fd (SCM_RIGHTS) */
@@ -44,11 +44,11 @@ typedef enum emx__wire_type {
 } emx__wire_type;
 
 typedef struct emx__wire_hdr {
-  uint16_t magic;   /* EMX_WIRE_MAGIC */
-  uint8_t version;  /* EMX_WIRE_VERSION */
-  uint8_t type;     /* emx__wire_type */
-  uint32_t length;  /* whole packet, header included */
-  uint64_t id;      /* request id chosen by the client; echoed in replies */
+  uint16_t magic;  /* EMX_WIRE_MAGIC */
+  uint8_t version; /* EMX_WIRE_VERSION */
+  uint8_t type;    /* emx__wire_type */
+  uint32_t length; /* whole packet, header included */
+  uint64_t id;     /* request id chosen by the client; echoed in replies */
 } emx__wire_hdr;
 
 typedef struct emx__wire_hello {
@@ -84,8 +84,8 @@ typedef struct emx__wire_infer {
 } emx__wire_infer;
 
 typedef struct emx__wire_batch_item {
-  uint64_t id;    /* request id */
-  uint32_t size;  /* bytes of this item: this struct + infer + refs */
+  uint64_t id;   /* request id */
+  uint32_t size; /* bytes of this item: this struct + infer + refs */
   uint32_t reserved;
 } emx__wire_batch_item;
 
@@ -105,7 +105,7 @@ typedef struct emx__wire_error {
 } emx__wire_error;
 
 typedef struct emx__wire_name {
-  uint32_t len;     /* name bytes that follow (no NUL) */
+  uint32_t len; /* name bytes that follow (no NUL) */
   uint32_t reserved;
 } emx__wire_name;
 
@@ -115,7 +115,7 @@ typedef struct emx__wire_model {
 } emx__wire_model;
 
 typedef struct emx__wire_tensor {
-  uint32_t name_len;  /* name bytes after the struct, padded to 8 */
+  uint32_t name_len; /* name bytes after the struct, padded to 8 */
   uint32_t dtype;
   int32_t rank;
   int32_t zero_point;
@@ -126,8 +126,8 @@ typedef struct emx__wire_tensor {
 } emx__wire_tensor;
 
 typedef struct emx__wire_models {
-  uint32_t count;    /* names that follow, each an emx__wire_name + bytes
-                        padded to 8 */
+  uint32_t count; /* names that follow, each an emx__wire_name + bytes
+                     padded to 8 */
   uint32_t reserved;
 } emx__wire_models;
 
@@ -160,17 +160,44 @@ typedef struct emx__wire_msg {
   union {
     const emx__wire_hello *hello;
     const emx__wire_hello_ok *hello_ok;
-    struct { const emx__wire_error *e; const char *text; } error;
-    struct { const char *name; size_t len; } name;   /* OPEN */
-    struct { const char *name; size_t name_len;      /* LOAD */
-             const char *path; size_t path_len; } load;
-    emx__wire_req infer;                              /* INFER */
-    struct { uint32_t count; const uint8_t *items; size_t bytes; } batch;
-    struct { const emx__wire_complete *c; const char *text; } complete;
-    struct { const char *text; size_t len; } text;    /* STATUS_OK */
-    struct { const emx__wire_model *m; const uint8_t *tensors;
-             size_t bytes; } model;
-    struct { uint32_t count; const uint8_t *names; size_t bytes; } models;
+    struct {
+      const emx__wire_error *e;
+      const char *text;
+    } error;
+    struct {
+      const char *name;
+      size_t len;
+    } name; /* OPEN */
+    struct {
+      const char *name;
+      size_t name_len; /* LOAD */
+      const char *path;
+      size_t path_len;
+    } load;
+    emx__wire_req infer; /* INFER */
+    struct {
+      uint32_t count;
+      const uint8_t *items;
+      size_t bytes;
+    } batch;
+    struct {
+      const emx__wire_complete *c;
+      const char *text;
+    } complete;
+    struct {
+      const char *text;
+      size_t len;
+    } text; /* STATUS_OK */
+    struct {
+      const emx__wire_model *m;
+      const uint8_t *tensors;
+      size_t bytes;
+    } model;
+    struct {
+      uint32_t count;
+      const uint8_t *names;
+      size_t bytes;
+    } models;
   } u;
 } emx__wire_msg;
 
@@ -189,7 +216,8 @@ static inline int emx__wire_ref_ok(const emx__wire_ref *r, uint64_t size) {
   return r->offset <= size && r->length <= size - r->offset;
 }
 
-/* ---- building messages ---------------------------------------------------- */
+/* ---- building messages ----------------------------------------------------
+ */
 
 /* emx__wire_buf accumulates one outgoing packet. */
 typedef struct emx__wire_buf {

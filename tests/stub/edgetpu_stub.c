@@ -66,8 +66,8 @@ struct edgetpu_device *edgetpu_list_devices(size_t *num_devices) {
     if (!colon)
       continue;
     *colon = '\0';
-    devs[k].type = strcmp(item, "pci") == 0 ? EDGETPU_APEX_PCI
-                                            : EDGETPU_APEX_USB;
+    devs[k].type =
+        strcmp(item, "pci") == 0 ? EDGETPU_APEX_PCI : EDGETPU_APEX_USB;
     devs[k].path = colon + 1;
     k++;
   }
@@ -135,8 +135,7 @@ void edgetpu_free_delegate(TfLiteDelegate *delegate) {
   free(d);
 }
 
-void edgetpu_verbosity(int verbosity) {
-}
+void edgetpu_verbosity(int verbosity) {}
 
 const char *edgetpu_version(void) {
   return "edgemux test stub (libedgetpu C ABI)";
