@@ -13,7 +13,7 @@ CMAKE_FLAGS ?=
 TEST_TIMEOUT ?= 900
 
 .PHONY: all setup build build-asan build-tsan demo check check-plain check-asan \
-        check-tsan check-fuzz bench format clean
+        check-tsan check-fuzz check-python bench format clean
 
 all: build
 
@@ -77,8 +77,13 @@ check-fuzz: build-asan
 	./build-asan/bin/fuzz-wire -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	    -print_final_stats=1 build-asan/fuzz-corpus 2>&1 | tail -n 12
 
+# The Python package against the plain build, with Debian's python3 (it has
+# numpy; a python3 earlier on PATH may not).
+check-python: build
+	/usr/bin/python3 -m unittest discover -s python/tests -v 2>&1 | tail -n 40
+
 # Each stage fails the whole check on any test failure or sanitizer report.
-check: check-plain check-asan check-tsan check-fuzz
+check: check-plain check-python check-asan check-tsan check-fuzz
 	@echo "make check: plain, ASan+UBSan and TSan suites all passed"
 
 # Benchmarks print ratios measured side by side; run on a quiet machine.

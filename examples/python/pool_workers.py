@@ -25,16 +25,23 @@ DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                              "..", ".deps", "models",
                              "face_detection_short_range.tflite")
 
+model_path = None
 interpreter = None
 
 
-def init_worker(model_path):
-    global interpreter
-    interpreter = tflite.Interpreter(model_path=model_path)
-    interpreter.allocate_tensors()
+def init_worker(path):
+    global model_path
+    model_path = path
 
 
 def detect(frame):
+    # Made on the worker's first frame rather than in the initializer: an
+    # error (no daemon, say) then reaches the parent instead of making the
+    # Pool replace the failed worker forever.
+    global interpreter
+    if interpreter is None:
+        interpreter = tflite.Interpreter(model_path=model_path)
+        interpreter.allocate_tensors()
     input_details = interpreter.get_input_details()
     output_details = interpreter.get_output_details()
     shape, dtype = input_details[0]["shape"], input_details[0]["dtype"]

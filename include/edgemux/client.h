@@ -135,8 +135,11 @@ EMX_EXPORT int emx_client_infer(emx_client *c, emx_client_model *m,
                                 const emx_tensor *outputs, size_t nout,
                                 emx_timings *timings);
 
-/* emx_client_submit sends one request and returns at once. The tensors must
- * stay allocated until the request completes. opts may be NULL. */
+/* emx_client_submit sends one request and returns at once — unless the
+ * connection already has the daemon's limit of requests in flight
+ * (--max-inflight, 256 by default): then it first waits for one to
+ * complete. The tensors must stay allocated until the request completes.
+ * opts may be NULL. */
 EMX_EXPORT int emx_client_submit(emx_client *c, emx_client_model *m,
                                  const emx_tensor *inputs, size_t nin,
                                  const emx_tensor *outputs, size_t nout,
@@ -190,9 +193,13 @@ EMX_EXPORT void emx_client_request_destroy(emx_client_request *r);
 EMX_EXPORT int emx_client_ping(emx_client *c);
 
 /* emx_client_status fetches the daemon's status report (devices, queues,
- * per-model counters, latency percentiles, uptime, clients) as text lines
- * "key value..."; *text is malloc'ed, free it. */
+ * per-model counters, latency percentiles, uptime, clients, live/ready) as
+ * text lines "key value..."; release *text with emx_client_free. */
 EMX_EXPORT int emx_client_status(emx_client *c, char **text);
+
+/* emx_client_free releases memory the library handed out (status text):
+ * free() from the library's own C runtime, for callers in other languages. */
+EMX_EXPORT void emx_client_free(void *p);
 
 #ifdef __cplusplus
 }

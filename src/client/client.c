@@ -408,3 +408,7 @@ EMX_EXPORT int emx_client_model_output_info(const emx_client_model *m,
                                             emx_tensor_info *out) {
   return info(m, index, 1, out);
 }
+
+EMX_EXPORT void emx_client_free(void *p) {
+  free(p);
+}

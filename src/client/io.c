@@ -17,7 +17,7 @@
 #include "wire/sock.h"
 
 #define DISCONNECTED_MSG                                                       \
-  "edgemuxd closed the connection (daemon stopped or restarted?)"
+  "edgemuxd at %s closed the connection (daemon stopped or restarted?)"
 
 /* ---- connect + hello ----------------------------------------------------- */
 
@@ -282,7 +282,7 @@ int emx__client_send(emx_client *c, const void *pkt, size_t len) {
   if (n == (ssize_t)len)
     return 0;
   if (n == -EPIPE || n == -ECONNRESET || n == -ENOTCONN)
-    emx__client_set_broken(c, EMX_EDISCONNECTED, DISCONNECTED_MSG);
+    emx__client_set_broken(c, EMX_EDISCONNECTED, DISCONNECTED_MSG, c->path);
   else
     emx__client_set_broken(c, EMX_EDISCONNECTED,
                            "sending to edgemuxd failed: %s",
@@ -389,7 +389,7 @@ static int read_one(emx_client *c, int64_t deadline) {
     return 0;
   }
   if (got == 0 || got == -ECONNRESET || got == -EPIPE || got == -ENOTCONN) {
-    emx__client_set_broken(c, EMX_EDISCONNECTED, DISCONNECTED_MSG);
+    emx__client_set_broken(c, EMX_EDISCONNECTED, DISCONNECTED_MSG, c->path);
     return c->broken;
   }
   if (got < 0) {

@@ -38,7 +38,12 @@ int emxd_model_load(emxd_server *srv, const char *name, const char *path,
                     emx__errbuf *err) {
   emxd_model *have = emxd_model_by_name(srv, name);
   if (have) {
-    if (strcmp(have->path, path) == 0) { /* e.g. every worker of a pool */
+    /* The same file (e.g. every worker of a pool loading it, or a path
+     * to the repository's own symlink target) is the same model. */
+    struct stat a, b;
+    if (strcmp(have->path, path) == 0 ||
+        (stat(have->path, &a) == 0 && stat(path, &b) == 0 &&
+         a.st_dev == b.st_dev && a.st_ino == b.st_ino)) {
       *out = have;
       return 0;
     }
