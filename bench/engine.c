@@ -42,6 +42,9 @@ void TfLiteXNNPackDelegateDelete(TfLiteDelegate *delegate);
  * its queue non-empty, so the worker never waits for a client. */
 #define ONE_WORKER_CLIENTS 4
 
+/* Slices of each round's latency measurement (sync and direct alternate). */
+#define LATENCY_SLICES 8
+
 typedef struct options {
   double seconds;    /* length of each measurement */
   int rounds;        /* measurement rounds */
@@ -238,7 +241,6 @@ static double direct_loop(direct *d, buffers *b, double seconds,
   int64_t end = start + (int64_t)(seconds * 1e9);
   int64_t now = start;
   uint64_t calls = 0;
-  latencies->count = 0;
   while (now < end) {
     int64_t before = now;
     if (direct_run(d, b) < 0) {
@@ -380,7 +382,6 @@ static int engine_sync_loop(emx_engine *engine, emx_model *model, buffers *b,
                             double seconds, samples *latencies) {
   int64_t end = emx_now_ns() + (int64_t)(seconds * 1e9);
   int64_t now = emx_now_ns();
-  latencies->count = 0;
   while (now < end) {
     int64_t before = now;
     if (engine_infer(engine, model, b) < 0)
@@ -590,7 +591,7 @@ int main(int argc, char **argv) {
   emx_engine *one = NULL, *all = NULL;
   emx_model *one_model, *all_model;
   buffers direct_buf = {0}, sync_buf = {0};
-  samples direct_lat = {0}, sync_lat = {0};
+  samples direct_lat = {0}, sync_lat = {0}, rate_lat = {0};
   /* Per-round ratios, one row of opt.rounds each. */
   double *ratios = calloc(3 * (size_t)opt.rounds, sizeof *ratios);
   double *throughput_ratio = ratios;               /* engine x4 / direct */
@@ -635,9 +636,25 @@ int main(int argc, char **argv) {
     /* Order: every ratio divides two back-to-back measurements (sync |
      * direct, direct | engine x4, engine x4 | all cores), so load that comes
      * and goes on a shared machine skews the pairs as little as it can. */
-    if (engine_sync_loop(one, one_model, &sync_buf, opt.seconds, &sync_lat) < 0)
-      goto done;
-    double direct_rate = direct_loop(&d, &direct_buf, opt.seconds, &direct_lat);
+    /* Latency: sync and direct in interleaved slices (A B B A ...), so a
+     * host whose speed drifts within the round (seen here: p50 0.84 vs
+     * 1.15 ms a few seconds apart) slows both alike. */
+    sync_lat.count = 0;
+    direct_lat.count = 0;
+    for (int slice = 0; slice < LATENCY_SLICES; slice++) {
+      int sync_turn = slice % 4 == 0 || slice % 4 == 3;
+      int failed = sync_turn
+                   ? engine_sync_loop(one, one_model, &sync_buf,
+                                      opt.seconds / LATENCY_SLICES, &sync_lat)
+                   : (direct_loop(&d, &direct_buf, opt.seconds / LATENCY_SLICES,
+                                  &direct_lat) < 0
+                          ? -1
+                          : 0);
+      if (failed < 0)
+        goto done;
+    }
+    rate_lat.count = 0;
+    double direct_rate = direct_loop(&d, &direct_buf, opt.seconds, &rate_lat);
     double one_rate =
         engine_throughput(one, one_model, ONE_WORKER_CLIENTS, opt.seconds);
     double all_rate =
@@ -675,6 +692,7 @@ done:
   buffers_free(&sync_buf);
   free(direct_lat.values);
   free(sync_lat.values);
+  free(rate_lat.values);
   free(ratios);
   return rc;
 }

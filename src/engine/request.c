@@ -15,6 +15,10 @@
 /* Polling continues this long past the expected finish: run times vary by
  * ±10% (cache, frequency), and a miss costs a full wake-up. */
 #define WAIT_SPIN_AFTER_NS 400000
+/* A request just queued on an idle (polling) worker starts within a few
+ * microseconds: watch for that instead of sleeping, so the worker need
+ * not wake us (a futex call on its critical path) to say it started. */
+#define WAIT_START_SPIN_NS 30000
 
 EMX_EXPORT void emx_request_desc_init(emx_request_desc *desc) {
   memset(desc, 0, sizeof *desc);
@@ -372,6 +376,7 @@ EMX_EXPORT int emx_request_wait(emx_request *r, int64_t timeout_ns) {
     return EMX_EAGAIN;
   int64_t now = emx_now_ns();
   int64_t until = timeout_ns > 0 ? now + timeout_ns : INT64_MAX;
+  int64_t start_spin = now + WAIT_START_SPIN_NS;
 
   /* A running request knows its expected finish (its model's recent run
    * time on that device): poll inside a window around it, sleep before. */
@@ -382,6 +387,10 @@ EMX_EXPORT int emx_request_wait(emx_request *r, int64_t timeout_ns) {
     now = emx_now_ns();
     if (now >= until)
       return EMX_EAGAIN;
+    if (st == EMX__REQ_QUEUED && now < start_spin) {
+      emx__cpu_relax(); /* an idle worker takes it within microseconds */
+      continue;
+    }
 
     int64_t wake = until;
     int64_t expect =
