@@ -15,7 +15,9 @@
 #include <edgemux/edgemux.h>
 #include <tensorflow/lite/c/c_api.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -394,6 +396,52 @@ static int engine_sync_loop(emx_engine *engine, emx_model *model, buffers *b,
 }
 
 /* ------------------------------------------------------------------------ */
+/* Pinning                                                                   */
+
+/* The device work of both sides runs on one pinned CPU (the engine's worker
+ * thread, and this thread during the direct loop), callers on another: on a
+ * VM whose two vCPUs differ in speed from moment to moment, comparing work
+ * done on different CPUs measures the host, not edgemux. */
+#define DEVICE_CPU 1
+#define CALLER_CPU 0
+
+static void pin_tid(pid_t tid, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (cpu < 0) {
+    for (int i = 0; i < CPU_SETSIZE && i < sysconf(_SC_NPROCESSORS_ONLN); i++)
+      CPU_SET(i, &set);
+  } else {
+    CPU_SET(cpu, &set);
+  }
+  sched_setaffinity(tid, sizeof set, &set);
+}
+
+/* worker_tid finds the thread named `name` (engine workers are named
+ * "emx:<device>"), or 0. */
+static pid_t worker_tid(const char *name) {
+  DIR *dir = opendir("/proc/self/task");
+  if (!dir)
+    return 0;
+  struct dirent *de;
+  pid_t found = 0;
+  while (!found && (de = readdir(dir))) {
+    char path[300], comm[64] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", de->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue;
+    if (fgets(comm, sizeof comm, f))
+      comm[strcspn(comm, "\n")] = '\0';
+    fclose(f);
+    if (strcmp(comm, name) == 0)
+      found = (pid_t)atoi(de->d_name);
+  }
+  closedir(dir);
+  return found;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Memory                                                                    */
 
 /* vmrss_kib returns this process's resident set size, or -1. */
@@ -600,8 +648,18 @@ int main(int argc, char **argv) {
   rc = 1;
   if (!ratios || direct_open(&d, opt.model) < 0)
     goto done;
-  if (engine_open("cpu:workers=1,threads=1", opt.model, &one, &one_model) < 0 ||
-      engine_open("cpu", opt.model, &all, &all_model) < 0)
+  if (engine_open("cpu:workers=1,threads=1", opt.model, &one, &one_model) < 0)
+    goto done;
+  /* Found before the second engine exists: it has an "emx:cpu0" too. */
+  pid_t one_worker = worker_tid("emx:cpu0");
+  int pinned = nproc >= 2 && one_worker > 0;
+  if (pinned) {
+    pin_tid(one_worker, DEVICE_CPU);
+    printf("pinning: the engine's worker and the direct loop on CPU %d, "
+           "callers on CPU %d\n",
+           DEVICE_CPU, CALLER_CPU);
+  }
+  if (engine_open("cpu", opt.model, &all, &all_model) < 0)
     goto done;
   int all_clients = 2 * (int)nproc;
   printf("\nengines: 1 worker with %d clients; %zu workers (\"cpu\") with %d "
@@ -643,20 +701,29 @@ int main(int argc, char **argv) {
     direct_lat.count = 0;
     for (int slice = 0; slice < LATENCY_SLICES; slice++) {
       int sync_turn = slice % 4 == 0 || slice % 4 == 3;
-      int failed = sync_turn
-                   ? engine_sync_loop(one, one_model, &sync_buf,
-                                      opt.seconds / LATENCY_SLICES, &sync_lat)
-                   : (direct_loop(&d, &direct_buf, opt.seconds / LATENCY_SLICES,
-                                  &direct_lat) < 0
-                          ? -1
-                          : 0);
+      if (pinned)
+        pin_tid(0, sync_turn ? CALLER_CPU : DEVICE_CPU);
+      int failed =
+          sync_turn
+              ? engine_sync_loop(one, one_model, &sync_buf,
+                                 opt.seconds / LATENCY_SLICES, &sync_lat)
+              : (direct_loop(&d, &direct_buf, opt.seconds / LATENCY_SLICES,
+                             &direct_lat) < 0
+                     ? -1
+                     : 0);
       if (failed < 0)
         goto done;
     }
     rate_lat.count = 0;
+    if (pinned)
+      pin_tid(0, DEVICE_CPU);
     double direct_rate = direct_loop(&d, &direct_buf, opt.seconds, &rate_lat);
+    if (pinned)
+      pin_tid(0, CALLER_CPU); /* the client threads inherit it */
     double one_rate =
         engine_throughput(one, one_model, ONE_WORKER_CLIENTS, opt.seconds);
+    if (pinned)
+      pin_tid(0, -1); /* all cores: the scaling run is unpinned */
     double all_rate =
         engine_throughput(all, all_model, all_clients, opt.seconds);
     if (direct_rate < 0 || one_rate < 0 || all_rate < 0)

@@ -65,6 +65,7 @@ static void device_init(emx__device *dev, emx_engine *e, size_t index,
                         size_t capacity) {
   dev->engine = e;
   dev->index = index;
+  atomic_init(&dev->cpu, -1);
   dev->capacity = capacity;
   pthread_mutex_init(&dev->lock, NULL);
   pthread_cond_init(&dev->work_cv, NULL);

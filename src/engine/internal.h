@@ -79,6 +79,8 @@ typedef struct emx__device {
   atomic_bool worker_idle;       /* worker is blocked in work_cv */
   atomic_size_t pending;         /* queue.length, readable without the lock */
   atomic_int busy;               /* 1 while the worker runs a request */
+  atomic_int cpu;                /* CPU the worker last ran a request on:
+                                    waiters never poll on that one */
   emx__counters stats;           /* requests run here */
   /* Worker-only state: */
   struct emx_model **prepared; /* models with a prep on this device */
@@ -153,7 +155,7 @@ struct emx_request {
   char *error;          /* message for a failed request, or NULL */
   pthread_mutex_t lock; /* guards completion for waiters */
   pthread_cond_t done_cv;
-  bool has_waiter; /* someone sleeps on done_cv */
+  int sleepers; /* threads asleep on done_cv */
 };
 
 struct emx_engine {

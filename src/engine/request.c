@@ -1,6 +1,7 @@
 /* request.c — a request's life: validate, dispatch, wait, cancel, finish,
  * and delivery in stream order. */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -285,7 +286,7 @@ static void deliver(struct emx_request *r) {
   /* After COMPLETE the caller may destroy its handle at any moment. */
   pthread_mutex_lock(&r->lock);
   atomic_store_explicit(&r->state, EMX__REQ_COMPLETE, memory_order_release);
-  if (r->has_waiter)
+  if (r->sleepers)
     pthread_cond_broadcast(&r->done_cv);
   pthread_mutex_unlock(&r->lock);
   emx__request_unref(r);
@@ -387,7 +388,13 @@ EMX_EXPORT int emx_request_wait(emx_request *r, int64_t timeout_ns) {
     now = emx_now_ns();
     if (now >= until)
       return EMX_EAGAIN;
-    if (st == EMX__REQ_QUEUED && now < start_spin) {
+    /* Poll only from another CPU than the worker's: polling on its CPU
+     * would take the time the worker needs (the scheduler often wakes a
+     * worker on its waker's CPU). */
+    emx__device *dev = atomic_load_explicit(&r->device, memory_order_relaxed);
+    bool may_poll =
+        sched_getcpu() != atomic_load_explicit(&dev->cpu, memory_order_relaxed);
+    if (st == EMX__REQ_QUEUED && now < start_spin && may_poll) {
       emx__cpu_relax(); /* an idle worker takes it within microseconds */
       continue;
     }
@@ -398,7 +405,8 @@ EMX_EXPORT int emx_request_wait(emx_request *r, int64_t timeout_ns) {
             ? atomic_load_explicit(&r->expect_ns, memory_order_relaxed)
             : 0;
     if (expect > 0) {
-      if (now >= expect - WAIT_SPIN_NS && now < expect + WAIT_SPIN_AFTER_NS) {
+      if (may_poll && now >= expect - WAIT_SPIN_NS &&
+          now < expect + WAIT_SPIN_AFTER_NS) {
         emx__cpu_relax();
         continue;
       }
@@ -409,15 +417,18 @@ EMX_EXPORT int emx_request_wait(emx_request *r, int64_t timeout_ns) {
      * something changed meanwhile: the worker broadcasts when the request
      * starts (with its expected finish) and when it completes. */
     pthread_mutex_lock(&r->lock);
-    r->has_waiter = true;
     if (atomic_load(&r->state) == st &&
         atomic_load_explicit(&r->expect_ns, memory_order_relaxed) == expect) {
+      /* Counted only while asleep: a polling waiter costs the worker no
+       * futex call on its way to the next request. */
+      r->sleepers++;
       if (wake == INT64_MAX) {
         pthread_cond_wait(&r->done_cv, &r->lock);
       } else {
         struct timespec ts = emx__abstime(wake);
         pthread_cond_timedwait(&r->done_cv, &r->lock, &ts);
       }
+      r->sleepers--;
     }
     pthread_mutex_unlock(&r->lock);
   }

@@ -10,6 +10,7 @@
  * devices that can run their models (or fails them clearly), closes the
  * device, and re-opens it with exponential backoff. Models are prepared
  * again lazily, by the first request that needs them. */
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,6 +238,7 @@ static int run_request(emx__device *dev, struct emx_request *req) {
   int64_t t0 = emx_now_ns();
   req->timings.started_ns = t0;
   req->timings.device = (int)dev->index;
+  atomic_store_explicit(&dev->cpu, sched_getcpu(), memory_order_relaxed);
   atomic_llong *ewma = &m->service_ewma_ns[dev->index];
   long long expect = atomic_load_explicit(ewma, memory_order_relaxed);
   atomic_store_explicit(&req->expect_ns, expect ? t0 + expect : 0,
@@ -244,7 +246,7 @@ static int run_request(emx__device *dev, struct emx_request *req) {
   /* Tell a sleeping waiter when to expect the result, so it can be awake
    * and polling by then (a wake-up now overlaps the device's work). */
   pthread_mutex_lock(&req->lock);
-  if (req->has_waiter)
+  if (req->sleepers)
     pthread_cond_broadcast(&req->done_cv);
   pthread_mutex_unlock(&req->lock);
 
@@ -308,6 +310,10 @@ static void wait_for_work(emx__device *dev) {
 
 void *emx__worker_main(void *arg) {
   emx__device *dev = arg;
+  /* "emx:cpu0" in top/ps/gdb (and for benchmarks that pin workers). */
+  char thread_name[16]; /* the kernel keeps 15 bytes */
+  snprintf(thread_name, sizeof thread_name, "emx:%.11s", dev->name);
+  pthread_setname_np(pthread_self(), thread_name);
   pthread_mutex_lock(&dev->lock);
   dev->started_ns = emx_now_ns();
   for (;;) {
