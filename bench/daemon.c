@@ -24,6 +24,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
@@ -428,6 +429,54 @@ static int direct_run(direct *d, buffers *b) {
   return 0;
 }
 
+/* ---- pinning ----------------------------------------------------------------
+ * The device work of both sides (edgemuxd's worker thread, and this process
+ * during the direct loop) runs on one CPU, the clients on the other: this
+ * VM's two vCPUs drift apart in speed, and work compared across CPUs would
+ * measure the host. */
+#define DEVICE_CPU 1
+#define CALLER_CPU 0
+
+static void pin_tid(pid_t tid, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(tid, sizeof set, &set);
+}
+
+static void pin_all(pid_t tid) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (long i = 0; i < sysconf(_SC_NPROCESSORS_ONLN) && i < CPU_SETSIZE; i++)
+    CPU_SET(i, &set);
+  sched_setaffinity(tid, sizeof set, &set);
+}
+
+/* thread_named finds a thread of process pid by name ("emx:cpu0"), or 0. */
+static pid_t thread_named(pid_t pid, const char *name) {
+  char dirpath[64];
+  snprintf(dirpath, sizeof dirpath, "/proc/%d/task", (int)pid);
+  DIR *dir = opendir(dirpath);
+  if (!dir)
+    return 0;
+  struct dirent *de;
+  pid_t found = 0;
+  while (!found && (de = readdir(dir))) {
+    char path[600], comm[64] = "";
+    snprintf(path, sizeof path, "%s/%.256s/comm", dirpath, de->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue;
+    if (fgets(comm, sizeof comm, f))
+      comm[strcspn(comm, "\n")] = '\0';
+    fclose(f);
+    if (strcmp(comm, name) == 0)
+      found = (pid_t)atoi(de->d_name);
+  }
+  closedir(dir);
+  return found;
+}
+
 /* direct_loop runs the baseline for `seconds`, adding its calls and time
  * to *t; 0 or -1. */
 static int direct_loop(direct *d, buffers *b, double seconds, tally *t) {
@@ -448,6 +497,17 @@ static int direct_loop(direct *d, buffers *b, double seconds, tally *t) {
   t->ns += now - start;
   t->cpu_ns += thread_cpu_ns() - cpu;
   return 0;
+}
+
+/* direct_side runs the direct loop on the device CPU when pinning. */
+static int direct_side(direct *d, buffers *b, double seconds, tally *t,
+                       bool pinned) {
+  if (pinned)
+    pin_tid(0, DEVICE_CPU);
+  int rc = direct_loop(d, b, seconds, t);
+  if (pinned)
+    pin_all(0);
+  return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1047,9 +1107,21 @@ int main(int argc, char **argv) {
   rc = 1;
   if (!results || daemon_start(&d, exe, opt.repo) < 0)
     goto done;
+  pid_t device_tid =
+      sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? thread_named(d.pid, "emx:cpu0") : 0;
+  if (device_tid > 0) {
+    pin_tid(device_tid, DEVICE_CPU);
+    pin_tid(d.pid, CALLER_CPU); /* its I/O thread */
+    pin_tid(0, CALLER_CPU);     /* the client processes inherit it */
+    printf("pinning: edgemuxd's worker and the direct loop on CPU %d, "
+           "clients and edgemuxd's I/O thread on CPU %d\n",
+           DEVICE_CPU, CALLER_CPU);
+  }
   /* The client processes first: this process has no interpreter yet. */
   if (workers_start(workers, CLIENTS, &d, opt.model) < 0)
     goto done;
+  if (device_tid > 0)
+    pin_all(0); /* the round-trip pair below runs unpinned, as before */
   printf("\nclients: %d processes, each a closed loop of emx_client_infer\n",
          CLIENTS);
   if (connect_to(&d, 8u << 20, &c) < 0)
@@ -1106,13 +1178,13 @@ int main(int argc, char **argv) {
       bool daemon_first = (r + s) % 2 == 0;
       for (int side = 0; side < 2; side++) {
         bool daemon_side = (side == 0) == daemon_first;
-        int failed =
-            daemon_side
-                ? daemon_throughput(workers, CLIENTS, slice, d.pid,
-                                    &via_daemon) < 0 ||
-                      ping_loop(c, slice / 2, &ping_lat) < 0
-                : direct_loop(&dir, &direct_buf, slice, &via_direct) < 0 ||
-                      bare_loop(&pair, slice / 2, &bare_lat) < 0;
+        int failed = daemon_side
+                         ? daemon_throughput(workers, CLIENTS, slice, d.pid,
+                                             &via_daemon) < 0 ||
+                               ping_loop(c, slice / 2, &ping_lat) < 0
+                         : direct_side(&dir, &direct_buf, slice, &via_direct,
+                                       device_tid > 0) < 0 ||
+                               bare_loop(&pair, slice / 2, &bare_lat) < 0;
         if (failed)
           goto done;
       }
