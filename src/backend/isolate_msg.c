@@ -2,6 +2,8 @@
  * proxy and the device host (format in isolate_msg.h). */
 #include "backend/isolate_msg.h"
 
+#include "wire/sock.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,66 +17,27 @@ int emx__iso_send(int sock, uint32_t op, uint32_t id, int32_t status,
   emx__iso_hdr hdr = {
       .op = op, .id = id, .status = status, .len = (uint32_t)len, .arg = arg};
   struct iovec iov[2] = {{&hdr, sizeof hdr}, {(void *)payload, len}};
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } ctl;
-  struct msghdr msg = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
-  if (fd >= 0) {
-    memset(&ctl, 0, sizeof ctl);
-    msg.msg_control = ctl.buf;
-    msg.msg_controllen = sizeof ctl.buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  }
-  for (;;) {
-    /* MSG_NOSIGNAL: a dead peer must be an error code, not a SIGPIPE that
-     * kills the engine process. */
-    ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    if (n >= 0)
-      return 0;
-    if (errno != EINTR)
-      return -errno;
-  }
+  /* MSG_NOSIGNAL (always set there): a dead peer must be an error code,
+   * not a SIGPIPE that kills the engine process. */
+  ssize_t n = emx__sock_sendv(sock, iov, len ? 2 : 1, fd, 0);
+  return n < 0 ? (int)n : 0;
 }
 
 ssize_t emx__iso_recv(int sock, void *buf, emx__iso_hdr *hdr, int *fd) {
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } ctl;
-  struct iovec iov = {buf, EMX__ISO_MSG_MAX};
-  struct msghdr msg = {.msg_iov = &iov,
-                       .msg_iovlen = 1,
-                       .msg_control = ctl.buf,
-                       .msg_controllen = sizeof ctl.buf};
+  int fds[EMX__SOCK_MAX_FDS], nfds = 0;
   *fd = -1;
-  ssize_t n;
-  do
-    n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n < 0)
-    return -errno;
-  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-        c->cmsg_len >= CMSG_LEN(sizeof(int))) {
-      size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < nfd; i++) {
-        int got;
-        memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-        if (*fd < 0)
-          *fd = got;
-        else
-          close(got); /* one fd per packet; extras are dropped */
-      }
-    }
-  }
-  if (n == 0)
-    return 0;
-  if ((size_t)n < sizeof *hdr || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+  /* Truncated data or control (MSG_TRUNC/MSG_CTRUNC) come back as
+   * -EMSGSIZE/-EPROTO with every received fd already closed. */
+  ssize_t n = emx__sock_recv(sock, buf, EMX__ISO_MSG_MAX, fds, &nfds, 0);
+  if (n == -EMSGSIZE)
+    n = -EPROTO;
+  if (n <= 0)
+    return n;
+  for (int i = 1; i < nfds; i++)
+    close(fds[i]); /* one fd per packet; extras are dropped */
+  if (nfds > 0)
+    *fd = fds[0];
+  if ((size_t)n < sizeof *hdr)
     goto bad;
   memcpy(hdr, buf, sizeof *hdr);
   if ((size_t)n != sizeof *hdr + hdr->len)

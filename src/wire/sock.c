@@ -6,10 +6,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-ssize_t emx__sock_send(int sock, const void *buf, size_t len, int fd,
-                       int flags) {
-  struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+ssize_t emx__sock_sendv(int sock, const struct iovec *iov, int iovcnt, int fd,
+                        int flags) {
+  struct msghdr mh = {.msg_iov = (struct iovec *)iov,
+                      .msg_iovlen = (size_t)iovcnt};
   union {
     char buf[CMSG_SPACE(sizeof(int))];
     struct cmsghdr align;
@@ -29,6 +29,12 @@ ssize_t emx__sock_send(int sock, const void *buf, size_t len, int fd,
     n = sendmsg(sock, &mh, flags | MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
   return n < 0 ? -errno : n;
+}
+
+ssize_t emx__sock_send(int sock, const void *buf, size_t len, int fd,
+                       int flags) {
+  struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+  return emx__sock_sendv(sock, &iov, 1, fd, flags);
 }
 
 ssize_t emx__sock_recv(int sock, void *buf, size_t cap, int *fds, int *nfds,

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #define EMX__SOCK_MAX_FDS 4
 
@@ -12,6 +13,11 @@
  * is always set: a vanished peer is an error, not a SIGPIPE. */
 ssize_t emx__sock_send(int sock, const void *buf, size_t len, int fd,
                        int flags);
+
+/* emx__sock_sendv is emx__sock_send gathering from iov (a header and a
+ * payload without copying them together). */
+ssize_t emx__sock_sendv(int sock, const struct iovec *iov, int iovcnt, int fd,
+                        int flags);
 
 /* emx__sock_recv receives one packet into buf (cap bytes). Received fds go
  * to fds[] (*nfds of them, at most EMX__SOCK_MAX_FDS; extra ones closed).
