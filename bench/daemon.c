@@ -22,6 +22,8 @@
 #include <edgemux/edgemux.h>
 #include <tensorflow/lite/c/c_api.h>
 
+#include "common/baseline.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <sched.h>
@@ -38,16 +40,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-/* The XNNPACK delegate is exported by libtensorflowlite_c, but its header is
- * not part of the C API; this is its TFLite 2.9 layout. */
-typedef struct {
-  int32_t num_threads; /* 0: no thread pool, run on the calling thread */
-  uint32_t flags;      /* TFLITE_XNNPACK_DELEGATE_FLAG_* */
-} TfLiteXNNPackDelegateOptions;
-TfLiteDelegate *
-TfLiteXNNPackDelegateCreate(const TfLiteXNNPackDelegateOptions *options);
-void TfLiteXNNPackDelegateDelete(TfLiteDelegate *delegate);
 
 #define MAX_TENSORS 8
 
@@ -79,15 +71,6 @@ typedef struct buffers {
   emx_tensor inputs[MAX_TENSORS];
   emx_tensor outputs[MAX_TENSORS];
 } buffers;
-
-/* direct is the baseline: a bare interpreter configured like the engine's
- * CPU backend (XNNPACK without a thread pool, one interpreter thread). */
-typedef struct direct {
-  TfLiteModel *model;
-  TfLiteInterpreterOptions *options;
-  TfLiteDelegate *xnnpack;
-  TfLiteInterpreter *interpreter;
-} direct;
 
 /* tally adds up a throughput measurement taken in slices. */
 typedef struct tally {
@@ -177,13 +160,6 @@ static int64_t busiest_delta(const cpu_snapshot *a, const cpu_snapshot *b) {
   return most;
 }
 
-/* samples is a growable array of per-call latencies in nanoseconds. */
-typedef struct samples {
-  double *values;
-  size_t count;
-  size_t capacity;
-} samples;
-
 /* daemon_proc is an edgemuxd this program started. */
 typedef struct daemon_proc {
   pid_t pid;        /* 0 when not running */
@@ -196,59 +172,11 @@ typedef struct daemon_proc {
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
 
-static int compare_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-/* median sorts values in place. */
-static double median(double *values, size_t count) {
-  if (count == 0)
-    return 0;
-  qsort(values, count, sizeof *values, compare_double);
-  if (count % 2 == 1)
-    return values[count / 2];
-  return (values[count / 2 - 1] + values[count / 2]) / 2;
-}
-
-static int samples_add(samples *s, double value) {
-  if (s->count == s->capacity) {
-    size_t capacity = s->capacity ? 2 * s->capacity : 4096;
-    double *values = realloc(s->values, capacity * sizeof *values);
-    if (!values)
-      return -1;
-    s->values = values;
-    s->capacity = capacity;
-  }
-  s->values[s->count++] = value;
-  return 0;
-}
-
-static void sleep_ns(int64_t ns) {
-  struct timespec left = {ns / 1000000000, ns % 1000000000};
-  while (nanosleep(&left, &left) < 0 && errno == EINTR) {
-  }
-}
-
 /* sleep_until sleeps to an absolute emx_now_ns() time (CLOCK_MONOTONIC:
  * one clock for every process of the machine). */
 static void sleep_until(int64_t when) {
   struct timespec ts = {when / 1000000000, when % 1000000000};
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-  }
-}
-
-/* fill_random fills a tensor with values a real input could hold: floats in
- * [-1, 1] (the model's normalised pixels), random bytes otherwise. */
-static void fill_random(emx_tensor *t, uint32_t *seed) {
-  if (t->dtype == EMX_DTYPE_FLOAT32) {
-    float *f = t->data;
-    for (size_t i = 0; i < t->size / sizeof *f; i++)
-      f[i] = (float)rand_r(seed) / (float)RAND_MAX * 2.0f - 1.0f;
-  } else {
-    unsigned char *p = t->data;
-    for (size_t i = 0; i < t->size; i++)
-      p[i] = (unsigned char)rand_r(seed);
   }
 }
 
@@ -327,10 +255,7 @@ static int tensor_alloc(emx_client *c, emx_tensor *t, emx_dtype dtype,
                         size_t size) {
   if (c)
     return emx_client_tensor_alloc(c, dtype, size, t) < 0 ? -1 : 0;
-  t->dtype = dtype;
-  t->size = size;
-  t->data = calloc(1, size ? size : 1);
-  return t->data ? 0 : -1;
+  return bench_tensor_alloc(t, dtype, size);
 }
 
 /* buffers_for_model allocates tensors shaped like the model's — in c's
@@ -352,7 +277,7 @@ static int buffers_for_model(buffers *b, emx_client *c,
     if (tensor_alloc(c, &b->inputs[b->input_count], info.dtype, info.bytes) < 0)
       goto fail;
     b->input_count++;
-    fill_random(&b->inputs[i], &seed);
+    bench_fill_random(&b->inputs[i], &seed);
   }
   for (size_t i = 0; i < out_count; i++) {
     emx_tensor_info info;
@@ -372,62 +297,6 @@ fail:
 
 /* ------------------------------------------------------------------------ */
 /* The direct baseline                                                       */
-
-static void direct_close(direct *d) {
-  TfLiteInterpreterDelete(d->interpreter);
-  /* The delegate must outlive the interpreter that uses it. */
-  if (d->xnnpack)
-    TfLiteXNNPackDelegateDelete(d->xnnpack);
-  TfLiteInterpreterOptionsDelete(d->options);
-  TfLiteModelDelete(d->model);
-  memset(d, 0, sizeof *d);
-}
-
-static int direct_open(direct *d, const char *path) {
-  memset(d, 0, sizeof *d);
-  TfLiteXNNPackDelegateOptions xnn = {.num_threads = 0, .flags = 0};
-  d->model = TfLiteModelCreateFromFile(path);
-  if (!d->model) {
-    fprintf(stderr, "bench-daemon: cannot load %s as a TFLite model\n", path);
-    return -1;
-  }
-  d->options = TfLiteInterpreterOptionsCreate();
-  d->xnnpack = TfLiteXNNPackDelegateCreate(&xnn);
-  if (!d->options || !d->xnnpack)
-    goto fail;
-  TfLiteInterpreterOptionsSetNumThreads(d->options, 1);
-  TfLiteInterpreterOptionsAddDelegate(d->options, d->xnnpack);
-  d->interpreter = TfLiteInterpreterCreate(d->model, d->options);
-  if (!d->interpreter ||
-      TfLiteInterpreterAllocateTensors(d->interpreter) != kTfLiteOk)
-    goto fail;
-  return 0;
-fail:
-  fprintf(stderr, "bench-daemon: cannot create an interpreter for %s\n", path);
-  direct_close(d);
-  return -1;
-}
-
-/* direct_run is the baseline's unit of work: what the daemon's worker does
- * for one request. */
-static int direct_run(direct *d, buffers *b) {
-  for (size_t i = 0; i < b->input_count; i++) {
-    TfLiteTensor *t = TfLiteInterpreterGetInputTensor(d->interpreter, (int)i);
-    if (TfLiteTensorCopyFromBuffer(t, b->inputs[i].data, b->inputs[i].size) !=
-        kTfLiteOk)
-      return -1;
-  }
-  if (TfLiteInterpreterInvoke(d->interpreter) != kTfLiteOk)
-    return -1;
-  for (size_t i = 0; i < b->output_count; i++) {
-    const TfLiteTensor *t =
-        TfLiteInterpreterGetOutputTensor(d->interpreter, (int)i);
-    if (TfLiteTensorCopyToBuffer(t, b->outputs[i].data, b->outputs[i].size) !=
-        kTfLiteOk)
-      return -1;
-  }
-  return 0;
-}
 
 /* ---- pinning ----------------------------------------------------------------
  * The device work of both sides (edgemuxd's worker thread, and this process
@@ -479,14 +348,15 @@ static pid_t thread_named(pid_t pid, const char *name) {
 
 /* direct_loop runs the baseline for `seconds`, adding its calls and time
  * to *t; 0 or -1. */
-static int direct_loop(direct *d, buffers *b, double seconds, tally *t) {
+static int direct_loop(baseline *d, buffers *b, double seconds, tally *t) {
   int64_t cpu = thread_cpu_ns();
   int64_t start = emx_now_ns();
   int64_t end = start + (int64_t)(seconds * 1e9);
   int64_t now = start;
   uint64_t calls = 0;
   while (now < end) {
-    if (direct_run(d, b) < 0) {
+    if (baseline_run(d, b->inputs, b->input_count, b->outputs,
+                     b->output_count) < 0) {
       fprintf(stderr, "bench-daemon: direct invoke failed\n");
       return -1;
     }
@@ -500,7 +370,7 @@ static int direct_loop(direct *d, buffers *b, double seconds, tally *t) {
 }
 
 /* direct_side runs the direct loop on the device CPU when pinning. */
-static int direct_side(direct *d, buffers *b, double seconds, tally *t,
+static int direct_side(baseline *d, buffers *b, double seconds, tally *t,
                        bool pinned) {
   if (pinned)
     pin_tid(0, DEVICE_CPU);
@@ -629,7 +499,7 @@ static int daemon_start(daemon_proc *d, const char *exe, const char *repo) {
     }
     if (daemon_ping(d) == 0)
       return 0;
-    sleep_ns(10000000);
+    bench_sleep_ns(10000000);
   }
   fprintf(stderr, "bench-daemon: edgemuxd did not answer within 10 s\n");
   print_log(d);
@@ -653,7 +523,7 @@ static int daemon_stop(daemon_proc *d) {
         d->pid = 0;
         break;
       }
-      sleep_ns(5000000);
+      bench_sleep_ns(5000000);
     }
     if (d->pid) {
       kill(d->pid, SIGKILL);
@@ -844,7 +714,7 @@ static int daemon_throughput(worker *w, int n, double seconds, pid_t daemon,
 
 /* ping_loop pings through the daemon for `seconds`, adding each round trip
  * to lat; 0 or -1. */
-static int ping_loop(emx_client *c, double seconds, samples *lat) {
+static int ping_loop(emx_client *c, double seconds, bench_samples *lat) {
   int64_t end = emx_now_ns() + (int64_t)(seconds * 1e9);
   int64_t now = emx_now_ns();
   while (now < end) {
@@ -856,7 +726,7 @@ static int ping_loop(emx_client *c, double seconds, samples *lat) {
       return -1;
     }
     now = emx_now_ns();
-    if (samples_add(lat, (double)(now - before)) < 0)
+    if (bench_samples_add(lat, (double)(now - before)) < 0)
       return -1;
   }
   return 0;
@@ -914,7 +784,7 @@ static void bare_close(bare *b) {
 
 /* bare_loop ping-pongs PING_BYTES packets with the echo process for
  * `seconds`, adding each round trip to lat; 0 or -1. */
-static int bare_loop(bare *b, double seconds, samples *lat) {
+static int bare_loop(bare *b, double seconds, bench_samples *lat) {
   /* A PING header: magic "MX", version 1, type 14, length 16, id 0. */
   char msg[PING_BYTES] = {0x4d, 0x58, 1, 14, PING_BYTES}, back[PING_BYTES];
   int64_t end = emx_now_ns() + (int64_t)(seconds * 1e9);
@@ -927,7 +797,7 @@ static int bare_loop(bare *b, double seconds, samples *lat) {
       return -1;
     }
     now = emx_now_ns();
-    if (samples_add(lat, (double)(now - before)) < 0)
+    if (bench_samples_add(lat, (double)(now - before)) < 0)
       return -1;
   }
   return 0;
@@ -951,7 +821,7 @@ static int measure_memory(const options *opt, const char *exe, long *base,
     daemon_proc d;
     if (daemon_start(&d, exe, NULL) < 0)
       goto done;
-    sleep_ns(100000000); /* let startup settle */
+    bench_sleep_ns(100000000); /* let startup settle */
     long before = rss_kib(d.pid);
     int opened = 0;
     for (; opened < IDLE_CONNECTIONS; opened++)
@@ -960,7 +830,7 @@ static int measure_memory(const options *opt, const char *exe, long *base,
     /* One round trip on the last: every hello before it was served. */
     if (opened == IDLE_CONNECTIONS && emx_client_ping(clients[opened - 1]) < 0)
       opened = -opened;
-    sleep_ns(100000000);
+    bench_sleep_ns(100000000);
     long after = rss_kib(d.pid);
     for (int i = 0; i < (opened < 0 ? -opened : opened); i++)
       emx_client_destroy(clients[i]);
@@ -977,8 +847,8 @@ static int measure_memory(const options *opt, const char *exe, long *base,
            conns[r]);
     fflush(stdout);
   }
-  *base = lround(median(bases, (size_t)opt->rounds));
-  *per_conn = lround(median(conns, (size_t)opt->rounds));
+  *base = lround(bench_median(bases, (size_t)opt->rounds));
+  *per_conn = lround(bench_median(conns, (size_t)opt->rounds));
   rc = 0;
 done:
   free(bases);
@@ -1097,11 +967,11 @@ int main(int argc, char **argv) {
 
   daemon_proc d = {0};
   worker workers[CLIENTS] = {{0}};
-  direct dir = {0};
+  baseline dir = {0};
   emx_client *c = NULL;
   emx_client_model *model;
   buffers direct_buf = {0}, check_buf = {0};
-  samples ping_lat = {0}, bare_lat = {0};
+  bench_samples ping_lat = {0}, bare_lat = {0};
   bare pair = {-1, 0};
   round_result *results = calloc((size_t)opt.rounds, sizeof *results);
   rc = 1;
@@ -1132,7 +1002,7 @@ int main(int argc, char **argv) {
             emx_client_last_error(c));
     goto done;
   }
-  if (direct_open(&dir, model_path) < 0)
+  if (baseline_open_report(&dir, model_path, "bench-daemon") < 0)
     goto done;
 
   /* Same seed, same input: the daemon must compute what the baseline does,
@@ -1140,7 +1010,8 @@ int main(int argc, char **argv) {
   if (buffers_for_model(&direct_buf, NULL, model, 7) < 0 ||
       buffers_for_model(&check_buf, c, model, 7) < 0)
     goto done;
-  if (direct_run(&dir, &direct_buf) < 0 ||
+  if (baseline_run(&dir, direct_buf.inputs, direct_buf.input_count,
+                   direct_buf.outputs, direct_buf.output_count) < 0 ||
       client_infer(c, model, &check_buf) < 0)
     goto done;
   for (size_t i = 0; i < direct_buf.output_count; i++)
@@ -1191,8 +1062,8 @@ int main(int argc, char **argv) {
     }
     double daemon_rate = tally_rate(&via_daemon);
     double direct_rate = tally_rate(&via_direct);
-    double ping_us = median(ping_lat.values, ping_lat.count) / 1e3;
-    double bare_us = median(bare_lat.values, bare_lat.count) / 1e3;
+    double ping_us = bench_median(ping_lat.values, ping_lat.count) / 1e3;
+    double bare_us = bench_median(bare_lat.values, bare_lat.count) / 1e3;
     results[r].throughput = daemon_rate / direct_rate;
     results[r].roundtrip = ping_us / bare_us;
     /* CPU per request — the daemon's busiest thread (its worker) and all
@@ -1217,7 +1088,7 @@ int main(int argc, char **argv) {
   for (int k = 0; k < 2; k++) {
     for (int r = 0; r < opt.rounds; r++)
       column[r] = k == 0 ? results[r].throughput : results[r].roundtrip;
-    ratio[k] = median(column, (size_t)opt.rounds);
+    ratio[k] = bench_median(column, (size_t)opt.rounds);
   }
   free(column);
 
@@ -1243,7 +1114,7 @@ done:
   emx_client_destroy(c);
   if (d.pid)
     daemon_stop(&d);
-  direct_close(&dir);
+  baseline_close(&dir);
   buffers_free(&direct_buf, NULL);
   free(ping_lat.values);
   free(bare_lat.values);

@@ -15,6 +15,8 @@
 #include <edgemux/edgemux.h>
 #include <tensorflow/lite/c/c_api.h>
 
+#include "common/baseline.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <sched.h>
@@ -27,16 +29,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-/* The XNNPACK delegate is exported by libtensorflowlite_c, but its header is
- * not part of the C API; this is its TFLite 2.9 layout. */
-typedef struct {
-  int32_t num_threads; /* 0: no thread pool, run on the calling thread */
-  uint32_t flags;      /* TFLITE_XNNPACK_DELEGATE_FLAG_* */
-} TfLiteXNNPackDelegateOptions;
-TfLiteDelegate *
-TfLiteXNNPackDelegateCreate(const TfLiteXNNPackDelegateOptions *options);
-void TfLiteXNNPackDelegateDelete(TfLiteDelegate *delegate);
 
 #define MAX_TENSORS 8
 
@@ -61,72 +53,8 @@ typedef struct buffers {
   emx_tensor outputs[MAX_TENSORS];
 } buffers;
 
-/* direct is the baseline: a bare interpreter configured like the engine's
- * CPU backend (XNNPACK without a thread pool, one interpreter thread). */
-typedef struct direct {
-  TfLiteModel *model;
-  TfLiteInterpreterOptions *options;
-  TfLiteDelegate *xnnpack;
-  TfLiteInterpreter *interpreter;
-} direct;
-
-/* samples is a growable array of per-call latencies in nanoseconds. */
-typedef struct samples {
-  double *values;
-  size_t count;
-  size_t capacity;
-} samples;
-
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
-
-static int compare_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-/* median sorts values in place. */
-static double median(double *values, size_t count) {
-  if (count == 0)
-    return 0;
-  qsort(values, count, sizeof *values, compare_double);
-  if (count % 2 == 1)
-    return values[count / 2];
-  return (values[count / 2 - 1] + values[count / 2]) / 2;
-}
-
-static int samples_add(samples *s, double value) {
-  if (s->count == s->capacity) {
-    size_t capacity = s->capacity ? 2 * s->capacity : 4096;
-    double *values = realloc(s->values, capacity * sizeof *values);
-    if (!values)
-      return -1;
-    s->values = values;
-    s->capacity = capacity;
-  }
-  s->values[s->count++] = value;
-  return 0;
-}
-
-static void sleep_ns(int64_t ns) {
-  struct timespec left = {ns / 1000000000, ns % 1000000000};
-  while (nanosleep(&left, &left) < 0 && errno == EINTR) {
-  }
-}
-
-/* fill_random fills a tensor with values a real input could hold: floats in
- * [-1, 1] (the model's normalised pixels), random bytes otherwise. */
-static void fill_random(emx_tensor *t, uint32_t *seed) {
-  if (t->dtype == EMX_DTYPE_FLOAT32) {
-    float *f = t->data;
-    for (size_t i = 0; i < t->size / sizeof *f; i++)
-      f[i] = (float)rand_r(seed) / (float)RAND_MAX * 2.0f - 1.0f;
-  } else {
-    unsigned char *p = t->data;
-    for (size_t i = 0; i < t->size; i++)
-      p[i] = (unsigned char)rand_r(seed);
-  }
-}
 
 static void buffers_free(buffers *b) {
   for (size_t i = 0; i < b->input_count; i++)
@@ -134,13 +62,6 @@ static void buffers_free(buffers *b) {
   for (size_t i = 0; i < b->output_count; i++)
     free(b->outputs[i].data);
   memset(b, 0, sizeof *b);
-}
-
-static int tensor_alloc(emx_tensor *t, emx_dtype dtype, size_t size) {
-  t->dtype = dtype;
-  t->size = size;
-  t->data = calloc(1, size ? size : 1);
-  return t->data ? 0 : -1;
 }
 
 /* buffers_for_model allocates tensors shaped like the model's, with a random
@@ -158,15 +79,16 @@ static int buffers_for_model(buffers *b, const emx_model *model,
   for (size_t i = 0; i < in_count; i++) {
     emx_tensor_info info;
     emx_model_input_info(model, i, &info);
-    if (tensor_alloc(&b->inputs[b->input_count++], info.dtype, info.bytes) < 0)
+    if (bench_tensor_alloc(&b->inputs[b->input_count++], info.dtype,
+                           info.bytes) < 0)
       goto fail;
-    fill_random(&b->inputs[i], &seed);
+    bench_fill_random(&b->inputs[i], &seed);
   }
   for (size_t i = 0; i < out_count; i++) {
     emx_tensor_info info;
     emx_model_output_info(model, i, &info);
-    if (tensor_alloc(&b->outputs[b->output_count++], info.dtype, info.bytes) <
-        0)
+    if (bench_tensor_alloc(&b->outputs[b->output_count++], info.dtype,
+                           info.bytes) < 0)
       goto fail;
   }
   return 0;
@@ -179,79 +101,24 @@ fail:
 /* ------------------------------------------------------------------------ */
 /* The direct baseline                                                       */
 
-static void direct_close(direct *d) {
-  TfLiteInterpreterDelete(d->interpreter);
-  /* The delegate must outlive the interpreter that uses it. */
-  if (d->xnnpack)
-    TfLiteXNNPackDelegateDelete(d->xnnpack);
-  TfLiteInterpreterOptionsDelete(d->options);
-  TfLiteModelDelete(d->model);
-  memset(d, 0, sizeof *d);
-}
-
-static int direct_open(direct *d, const char *path) {
-  memset(d, 0, sizeof *d);
-  TfLiteXNNPackDelegateOptions xnn = {.num_threads = 0, .flags = 0};
-  d->model = TfLiteModelCreateFromFile(path);
-  if (!d->model) {
-    fprintf(stderr, "bench-engine: cannot load %s as a TFLite model\n", path);
-    return -1;
-  }
-  d->options = TfLiteInterpreterOptionsCreate();
-  d->xnnpack = TfLiteXNNPackDelegateCreate(&xnn);
-  if (!d->options || !d->xnnpack)
-    goto fail;
-  TfLiteInterpreterOptionsSetNumThreads(d->options, 1);
-  TfLiteInterpreterOptionsAddDelegate(d->options, d->xnnpack);
-  d->interpreter = TfLiteInterpreterCreate(d->model, d->options);
-  if (!d->interpreter ||
-      TfLiteInterpreterAllocateTensors(d->interpreter) != kTfLiteOk)
-    goto fail;
-  return 0;
-fail:
-  fprintf(stderr, "bench-engine: cannot create an interpreter for %s\n", path);
-  direct_close(d);
-  return -1;
-}
-
-/* direct_run is the baseline's unit of work: what an engine worker does for
- * one request. */
-static int direct_run(direct *d, buffers *b) {
-  for (size_t i = 0; i < b->input_count; i++) {
-    TfLiteTensor *t = TfLiteInterpreterGetInputTensor(d->interpreter, (int)i);
-    if (TfLiteTensorCopyFromBuffer(t, b->inputs[i].data, b->inputs[i].size) !=
-        kTfLiteOk)
-      return -1;
-  }
-  if (TfLiteInterpreterInvoke(d->interpreter) != kTfLiteOk)
-    return -1;
-  for (size_t i = 0; i < b->output_count; i++) {
-    const TfLiteTensor *t =
-        TfLiteInterpreterGetOutputTensor(d->interpreter, (int)i);
-    if (TfLiteTensorCopyToBuffer(t, b->outputs[i].data, b->outputs[i].size) !=
-        kTfLiteOk)
-      return -1;
-  }
-  return 0;
-}
-
 /* direct_loop runs the baseline for `seconds`, recording each call's latency;
  * returns calls per second, or -1 on failure. */
-static double direct_loop(direct *d, buffers *b, double seconds,
-                          samples *latencies) {
+static double direct_loop(baseline *d, buffers *b, double seconds,
+                          bench_samples *latencies) {
   int64_t start = emx_now_ns();
   int64_t end = start + (int64_t)(seconds * 1e9);
   int64_t now = start;
   uint64_t calls = 0;
   while (now < end) {
     int64_t before = now;
-    if (direct_run(d, b) < 0) {
+    if (baseline_run(d, b->inputs, b->input_count, b->outputs,
+                     b->output_count) < 0) {
       fprintf(stderr, "bench-engine: direct invoke failed\n");
       return -1;
     }
     now = emx_now_ns();
     calls++;
-    if (samples_add(latencies, (double)(now - before)) < 0)
+    if (bench_samples_add(latencies, (double)(now - before)) < 0)
       return -1;
   }
   return (double)calls / ((double)(now - start) / 1e9);
@@ -360,7 +227,7 @@ static double engine_throughput(emx_engine *engine, emx_model *model,
     }
   pthread_barrier_wait(&loop.start);
   int64_t start = emx_now_ns();
-  sleep_ns((int64_t)(seconds * 1e9));
+  bench_sleep_ns((int64_t)(seconds * 1e9));
   atomic_store(&loop.stop, true);
   int64_t end = emx_now_ns();
   uint64_t total = 0;
@@ -381,7 +248,7 @@ done:
 /* engine_sync_loop calls emx_infer from this thread for `seconds`, recording
  * each call's latency; returns 0 or -1. */
 static int engine_sync_loop(emx_engine *engine, emx_model *model, buffers *b,
-                            double seconds, samples *latencies) {
+                            double seconds, bench_samples *latencies) {
   int64_t end = emx_now_ns() + (int64_t)(seconds * 1e9);
   int64_t now = emx_now_ns();
   while (now < end) {
@@ -389,7 +256,7 @@ static int engine_sync_loop(emx_engine *engine, emx_model *model, buffers *b,
     if (engine_infer(engine, model, b) < 0)
       return -1;
     now = emx_now_ns();
-    if (samples_add(latencies, (double)(now - before)) < 0)
+    if (bench_samples_add(latencies, (double)(now - before)) < 0)
       return -1;
   }
   return 0;
@@ -462,13 +329,13 @@ static long vmrss_kib(void) {
  * to the resident set. */
 static long rss_of_direct(const char *path) {
   long before = vmrss_kib();
-  direct d;
-  if (direct_open(&d, path) < 0)
+  baseline d;
+  if (baseline_open_report(&d, path, "bench-engine") < 0)
     return -1;
   if (TfLiteInterpreterInvoke(d.interpreter) != kTfLiteOk)
     return -1;
   long after = vmrss_kib();
-  direct_close(&d);
+  baseline_close(&d);
   return after - before;
 }
 
@@ -548,7 +415,7 @@ static int measure_rss(const options *opt, long *overhead) {
            "overhead %+ld KiB\n",
            r + 1, opt->rounds, bare, engine, engine - bare);
   }
-  *overhead = (long)median(deltas, (size_t)opt->rounds);
+  *overhead = (long)bench_median(deltas, (size_t)opt->rounds);
   free(deltas);
   return 0;
 }
@@ -635,18 +502,18 @@ int main(int argc, char **argv) {
   if (measure_rss(&opt, &rss_overhead) < 0)
     return 1;
 
-  direct d = {0};
+  baseline d = {0};
   emx_engine *one = NULL, *all = NULL;
   emx_model *one_model, *all_model;
   buffers direct_buf = {0}, sync_buf = {0};
-  samples direct_lat = {0}, sync_lat = {0}, rate_lat = {0};
+  bench_samples direct_lat = {0}, sync_lat = {0}, rate_lat = {0};
   /* Per-round ratios, one row of opt.rounds each. */
   double *ratios = calloc(3 * (size_t)opt.rounds, sizeof *ratios);
   double *throughput_ratio = ratios;               /* engine x4 / direct */
   double *sync_ratio = ratios + opt.rounds;        /* sync p50 / direct p50 */
   double *scaling_ratio = ratios + 2 * opt.rounds; /* all cores / engine x4 */
   rc = 1;
-  if (!ratios || direct_open(&d, opt.model) < 0)
+  if (!ratios || baseline_open_report(&d, opt.model, "bench-engine") < 0)
     goto done;
   if (engine_open("cpu:workers=1,threads=1", opt.model, &one, &one_model) < 0)
     goto done;
@@ -671,7 +538,8 @@ int main(int argc, char **argv) {
   if (buffers_for_model(&direct_buf, one_model, 7) < 0 ||
       buffers_for_model(&sync_buf, one_model, 7) < 0)
     goto done;
-  if (direct_run(&d, &direct_buf) < 0 ||
+  if (baseline_run(&d, direct_buf.inputs, direct_buf.input_count,
+                   direct_buf.outputs, direct_buf.output_count) < 0 ||
       engine_infer(one, one_model, &sync_buf) < 0)
     goto done;
   for (size_t i = 0; i < direct_buf.output_count; i++)
@@ -728,8 +596,8 @@ int main(int argc, char **argv) {
         engine_throughput(all, all_model, all_clients, opt.seconds);
     if (direct_rate < 0 || one_rate < 0 || all_rate < 0)
       goto done;
-    double direct_p50 = median(direct_lat.values, direct_lat.count) / 1e6;
-    double sync_p50 = median(sync_lat.values, sync_lat.count) / 1e6;
+    double direct_p50 = bench_median(direct_lat.values, direct_lat.count) / 1e6;
+    double sync_p50 = bench_median(sync_lat.values, sync_lat.count) / 1e6;
     throughput_ratio[r] = one_rate / direct_rate;
     sync_ratio[r] = sync_p50 / direct_p50;
     scaling_ratio[r] = all_rate / one_rate;
@@ -744,17 +612,17 @@ int main(int argc, char **argv) {
   size_t n = (size_t)opt.rounds;
   printf("\n");
   printf("engine_throughput_ratio: %.3f (target >= 0.97)\n",
-         median(throughput_ratio, n));
+         bench_median(throughput_ratio, n));
   printf("engine_sync_latency_ratio: %.3f (target <= 1.05)\n",
-         median(sync_ratio, n));
+         bench_median(sync_ratio, n));
   printf("engine_cpu_scaling: %.3f (report; about 1.8 expected on 2 cores)\n",
-         median(scaling_ratio, n));
+         bench_median(scaling_ratio, n));
   printf("engine_rss_overhead_kib: %ld (report)\n", rss_overhead);
   rc = 0;
 done:
   emx_engine_destroy(one);
   emx_engine_destroy(all);
-  direct_close(&d);
+  baseline_close(&d);
   buffers_free(&direct_buf);
   buffers_free(&sync_buf);
   free(direct_lat.values);

@@ -21,6 +21,8 @@
 #include <edgemux/edgemux.h>
 #include <tensorflow/lite/c/c_api.h>
 
+#include "common/baseline.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -33,16 +35,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-/* The XNNPACK delegate is exported by libtensorflowlite_c, but its header is
- * not part of the C API; this is its TFLite 2.9 layout. */
-typedef struct {
-  int32_t num_threads; /* 0: no thread pool, run on the calling thread */
-  uint32_t flags;      /* TFLITE_XNNPACK_DELEGATE_FLAG_* */
-} TfLiteXNNPackDelegateOptions;
-TfLiteDelegate *
-TfLiteXNNPackDelegateCreate(const TfLiteXNNPackDelegateOptions *options);
-void TfLiteXNNPackDelegateDelete(TfLiteDelegate *delegate);
 
 #define DEFAULT_REPO EMX_MODELS_DIR "/../repo"
 #define DEVICE_SPEC "cpu:workers=1" /* ONE device, shared by everyone */
@@ -97,44 +89,10 @@ typedef struct daemon_proc {
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
 
-static int compare_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-/* percentile returns the p-th percentile (0..100) of sorted values. */
-static double percentile(const double *sorted, size_t count, double p) {
-  if (count == 0)
-    return 0;
-  size_t i = (size_t)(p / 100.0 * (double)(count - 1) + 0.5);
-  return sorted[i];
-}
-
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
   }
-}
-
-/* fill_random fills a tensor with values a real input could hold: floats in
- * [-1, 1] (normalised pixels), random bytes for other types. */
-static void fill_random(emx_tensor *t, unsigned *seed) {
-  if (t->dtype == EMX_DTYPE_FLOAT32) {
-    float *f = t->data;
-    for (size_t i = 0; i < t->size / sizeof *f; i++)
-      f[i] = (float)rand_r(seed) / (float)RAND_MAX * 2.0f - 1.0f;
-  } else {
-    unsigned char *p = t->data;
-    for (size_t i = 0; i < t->size; i++)
-      p[i] = (unsigned char)rand_r(seed);
-  }
-}
-
-static int tensor_alloc(emx_tensor *t, emx_dtype dtype, size_t size) {
-  t->dtype = dtype;
-  t->size = size;
-  t->data = calloc(1, size ? size : 1);
-  return t->data ? 0 : -1;
 }
 
 static void shape_text(const emx_tensor_info *info, char *buf, size_t size) {
@@ -321,50 +279,34 @@ static int daemon_stop(daemon_proc *d) {
  * bit. */
 static int compute_expected(model_set *ms) {
   int rc = -1;
-  TfLiteXNNPackDelegateOptions xnn_options = {.num_threads = 0, .flags = 0};
-  TfLiteModel *model = TfLiteModelCreateFromFile(ms->path);
-  TfLiteInterpreterOptions *options = TfLiteInterpreterOptionsCreate();
-  TfLiteDelegate *xnnpack = TfLiteXNNPackDelegateCreate(&xnn_options);
-  TfLiteInterpreter *interpreter = NULL;
-  if (!model || !options || !xnnpack) {
+  baseline bl;
+  int err = baseline_open(&bl, ms->path);
+  if (err == BASELINE_ELOAD || err == BASELINE_EDELEGATE) {
     fprintf(stderr, "edgemux-daemon-demo: oracle: cannot load %s\n", ms->path);
     goto done;
   }
-  TfLiteInterpreterOptionsSetNumThreads(options, 1);
-  TfLiteInterpreterOptionsAddDelegate(options, xnnpack);
-  interpreter = TfLiteInterpreterCreate(model, options);
-  if (!interpreter ||
-      TfLiteInterpreterAllocateTensors(interpreter) != kTfLiteOk) {
+  if (err < 0) {
     fprintf(stderr,
             "edgemux-daemon-demo: oracle: cannot create an interpreter\n");
     goto done;
   }
-  if ((size_t)TfLiteInterpreterGetInputTensorCount(interpreter) !=
+  if ((size_t)TfLiteInterpreterGetInputTensorCount(bl.interpreter) !=
           ms->input_count ||
-      (size_t)TfLiteInterpreterGetOutputTensorCount(interpreter) !=
+      (size_t)TfLiteInterpreterGetOutputTensorCount(bl.interpreter) !=
           ms->output_count) {
     fprintf(stderr, "edgemux-daemon-demo: oracle and daemon disagree on the "
                     "number of tensors\n");
     goto done;
   }
   for (int e = 0; e < EXAMPLES; e++) {
-    for (size_t i = 0; i < ms->input_count; i++) {
-      TfLiteTensor *t = TfLiteInterpreterGetInputTensor(interpreter, (int)i);
-      if (TfLiteTensorCopyFromBuffer(t, ms->inputs[e][i].data,
-                                     ms->inputs[e][i].size) != kTfLiteOk)
-        goto size_mismatch;
-    }
-    if (TfLiteInterpreterInvoke(interpreter) != kTfLiteOk) {
+    err = baseline_run(&bl, ms->inputs[e], ms->input_count, ms->expected[e],
+                       ms->output_count);
+    if (err == BASELINE_EINVOKE) {
       fprintf(stderr, "edgemux-daemon-demo: oracle: invoke failed\n");
       goto done;
     }
-    for (size_t i = 0; i < ms->output_count; i++) {
-      const TfLiteTensor *t =
-          TfLiteInterpreterGetOutputTensor(interpreter, (int)i);
-      if (TfLiteTensorCopyToBuffer(t, ms->expected[e][i].data,
-                                   ms->expected[e][i].size) != kTfLiteOk)
-        goto size_mismatch;
-    }
+    if (err < 0)
+      goto size_mismatch;
   }
   rc = 0;
   goto done;
@@ -372,12 +314,7 @@ size_mismatch:
   fprintf(stderr, "edgemux-daemon-demo: oracle and daemon disagree on a "
                   "tensor size\n");
 done:
-  TfLiteInterpreterDelete(interpreter);
-  /* The delegate must outlive the interpreter that uses it. */
-  if (xnnpack)
-    TfLiteXNNPackDelegateDelete(xnnpack);
-  TfLiteInterpreterOptionsDelete(options);
-  TfLiteModelDelete(model);
+  baseline_close(&bl);
   return rc;
 }
 
@@ -421,14 +358,14 @@ static int prepare_models(const daemon_proc *d, const char *repo) {
     }
     for (int e = 0; e < EXAMPLES && rc == 0; e++) {
       for (size_t i = 0; i < ms->input_count && rc == 0; i++) {
-        rc = tensor_alloc(&ms->inputs[e][i], ms->in_info[i].dtype,
-                          ms->in_info[i].bytes);
+        rc = bench_tensor_alloc(&ms->inputs[e][i], ms->in_info[i].dtype,
+                                ms->in_info[i].bytes);
         if (rc == 0)
-          fill_random(&ms->inputs[e][i], &seed);
+          bench_fill_random(&ms->inputs[e][i], &seed);
       }
       for (size_t i = 0; i < ms->output_count && rc == 0; i++)
-        rc = tensor_alloc(&ms->expected[e][i], ms->out_info[i].dtype,
-                          ms->out_info[i].bytes);
+        rc = bench_tensor_alloc(&ms->expected[e][i], ms->out_info[i].dtype,
+                                ms->out_info[i].bytes);
     }
     if (rc == 0)
       rc = compute_expected(ms);
@@ -829,7 +766,7 @@ int main(int argc, char **argv) {
     if (r->first_error[0] && printed++ < 5)
       fprintf(stderr, "edgemux-daemon-demo: %s\n", r->first_error);
   }
-  qsort(latencies, latency_count, sizeof *latencies, compare_double);
+  qsort(latencies, latency_count, sizeof *latencies, bench_compare_double);
 
   printf("load:         %d processes x %d requests, one connection each, "
          "alternating the two models;\n"
@@ -845,8 +782,8 @@ int main(int argc, char **argv) {
   printf("wall time:    %.3f s\n", wall_s);
   printf("throughput:   %.1f req/s\n", (double)ok / wall_s);
   printf("latency:      p50 %.2f ms, p99 %.2f ms (seen by the clients)\n",
-         percentile(latencies, latency_count, 50) / 1e3,
-         percentile(latencies, latency_count, 99) / 1e3);
+         bench_percentile(latencies, latency_count, 50) / 1e3,
+         bench_percentile(latencies, latency_count, 99) / 1e3);
 
   long long model_requests[MODELS] = {-1, -1};
   int devices = -1;

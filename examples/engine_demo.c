@@ -15,6 +15,8 @@
 #include <edgemux/edgemux.h>
 #include <tensorflow/lite/c/c_api.h>
 
+#include "common/baseline.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -23,16 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* The XNNPACK delegate is exported by libtensorflowlite_c, but its header is
- * not part of the C API; this is its TFLite 2.9 layout. */
-typedef struct {
-  int32_t num_threads; /* 0: no thread pool, run on the calling thread */
-  uint32_t flags;      /* TFLITE_XNNPACK_DELEGATE_FLAG_* */
-} TfLiteXNNPackDelegateOptions;
-TfLiteDelegate *
-TfLiteXNNPackDelegateCreate(const TfLiteXNNPackDelegateOptions *options);
-void TfLiteXNNPackDelegateDelete(TfLiteDelegate *delegate);
 
 #define DEFAULT_MODEL EMX_MODELS_DIR "/face_detection_short_range.tflite"
 #define MAX_TENSORS 8
@@ -95,40 +87,6 @@ typedef struct client {
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
 
-static int compare_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-/* percentile returns the p-th percentile (0..100) of sorted values. */
-static double percentile(const double *sorted, size_t count, double p) {
-  if (count == 0)
-    return 0;
-  size_t i = (size_t)(p / 100.0 * (double)(count - 1) + 0.5);
-  return sorted[i];
-}
-
-static int tensor_alloc(emx_tensor *t, emx_dtype dtype, size_t size) {
-  t->dtype = dtype;
-  t->size = size;
-  t->data = calloc(1, size ? size : 1);
-  return t->data ? 0 : -1;
-}
-
-/* fill_random fills a tensor with values a real input could hold: floats in
- * [-1, 1] (normalised pixels), random bytes for other types. */
-static void fill_random(emx_tensor *t, unsigned *seed) {
-  if (t->dtype == EMX_DTYPE_FLOAT32) {
-    float *f = t->data;
-    for (size_t i = 0; i < t->size / sizeof *f; i++)
-      f[i] = (float)rand_r(seed) / (float)RAND_MAX * 2.0f - 1.0f;
-  } else {
-    unsigned char *p = t->data;
-    for (size_t i = 0; i < t->size; i++)
-      p[i] = (unsigned char)rand_r(seed);
-  }
-}
-
 static void print_tensor(const char *kind, size_t index,
                          const emx_tensor_info *info) {
   char shape[128] = "";
@@ -158,26 +116,19 @@ static void report_error(demo *d, int client_id, const char *call, int rc,
  * so the engine's outputs must match bit for bit. */
 static int compute_expected(demo *d, const char *path) {
   int rc = -1;
-  TfLiteXNNPackDelegateOptions xnn_options = {.num_threads = 0, .flags = 0};
-  TfLiteModel *model = TfLiteModelCreateFromFile(path);
-  TfLiteInterpreterOptions *options = TfLiteInterpreterOptionsCreate();
-  TfLiteDelegate *xnnpack = TfLiteXNNPackDelegateCreate(&xnn_options);
-  TfLiteInterpreter *interpreter = NULL;
-  if (!model || !options || !xnnpack) {
+  baseline bl;
+  int err = baseline_open(&bl, path);
+  if (err == BASELINE_ELOAD || err == BASELINE_EDELEGATE) {
     fprintf(stderr, "edgemux-demo: oracle: cannot load %s\n", path);
     goto done;
   }
-  TfLiteInterpreterOptionsSetNumThreads(options, 1);
-  TfLiteInterpreterOptionsAddDelegate(options, xnnpack);
-  interpreter = TfLiteInterpreterCreate(model, options);
-  if (!interpreter ||
-      TfLiteInterpreterAllocateTensors(interpreter) != kTfLiteOk) {
+  if (err < 0) {
     fprintf(stderr, "edgemux-demo: oracle: cannot create an interpreter\n");
     goto done;
   }
-  if ((size_t)TfLiteInterpreterGetInputTensorCount(interpreter) !=
+  if ((size_t)TfLiteInterpreterGetInputTensorCount(bl.interpreter) !=
           d->input_count ||
-      (size_t)TfLiteInterpreterGetOutputTensorCount(interpreter) !=
+      (size_t)TfLiteInterpreterGetOutputTensorCount(bl.interpreter) !=
           d->output_count) {
     fprintf(stderr, "edgemux-demo: oracle and engine disagree on the "
                     "number of tensors\n");
@@ -185,23 +136,14 @@ static int compute_expected(demo *d, const char *path) {
   }
   for (int e = 0; e < EXAMPLES; e++) {
     example *ex = &d->examples[e];
-    for (size_t i = 0; i < d->input_count; i++) {
-      TfLiteTensor *t = TfLiteInterpreterGetInputTensor(interpreter, (int)i);
-      if (TfLiteTensorCopyFromBuffer(t, ex->inputs[i].data,
-                                     ex->inputs[i].size) != kTfLiteOk)
-        goto size_mismatch;
-    }
-    if (TfLiteInterpreterInvoke(interpreter) != kTfLiteOk) {
+    err = baseline_run(&bl, ex->inputs, d->input_count, ex->expected,
+                       d->output_count);
+    if (err == BASELINE_EINVOKE) {
       fprintf(stderr, "edgemux-demo: oracle: invoke failed\n");
       goto done;
     }
-    for (size_t i = 0; i < d->output_count; i++) {
-      const TfLiteTensor *t =
-          TfLiteInterpreterGetOutputTensor(interpreter, (int)i);
-      if (TfLiteTensorCopyToBuffer(t, ex->expected[i].data,
-                                   ex->expected[i].size) != kTfLiteOk)
-        goto size_mismatch;
-    }
+    if (err < 0)
+      goto size_mismatch;
   }
   rc = 0;
   goto done;
@@ -209,12 +151,7 @@ size_mismatch:
   fprintf(stderr, "edgemux-demo: oracle and engine disagree on a tensor "
                   "size\n");
 done:
-  TfLiteInterpreterDelete(interpreter);
-  /* The delegate must outlive the interpreter that uses it. */
-  if (xnnpack)
-    TfLiteXNNPackDelegateDelete(xnnpack);
-  TfLiteInterpreterOptionsDelete(options);
-  TfLiteModelDelete(model);
+  baseline_close(&bl);
   return rc;
 }
 
@@ -227,14 +164,14 @@ static int make_examples(demo *d, const char *path) {
     for (size_t i = 0; i < d->input_count; i++) {
       emx_tensor_info info;
       emx_model_input_info(d->model, i, &info);
-      if (tensor_alloc(&ex->inputs[i], info.dtype, info.bytes) < 0)
+      if (bench_tensor_alloc(&ex->inputs[i], info.dtype, info.bytes) < 0)
         return -1;
-      fill_random(&ex->inputs[i], &seed);
+      bench_fill_random(&ex->inputs[i], &seed);
     }
     for (size_t i = 0; i < d->output_count; i++) {
       emx_tensor_info info;
       emx_model_output_info(d->model, i, &info);
-      if (tensor_alloc(&ex->expected[i], info.dtype, info.bytes) < 0)
+      if (bench_tensor_alloc(&ex->expected[i], info.dtype, info.bytes) < 0)
         return -1;
     }
   }
@@ -406,7 +343,8 @@ static int client_init(client *c, demo *d, int id) {
     for (size_t i = 0; i < d->output_count; i++) {
       emx_tensor_info info;
       emx_model_output_info(d->model, i, &info);
-      if (tensor_alloc(&c->slots[s].outputs[i], info.dtype, info.bytes) < 0)
+      if (bench_tensor_alloc(&c->slots[s].outputs[i], info.dtype, info.bytes) <
+          0)
         return EMX_ENOMEM;
     }
   }
@@ -569,7 +507,7 @@ int main(int argc, char **argv) {
            (size_t)c->latency_count * sizeof *latencies);
     latency_count += (size_t)c->latency_count;
   }
-  qsort(latencies, latency_count, sizeof *latencies, compare_double);
+  qsort(latencies, latency_count, sizeof *latencies, bench_compare_double);
   emx_stats model_stats;
   emx_model_stats(d.model, &model_stats);
 
@@ -585,8 +523,8 @@ int main(int argc, char **argv) {
   printf("wall time:    %.3f s\n", wall_s);
   printf("throughput:   %.1f req/s\n", (double)requests / wall_s);
   printf("latency:      p50 %.2f ms, p99 %.2f ms (seen by the clients)\n",
-         percentile(latencies, latency_count, 50) / 1e3,
-         percentile(latencies, latency_count, 99) / 1e3);
+         bench_percentile(latencies, latency_count, 50) / 1e3,
+         bench_percentile(latencies, latency_count, 99) / 1e3);
   printf("              p50 %.2f ms, p99 %.2f ms (engine, emx_model_stats: "
          "%llu requests)\n",
          model_stats.latency_p50_us / 1e3, model_stats.latency_p99_us / 1e3,
