@@ -1,7 +1,8 @@
 # edgemux — the two commands a newcomer runs:
 #   make demo    set up, build, run the main job on an embedded default
 #   make check   set up, build and pass every test (plain, ASan+UBSan, TSan)
-# Other targets: build, bench, format, clean.
+# Other targets: build, bench, check-plain/-asan/-tsan/-python/-fuzz,
+# format, clean.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -ec
