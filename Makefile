@@ -1,6 +1,7 @@
 # edgemux — the two commands a newcomer runs:
 #   make demo    set up, build, run the main job on an embedded default
-#   make check   set up, build and pass every test (plain, ASan+UBSan, TSan)
+#   make check   set up, build and pass every test (C plain, ASan+UBSan, TSan;
+#                Python; 60 s of fuzzing)
 # Other targets: build, bench, check-plain/-asan/-tsan/-python/-fuzz,
 # format, clean.
 
