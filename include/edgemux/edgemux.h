@@ -183,6 +183,10 @@ typedef struct emx_engine_config {
    * A "cpu" spec is a pool: it makes `workers` devices (default: one per
    * online core), each one worker thread with a TFLite interpreter using
    * `threads` XNNPACK threads (default 1). NULL or count 0 means {"cpu"}.
+   * Any spec may add the scheduling policy of its devices: sched=fifo
+   * (default), sched=affinity (serve the resident model while it has work,
+   * unless the oldest request has waited max_delay_ms, default 20) or
+   * sched=fair (round robin over streams within a priority).
    * The strings are copied. */
   const char *const *devices;
   size_t device_count;
@@ -210,6 +214,13 @@ EMX_EXPORT void emx_engine_shutdown(emx_engine *engine);
  * stay valid for emx_request_wait/_poll/_destroy. No other thread may use
  * the engine, its models or streams during or after this call. */
 EMX_EXPORT void emx_engine_destroy(emx_engine *engine);
+
+/* emx_engine_pause stops the devices from starting queued requests
+ * (running ones finish; submits still queue, up to the capacity), e.g. to
+ * let a batch of submissions queue up before any runs. emx_engine_resume
+ * lets them go, in each device's scheduling order. */
+EMX_EXPORT void emx_engine_pause(emx_engine *engine);
+EMX_EXPORT void emx_engine_resume(emx_engine *engine);
 
 /* emx_engine_last_error returns the message of the last failed call the
  * calling thread made on this engine (or, with NULL, of the last failed

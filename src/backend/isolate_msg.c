@@ -195,5 +195,9 @@ int emx__iso_strip(emx__devspec *spec, int *isolate, long *deadline_ms,
     rc = emx__devspec_int(spec, "deadline_ms", 1, 3600 * 1000L, deadline_ms,
                           err);
   *isolate = (int)iso;
+  /* The engine's own keys (its scheduler reads them): never the
+   * backend's, in this process or in the device host. */
+  emx__devspec_str(spec, "sched");
+  emx__devspec_str(spec, "max_delay_ms");
   return rc;
 }

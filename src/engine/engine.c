@@ -48,6 +48,10 @@ static int count_devices(const char *const *specs, size_t n, size_t *total,
                        spec.text, spec.kind, emx__backend_kinds());
     /* Isolation (isolate=, deadline_ms=): maybe the proxy instead. */
     rc = emx__isolate_select(&spec, &ops, err);
+    int policy;
+    int64_t max_delay;
+    if (rc == 0) /* scheduling (sched=, max_delay_ms=) */
+      rc = emx__sched_parse(&spec, &policy, &max_delay, err);
     if (rc < 0)
       return rc;
     int units = 0;
@@ -96,10 +100,15 @@ static int open_devices(emx_engine *e, const char *const *specs, size_t n,
      * driven through the proxy in backend/isolate.c, which runs the real
      * backend in a child process. Validated already by count_devices. */
     emx__isolate_select(&spec, &ops, err);
+    int policy;
+    int64_t max_delay;
+    emx__sched_parse(&spec, &policy, &max_delay, err);
     int units = 0;
     ops->units(&spec, &units, err);
     for (int u = 0; u < units; u++, index++) {
       emx__device *dev = &e->devices[index];
+      dev->policy = policy;
+      dev->max_delay_ns = max_delay;
       size_t same_kind = 0;
       for (size_t k = 0; k < index; k++)
         same_kind += strcmp(e->devices[k].kind, spec.kind) == 0;
@@ -265,4 +274,21 @@ EMX_EXPORT int emx_engine_device_stats(emx_engine *e, size_t index,
   emx__counters_snapshot(&dev->stats, dev->queue.length, out);
   pthread_mutex_unlock(&dev->lock);
   return 0;
+}
+
+EMX_EXPORT void emx_engine_pause(emx_engine *e) {
+  if (e)
+    atomic_store(&e->paused, true);
+}
+
+EMX_EXPORT void emx_engine_resume(emx_engine *e) {
+  if (!e)
+    return;
+  atomic_store(&e->paused, false);
+  for (size_t i = 0; i < e->device_count; i++) {
+    emx__device *dev = &e->devices[i];
+    pthread_mutex_lock(&dev->lock);
+    pthread_cond_signal(&dev->work_cv);
+    pthread_mutex_unlock(&dev->lock);
+  }
 }

@@ -79,9 +79,14 @@ typedef struct emx__device {
   atomic_bool worker_idle;       /* worker is blocked in work_cv */
   atomic_size_t pending;         /* queue.length, readable without the lock */
   atomic_int busy;               /* 1 while the worker runs a request */
-  atomic_int cpu;                /* CPU the worker last ran a request on:
+  int policy;                    /* EMX__SCHED_* (sched.c) */
+  int64_t max_delay_ns;          /* affinity: longest a request yields */
+  const struct emx_model *resident;    /* model run last (worker only; only
+                                       compared, never dereferenced) */
+  unsigned long long unordered_served; /* fair: stamp of stream-less work */
+  atomic_int cpu;                      /* CPU the worker last ran a request on:
                                     waiters never poll on that one */
-  emx__counters stats;           /* requests run here */
+  emx__counters stats;                 /* requests run here */
   /* Worker-only state: */
   struct emx_model **prepared; /* models with a prep on this device */
   size_t nprepared, prepared_cap;
@@ -120,6 +125,7 @@ struct emx_stream {
   struct emx_engine *engine;       /* owner */
   pthread_mutex_t lock;            /* guards below */
   struct emx_request *head, *tail; /* submitted, not yet delivered */
+  atomic_ullong served;            /* fair scheduling: when last served */
   bool delivering;                 /* a thread is draining head */
   bool destroyed;                  /* free once drained */
 };
@@ -165,8 +171,10 @@ struct emx_engine {
   bool shutdown_done;         /* workers joined */
   emx__device *devices;
   size_t device_count;
-  emx_model *models; /* registry list */
-  atomic_uint rr;    /* round-robin tie breaker for dispatch */
+  emx_model *models;         /* registry list */
+  atomic_uint rr;            /* round-robin tie breaker for dispatch */
+  atomic_ullong serve_clock; /* fair scheduling: stamps served streams */
+  atomic_bool paused;        /* emx_engine_pause: queues are not served */
 };
 
 /* placement.c */
@@ -175,6 +183,14 @@ int emx__placement_parse(struct emx_engine *e, const char *text, int8_t *tier,
 /* emx__pick_device: the least-loaded healthy device of the model's first
  * tier that has one; NULL when none can run it. */
 emx__device *emx__pick_device(struct emx_engine *e, const emx_model *m);
+
+/* sched.c */
+enum { EMX__SCHED_FIFO = 0, EMX__SCHED_AFFINITY = 1, EMX__SCHED_FAIR = 2 };
+/* emx__sched_parse reads sched= and max_delay_ms= (marking them used). */
+int emx__sched_parse(emx__devspec *spec, int *policy, int64_t *max_delay_ns,
+                     emx__errbuf *err);
+/* emx__sched_pick unlinks the request the device's policy runs next. */
+emx__qlink *emx__sched_pick(emx__device *dev, int64_t now);
 
 /* worker.c */
 void *emx__worker_main(void *arg);

@@ -55,6 +55,8 @@ static void untrack(emx__device *dev, emx_model *m) {
 }
 
 static void release_one(emx__device *dev, emx_model *m) {
+  if (dev->resident == m)
+    dev->resident = NULL;
   if (m->prep[dev->index] && dev->impl)
     dev->ops->release(dev->impl, m->prep[dev->index]);
   m->prep[dev->index] = NULL;
@@ -208,8 +210,12 @@ static void try_recover(emx__device *dev) {
      * proxy chosen) before the backend sees the spec. */
     const emx__backend_ops *ops = NULL;
     rc = emx__devspec_parse(&spec, dev->spec, &err);
+    int policy;
+    int64_t max_delay;
     if (rc == 0)
       rc = emx__isolate_select(&spec, &ops, &err);
+    if (rc == 0)
+      rc = emx__sched_parse(&spec, &policy, &max_delay, &err);
     if (rc == 0)
       rc = dev->ops->open(&spec, unit_of(dev), &impl, &err);
   }
@@ -279,9 +285,16 @@ static int run_request(emx__device *dev, struct emx_request *req) {
 /* wait_for_work returns with dev->lock held and something to do (or
  * stopping, or a probe due). It polls briefly before sleeping; see
  * IDLE_SPIN_NS. */
+/* has_work: something for the worker now (a paused engine's queues are
+ * not served, but control tasks and shutdown still are). */
+static bool has_work(emx__device *dev) {
+  return (dev->queue.length && !atomic_load(&dev->engine->paused)) ||
+         dev->ctl_head || dev->stopping;
+}
+
 static void wait_for_work(emx__device *dev) {
   bool down = !atomic_load(&dev->healthy);
-  if (dev->queue.length || dev->ctl_head || dev->stopping)
+  if (has_work(dev))
     return;
   if (!down) {
     pthread_mutex_unlock(&dev->lock);
@@ -293,7 +306,7 @@ static void wait_for_work(emx__device *dev) {
     }
     pthread_mutex_lock(&dev->lock);
   }
-  while (!dev->queue.length && !dev->ctl_head && !dev->stopping) {
+  while (!has_work(dev)) {
     atomic_store(&dev->worker_idle, true);
     if (down) {
       struct timespec ts = emx__abstime(dev->next_probe_ns);
@@ -340,7 +353,9 @@ void *emx__worker_main(void *arg) {
       }
       continue;
     }
-    emx__qlink *link = emx__queue_pick(&dev->queue);
+    if (atomic_load(&dev->engine->paused) && !dev->stopping)
+      continue; /* woken for something else; the queue waits */
+    emx__qlink *link = emx__sched_pick(dev, emx_now_ns());
     if (!link) /* stopping with an empty queue */
       break;
     atomic_store_explicit(&dev->pending, dev->queue.length,
@@ -370,6 +385,7 @@ void *emx__worker_main(void *arg) {
     atomic_store_explicit(&dev->busy, 1, memory_order_relaxed);
     /* The model may be unloaded once the request completes: keep its name
      * for the device's report now. */
+    dev->resident = req->model;
     bool new_model = strcmp(dev->last_model, req->model->name) != 0;
     char name[EMX__MODEL_NAME_MAX];
     if (new_model)

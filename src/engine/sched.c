@@ -1,0 +1,95 @@
+/* sched.c — the scheduling policies: which queued request a device runs
+ * next. Per device, from its spec:
+ *   sched=fifo      highest priority first, arrival order within (default)
+ *   sched=affinity  keep serving the model whose parameters are resident
+ *                   while it has work, unless the oldest waiting request
+ *                   has waited max_delay_ms (default 20): swaps amortised,
+ *                   nobody starved
+ *   sched=fair      within a priority, the stream served least recently
+ *                   goes next (round robin over clients): a flooding
+ *                   client cannot starve a light one
+ * Called by the worker with dev->lock held. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+
+static struct emx_request *req_of(emx__qlink *link) {
+  return (struct emx_request *)((char *)link -
+                                offsetof(struct emx_request, qlink));
+}
+
+int emx__sched_parse(emx__devspec *spec, int *policy, int64_t *max_delay_ns,
+                     emx__errbuf *err) {
+  *policy = EMX__SCHED_FIFO;
+  long ms = 20;
+  const char *v = emx__devspec_str(spec, "sched");
+  if (v) {
+    if (strcmp(v, "fifo") == 0)
+      *policy = EMX__SCHED_FIFO;
+    else if (strcmp(v, "affinity") == 0)
+      *policy = EMX__SCHED_AFFINITY;
+    else if (strcmp(v, "fair") == 0)
+      *policy = EMX__SCHED_FAIR;
+    else
+      return emx__errf(err, EMX_EINVAL,
+                       "device spec \"%s\": sched must be fifo, affinity or "
+                       "fair",
+                       spec->text);
+  }
+  int rc = emx__devspec_int(spec, "max_delay_ms", 0, 3600000, &ms, err);
+  *max_delay_ns = (int64_t)ms * 1000000;
+  return rc;
+}
+
+static emx__qlink *first_list(emx__queue *q, int *prio) {
+  for (int p = EMX_PRIORITY_COUNT - 1; p >= 0; p--)
+    if (q->lists[p].next != &q->lists[p]) {
+      *prio = p;
+      return &q->lists[p];
+    }
+  return NULL;
+}
+
+emx__qlink *emx__sched_pick(emx__device *dev, int64_t now) {
+  emx__queue *q = &dev->queue;
+  if (dev->policy == EMX__SCHED_FIFO)
+    return emx__queue_pick(q);
+  int prio;
+  emx__qlink *head = first_list(q, &prio);
+  if (!head)
+    return NULL;
+  emx__qlink *pick = head->next; /* the oldest of the top priority */
+  if (dev->policy == EMX__SCHED_AFFINITY) {
+    struct emx_request *oldest = req_of(pick);
+    if (dev->resident && oldest->model != dev->resident &&
+        now - oldest->timings.submitted_ns < dev->max_delay_ns) {
+      for (emx__qlink *l = pick->next; l != head; l = l->next)
+        if (req_of(l)->model == dev->resident) {
+          pick = l;
+          break;
+        }
+    }
+  } else { /* fair */
+    unsigned long long best = ~0ULL;
+    for (emx__qlink *l = head->next; l != head; l = l->next) {
+      emx_stream *s = req_of(l)->stream;
+      unsigned long long served =
+          s ? atomic_load_explicit(&s->served, memory_order_relaxed)
+            : dev->unordered_served;
+      if (served < best) { /* strict: the oldest of that stream wins */
+        best = served;
+        pick = l;
+      }
+    }
+    emx_stream *s = req_of(pick)->stream;
+    unsigned long long stamp =
+        atomic_fetch_add(&dev->engine->serve_clock, 1) + 1;
+    if (s)
+      atomic_store_explicit(&s->served, stamp, memory_order_relaxed);
+    else
+      dev->unordered_served = stamp;
+  }
+  emx__queue_remove(q, pick);
+  return pick;
+}
