@@ -39,7 +39,7 @@ extern char **environ;
 #define KILL_GRACE_MS 5000
 
 typedef struct iso_device {
-  char spec[96];      /* the spec, for messages */
+  char spec[256];     /* the spec, for messages */
   pid_t pid;          /* the device host; 0 once reaped or given up */
   int sock;           /* our end of the socketpair; -1 when closed */
   emx__arena region;  /* tensors, mapped by both sides */

@@ -18,7 +18,7 @@
  *     they take the whole process down).
  *
  * Spec: sim[:ID][,compute_ms=F][,fixed_us=N][,bandwidth_mbps=N]
- *       [,cache_mib=N][,outputs=cpu|none][,fail_at=N][,vanish_at=N]
+ *       [,cache_mib=N][,swap_ms=F][,outputs=cpu|none][,fail_at=N][,vanish_at=N]
  *       [,return_after=N][,abort_at=N][,hang_at=N][,lock_dir=PATH]
  * Time is spent by sleeping (the device works while the host waits), so
  * many simulated devices run in parallel even on a small machine. */
@@ -42,6 +42,8 @@ typedef struct sim_device {
   int64_t fixed_ns;     /* per-invoke overhead (USB round trip) */
   double bytes_per_ns;  /* host <-> device transfer rate */
   int64_t compute_ns;   /* model execution, when not 0 */
+  int64_t swap_ns;      /* parameter load when >= 0 (swap_ms=), else
+                           parameter bytes / bandwidth */
   uint64_t cache_bytes; /* on-chip parameter cache */
   bool cpu_outputs;     /* run the real interpreter for outputs */
   long fail_at;         /* 1-based invoke that fails; 0 = never */
@@ -76,6 +78,17 @@ static int parse(emx__devspec *spec, sim_device *d, char *lock_dir,
       return emx__errf(err, EMX_EINVAL, "device spec \"%s\": bad sim id",
                        spec->text);
     spec->items[0].used = true;
+  }
+  long swap_us = -1;
+  if ((v = emx__devspec_str(spec, "swap_ms"))) {
+    char *end;
+    double ms = strtod(v, &end);
+    if (*end || ms < 0 || ms > 60000)
+      return emx__errf(err, EMX_EINVAL,
+                       "device spec \"%s\": swap_ms=%s must be a number of "
+                       "milliseconds in [0, 60000]",
+                       spec->text, v);
+    swap_us = (long)(ms * 1000);
   }
   if ((v = emx__devspec_str(spec, "compute_ms"))) {
     char *end;
@@ -120,6 +133,7 @@ static int parse(emx__devspec *spec, sim_device *d, char *lock_dir,
   d->fixed_ns = fixed_us * 1000;
   d->bytes_per_ns = (double)mbps * 1e6 / 1e9;
   d->compute_ns = compute_us * 1000;
+  d->swap_ns = swap_us >= 0 ? swap_us * 1000 : -1;
   d->cache_bytes = (uint64_t)cache_mib << 20;
   return emx__devspec_check_used(spec, err);
 }
@@ -269,11 +283,13 @@ static int sim_invoke(void *dev, void *prep, const emx_tensor *inputs,
   int64_t cost = d->fixed_ns +
                  (int64_t)((double)m->io_bytes / d->bytes_per_ns) +
                  d->compute_ns;
+  int64_t swap = d->swap_ns >= 0
+                     ? d->swap_ns
+                     : (int64_t)((double)m->param_bytes / d->bytes_per_ns);
   if (m->param_bytes > d->cache_bytes) {
-    /* Does not fit: parameters stream in on every invoke. */
-    cost += (int64_t)((double)m->param_bytes / d->bytes_per_ns);
+    cost += swap; /* does not fit: parameters stream in on every invoke */
   } else if (d->resident != m) {
-    cost += (int64_t)((double)m->param_bytes / d->bytes_per_ns);
+    cost += swap;
     d->resident = m;
   }
   if (d->cpu_outputs) {

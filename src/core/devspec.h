@@ -13,9 +13,9 @@
 #define EMX__SPEC_MAX_ITEMS 16
 
 typedef struct emx__devspec {
-  char text[96]; /* the spec as given */
-  char kind[16]; /* "cpu", "sim", "edgetpu" */
-  int count;     /* items used */
+  char text[256]; /* the spec as given */
+  char kind[16];  /* "cpu", "sim", "edgetpu" */
+  int count;      /* items used */
   struct {
     char key[32];   /* item name, or the bare word */
     char value[64]; /* "" for a bare word */

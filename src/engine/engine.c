@@ -253,7 +253,7 @@ EMX_EXPORT int emx_engine_device_info(emx_engine *e, size_t index,
   memset(out, 0, sizeof *out);
   snprintf(out->name, sizeof out->name, "%s", dev->name);
   snprintf(out->kind, sizeof out->kind, "%s", dev->kind);
-  snprintf(out->spec, sizeof out->spec, "%s", dev->spec);
+  snprintf(out->spec, sizeof out->spec, "%.95s", dev->spec); /* may cut */
   pthread_mutex_lock(&dev->lock);
   out->healthy = atomic_load(&dev->healthy);
   out->faults = dev->faults;

@@ -61,7 +61,7 @@ typedef struct emx__device {
   size_t index;                /* position in engine->devices */
   char name[32];               /* "cpu0" */
   char kind[16];               /* backend kind */
-  char spec[96];               /* spec it came from */
+  char spec[256];              /* spec it came from */
   const emx__backend_ops *ops; /* backend functions */
   void *impl;                  /* backend state; worker thread only */
 
