@@ -70,7 +70,7 @@ static void malformed(void **state) {
     assert_int_equal(emx__devspec_parse(&s, bad[i], &err), EMX_EINVAL);
     assert_true(strlen(err.msg) > 0);
   }
-  char longspec[200];
+  char longspec[300]; /* past the 255 bytes a spec may have */
   memset(longspec, 'a', sizeof longspec - 1);
   longspec[sizeof longspec - 1] = '\0';
   emx__devspec s;
