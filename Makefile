@@ -93,6 +93,7 @@ bench: build
 	./build/bin/bench-engine
 	./build/bin/bench-daemon
 	./build/bin/bench-devices
+	./build/bin/bench-sched
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
