@@ -13,6 +13,7 @@
 #define EMX_ENGINE_INTERNAL_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -183,6 +184,18 @@ int emx__placement_parse(struct emx_engine *e, const char *text, int8_t *tier,
 /* emx__pick_device: the least-loaded healthy device of the model's first
  * tier that has one; NULL when none can run it. */
 emx__device *emx__pick_device(struct emx_engine *e, const emx_model *m);
+
+/* emx__req_of: the request a queue link belongs to. */
+static inline struct emx_request *emx__req_of(emx__qlink *link) {
+  return (struct emx_request *)((char *)link -
+                                offsetof(struct emx_request, qlink));
+}
+
+/* Queue bookkeeping, with dev->lock held: emx__enqueue_locked pushes a
+ * request and counts it; emx__dequeued_locked counts one that has just
+ * left the queue (picked or removed). */
+void emx__enqueue_locked(emx__device *dev, struct emx_request *r);
+void emx__dequeued_locked(emx__device *dev, struct emx_request *r);
 
 /* sched.c */
 enum { EMX__SCHED_FIFO = 0, EMX__SCHED_AFFINITY = 1, EMX__SCHED_FAIR = 2 };

@@ -234,9 +234,7 @@ EMX_EXPORT int emx_submit(emx_engine *e, const emx_request_desc *d,
     return 0;
   }
   atomic_store(&r->state, EMX__REQ_QUEUED);
-  emx__queue_push(&dev->queue, &r->qlink, r->priority);
-  atomic_fetch_add(&m->queued, 1);
-  atomic_store_explicit(&dev->pending, dev->queue.length, memory_order_release);
+  emx__enqueue_locked(dev, r);
   if (atomic_load_explicit(&dev->worker_idle, memory_order_relaxed))
     pthread_cond_signal(&dev->work_cv);
   pthread_mutex_unlock(&dev->lock);
@@ -460,8 +458,7 @@ EMX_EXPORT int emx_request_cancel(emx_request *r) {
     return st == EMX__REQ_RUNNING ? EMX_EBUSY : EMX_EALREADY;
   }
   emx__queue_remove(&dev->queue, &r->qlink);
-  atomic_store_explicit(&dev->pending, dev->queue.length, memory_order_release);
-  atomic_fetch_sub(&r->model->queued, 1);
+  emx__dequeued_locked(dev, r);
   atomic_store(&r->state, EMX__REQ_FINISHED);
   pthread_cond_signal(&dev->space_cv);
   pthread_mutex_unlock(&dev->lock);

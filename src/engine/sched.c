@@ -14,11 +14,6 @@
 
 #include "engine/internal.h"
 
-static struct emx_request *req_of(emx__qlink *link) {
-  return (struct emx_request *)((char *)link -
-                                offsetof(struct emx_request, qlink));
-}
-
 int emx__sched_parse(emx__devspec *spec, int *policy, int64_t *max_delay_ns,
                      emx__errbuf *err) {
   *policy = EMX__SCHED_FIFO;
@@ -61,11 +56,11 @@ emx__qlink *emx__sched_pick(emx__device *dev, int64_t now) {
     return NULL;
   emx__qlink *pick = head->next; /* the oldest of the top priority */
   if (dev->policy == EMX__SCHED_AFFINITY) {
-    struct emx_request *oldest = req_of(pick);
+    struct emx_request *oldest = emx__req_of(pick);
     if (dev->resident && oldest->model != dev->resident &&
         now - oldest->timings.submitted_ns < dev->max_delay_ns) {
       for (emx__qlink *l = pick->next; l != head; l = l->next)
-        if (req_of(l)->model == dev->resident) {
+        if (emx__req_of(l)->model == dev->resident) {
           pick = l;
           break;
         }
@@ -73,7 +68,7 @@ emx__qlink *emx__sched_pick(emx__device *dev, int64_t now) {
   } else { /* fair */
     unsigned long long best = ~0ULL;
     for (emx__qlink *l = head->next; l != head; l = l->next) {
-      emx_stream *s = req_of(l)->stream;
+      emx_stream *s = emx__req_of(l)->stream;
       unsigned long long served =
           s ? atomic_load_explicit(&s->served, memory_order_relaxed)
             : dev->unordered_served;
@@ -82,7 +77,7 @@ emx__qlink *emx__sched_pick(emx__device *dev, int64_t now) {
         pick = l;
       }
     }
-    emx_stream *s = req_of(pick)->stream;
+    emx_stream *s = emx__req_of(pick)->stream;
     unsigned long long stamp =
         atomic_fetch_add(&dev->engine->serve_clock, 1) + 1;
     if (s)

@@ -105,9 +105,15 @@ static int prepare_lazily(emx__device *dev, emx_model *m, emx__errbuf *err) {
   return 0;
 }
 
-static struct emx_request *from_link(emx__qlink *link) {
-  return (struct emx_request *)((char *)link -
-                                offsetof(struct emx_request, qlink));
+void emx__enqueue_locked(emx__device *dev, struct emx_request *r) {
+  emx__queue_push(&dev->queue, &r->qlink, r->priority);
+  atomic_fetch_add(&r->model->queued, 1);
+  atomic_store_explicit(&dev->pending, dev->queue.length, memory_order_release);
+}
+
+void emx__dequeued_locked(emx__device *dev, struct emx_request *r) {
+  atomic_fetch_sub(&r->model->queued, 1);
+  atomic_store_explicit(&dev->pending, dev->queue.length, memory_order_release);
 }
 
 /* ---- failover -------------------------------------------------------------
@@ -140,9 +146,7 @@ static void redispatch(emx__device *from, struct emx_request *r) {
    * moment rather than be dropped. */
   atomic_store(&r->device, to);
   atomic_store(&r->state, EMX__REQ_QUEUED);
-  emx__queue_push(&to->queue, &r->qlink, r->priority);
-  atomic_fetch_add(&m->queued, 1);
-  atomic_store_explicit(&to->pending, to->queue.length, memory_order_release);
+  emx__enqueue_locked(to, r);
   pthread_cond_signal(&to->work_cv);
   pthread_mutex_unlock(&to->lock);
 }
@@ -152,11 +156,9 @@ static void redispatch(emx__device *from, struct emx_request *r) {
 static void drain_queue_locked(emx__device *dev) {
   emx__qlink *link;
   while ((link = emx__queue_pick(&dev->queue))) {
-    struct emx_request *r = from_link(link);
-    atomic_fetch_sub(&r->model->queued, 1);
+    struct emx_request *r = emx__req_of(link);
+    emx__dequeued_locked(dev, r);
     atomic_store(&r->state, EMX__REQ_RUNNING);
-    atomic_store_explicit(&dev->pending, dev->queue.length,
-                          memory_order_release);
     pthread_mutex_unlock(&dev->lock);
     redispatch(dev, r);
     pthread_mutex_lock(&dev->lock);
@@ -358,10 +360,8 @@ void *emx__worker_main(void *arg) {
     emx__qlink *link = emx__sched_pick(dev, emx_now_ns());
     if (!link) /* stopping with an empty queue */
       break;
-    atomic_store_explicit(&dev->pending, dev->queue.length,
-                          memory_order_release);
-    struct emx_request *req = from_link(link);
-    atomic_fetch_sub(&req->model->queued, 1);
+    struct emx_request *req = emx__req_of(link);
+    emx__dequeued_locked(dev, req);
     /* Out of the queue now, so no longer cancelable, whatever happens
      * next. */
     atomic_store(&req->state, EMX__REQ_RUNNING);
