@@ -63,6 +63,24 @@ typedef struct sim_model {
   size_t io_bytes;      /* input + output bytes per invoke */
 } sim_model;
 
+/* parse_ms reads item `key` as milliseconds (fractions allowed) in
+ * [0, 60000] into *us; *us keeps its value when the item is absent. */
+static int parse_ms(emx__devspec *spec, const char *key, long *us,
+                    emx__errbuf *err) {
+  const char *v = emx__devspec_str(spec, key);
+  if (!v)
+    return 0;
+  char *end;
+  double ms = strtod(v, &end);
+  if (*end || ms < 0 || ms > 60000)
+    return emx__errf(err, EMX_EINVAL,
+                     "device spec \"%s\": %s=%s must be a number of "
+                     "milliseconds in [0, 60000]",
+                     spec->text, key, v);
+  *us = (long)(ms * 1000);
+  return 0;
+}
+
 static int parse(emx__devspec *spec, sim_device *d, char *lock_dir,
                  size_t lock_cap, emx__errbuf *err) {
   long fixed_us = 100, mbps = 320, cache_mib = 8, compute_us = 0;
@@ -80,26 +98,8 @@ static int parse(emx__devspec *spec, sim_device *d, char *lock_dir,
     spec->items[0].used = true;
   }
   long swap_us = -1;
-  if ((v = emx__devspec_str(spec, "swap_ms"))) {
-    char *end;
-    double ms = strtod(v, &end);
-    if (*end || ms < 0 || ms > 60000)
-      return emx__errf(err, EMX_EINVAL,
-                       "device spec \"%s\": swap_ms=%s must be a number of "
-                       "milliseconds in [0, 60000]",
-                       spec->text, v);
-    swap_us = (long)(ms * 1000);
-  }
-  if ((v = emx__devspec_str(spec, "compute_ms"))) {
-    char *end;
-    double ms = strtod(v, &end);
-    if (*end || ms < 0 || ms > 60000)
-      return emx__errf(err, EMX_EINVAL,
-                       "device spec \"%s\": compute_ms=%s must be a number "
-                       "of milliseconds in [0, 60000]",
-                       spec->text, v);
-    compute_us = (long)(ms * 1000);
-  }
+  rc = parse_ms(spec, "swap_ms", &swap_us, err);
+  rc = rc ? rc : parse_ms(spec, "compute_ms", &compute_us, err);
   rc = rc ? rc : emx__devspec_int(spec, "fixed_us", 0, 1000000, &fixed_us, err);
   rc =
       rc ? rc : emx__devspec_int(spec, "bandwidth_mbps", 1, 100000, &mbps, err);
