@@ -141,6 +141,25 @@ static void drop(iso_device *d) {
   emx__arena_close(&d->region);
 }
 
+/* condemned marks the device unusable after d->why was written: logged
+ * once, and every later call fails with the same reason until close. */
+static int condemned(iso_device *d, emx__errbuf *err) {
+  d->dead = true;
+  emx__log(EMX_LOG_WARN, "%s", d->why.msg);
+  return emx__errf(err, EMX_EDEVICE, "%s", d->why.msg);
+}
+
+/* kill_child kills the child, drops the connection and reaps it; returns
+ * the pid it had, for the message. */
+static pid_t kill_child(iso_device *d) {
+  pid_t pid = d->pid;
+  int status;
+  kill(pid, SIGKILL);
+  drop(d);
+  reap(d, &status, ms_to_ns(KILL_GRACE_MS));
+  return pid;
+}
+
 /* died records that the child stopped answering during `what` (EOF or a
  * reset on the socket): reaps it and explains how it ended. */
 static int died(iso_device *d, const char *what, emx__errbuf *err) {
@@ -167,43 +186,29 @@ static int died(iso_device *d, const char *what, emx__errbuf *err) {
               "%s: device process %d died during %s (its exit status was "
               "collected elsewhere)",
               d->spec, (int)pid, what);
-  d->dead = true;
-  emx__log(EMX_LOG_WARN, "%s", d->why.msg);
-  return emx__errf(err, EMX_EDEVICE, "%s", d->why.msg);
+  return condemned(d, err);
 }
 
 /* hung kills a child that missed its deadline. */
 static int hung(iso_device *d, const char *what, long ms, emx__errbuf *err) {
-  pid_t pid = d->pid;
-  int status;
-  kill(pid, SIGKILL);
-  drop(d);
-  reap(d, &status, ms_to_ns(KILL_GRACE_MS));
+  pid_t pid = kill_child(d);
   emx__errf(&d->why, EMX_EDEVICE,
             "%s: device process %d hung: no reply within %ld ms during %s; "
             "killed it",
             d->spec, (int)pid, ms, what);
-  d->dead = true;
-  emx__log(EMX_LOG_WARN, "%s", d->why.msg);
-  return emx__errf(err, EMX_EDEVICE, "%s", d->why.msg);
+  return condemned(d, err);
 }
 
 /* broken kills a child that broke the protocol (a bug, not a device
  * fault, but handled the same way: the device is unusable). */
 static int broken(iso_device *d, const char *what, const char *detail,
                   emx__errbuf *err) {
-  pid_t pid = d->pid;
-  int status;
-  kill(pid, SIGKILL);
-  drop(d);
-  reap(d, &status, ms_to_ns(KILL_GRACE_MS));
+  pid_t pid = kill_child(d);
   emx__errf(&d->why, EMX_EDEVICE,
             "%s: device process %d broke the protocol during %s (%s); "
             "killed it",
             d->spec, (int)pid, what, detail);
-  d->dead = true;
-  emx__log(EMX_LOG_WARN, "%s", d->why.msg);
-  return emx__errf(err, EMX_EDEVICE, "%s", d->why.msg);
+  return condemned(d, err);
 }
 
 static int down(iso_device *d, emx__errbuf *err) {
