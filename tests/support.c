@@ -363,3 +363,13 @@ bool counter_wait(counter *c, uint64_t target) {
   pthread_mutex_unlock(&c->mu);
   return reached;
 }
+
+int private_lock_dirs(void) {
+  static char dir[64];
+  snprintf(dir, sizeof dir, "/tmp/emx-locks-XXXXXX");
+  if (!mkdtemp(dir))
+    return -1;
+  setenv("EMX_SIM_LOCK_DIR", dir, 1);
+  setenv("EMX_STUB_EDGETPU_LOCK_DIR", dir, 1);
+  return 0;
+}

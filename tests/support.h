@@ -31,6 +31,12 @@
 
 /* Byte every output buffer is filled with before a request, so a test can
  * tell whether the engine wrote it. */
+/* private_lock_dirs points EMX_SIM_LOCK_DIR and EMX_STUB_EDGETPU_LOCK_DIR
+ * at a fresh folder (inherited by daemons and device processes), so that
+ * parallel test runs never see each other's simulated devices as busy.
+ * 0, or -1 when the folder cannot be made. */
+int private_lock_dirs(void);
+
 #define SENTINEL_BYTE 0xA5
 
 /* ---- files, text, environment ------------------------------------------- */

@@ -20,17 +20,8 @@
 #error "EMX_STUB_EDGETPU must name the stub library"
 #endif
 
-static char lock_dir[64];
-
 static int group_setup(void **state) {
-  snprintf(lock_dir, sizeof lock_dir, "/tmp/emx-locks-XXXXXX");
-  if (!mkdtemp(lock_dir))
-    return -1;
-  /* Private lock folders: parallel test runs never see each other's
-   * simulated devices as busy. */
-  setenv("EMX_SIM_LOCK_DIR", lock_dir, 1);
-  setenv("EMX_STUB_EDGETPU_LOCK_DIR", lock_dir, 1);
-  return 0;
+  return private_lock_dirs();
 }
 
 static int create(const char *spec, emx_engine **out) {

@@ -17,14 +17,8 @@
 #include "edgemux/client.h"
 #include "support.h"
 
-static char lock_dir[64];
-
 static int group_setup(void **state) {
-  snprintf(lock_dir, sizeof lock_dir, "/tmp/emx-locks-XXXXXX");
-  if (!mkdtemp(lock_dir))
-    return -1;
-  setenv("EMX_SIM_LOCK_DIR", lock_dir, 1); /* inherited by the daemon */
-  return 0;
+  return private_lock_dirs();
 }
 
 /* run_through sends `n` requests through the daemon. Each fault (its

@@ -13,14 +13,8 @@
 
 #include "support.h"
 
-static char lock_dir[64];
-
 static int group_setup(void **state) {
-  snprintf(lock_dir, sizeof lock_dir, "/tmp/emx-locks-XXXXXX");
-  if (!mkdtemp(lock_dir))
-    return -1;
-  setenv("EMX_SIM_LOCK_DIR", lock_dir, 1);
-  return 0;
+  return private_lock_dirs();
 }
 
 static emx_engine *engine_of(const char *const *specs, size_t n) {

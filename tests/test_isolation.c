@@ -26,16 +26,9 @@
 #error "EMX_STUB_EDGETPU must name the stub library"
 #endif
 
-static char lock_dir[64];
-
 static int group_setup(void **state) {
-  snprintf(lock_dir, sizeof lock_dir, "/tmp/emx-locks-XXXXXX");
-  if (!mkdtemp(lock_dir))
+  if (private_lock_dirs() < 0)
     return -1;
-  /* Private lock folders: parallel test runs never see each other's
-   * simulated devices as busy. The device processes inherit it. */
-  setenv("EMX_SIM_LOCK_DIR", lock_dir, 1);
-  setenv("EMX_STUB_EDGETPU_LOCK_DIR", lock_dir, 1);
   /* The injected aborts would otherwise leave core files behind; the
    * device processes inherit the limit. */
   struct rlimit no_core = {0, 0};

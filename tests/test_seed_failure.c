@@ -23,14 +23,8 @@
 #define PROCESSES 6
 #define REQUESTS 20
 
-static char lock_dir[64];
-
 static int group_setup(void **state) {
-  snprintf(lock_dir, sizeof lock_dir, "/tmp/emx-locks-XXXXXX");
-  if (!mkdtemp(lock_dir))
-    return -1;
-  setenv("EMX_SIM_LOCK_DIR", lock_dir, 1); /* inherited by the daemon */
-  return 0;
+  return private_lock_dirs();
 }
 
 /* Each child opens sim:0 itself and reports its status; all hold their
