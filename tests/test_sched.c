@@ -1,6 +1,8 @@
 /* test_sched.c — scheduling policies, exact: requests are queued while the
  * engine is paused, then the order in which one simulated device runs them
- * (started_ns) is compared with what the policy must do. */
+ * (started_ns) is compared with what the policy must do. The tests named
+ * virtual_* run on the sim's virtual clock (clock=virtual): every request's
+ * start and finish time is known to the nanosecond, and nothing sleeps. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -174,6 +176,217 @@ static void fair_interleaves_streams(void **state) {
   }
 }
 
+/* ---- on the virtual clock ------------------------------------------------
+ * One simulated TPU: an invoke costs 1 ms, plus 5 ms when the model's
+ * parameters must be swapped in; transfers are free. Every request below is
+ * queued at virtual time 0. */
+#define MS 1000000LL
+#define VSPEC(id, extra)                                                       \
+  "sim:" #id ",outputs=none,clock=virtual,fixed_us=0,bandwidth_mbps=0,"        \
+  "compute_ms=1,swap_ms=5" extra
+
+/* finished_at waits for request i and returns its finish time in ms (exact
+ * multiples are asserted). */
+static int64_t finished_at(run *r, int i, int want_status) {
+  assert_int_equal(emx_request_wait(r->req[i], -1), want_status);
+  emx_timings t;
+  emx_request_timings(r->req[i], &t);
+  assert_int_equal(t.submitted_ns, 0);
+  if (want_status != 0)
+    return -1;
+  assert_int_equal(t.finished_ns % MS, 0);
+  return t.finished_ns / MS;
+}
+
+static void expect_finishes(run *r, int n, const int64_t *want_ms) {
+  for (int i = 0; i < n; i++) {
+    int64_t got = finished_at(r, i, 0);
+    if (got != want_ms[i])
+      fail_msg("request %d finished at %lld ms, want %lld ms", i,
+               (long long)got, (long long)want_ms[i]);
+  }
+}
+
+/* fifo: a, b, a, b... each run swaps: request k finishes at 6(k+1) ms. */
+static void virtual_fifo_exact(void **state) {
+  run r;
+  run_open(&r, VSPEC(70, ""));
+  emx_engine_pause(r.e);
+  for (int i = 0; i < 8; i++)
+    submit(&r, i, i % 2, NULL);
+  emx_engine_resume(r.e);
+  static const int64_t want[8] = {6, 12, 18, 24, 30, 36, 42, 48};
+  expect_finishes(&r, 8, want);
+  run_close(&r, 8);
+}
+
+/* affinity without a bound: a's four (6, 7, 8, 9), then b's (15..18). The
+ * same work in 18 ms instead of 48. */
+static void virtual_affinity_exact(void **state) {
+  run r;
+  run_open(&r, VSPEC(71, ",sched=affinity,max_delay_ms=60000"));
+  emx_engine_pause(r.e);
+  for (int i = 0; i < 8; i++)
+    submit(&r, i, i % 2, NULL);
+  emx_engine_resume(r.e);
+  static const int64_t want[8] = {6, 15, 7, 16, 8, 17, 9, 18};
+  expect_finishes(&r, 8, want);
+  run_close(&r, 8);
+}
+
+/* affinity, max_delay 8 ms: a0 (0-6), a2 (6-7), a4 (7-8); at 8 ms b1 has
+ * waited 8 ms, no longer under the bound, so it runs (8-14); the oldest
+ * now, b3 and b5, are for the resident model (15, 16); then a6, oldest and
+ * overdue (16-22), and b7 last (22-28). */
+static void virtual_affinity_max_delay_exact(void **state) {
+  run r;
+  run_open(&r, VSPEC(72, ",sched=affinity,max_delay_ms=8"));
+  emx_engine_pause(r.e);
+  for (int i = 0; i < 8; i++)
+    submit(&r, i, i % 2, NULL);
+  emx_engine_resume(r.e);
+  static const int64_t want[8] = {6, 14, 7, 15, 8, 16, 22, 28};
+  expect_finishes(&r, 8, want);
+  run_close(&r, 8);
+}
+
+/* Five requests for a: finishes at 6, 7, 8, 9, 10 ms. Request 2 has deadline
+ * 7 ms and starts exactly at 7: it runs. Request 3 has 7.5 ms and would
+ * start at 8: it never runs, and request 4 takes its place (8-9). */
+static void virtual_deadline_exact(void **state) {
+  run r;
+  run_open(&r, VSPEC(73, ""));
+  emx_engine_pause(r.e);
+  static const int64_t deadline[5] = {0, 0, 7 * MS, 7 * MS + MS / 2, 0};
+  for (int i = 0; i < 5; i++) {
+    emx_request_desc d;
+    request_init(&d, r.a, r.in[0], r.out[0]);
+    d.deadline_ns = deadline[i];
+    r.model_of[i] = 0;
+    assert_int_equal(emx_submit(r.e, &d, &r.req[i]), 0);
+  }
+  emx_engine_resume(r.e);
+  assert_int_equal(finished_at(&r, 0, 0), 6);
+  assert_int_equal(finished_at(&r, 1, 0), 7);
+  assert_int_equal(finished_at(&r, 2, 0), 8);
+  finished_at(&r, 3, EMX_ETIMEDOUT);
+  emx_timings t;
+  emx_request_timings(r.req[3], &t);
+  assert_int_equal(t.started_ns, 0); /* never ran */
+  assert_int_equal(finished_at(&r, 4, 0), 9);
+  emx_stats st;
+  assert_int_equal(emx_model_stats(r.a, &st), 0);
+  assert_int_equal(st.timeouts, 1);
+  run_close(&r, 5);
+}
+
+/* Low, normal, high queued in that order run high, normal, low. */
+static void virtual_priority_exact(void **state) {
+  run r;
+  run_open(&r, VSPEC(74, ""));
+  emx_engine_pause(r.e);
+  for (int i = 0; i < 3; i++) {
+    emx_request_desc d;
+    request_init(&d, r.a, r.in[0], r.out[0]);
+    d.priority = i; /* LOW, NORMAL, HIGH */
+    r.model_of[i] = 0;
+    assert_int_equal(emx_submit(r.e, &d, &r.req[i]), 0);
+  }
+  emx_engine_resume(r.e);
+  static const int64_t want[3] = {8, 7, 6};
+  expect_finishes(&r, 3, want);
+  run_close(&r, 3);
+}
+
+/* Dynamic batching on a device that cannot resize (the sim, like an Edge
+ * TPU): fifo, but model a allows batches of 4, so a's queued requests are
+ * gathered and run back to back, one invoke each (batch 1), before b's
+ * first: 6, 7, 8, 9 for a, then b's at 15, 16, 17, 18. Without batching
+ * fifo would swap on every request (virtual_fifo_exact: 48 ms). */
+static void virtual_batch_back_to_back(void **state) {
+  const char *devices[] = {VSPEC(75, "")};
+  emx_engine_config cfg;
+  emx_engine_config_init(&cfg);
+  cfg.devices = devices;
+  cfg.device_count = 1;
+  run r;
+  assert_int_equal(emx_engine_create(&r.e, &cfg), 0);
+  emx_model_config mc;
+  emx_model_config_init(&mc);
+  mc.path = MODEL_FACE_SHORT;
+  mc.max_batch = 4;
+  assert_int_equal(emx_model_load(r.e, "a", &mc, &r.a), 0);
+  r.b = model_load(r.e, "b", MODEL_FACE_FULL);
+  r.in[0] = tensors_inputs(r.a);
+  r.out[0] = tensors_outputs(r.a);
+  r.in[1] = tensors_inputs(r.b);
+  r.out[1] = tensors_outputs(r.b);
+  emx_engine_pause(r.e);
+  for (int i = 0; i < 8; i++)
+    submit(&r, i, i % 2, NULL);
+  emx_engine_resume(r.e);
+  static const int64_t want[8] = {6, 15, 7, 16, 8, 17, 9, 18};
+  expect_finishes(&r, 8, want);
+  for (int i = 0; i < 8; i++) {
+    emx_timings t;
+    emx_request_timings(r.req[i], &t);
+    assert_int_equal(t.batch, 1);
+  }
+  run_close(&r, 8);
+}
+
+/* Weighted fair share: a stream of weight 3 and one of weight 1, both
+ * flooding (10 each, queued alternately). The device serves them 3:1 —
+ * h l h h l h h h l ... — so the light stream's first four finish at 7,
+ * 10, 14 and 18 ms (the first run, 0-6, swaps the model in). */
+static void virtual_fair_weights_exact(void **state) {
+  run r;
+  run_open(&r, VSPEC(77, ",sched=fair"));
+  emx_stream *heavy, *light;
+  assert_int_equal(emx_stream_create(r.e, &heavy), 0);
+  assert_int_equal(emx_stream_create(r.e, &light), 0);
+  assert_int_equal(emx_stream_set_weight(heavy, 3), 0);
+  assert_int_equal(emx_stream_set_weight(light, 0), EMX_EINVAL);
+  assert_int_equal(emx_stream_set_weight(light, EMX_MAX_STREAM_WEIGHT + 1),
+                   EMX_EINVAL);
+  emx_engine_pause(r.e);
+  for (int i = 0; i < N; i++) /* even: heavy, odd: light */
+    submit(&r, i, 0, i % 2 ? light : heavy);
+  emx_engine_resume(r.e);
+  static const int64_t light_ms[4] = {7, 10, 14, 18};
+  for (int j = 0; j < 4; j++)
+    assert_int_equal(finished_at(&r, 2 * j + 1, 0), light_ms[j]);
+  /* The heavy stream's ten are all done by 19 ms, its last right after
+   * the light one's fourth; the light one's other six follow. */
+  int64_t heavy_last = 0;
+  for (int i = 0; i < N; i += 2) {
+    int64_t t = finished_at(&r, i, 0);
+    heavy_last = t > heavy_last ? t : heavy_last;
+  }
+  assert_int_equal(heavy_last, 19);
+  assert_int_equal(finished_at(&r, N - 1, 0), 6 + N - 1);
+  emx_stream_destroy(heavy);
+  emx_stream_destroy(light);
+  run_close(&r, N);
+}
+
+static void virtual_clock_specs(void **state) {
+  const char *bad[] = {"sim:76,clock=sundial",
+                       "sim:76,clock=virtual,isolate=1"};
+  const char *why[] = {"clock must be real or virtual", "in-process only"};
+  for (int i = 0; i < 2; i++) {
+    const char *devices[] = {bad[i]};
+    emx_engine_config cfg;
+    emx_engine_config_init(&cfg);
+    cfg.devices = devices;
+    cfg.device_count = 1;
+    emx_engine *e = NULL;
+    assert_int_equal(emx_engine_create(&e, &cfg), EMX_EINVAL);
+    if (!contains(emx_engine_last_error(NULL), why[i]))
+      fail_msg("\"%s\": %s", bad[i], emx_engine_last_error(NULL));
+  }
+}
+
 static void bad_sched_spec(void **state) {
   const char *devices[] = {"sim:65,sched=lifo"};
   emx_engine_config cfg;
@@ -193,6 +406,14 @@ int main(void) {
       cmocka_unit_test(affinity_bounded_by_max_delay),
       cmocka_unit_test(fair_interleaves_streams),
       cmocka_unit_test(bad_sched_spec),
+      cmocka_unit_test(virtual_fifo_exact),
+      cmocka_unit_test(virtual_affinity_exact),
+      cmocka_unit_test(virtual_affinity_max_delay_exact),
+      cmocka_unit_test(virtual_deadline_exact),
+      cmocka_unit_test(virtual_priority_exact),
+      cmocka_unit_test(virtual_batch_back_to_back),
+      cmocka_unit_test(virtual_fair_weights_exact),
+      cmocka_unit_test(virtual_clock_specs),
   };
   return cmocka_run_group_tests_name("sched", tests, group_setup, NULL);
 }

@@ -186,7 +186,8 @@ typedef struct emx_engine_config {
    * Any spec may add the scheduling policy of its devices: sched=fifo
    * (default), sched=affinity (serve the resident model while it has work,
    * unless the oldest request has waited max_delay_ms, default 20) or
-   * sched=fair (round robin over streams within a priority).
+   * sched=fair (weighted round robin over streams within a priority; see
+   * emx_stream_set_weight).
    * The strings are copied. */
   const char *const *devices;
   size_t device_count;
@@ -247,6 +248,9 @@ EMX_EXPORT int emx_model_load_buffer(emx_engine *engine, const char *name,
                                      const void *data, size_t size,
                                      emx_model **out);
 
+#define EMX_MAX_BATCH 32
+#define EMX_MAX_PREFERRED_BATCH 8
+
 /* emx_model_config: what to load and where it may run. Initialise with
  * emx_model_config_init. */
 typedef struct emx_model_config {
@@ -260,6 +264,20 @@ typedef struct emx_model_config {
    * least-loaded healthy device gets each request. NULL: every device, one
    * tier. The model is prepared on every device it names. */
   const char *devices;
+  /* Dynamic batching: a device's worker merges up to max_batch queued
+   * requests for this model into one invoke, with the batch dimension
+   * (dims[0] of every input and output, 1 in the model) resized to their
+   * count. Batches use the sizes in preferred_batch (ascending, 0 ends the
+   * list; empty: any size up to max_batch): the largest one that the
+   * waiting requests fill, else as many as wait. The oldest request waits
+   * up to batch_delay_ns for a batch to fill (0: take what is queued).
+   * Where the model or the device cannot resize (an Edge TPU; a model
+   * whose graph fixes the batch), the gathered requests run back to back
+   * instead. max_batch 0 or 1: off (the default). Results are the same
+   * either way: each request gets its own outputs. */
+  int max_batch; /* 0..EMX_MAX_BATCH */
+  int preferred_batch[EMX_MAX_PREFERRED_BATCH];
+  int64_t batch_delay_ns;
 } emx_model_config;
 
 EMX_EXPORT void emx_model_config_init(emx_model_config *cfg);
@@ -308,6 +326,13 @@ EMX_EXPORT int emx_model_output_info(const emx_model *model, size_t index,
  * (the daemon uses one per connection). */
 EMX_EXPORT int emx_stream_create(emx_engine *engine, emx_stream **out);
 
+/* emx_stream_set_weight sets the stream's share on devices with
+ * sched=fair: among streams with queued work, one of weight 3 gets three
+ * turns for every turn of one of weight 1. 1..EMX_MAX_STREAM_WEIGHT;
+ * default 1. */
+#define EMX_MAX_STREAM_WEIGHT 1000
+EMX_EXPORT int emx_stream_set_weight(emx_stream *stream, unsigned weight);
+
 /* emx_stream_destroy frees the stream once its submitted requests complete;
  * the caller must not submit on it afterwards. */
 EMX_EXPORT void emx_stream_destroy(emx_stream *stream);
@@ -320,13 +345,17 @@ enum { EMX_PRIORITY_LOW = 0, EMX_PRIORITY_NORMAL = 1, EMX_PRIORITY_HIGH = 2 };
 #define EMX_PRIORITY_COUNT 3
 
 /* emx_timings reports where a request's time went (CLOCK_MONOTONIC ns;
- * started/finished are 0 when it never ran). */
+ * started/finished are 0 when it never ran). On a device with a virtual
+ * clock (sim:clock=virtual) they are on that device's simulated clock,
+ * which starts at 0, and so is the request's deadline_ns. */
 typedef struct emx_timings {
   int64_t submitted_ns; /* accepted into a queue */
   int64_t started_ns;   /* worker began (input copy + invoke + output copy) */
   int64_t finished_ns;  /* worker done */
   int64_t device_ns;    /* time inside the backend's invoke */
   int device;           /* index of the device that ran it, -1 if none */
+  int batch;            /* requests that shared its invoke: 1, or more when
+                           dynamically batched; 0 if it never ran */
 } emx_timings;
 
 /* emx_completion_fn is called once per request when it completes, in stream

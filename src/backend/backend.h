@@ -7,6 +7,7 @@
 #ifndef EMX_BACKEND_BACKEND_H
 #define EMX_BACKEND_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/devspec.h"
@@ -57,11 +58,30 @@ typedef struct emx__backend_ops {
                 const emx_tensor *outputs, size_t nout, int64_t *device_ns,
                 emx__errbuf *err);
 
+  /* invoke_batch (optional): run `batch` requests for one model in one
+   * invoke, the batch dimension (dims[0] of every input and output)
+   * resized to `batch`. inputs[r] / outputs[r] are request r's tensors, as
+   * invoke gets them. EMX_EUNSUPPORTED, before anything ran, when the model
+   * does not resize that way: the engine then runs such requests one by
+   * one and does not ask again. */
+  int (*invoke_batch)(void *dev, void *prep, size_t batch,
+                      const emx_tensor *const *inputs, size_t nin,
+                      const emx_tensor *const *outputs, size_t nout,
+                      int64_t *device_ns, emx__errbuf *err);
+
   /* probe (optional): after a fault (EMX_EDEVICE from invoke), is the
    * device usable again? 0 = yes. The engine has released every prepared
    * model first and calls this with backoff until it succeeds. Without a
    * probe the engine closes the device and re-opens it instead. */
   int (*probe)(void *dev, emx__errbuf *err);
+
+  /* virtual_clock (optional): true when the device simulates time instead
+   * of spending it (sim:clock=virtual): invoke returns at once and
+   * *device_ns is the simulated duration. The engine then keeps the
+   * device's own clock, from 0, for its requests' timings, deadlines and
+   * scheduling, which makes them exact and repeatable. Asked once, after
+   * open. */
+  bool (*virtual_clock)(const void *dev);
 } emx__backend_ops;
 
 /* emx__backend_find returns the ops for a kind, or NULL. */

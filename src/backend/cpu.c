@@ -91,6 +91,15 @@ static int cpu_invoke(void *dev, void *prep, const emx_tensor *inputs,
   return emx__tfl_invoke(&m->tfl, inputs, nin, outputs, nout, device_ns, err);
 }
 
+static int cpu_invoke_batch(void *dev, void *prep, size_t batch,
+                            const emx_tensor *const *inputs, size_t nin,
+                            const emx_tensor *const *outputs, size_t nout,
+                            int64_t *device_ns, emx__errbuf *err) {
+  cpu_model *m = prep;
+  return emx__tfl_invoke_batch(&m->tfl, batch, inputs, nin, outputs, nout,
+                               device_ns, err);
+}
+
 const emx__backend_ops emx__backend_cpu = {
     .kind = "cpu",
     .units = cpu_units,
@@ -99,4 +108,5 @@ const emx__backend_ops emx__backend_cpu = {
     .prepare = cpu_prepare,
     .release = cpu_release,
     .invoke = cpu_invoke,
+    .invoke_batch = cpu_invoke_batch,
 };

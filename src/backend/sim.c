@@ -4,7 +4,8 @@
  *   - opening is exclusive across processes (a second opener gets "device
  *     busy", as with a TPU held by another process), through an flock on
  *     $lock_dir/edgemux-sim-<id>.lock;
- *   - one invoke costs fixed time + (input + output bytes) / bandwidth +
+ *   - one invoke costs fixed time + (input + output bytes) / bandwidth
+ *     (bandwidth_mbps=0: transfers are free) +
  *     the model's compute time, plus a swap when the model's parameters are
  *     not resident in the on-chip parameter cache (8 MiB by default);
  *     parameters larger than the cache stream on every invoke;
@@ -20,8 +21,14 @@
  * Spec: sim[:ID][,compute_ms=F][,fixed_us=N][,bandwidth_mbps=N]
  *       [,cache_mib=N][,swap_ms=F][,outputs=cpu|none][,fail_at=N][,vanish_at=N]
  *       [,return_after=N][,abort_at=N][,hang_at=N][,lock_dir=PATH]
- * Time is spent by sleeping (the device works while the host waits), so
- * many simulated devices run in parallel even on a small machine. */
+ *       [,clock=real|virtual]
+ * With clock=real (the default) time is spent by sleeping (the device works
+ * while the host waits), so many simulated devices run in parallel even on
+ * a small machine. With clock=virtual an invoke returns at once and reports
+ * its cost as its duration; the engine keeps the device's simulated clock
+ * (see backend.h), so scheduling tests are exact and take no time. A
+ * virtual clock counts compute_ms only: the CPU run that makes the outputs
+ * is not timed, as its duration would vary. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -55,6 +62,7 @@ typedef struct sim_device {
   long refused;         /* attempts refused while vanished */
   bool vanished;        /* gone until return_after attempts refused */
   const void *resident; /* model whose parameters are in the cache */
+  bool virtual_clock;   /* clock=virtual: report time, do not spend it */
 } sim_device;
 
 typedef struct sim_model {
@@ -102,7 +110,7 @@ static int parse(emx__devspec *spec, sim_device *d, char *lock_dir,
   rc = rc ? rc : parse_ms(spec, "compute_ms", &compute_us, err);
   rc = rc ? rc : emx__devspec_int(spec, "fixed_us", 0, 1000000, &fixed_us, err);
   rc =
-      rc ? rc : emx__devspec_int(spec, "bandwidth_mbps", 1, 100000, &mbps, err);
+      rc ? rc : emx__devspec_int(spec, "bandwidth_mbps", 0, 100000, &mbps, err);
   rc = rc ? rc : emx__devspec_int(spec, "cache_mib", 0, 4096, &cache_mib, err);
   rc = rc ? rc
           : emx__devspec_int(spec, "fail_at", 0, 1L << 40, &d->fail_at, err);
@@ -118,6 +126,14 @@ static int parse(emx__devspec *spec, sim_device *d, char *lock_dir,
           : emx__devspec_int(spec, "hang_at", 0, 1L << 40, &d->hang_at, err);
   if (rc < 0)
     return rc;
+  d->virtual_clock = false;
+  if ((v = emx__devspec_str(spec, "clock"))) {
+    if (strcmp(v, "real") != 0 && strcmp(v, "virtual") != 0)
+      return emx__errf(err, EMX_EINVAL,
+                       "device spec \"%s\": clock must be real or virtual",
+                       spec->text);
+    d->virtual_clock = strcmp(v, "virtual") == 0;
+  }
   d->cpu_outputs = true;
   if ((v = emx__devspec_str(spec, "outputs"))) {
     if (strcmp(v, "cpu") != 0 && strcmp(v, "none") != 0)
@@ -131,7 +147,7 @@ static int parse(emx__devspec *spec, sim_device *d, char *lock_dir,
     dir = getenv("EMX_SIM_LOCK_DIR");
   snprintf(lock_dir, lock_cap, "%s", dir && *dir ? dir : "/tmp");
   d->fixed_ns = fixed_us * 1000;
-  d->bytes_per_ns = (double)mbps * 1e6 / 1e9;
+  d->bytes_per_ns = mbps ? (double)mbps * 1e6 / 1e9 : 0; /* 0: instant */
   d->compute_ns = compute_us * 1000;
   d->swap_ns = swap_us >= 0 ? swap_us * 1000 : -1;
   d->cache_bytes = (uint64_t)cache_mib << 20;
@@ -248,6 +264,23 @@ static void sleep_until(int64_t t) {
     emx__cpu_relax();
 }
 
+/* transfer_ns: time to move `bytes` over the device's link. */
+static int64_t transfer_ns(const sim_device *d, uint64_t bytes) {
+  return d->bytes_per_ns > 0 ? (int64_t)((double)bytes / d->bytes_per_ns) : 0;
+}
+
+/* spend ends an operation that began at t0 and costs `cost`: on a real
+ * clock by sleeping until then; on a virtual one by reporting it. */
+static void spend(const sim_device *d, int64_t t0, int64_t cost,
+                  int64_t *device_ns) {
+  if (d->virtual_clock) {
+    *device_ns = cost;
+    return;
+  }
+  sleep_until(t0 + cost);
+  *device_ns = emx_now_ns() - t0;
+}
+
 static int sim_invoke(void *dev, void *prep, const emx_tensor *inputs,
                       size_t nin, const emx_tensor *outputs, size_t nout,
                       int64_t *device_ns, emx__errbuf *err) {
@@ -259,7 +292,7 @@ static int sim_invoke(void *dev, void *prep, const emx_tensor *inputs,
     /* Like a USB transfer that times out: the failure comes after the
      * invoke's time. This attempt is the first refused one; probes refuse
      * the rest (see sim_probe). */
-    sleep_until(t0 + d->fixed_ns + d->compute_ns);
+    spend(d, t0, d->fixed_ns + d->compute_ns, device_ns);
     d->vanished = true;
     d->refused = 1;
     d->vanish_at = 0;
@@ -275,17 +308,13 @@ static int sim_invoke(void *dev, void *prep, const emx_tensor *inputs,
       pause();
   }
   if (d->fail_at && d->invokes == d->fail_at) {
-    sleep_until(t0 + d->fixed_ns + d->compute_ns);
+    spend(d, t0, d->fixed_ns + d->compute_ns, device_ns);
     return emx__errf(err, EMX_EDEVICE, "sim:%ld: invoke %ld failed (injected)",
                      d->id, d->invokes);
   }
 
-  int64_t cost = d->fixed_ns +
-                 (int64_t)((double)m->io_bytes / d->bytes_per_ns) +
-                 d->compute_ns;
-  int64_t swap = d->swap_ns >= 0
-                     ? d->swap_ns
-                     : (int64_t)((double)m->param_bytes / d->bytes_per_ns);
+  int64_t cost = d->fixed_ns + transfer_ns(d, m->io_bytes) + d->compute_ns;
+  int64_t swap = d->swap_ns >= 0 ? d->swap_ns : transfer_ns(d, m->param_bytes);
   if (m->param_bytes > d->cache_bytes) {
     cost += swap; /* does not fit: parameters stream in on every invoke */
   } else if (d->resident != m) {
@@ -297,14 +326,13 @@ static int sim_invoke(void *dev, void *prep, const emx_tensor *inputs,
     int rc = emx__tfl_invoke(&m->tfl, inputs, nin, outputs, nout, &cpu_ns, err);
     if (rc < 0)
       return rc;
-    if (!d->compute_ns)
+    if (!d->compute_ns && !d->virtual_clock)
       cost += cpu_ns; /* the CPU run stands in for the device's compute */
   } else {
     for (size_t i = 0; i < nout; i++)
       memset(outputs[i].data, 0, outputs[i].size);
   }
-  sleep_until(t0 + cost);
-  *device_ns = emx_now_ns() - t0;
+  spend(d, t0, cost, device_ns);
   return 0;
 }
 
@@ -327,6 +355,10 @@ static int sim_probe(void *dev, emx__errbuf *err) {
   return 0;
 }
 
+static bool sim_virtual_clock(const void *dev) {
+  return ((const sim_device *)dev)->virtual_clock;
+}
+
 const emx__backend_ops emx__backend_sim = {
     .kind = "sim",
     .units = sim_units,
@@ -336,4 +368,5 @@ const emx__backend_ops emx__backend_sim = {
     .release = sim_release,
     .invoke = sim_invoke,
     .probe = sim_probe,
+    .virtual_clock = sim_virtual_clock,
 };

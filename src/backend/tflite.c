@@ -10,7 +10,7 @@
 /* TFLite reports problems (an unresolved op, a failed Prepare) through this
  * callback; keep the first line, which names the culprit, and append later
  * ones while there is room. */
-static void reporter(void *user, const char *fmt, va_list args) {
+void emx__tfl_reporter(void *user, const char *fmt, va_list args) {
   emx__errbuf *buf = user;
   size_t used = strlen(buf->msg);
   if (used + 2 >= sizeof buf->msg)
@@ -108,7 +108,7 @@ int emx__tfl_prepare(emx__tfl_model *m, const void *data, size_t size,
     goto fail;
   }
   TfLiteInterpreterOptionsSetNumThreads(opts, threads);
-  TfLiteInterpreterOptionsSetErrorReporter(opts, reporter, &m->report);
+  TfLiteInterpreterOptionsSetErrorReporter(opts, emx__tfl_reporter, &m->report);
   if (delegate)
     TfLiteInterpreterOptionsAddDelegate(opts, delegate);
 
@@ -158,6 +158,7 @@ fail:
 }
 
 void emx__tfl_release(emx__tfl_model *m) {
+  emx__tfl_release_batched(m);
   /* The interpreter uses the delegate until it is deleted: order matters. */
   if (m->interpreter)
     TfLiteInterpreterDelete(m->interpreter);
@@ -211,5 +212,9 @@ int emx__tfl_prepare_xnnpack(emx__tfl_model *m, const void *data, size_t size,
   TfLiteDelegate *xnn = TfLiteXNNPackDelegateCreate(&xo);
   if (!xnn)
     return emx__errf(err, EMX_EDEVICE, "cannot create the XNNPACK delegate");
-  return emx__tfl_prepare(m, data, size, threads, xnn, xnnpack_free, desc, err);
+  int rc =
+      emx__tfl_prepare(m, data, size, threads, xnn, xnnpack_free, desc, err);
+  if (rc == 0)
+    m->xnnpack_threads = threads > 0 ? threads : 1;
+  return rc;
 }

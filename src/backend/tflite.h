@@ -3,6 +3,8 @@
 #ifndef EMX_BACKEND_TFLITE_H
 #define EMX_BACKEND_TFLITE_H
 
+#include <stdarg.h>
+
 #include "backend/backend.h"
 #include "tensorflow/lite/c/c_api.h"
 
@@ -22,6 +24,15 @@ TfLiteStatus
 TfLiteInterpreterResetVariableTensors(TfLiteInterpreter *interpreter);
 void TfLiteXNNPackDelegateDelete(TfLiteDelegate *delegate);
 
+/* A batched interpreter: the model with its batch dimension resized. */
+#define EMX__TFL_BATCH_SLOTS 4
+typedef struct emx__tfl_batched {
+  int size;                       /* batch size; 0 = free slot */
+  TfLiteInterpreter *interpreter; /* inputs and outputs resized to size */
+  TfLiteDelegate *delegate;       /* its own XNNPACK delegate */
+  uint64_t used;                  /* LRU stamp */
+} emx__tfl_batched;
+
 /* emx__tfl_model is one model prepared for one device: an interpreter and
  * what it needs to live. */
 typedef struct emx__tfl_model {
@@ -29,8 +40,17 @@ typedef struct emx__tfl_model {
   TfLiteInterpreter *interpreter; /* owned by one worker thread */
   TfLiteDelegate *delegate;       /* applied to the interpreter, or NULL */
   void (*delegate_free)(TfLiteDelegate *);
-  emx__errbuf report; /* last text TFLite's reporter produced */
+  emx__errbuf report;  /* last text TFLite's reporter produced */
+  int xnnpack_threads; /* >0: built by emx__tfl_prepare_xnnpack, so
+                          batched copies can be built the same way */
+  emx__tfl_batched batched[EMX__TFL_BATCH_SLOTS]; /* most recent sizes */
+  uint64_t batch_clock;                           /* LRU counter */
+  uint64_t batch_tried; /* bit n: batch n was built once without a crash */
 } emx__tfl_model;
+
+/* emx__tfl_reporter is the error reporter every interpreter gets; `user`
+ * is the emx__errbuf it writes to. */
+void emx__tfl_reporter(void *user, const char *fmt, va_list args);
 
 /* emx__tfl_prepare parses the model, builds an interpreter with `threads`
  * threads and the given delegate (ownership passes in, even on failure),
@@ -54,5 +74,19 @@ void emx__tfl_release(emx__tfl_model *m);
 int emx__tfl_invoke(emx__tfl_model *m, const emx_tensor *inputs, size_t nin,
                     const emx_tensor *outputs, size_t nout, int64_t *device_ns,
                     emx__errbuf *err);
+
+/* emx__tfl_invoke_batch runs `batch` requests in one invoke of a copy of
+ * the interpreter whose batch dimension is resized to `batch` (built on
+ * first use and kept for the EMX__TFL_BATCH_SLOTS most recent sizes).
+ * EMX_EUNSUPPORTED when the model does not resize so (an input whose
+ * dims[0] is not 1, an output that does not follow); nothing ran then. */
+int emx__tfl_invoke_batch(emx__tfl_model *m, size_t batch,
+                          const emx_tensor *const *inputs, size_t nin,
+                          const emx_tensor *const *outputs, size_t nout,
+                          int64_t *device_ns, emx__errbuf *err);
+
+/* emx__tfl_release_batched frees the batched copies (part of
+ * emx__tfl_release). */
+void emx__tfl_release_batched(emx__tfl_model *m);
 
 #endif

@@ -47,7 +47,14 @@ static int count_devices(const char *const *specs, size_t n, size_t *total,
                        "(known: %s)",
                        spec.text, spec.kind, emx__backend_kinds());
     /* Isolation (isolate=, deadline_ms=): maybe the proxy instead. */
+    const emx__backend_ops *own = ops;
     rc = emx__isolate_select(&spec, &ops, err);
+    const char *clock = emx__devspec_str(&spec, "clock");
+    if (rc == 0 && ops != own && clock && strcmp(clock, "virtual") == 0)
+      return emx__errf(err, EMX_EINVAL,
+                       "device spec \"%s\": a virtual clock runs in-process "
+                       "only; drop isolate=1 or clock=virtual",
+                       spec.text);
     int policy;
     int64_t max_delay;
     if (rc == 0) /* scheduling (sched=, max_delay_ms=) */
@@ -72,7 +79,9 @@ static void device_init(emx__device *dev, emx_engine *e, size_t index,
   atomic_init(&dev->cpu, -1);
   dev->capacity = capacity;
   pthread_mutex_init(&dev->lock, NULL);
-  pthread_cond_init(&dev->work_cv, NULL);
+  /* Monotonic: the worker's timed waits (re-probe, batch delay) are on
+   * CLOCK_MONOTONIC. */
+  emx__cond_init_monotonic(&dev->work_cv);
   emx__cond_init_monotonic(&dev->space_cv);
   pthread_cond_init(&dev->ctl_cv, NULL);
   emx__queue_init(&dev->queue);
@@ -119,6 +128,7 @@ static int open_devices(emx_engine *e, const char *const *specs, size_t n,
       int rc = ops->open(&spec, u, &dev->impl, err);
       if (rc < 0)
         return rc;
+      dev->virtual_clock = ops->virtual_clock && ops->virtual_clock(dev->impl);
       dev->healthy = 1;
       if (pthread_create(&dev->thread, NULL, emx__worker_main, dev) != 0)
         return emx__errf(err, EMX_ENOMEM, "cannot start the worker of %s",

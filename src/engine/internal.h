@@ -18,6 +18,7 @@
 #include <stdbool.h>
 
 #include "backend/backend.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/histogram.h"
 #include "edgemux/edgemux.h"
@@ -84,7 +85,8 @@ typedef struct emx__device {
   int64_t max_delay_ns;          /* affinity: longest a request yields */
   const struct emx_model *resident;    /* model run last (worker only; only
                                        compared, never dereferenced) */
-  unsigned long long unordered_served; /* fair: stamp of stream-less work */
+  unsigned long long unordered_finish; /* fair: tag of stream-less work */
+  unsigned long long fair_vtime;       /* fair: tag of the last pick */
   atomic_int cpu;                      /* CPU the worker last ran a request on:
                                     waiters never poll on that one */
   emx__counters stats;                 /* requests run here */
@@ -96,6 +98,9 @@ typedef struct emx__device {
   int64_t next_probe_ns; /* when to try re-opening a down device */
   atomic_int healthy;    /* 1 while serving; 0 down (recovering) */
   int64_t started_ns;    /* for utilisation */
+  bool virtual_clock;    /* the backend simulates time (see backend.h) */
+  atomic_llong vclock;   /* virtual_clock: the device's time, ns from 0;
+                            advanced by the worker only */
   char last_model[64];   /* name of the model run last (its params are
                             the ones resident on an accelerator);
                             written by the worker under `lock` */
@@ -113,11 +118,16 @@ struct emx_model {
   char placement[128];           /* as given, for messages */
   atomic_llong *service_ewma_ns; /* per device: recent run time, for
                                     waiters deciding when to spin */
-  pthread_mutex_t lock;          /* guards below */
-  pthread_cond_t idle_cv;        /* unload waits for inflight == 0 */
-  size_t inflight;               /* submitted, not yet complete */
-  bool unloaded;                 /* refuses new requests */
-  atomic_size_t queued;          /* waiting in device queues */
+  int max_batch;                 /* dynamic batching: most per invoke (1) */
+  int preferred_batch[EMX_MAX_PREFERRED_BATCH]; /* ascending, 0 ends */
+  int64_t batch_delay_ns; /* longest the oldest waits for a batch */
+  int8_t *batch_ok;       /* per device, its worker only: -1 once the
+                             device refused to batch this model */
+  pthread_mutex_t lock;   /* guards below */
+  pthread_cond_t idle_cv; /* unload waits for inflight == 0 */
+  size_t inflight;        /* submitted, not yet complete */
+  bool unloaded;          /* refuses new requests */
+  atomic_size_t queued;   /* waiting in device queues */
   emx__counters stats;
   struct emx_model *next; /* registry list */
 };
@@ -126,7 +136,8 @@ struct emx_stream {
   struct emx_engine *engine;       /* owner */
   pthread_mutex_t lock;            /* guards below */
   struct emx_request *head, *tail; /* submitted, not yet delivered */
-  atomic_ullong served;            /* fair scheduling: when last served */
+  atomic_ullong finish;            /* fair: virtual finish tag (sched.c) */
+  atomic_uint weight;              /* fair: share relative to others */
   bool delivering;                 /* a thread is draining head */
   bool destroyed;                  /* free once drained */
 };
@@ -159,6 +170,7 @@ struct emx_request {
   emx_tensor *inputs, *outputs; /* copies of the descriptors (not data) */
   int status;                   /* final status once FINISHED */
   emx_timings timings;
+  int64_t done_ns;      /* when it finished (on its device's clock) */
   char *error;          /* message for a failed request, or NULL */
   pthread_mutex_t lock; /* guards completion for waiters */
   pthread_cond_t done_cv;
@@ -172,10 +184,9 @@ struct emx_engine {
   bool shutdown_done;         /* workers joined */
   emx__device *devices;
   size_t device_count;
-  emx_model *models;         /* registry list */
-  atomic_uint rr;            /* round-robin tie breaker for dispatch */
-  atomic_ullong serve_clock; /* fair scheduling: stamps served streams */
-  atomic_bool paused;        /* emx_engine_pause: queues are not served */
+  emx_model *models;  /* registry list */
+  atomic_uint rr;     /* round-robin tie breaker for dispatch */
+  atomic_bool paused; /* emx_engine_pause: queues are not served */
 };
 
 /* placement.c */
@@ -184,6 +195,15 @@ int emx__placement_parse(struct emx_engine *e, const char *text, int8_t *tier,
 /* emx__pick_device: the least-loaded healthy device of the model's first
  * tier that has one; NULL when none can run it. */
 emx__device *emx__pick_device(struct emx_engine *e, const emx_model *m);
+
+/* emx__device_now: the time on the device's clock: CLOCK_MONOTONIC, or
+ * the simulated time of a device with a virtual clock. Requests queued on
+ * a device are stamped, scheduled and timed on its clock. */
+static inline int64_t emx__device_now(const emx__device *dev) {
+  return dev->virtual_clock
+             ? (int64_t)atomic_load_explicit(&dev->vclock, memory_order_acquire)
+             : emx_now_ns();
+}
 
 /* emx__req_of: the request a queue link belongs to. */
 static inline struct emx_request *emx__req_of(emx__qlink *link) {
@@ -196,6 +216,16 @@ static inline struct emx_request *emx__req_of(emx__qlink *link) {
  * left the queue (picked or removed). */
 void emx__enqueue_locked(emx__device *dev, struct emx_request *r);
 void emx__dequeued_locked(emx__device *dev, struct emx_request *r);
+
+/* batch.c: dynamic batching. Both called by the worker. */
+/* emx__batch_gather: the worker has taken group[0] (RUNNING) and holds
+ * dev->lock; take more queued requests for its model, in scheduling order,
+ * up to the model's max_batch, waiting up to its batch_delay_ns for them
+ * (the lock is released while waiting). Returns how many group holds. */
+size_t emx__batch_gather(emx__device *dev, struct emx_request **group);
+/* emx__batch_size: how many of `left` gathered requests the next invoke
+ * runs (preferred sizes first). */
+size_t emx__batch_size(const emx_model *m, size_t left);
 
 /* sched.c */
 enum { EMX__SCHED_FIFO = 0, EMX__SCHED_AFFINITY = 1, EMX__SCHED_FAIR = 2 };

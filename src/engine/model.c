@@ -95,6 +95,7 @@ static void model_free(emx_model *m) {
   pthread_cond_destroy(&m->idle_cv);
   free(m->service_ewma_ns);
   free(m->tier);
+  free(m->batch_ok);
   free(m->prep);
   free(m->data);
   free(m);
@@ -163,9 +164,34 @@ static int check_name(emx_engine *e, const char *name) {
   return 0;
 }
 
+/* check_batching validates the dynamic batching settings. */
+static int check_batching(emx_engine *e, const char *name,
+                          const emx_model_config *cfg) {
+  if (cfg->max_batch < 0 || cfg->max_batch > EMX_MAX_BATCH)
+    return emx__fail(e, EMX_EINVAL,
+                     "model \"%s\": max_batch %d is out of range [0, %d]", name,
+                     cfg->max_batch, EMX_MAX_BATCH);
+  int prev = 1;
+  for (int i = 0; i < EMX_MAX_PREFERRED_BATCH && cfg->preferred_batch[i]; i++) {
+    int b = cfg->preferred_batch[i];
+    if (b <= prev || b > cfg->max_batch)
+      return emx__fail(e, EMX_EINVAL,
+                       "model \"%s\": preferred batch sizes must be "
+                       "ascending, above 1 and at most max_batch (%d); got %d",
+                       name, cfg->max_batch, b);
+    prev = b;
+  }
+  if (cfg->batch_delay_ns < 0 || cfg->batch_delay_ns > 10 * 1000000000LL)
+    return emx__fail(e, EMX_EINVAL,
+                     "model \"%s\": batch_delay_ns must be in [0, 10 s]", name);
+  return 0;
+}
+
 /* load takes ownership of data. `origin` names it in messages. */
 static int load(emx_engine *e, const char *name, void *data, size_t size,
-                const char *origin, const char *placement, emx_model **out) {
+                const char *origin, const emx_model_config *cfg,
+                emx_model **out) {
+  const char *placement = cfg->devices;
   int rc;
   emx_model *m = calloc(1, sizeof *m);
   emx__ctl *ctls = calloc(e->device_count, sizeof *ctls);
@@ -174,12 +200,15 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     m->prep = calloc(e->device_count, sizeof *m->prep);
     m->service_ewma_ns = calloc(e->device_count, sizeof *m->service_ewma_ns);
     m->tier = calloc(e->device_count, sizeof *m->tier);
+    m->batch_ok = calloc(e->device_count, sizeof *m->batch_ok);
   }
-  if (!m || !ctls || !placed || !m->prep || !m->service_ewma_ns || !m->tier) {
+  if (!m || !ctls || !placed || !m->prep || !m->service_ewma_ns || !m->tier ||
+      !m->batch_ok) {
     if (m) {
       free(m->prep);
       free(m->service_ewma_ns);
       free(m->tier);
+      free(m->batch_ok);
     }
     free(m);
     free(ctls);
@@ -191,6 +220,9 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
   strcpy(m->name, name); /* length checked by check_name */
   m->data = data;
   m->size = size;
+  m->max_batch = cfg->max_batch > 1 ? cfg->max_batch : 1;
+  memcpy(m->preferred_batch, cfg->preferred_batch, sizeof m->preferred_batch);
+  m->batch_delay_ns = cfg->batch_delay_ns;
   pthread_mutex_init(&m->lock, NULL);
   pthread_cond_init(&m->idle_cv, NULL);
   emx__errbuf perr = {{0}};
@@ -296,6 +328,8 @@ EMX_EXPORT int emx_model_load(emx_engine *e, const char *name,
   if (atomic_load(&e->shut))
     return emx__fail(e, EMX_ESHUTDOWN, "the engine is shut down");
   int rc = check_name(e, name);
+  if (rc == 0)
+    rc = check_batching(e, name, cfg);
   if (rc < 0)
     return rc;
   void *data = NULL;
@@ -315,7 +349,7 @@ EMX_EXPORT int emx_model_load(emx_engine *e, const char *name,
     memcpy(data, cfg->data, size);
     snprintf(origin, sizeof origin, "a memory buffer");
   }
-  return load(e, name, data, size, origin, cfg->devices, out);
+  return load(e, name, data, size, origin, cfg, out);
 }
 
 EMX_EXPORT int emx_model_load_file(emx_engine *e, const char *name,

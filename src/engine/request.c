@@ -204,7 +204,7 @@ EMX_EXPORT int emx_submit(emx_engine *e, const emx_request_desc *d,
   }
   r->engine = e;
   atomic_store(&r->device, dev);
-  r->timings.submitted_ns = emx_now_ns();
+  r->timings.submitted_ns = emx__device_now(dev);
   if (!out)
     atomic_fetch_sub(&r->refs, 1); /* fire and forget: engine ref only */
   else
@@ -263,7 +263,10 @@ EMX_EXPORT int emx_infer(emx_engine *e, const emx_request_desc *d,
 /* deliver: the request's turn in its stream has come. */
 static void deliver(struct emx_request *r) {
   emx_model *m = r->model;
-  int64_t now = emx_now_ns();
+  /* Submit → delivery; on a simulated clock, submit → finish (delivery
+   * happens in real time). */
+  int64_t now =
+      atomic_load(&r->device)->virtual_clock ? r->done_ns : emx_now_ns();
   /* Release the model before the callback, so a callback can never hold
    * up an unload that waits for the model's requests; after this the
    * engine and model pointers are dead for this request. */
@@ -301,8 +304,9 @@ void emx__request_finish(struct emx_request *r, int status, const char *msg) {
     r->error = strdup(msg);
   emx__device *dev = atomic_load(&r->device);
   const emx_timings *t = &r->timings;
+  r->done_ns = emx__device_now(dev);
   pthread_mutex_lock(&dev->lock);
-  emx__counters_record(&dev->stats, status, emx_now_ns() - t->submitted_ns,
+  emx__counters_record(&dev->stats, status, r->done_ns - t->submitted_ns,
                        t->finished_ns ? t->finished_ns - t->started_ns : 0);
   pthread_mutex_unlock(&dev->lock);
   emx_stream *s = r->stream;
@@ -349,8 +353,20 @@ EMX_EXPORT int emx_stream_create(emx_engine *e, emx_stream **out) {
   if (!s)
     return emx__fail(e, EMX_ENOMEM, "out of memory allocating a stream");
   s->engine = e;
+  atomic_init(&s->weight, 1);
   pthread_mutex_init(&s->lock, NULL);
   *out = s;
+  return 0;
+}
+
+EMX_EXPORT int emx_stream_set_weight(emx_stream *s, unsigned weight) {
+  if (!s)
+    return EMX_EINVAL;
+  if (weight < 1 || weight > EMX_MAX_STREAM_WEIGHT)
+    return emx__fail(s->engine, EMX_EINVAL,
+                     "stream weight %u is out of range [1, %d]", weight,
+                     EMX_MAX_STREAM_WEIGHT);
+  atomic_store(&s->weight, weight);
   return 0;
 }
 

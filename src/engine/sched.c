@@ -5,14 +5,18 @@
  *                   while it has work, unless the oldest waiting request
  *                   has waited max_delay_ms (default 20): swaps amortised,
  *                   nobody starved
- *   sched=fair      within a priority, the stream served least recently
- *                   goes next (round robin over clients): a flooding
- *                   client cannot starve a light one
+ *   sched=fair      within a priority, weighted fair queueing over
+ *                   streams (round robin at equal weights; see
+ *                   emx_stream_set_weight): a flooding client cannot
+ *                   starve a light one
  * Called by the worker with dev->lock held. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/internal.h"
+
+/* The tag step of a weight-1 stream; divisible by every weight up to 16. */
+#define FAIR_STRIDE 720720ULL
 
 int emx__sched_parse(emx__devspec *spec, int *policy, int64_t *max_delay_ns,
                      emx__errbuf *err) {
@@ -66,24 +70,33 @@ emx__qlink *emx__sched_pick(emx__device *dev, int64_t now) {
         }
     }
   } else { /* fair */
+    /* Weighted fair queueing over streams: each stream carries a finish
+     * tag; the request whose stream has the smallest tag (no smaller than
+     * the device's virtual time, so an idle stream cannot bank credit)
+     * goes next, the oldest on a tie, and its stream's tag advances by
+     * STRIDE / weight. Equal weights give round robin; weight 3 gets three
+     * turns to weight 1's one. Stream-less work shares one tag. */
     unsigned long long best = ~0ULL;
     for (emx__qlink *l = head->next; l != head; l = l->next) {
       emx_stream *s = emx__req_of(l)->stream;
-      unsigned long long served =
-          s ? atomic_load_explicit(&s->served, memory_order_relaxed)
-            : dev->unordered_served;
-      if (served < best) { /* strict: the oldest of that stream wins */
-        best = served;
+      unsigned long long tag =
+          s ? atomic_load_explicit(&s->finish, memory_order_relaxed)
+            : dev->unordered_finish;
+      if (tag < dev->fair_vtime)
+        tag = dev->fair_vtime;
+      if (tag < best) { /* strict: the oldest of that tag wins */
+        best = tag;
         pick = l;
       }
     }
     emx_stream *s = emx__req_of(pick)->stream;
-    unsigned long long stamp =
-        atomic_fetch_add(&dev->engine->serve_clock, 1) + 1;
+    unsigned w = s ? atomic_load_explicit(&s->weight, memory_order_relaxed) : 1;
+    unsigned long long next = best + FAIR_STRIDE / (w ? w : 1);
     if (s)
-      atomic_store_explicit(&s->served, stamp, memory_order_relaxed);
+      atomic_store_explicit(&s->finish, next, memory_order_relaxed);
     else
-      dev->unordered_served = stamp;
+      dev->unordered_finish = next;
+    dev->fair_vtime = best;
   }
   emx__queue_remove(q, pick);
   return pick;

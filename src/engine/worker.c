@@ -238,50 +238,128 @@ static void try_recover(emx__device *dev) {
 
 /* ---- running requests ---------------------------------------------------- */
 
-/* run_request returns 1 when the backend reported a device fault. */
-static int run_request(emx__device *dev, struct emx_request *req) {
-  emx_model *m = req->model;
+/* run_invoke runs k requests of one model in one backend call: invoke for
+ * one, invoke_batch for more. Returns the backend's status; with k > 1,
+ * EMX_EUNSUPPORTED means nothing ran and none of them finished. */
+static int run_invoke(emx__device *dev, struct emx_request **reqs, size_t k) {
+  emx_model *m = reqs[0]->model;
   emx__errbuf err = {{0}};
   int64_t device_ns = 0;
-  int64_t t0 = emx_now_ns();
-  req->timings.started_ns = t0;
-  req->timings.device = (int)dev->index;
+  int64_t t0 = emx__device_now(dev);
   atomic_store_explicit(&dev->cpu, sched_getcpu(), memory_order_relaxed);
   atomic_llong *ewma = &m->service_ewma_ns[dev->index];
   long long expect = atomic_load_explicit(ewma, memory_order_relaxed);
-  atomic_store_explicit(&req->expect_ns, expect ? t0 + expect : 0,
-                        memory_order_relaxed);
-  /* Tell a sleeping waiter when to expect the result, so it can be awake
-   * and polling by then (a wake-up now overlaps the device's work). */
-  pthread_mutex_lock(&req->lock);
-  if (req->sleepers)
-    pthread_cond_broadcast(&req->done_cv);
-  pthread_mutex_unlock(&req->lock);
+  /* Only a single run has a known duration; waiters on a batch sleep until
+   * woken. */
+  if (dev->virtual_clock || k > 1)
+    expect = 0;
+  for (size_t i = 0; i < k; i++) {
+    struct emx_request *req = reqs[i];
+    req->timings.started_ns = t0;
+    req->timings.device = (int)dev->index;
+    atomic_store_explicit(&req->expect_ns, expect ? t0 + expect : 0,
+                          memory_order_relaxed);
+    /* Tell a sleeping waiter when to expect the result, so it can be awake
+     * and polling by then (a wake-up now overlaps the device's work). */
+    pthread_mutex_lock(&req->lock);
+    if (req->sleepers)
+      pthread_cond_broadcast(&req->done_cv);
+    pthread_mutex_unlock(&req->lock);
+  }
 
   int rc = 0;
   if (!m->prep[dev->index])
     rc = prepare_lazily(dev, m, &err);
-  if (rc == 0)
+  if (rc == 0 && k == 1) {
+    struct emx_request *req = reqs[0];
     rc = dev->ops->invoke(dev->impl, m->prep[dev->index], req->inputs, req->nin,
                           req->outputs, req->nout, &device_ns, &err);
-  int64_t t1 = emx_now_ns();
-  req->timings.finished_ns = t1;
-  req->timings.device_ns = device_ns;
-
-  /* Blend the new run time into the estimate waiters use to decide when to
-   * stop sleeping and start polling (weight 1/4: follows load changes within
-   * a few requests, ignores one-off hiccups). */
-  long long old = atomic_load_explicit(ewma, memory_order_relaxed);
-  long long took = t1 - t0;
-  atomic_store_explicit(ewma, old ? old + (took - old) / 4 : took,
-                        memory_order_relaxed);
+  } else if (rc == 0) {
+    const emx_tensor *ins[EMX_MAX_BATCH], *outs[EMX_MAX_BATCH];
+    for (size_t i = 0; i < k; i++) {
+      ins[i] = reqs[i]->inputs;
+      outs[i] = reqs[i]->outputs;
+    }
+    rc = dev->ops->invoke_batch(dev->impl, m->prep[dev->index], k, ins,
+                                reqs[0]->nin, outs, reqs[0]->nout, &device_ns,
+                                &err);
+    if (rc == EMX_EUNSUPPORTED) {
+      m->batch_ok[dev->index] = -1;
+      emx__log(EMX_LOG_INFO,
+               "%s: model %s does not batch here (%s); its gathered requests "
+               "run back to back",
+               dev->name, m->name, err.msg);
+      return rc;
+    }
+  }
+  int64_t t1;
+  if (dev->virtual_clock) {
+    t1 = t0 + device_ns;
+    atomic_store_explicit(&dev->vclock, t1, memory_order_release);
+  } else {
+    t1 = emx_now_ns();
+  }
+  if (k == 1 && !dev->virtual_clock) {
+    /* Blend the new run time into the estimate waiters use to decide when
+     * to stop sleeping and start polling (weight 1/4: follows load changes
+     * within a few requests, ignores one-off hiccups). */
+    long long old = atomic_load_explicit(ewma, memory_order_relaxed);
+    long long took = t1 - t0;
+    atomic_store_explicit(ewma, old ? old + (took - old) / 4 : took,
+                          memory_order_relaxed);
+  }
   if (rc < 0)
     emx__log(EMX_LOG_DEBUG, "%s: model %s: %s", dev->name, m->name, err.msg);
-  int fault = rc == EMX_EDEVICE;
-  if (fault)
+  if (rc == EMX_EDEVICE)
     go_down(dev, err.msg);
-  emx__request_finish(req, rc, rc < 0 ? err.msg : NULL);
-  return fault;
+  for (size_t i = 0; i < k; i++) {
+    reqs[i]->timings.finished_ns = t1;
+    reqs[i]->timings.device_ns = device_ns;
+    reqs[i]->timings.batch = (int)k;
+    emx__request_finish(reqs[i], rc, rc < 0 ? err.msg : NULL);
+  }
+  return rc;
+}
+
+/* expired_now completes a gathered request whose deadline passed while
+ * those before it ran. */
+static bool expired_now(emx__device *dev, struct emx_request *req) {
+  if (!req->deadline_ns || emx__device_now(dev) <= req->deadline_ns)
+    return false;
+  emx__request_finish(req, EMX_ETIMEDOUT,
+                      "deadline passed while the request was queued; it "
+                      "did not run");
+  return true;
+}
+
+/* run_group runs the requests the worker took (one, or a gathered batch
+ * of one model) without consulting the scheduler in between. */
+static void run_group(emx__device *dev, struct emx_request **group, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    if (i > 0) { /* time has passed since the worker checked deadlines */
+      size_t kept = i;
+      for (size_t j = i; j < n; j++)
+        if (!expired_now(dev, group[j]))
+          group[kept++] = group[j];
+      n = kept;
+      if (i == n)
+        break;
+    }
+    emx_model *m = group[i]->model;
+    size_t k = emx__batch_size(m, n - i);
+    if (!dev->ops->invoke_batch || m->batch_ok[dev->index] < 0)
+      k = 1;
+    int rc = run_invoke(dev, group + i, k);
+    if (rc == EMX_EUNSUPPORTED && k > 1)
+      continue; /* batch_ok is -1 now: one by one */
+    i += k;
+    if (rc == EMX_EDEVICE) {
+      /* The device is down and its queue moved on: so do the rest. */
+      while (i < n)
+        redispatch(dev, group[i++]);
+    }
+  }
 }
 
 /* wait_for_work returns with dev->lock held and something to do (or
@@ -357,7 +435,7 @@ void *emx__worker_main(void *arg) {
     }
     if (atomic_load(&dev->engine->paused) && !dev->stopping)
       continue; /* woken for something else; the queue waits */
-    emx__qlink *link = emx__sched_pick(dev, emx_now_ns());
+    emx__qlink *link = emx__sched_pick(dev, emx__device_now(dev));
     if (!link) /* stopping with an empty queue */
       break;
     struct emx_request *req = emx__req_of(link);
@@ -374,7 +452,7 @@ void *emx__worker_main(void *arg) {
       pthread_mutex_lock(&dev->lock);
       continue;
     }
-    if (req->deadline_ns && emx_now_ns() > req->deadline_ns) {
+    if (req->deadline_ns && emx__device_now(dev) > req->deadline_ns) {
       pthread_mutex_unlock(&dev->lock);
       emx__request_finish(req, EMX_ETIMEDOUT,
                           "deadline passed while the request was queued; it "
@@ -383,6 +461,9 @@ void *emx__worker_main(void *arg) {
       continue;
     }
     atomic_store_explicit(&dev->busy, 1, memory_order_relaxed);
+    struct emx_request *group[EMX_MAX_BATCH];
+    group[0] = req;
+    size_t n = req->model->max_batch > 1 ? emx__batch_gather(dev, group) : 1;
     /* The model may be unloaded once the request completes: keep its name
      * for the device's report now. */
     dev->resident = req->model;
@@ -391,7 +472,7 @@ void *emx__worker_main(void *arg) {
     if (new_model)
       memcpy(name, req->model->name, sizeof name);
     pthread_mutex_unlock(&dev->lock);
-    run_request(dev, req);
+    run_group(dev, group, n);
     pthread_mutex_lock(&dev->lock);
     if (new_model)
       memcpy(dev->last_model, name, sizeof name);
