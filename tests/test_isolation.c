@@ -1,7 +1,9 @@
 /* test_isolation.c — devices in a supervised child process (isolate=1, and
  * edgetpu by default): identical outputs, a crash or a hang in the device
- * fails only its request, nothing leaks, the child never outlives us, and
- * every failure to start names its cause. */
+ * fails only its request, the device recovers as it would in-process (a
+ * vanished device stays away as long, a dead child is replaced), nothing
+ * leaks, the child never outlives us, and every failure to start names its
+ * cause. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,15 +39,19 @@ static int group_setup(void **state) {
   return 0;
 }
 
-static int create(const char *spec, emx_engine **out) {
+static int create_logging(const char *spec, int log_level, emx_engine **out) {
   const char *devices[1] = {spec};
   emx_engine_config cfg;
   emx_engine_config_init(&cfg);
   cfg.devices = devices;
   cfg.device_count = 1;
-  /* Device failures are expected here; keep their warnings quiet. */
-  cfg.log_level = EMX_LOG_ERROR;
+  cfg.log_level = log_level;
   return emx_engine_create(out, &cfg);
+}
+
+static int create(const char *spec, emx_engine **out) {
+  /* Device failures are expected here; keep their warnings quiet. */
+  return create_logging(spec, EMX_LOG_ERROR, out);
 }
 
 static int run_once(emx_engine *e, emx_model *m, uint64_t seed, emx_tensor **in,
@@ -80,6 +87,83 @@ static bool no_children(void) {
 
 static double seconds_since(int64_t t0) {
   return (double)(emx_now_ns() - t0) / 1e9;
+}
+
+/* healthy_within polls device 0 until it serves again and returns how long
+ * that took, or -1 after `limit` seconds (the engine re-probes a failed
+ * device with backoff: 20 ms, 40 ms, 80 ms, ...). */
+static double healthy_within(emx_engine *e, double limit) {
+  int64_t t0 = emx_now_ns();
+  for (;;) {
+    emx_device_info di;
+    assert_int_equal(emx_engine_device_info(e, 0, &di), 0);
+    if (di.healthy)
+      return seconds_since(t0);
+    if (seconds_since(t0) > limit)
+      return -1;
+    struct timespec nap = {0, 1000000L};
+    nanosleep(&nap, NULL);
+  }
+}
+
+/* ---- what the engine logs -------------------------------------------------
+ * The engine logs to stderr; a test that reads the log points fd 2 at a
+ * temporary file meanwhile. When an assertion bails out first,
+ * recovery_teardown puts stderr back, shows what was captured, and destroys
+ * the engines the test kept in `live` (their device processes would
+ * otherwise fail every later test's no_children()). */
+static int saved_stderr = -1;
+static FILE *captured;
+static emx_engine *live[2];
+
+static void capture_begin(void) {
+  fflush(stderr);
+  captured = tmpfile();
+  assert_non_null(captured);
+  saved_stderr = dup(2);
+  assert_true(saved_stderr >= 0);
+  assert_int_equal(dup2(fileno(captured), 2), 2);
+}
+
+/* capture_end puts stderr back and returns what was written meanwhile
+ * (malloc'd), or NULL when nothing was being captured. */
+static char *capture_end(void) {
+  if (saved_stderr < 0)
+    return NULL;
+  fflush(stderr);
+  dup2(saved_stderr, 2);
+  close(saved_stderr);
+  saved_stderr = -1;
+  struct stat st;
+  char *text = NULL;
+  if (fstat(fileno(captured), &st) == 0 &&
+      (text = malloc((size_t)st.st_size + 1))) {
+    ssize_t n = pread(fileno(captured), text, (size_t)st.st_size, 0);
+    text[n > 0 ? n : 0] = '\0';
+  }
+  fclose(captured);
+  captured = NULL;
+  return text;
+}
+
+static int recovery_teardown(void **state) {
+  char *text = capture_end();
+  if (text)
+    fprintf(stderr, "captured log:\n%s", text);
+  free(text);
+  for (size_t i = 0; i < sizeof live / sizeof live[0]; i++) {
+    emx_engine_destroy(live[i]);
+    live[i] = NULL;
+  }
+  return 0;
+}
+
+/* occurrences counts `needle` in `text`. */
+static int occurrences(const char *text, const char *needle) {
+  int n = 0;
+  for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+    n++;
+  return n;
 }
 
 /* ---- outputs --------------------------------------------------------------
@@ -200,7 +284,8 @@ static void abort_fails_only_the_request(void **state) {
 }
 
 /* The device process hangs at its 2nd invoke: after deadline_ms the proxy
- * kills it and the request fails with EMX_EDEVICE "hung". */
+ * kills it and the request fails with EMX_EDEVICE "hung"; then the device
+ * comes back in a new process. */
 static void hang_is_killed_at_the_deadline(void **state) {
   int fds = count_fds();
   emx_engine *e;
@@ -218,6 +303,10 @@ static void hang_is_killed_at_the_deadline(void **state) {
   assert_true(contains(msg, "300 ms"));
   assert_true(took >= 0.29);
   assert_true(took < 3.0);
+  /* The next probe starts a new device process, which serves. */
+  assert_true(healthy_within(e, 3.0) >= 0);
+  assert_int_equal(run_once(e, m, 3, &in, &out, NULL), 0);
+  free_io(m, in, out);
   emx_engine_destroy(e);
   assert_int_equal(count_fds(), fds);
   assert_true(no_children());
@@ -257,6 +346,188 @@ static void backend_errors_pass_through(void **state) {
   assert_int_equal(create("sim:27,isolate=1", &e), EMX_EBUSY);
   assert_true(contains(emx_engine_last_error(NULL), "device busy"));
   emx_engine_destroy(holder);
+  assert_true(no_children());
+}
+
+/* ---- recovery --------------------------------------------------------------
+ */
+
+#define VANISH_RUNS 5
+
+/* vanish_run is what one engine did in the vanishing scenario. */
+typedef struct vanish_run {
+  int rc[VANISH_RUNS];          /* each invoke's status */
+  emx_tensor *out[VANISH_RUNS]; /* its outputs (valid when rc is 0) */
+  emx_tensor *in[VANISH_RUNS];  /* its inputs */
+  double down_s;                /* from the failed invoke's end until the
+                                   device was seen healthy again */
+  int refusals;                 /* probes the vanished device refused */
+  int backs;                    /* "is back" lines in the log */
+  bool counted;                 /* the log names refusals 2 and 3 of 3 */
+} vanish_run;
+
+/* vanish_scenario runs invokes 1..VANISH_RUNS (seed = the invoke's number)
+ * on a device that vanishes at its 2nd invoke and refuses return_after=3
+ * attempts (that invoke, then two probes). Right after the fault the
+ * device is down and requests fail at once; it stays down across the
+ * refused probes (20 ms + 40 ms + 80 ms of backoff) and then serves. */
+static void vanish_scenario(const char *spec, emx_model **model, emx_engine **e,
+                            vanish_run *run) {
+  memset(run, 0, sizeof *run);
+  capture_begin();
+  assert_int_equal(create_logging(spec, EMX_LOG_INFO, e), 0);
+  emx_model *m = *model = model_load(*e, "face", MODEL_FACE_SHORT);
+  for (int i = 0; i < VANISH_RUNS; i++) {
+    emx_timings t;
+    run->rc[i] =
+        run_once(*e, m, (uint64_t)i + 1, &run->in[i], &run->out[i], &t);
+    if (i != 1)
+      continue;
+    assert_int_equal(run->rc[i], EMX_EDEVICE);
+    assert_true(contains(emx_engine_last_error(*e), "vanished"));
+    /* The device went down before the request finished: measure from
+     * there, not from when this thread woke (late, under a sanitizer). */
+    assert_true(t.finished_ns > 0);
+    emx_device_info di;
+    assert_int_equal(emx_engine_device_info(*e, 0, &di), 0);
+    assert_int_equal(di.healthy, 0);
+    assert_int_equal(di.faults, 1);
+    /* While down, a request fails at once without reaching the device. */
+    emx_tensor *in, *out;
+    assert_int_equal(run_once(*e, m, 99, &in, &out, NULL), EMX_EDEVICE);
+    assert_true(contains(emx_engine_last_error(*e), "no healthy device"));
+    free_io(m, in, out);
+    assert_true(healthy_within(*e, 3.0) >= 0);
+    run->down_s = seconds_since(t.finished_ns);
+  }
+  emx_device_info di;
+  assert_int_equal(emx_engine_device_info(*e, 0, &di), 0);
+  assert_int_equal(di.faults, 1); /* it did not vanish again */
+  char *log = capture_end();
+  assert_non_null(log);
+  run->refusals = occurrences(log, "still vanished");
+  run->backs = occurrences(log, "is back");
+  run->counted = contains(log, "(2 of 3 attempts refused)") &&
+                 contains(log, "(3 of 3 attempts refused)") &&
+                 !contains(log, "(4 of 3");
+  if (!run->counted)
+    fprintf(stderr, "captured log:\n%s", log);
+  free(log);
+}
+
+static void vanish_run_free(emx_model *m, vanish_run *run) {
+  for (int i = 0; i < VANISH_RUNS; i++)
+    free_io(m, run->in[i], run->out[i]);
+}
+
+/* An isolated device that vanishes keeps its fault state in the device
+ * process: it refuses the same probes as in-process, so it stays down as
+ * long, then comes back in the same process and serves bit-identical
+ * outputs. (Re-opening it in a new process would forget the fault and bring
+ * it back at the first probe.) */
+static void vanish_returns_after_refused_probes(void **state) {
+  int fds = count_fds();
+  emx_model *lm, *im;
+  vanish_run local, iso;
+  vanish_scenario("sim:35,vanish_at=2,return_after=3", &lm, &live[0], &local);
+  vanish_scenario("sim:34,isolate=1,vanish_at=2,return_after=3", &im, &live[1],
+                  &iso);
+  print_message("down after the vanish: %.3f s in-process, %.3f s isolated\n",
+                local.down_s, iso.down_s);
+  oracle *o = oracle_create(MODEL_FACE_SHORT);
+  for (int i = 0; i < VANISH_RUNS; i++) {
+    assert_int_equal(iso.rc[i], local.rc[i]);
+    assert_int_equal(iso.rc[i], i == 1 ? EMX_EDEVICE : 0);
+    if (iso.rc[i])
+      continue;
+    assert_true(tensors_equal(iso.out[i], local.out[i], 2));
+    emx_tensor *want = tensors_outputs(im);
+    oracle_run(o, iso.in[i], 1, want, 2);
+    assert_true(tensors_equal(iso.out[i], want, 2));
+    tensors_free(want, 2);
+  }
+  oracle_destroy(o);
+  /* Two refused probes, then one that let it back, in both. */
+  assert_true(local.counted);
+  assert_true(iso.counted);
+  assert_int_equal(local.refusals, 2);
+  assert_int_equal(iso.refusals, 2);
+  assert_int_equal(local.backs, 1);
+  assert_int_equal(iso.backs, 1);
+  /* Down across the refused probes' backoff: 20 + 40 + 80 ms. */
+  assert_true(local.down_s >= 0.13);
+  assert_true(iso.down_s >= 0.13);
+  assert_true(iso.down_s < 3.0);
+  vanish_run_free(lm, &local);
+  vanish_run_free(im, &iso);
+  emx_engine_destroy(live[0]);
+  emx_engine_destroy(live[1]);
+  live[0] = live[1] = NULL;
+  assert_int_equal(count_fds(), fds);
+  assert_true(no_children());
+}
+
+/* An isolated device that vanishes for good (no return_after) stays down:
+ * every probe asks the device process, which keeps refusing. */
+static void vanished_for_good_stays_down(void **state) {
+  capture_begin();
+  assert_int_equal(
+      create_logging("sim:37,isolate=1,vanish_at=1", EMX_LOG_INFO, &live[0]),
+      0);
+  emx_engine *e = live[0];
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  emx_tensor *in, *out;
+  assert_int_equal(run_once(e, m, 1, &in, &out, NULL), EMX_EDEVICE);
+  free_io(m, in, out);
+  /* Probes at 20, 60 and 140 ms: all refused. */
+  assert_true(healthy_within(e, 0.3) < 0);
+  assert_false(emx_model_healthy(m));
+  assert_int_equal(run_once(e, m, 2, &in, &out, NULL), EMX_EDEVICE);
+  assert_true(contains(emx_engine_last_error(e), "no healthy device"));
+  free_io(m, in, out);
+  emx_engine_destroy(e);
+  live[0] = NULL;
+  char *log = capture_end();
+  assert_non_null(log);
+  int refusals = occurrences(log, "still vanished");
+  int backs = occurrences(log, "is back");
+  free(log);
+  assert_true(refusals >= 2);
+  assert_int_equal(backs, 0);
+  assert_true(no_children());
+}
+
+/* A device process that abort()s is replaced by the next probe, in the same
+ * engine: the device serves again (correct outputs) until the new process
+ * aborts at its own 2nd invoke, and is replaced again. */
+static void abort_recovers_in_a_new_process(void **state) {
+  int fds = count_fds();
+  assert_int_equal(create("sim:36,isolate=1,abort_at=2", &live[0]), 0);
+  emx_engine *e = live[0];
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  oracle *o = oracle_create(MODEL_FACE_SHORT);
+  int want[5] = {0, EMX_EDEVICE, 0, EMX_EDEVICE, 0};
+  for (int i = 0; i < 5; i++) {
+    emx_tensor *in, *out;
+    assert_int_equal(run_once(e, m, (uint64_t)i + 1, &in, &out, NULL), want[i]);
+    if (want[i]) {
+      assert_true(contains(emx_engine_last_error(e), "signal 6"));
+      assert_true(healthy_within(e, 3.0) >= 0);
+    } else {
+      emx_tensor *expect = tensors_outputs(m);
+      oracle_run(o, in, 1, expect, 2);
+      assert_true(tensors_equal(out, expect, 2));
+      tensors_free(expect, 2);
+    }
+    free_io(m, in, out);
+  }
+  emx_device_info di;
+  assert_int_equal(emx_engine_device_info(e, 0, &di), 0);
+  assert_int_equal(di.faults, 2);
+  oracle_destroy(o);
+  emx_engine_destroy(e);
+  live[0] = NULL;
+  assert_int_equal(count_fds(), fds);
   assert_true(no_children());
 }
 
@@ -479,6 +750,12 @@ int main(void) {
       cmocka_unit_test(two_models_share_the_device),
       cmocka_unit_test(abort_fails_only_the_request),
       cmocka_unit_test(hang_is_killed_at_the_deadline),
+      cmocka_unit_test_teardown(vanish_returns_after_refused_probes,
+                                recovery_teardown),
+      cmocka_unit_test_teardown(vanished_for_good_stays_down,
+                                recovery_teardown),
+      cmocka_unit_test_teardown(abort_recovers_in_a_new_process,
+                                recovery_teardown),
       cmocka_unit_test(backend_errors_pass_through),
       cmocka_unit_test(reopen_is_quick_and_clean),
       cmocka_unit_test(device_outlives_its_creating_thread),

@@ -39,15 +39,17 @@ extern char **environ;
 #define KILL_GRACE_MS 5000
 
 typedef struct iso_device {
-  char spec[256];     /* the spec, for messages */
-  pid_t pid;          /* the device host; 0 once reaped or given up */
-  int sock;           /* our end of the socketpair; -1 when closed */
-  emx__arena region;  /* tensors, mapped by both sides */
-  long deadline_ms;   /* reply deadline per invoke */
-  uint32_t next_id;   /* prepared model ids */
-  bool dead;          /* failed: every call fails until close */
-  emx__errbuf why;    /* why it is dead */
-  unsigned char *buf; /* EMX__ISO_MSG_MAX bytes for replies */
+  char spec[256];      /* the spec, for messages and the child's argv */
+  char path[PATH_MAX]; /* the device host program */
+  int unit;            /* which unit of the spec */
+  pid_t pid;           /* the device host; 0 once reaped or given up */
+  int sock;            /* our end of the socketpair; -1 when closed */
+  emx__arena region;   /* tensors, mapped by both sides */
+  long deadline_ms;    /* reply deadline per invoke */
+  uint32_t next_id;    /* prepared model ids */
+  bool dead;           /* no child: every call fails until probe restarts it */
+  emx__errbuf why;     /* why it is dead */
+  unsigned char *buf;  /* EMX__ISO_MSG_MAX bytes for replies */
 } iso_device;
 
 typedef struct iso_model {
@@ -142,7 +144,8 @@ static void drop(iso_device *d) {
 }
 
 /* condemned marks the device unusable after d->why was written: logged
- * once, and every later call fails with the same reason until close. */
+ * once, and every later call fails with the same reason until a probe
+ * restarts the child. */
 static int condemned(iso_device *d, emx__errbuf *err) {
   d->dead = true;
   emx__log(EMX_LOG_WARN, "%s", d->why.msg);
@@ -212,7 +215,8 @@ static int broken(iso_device *d, const char *what, const char *detail,
 }
 
 static int down(iso_device *d, emx__errbuf *err) {
-  return emx__errf(err, EMX_EDEVICE, "device is down until reopened: %s",
+  return emx__errf(err, EMX_EDEVICE,
+                   "device is down until its process is restarted: %s",
                    d->why.msg);
 }
 
@@ -432,6 +436,49 @@ static void iso_free(iso_device *d) {
   free(d);
 }
 
+/* slow_ms: the reply deadline of an open (or a re-open in a probe) and a
+ * prepare, see SLOW_OP_MS. */
+static long slow_ms(const iso_device *d) {
+  return d->deadline_ms > SLOW_OP_MS ? d->deadline_ms : SLOW_OP_MS;
+}
+
+/* start spawns a device host and waits for its HELLO: on success the child
+ * has the device open. On failure no socket and no child are left. */
+static int start(iso_device *d, emx__errbuf *err) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    return emx__errf(err, EMX_EIO, "%s: socketpair: %s", d->spec,
+                     strerror(errno));
+  /* dup2(3, 3) would keep close-on-exec set: keep the child's end off 3. */
+  if (sv[1] == EMX__ISO_FD) {
+    int moved = fcntl(sv[1], F_DUPFD_CLOEXEC, EMX__ISO_FD + 1);
+    close(sv[1]);
+    sv[1] = moved;
+  }
+  d->sock = sv[0];
+  int rc = sv[1] < 0 ? emx__errf(err, EMX_EIO, "%s: fcntl: %s", d->spec,
+                                 strerror(errno))
+                     : spawn(d, d->path, sv[1], d->unit, err);
+  if (sv[1] >= 0)
+    close(sv[1]);
+  if (rc < 0) {
+    drop(d);
+    return rc;
+  }
+
+  emx__iso_hdr hdr;
+  rc = reply(d, EMX__ISO_HELLO, slow_ms(d), "open", &hdr, err);
+  if (rc == 0 && hdr.status < 0) {
+    /* The real open failed: pass its code and message on. The child exits
+     * by itself. */
+    rc = reply_error(d, &hdr, err);
+    int status;
+    drop(d);
+    reap(d, &status, ms_to_ns(EXIT_GRACE_MS));
+  }
+  return rc;
+}
+
 static int iso_open(const emx__devspec *spec, int unit, void **dev,
                     emx__errbuf *err) {
   emx__devspec copy = *spec;
@@ -441,10 +488,6 @@ static int iso_open(const emx__devspec *spec, int unit, void **dev,
   if (rc < 0)
     return rc;
   orphans_reap();
-  char path[PATH_MAX];
-  rc = find_devhost(spec->text, path, sizeof path, err);
-  if (rc < 0)
-    return rc;
   iso_device *d = calloc(1, sizeof *d);
   unsigned char *buf = malloc(EMX__ISO_MSG_MAX);
   if (!d || !buf) {
@@ -456,44 +499,11 @@ static int iso_open(const emx__devspec *spec, int unit, void **dev,
   d->sock = -1;
   d->region.fd = -1;
   d->deadline_ms = deadline_ms;
+  d->unit = unit;
   snprintf(d->spec, sizeof d->spec, "%s", spec->text);
-
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-    rc = emx__errf(err, EMX_EIO, "%s: socketpair: %s", spec->text,
-                   strerror(errno));
-    iso_free(d);
-    return rc;
-  }
-  /* dup2(3, 3) would keep close-on-exec set: keep the child's end off 3. */
-  if (sv[1] == EMX__ISO_FD) {
-    int moved = fcntl(sv[1], F_DUPFD_CLOEXEC, EMX__ISO_FD + 1);
-    close(sv[1]);
-    sv[1] = moved;
-  }
-  d->sock = sv[0];
-  rc = sv[1] < 0 ? emx__errf(err, EMX_EIO, "%s: fcntl: %s", spec->text,
-                             strerror(errno))
-                 : spawn(d, path, sv[1], unit, err);
-  if (sv[1] >= 0)
-    close(sv[1]);
-  if (rc < 0) {
-    drop(d);
-    iso_free(d);
-    return rc;
-  }
-
-  emx__iso_hdr hdr;
-  long ms = deadline_ms > SLOW_OP_MS ? deadline_ms : SLOW_OP_MS;
-  rc = reply(d, EMX__ISO_HELLO, ms, "open", &hdr, err);
-  if (rc == 0 && hdr.status < 0) {
-    /* The real open failed: pass its code and message on. The child exits
-     * by itself. */
-    rc = reply_error(d, &hdr, err);
-    int status;
-    drop(d);
-    reap(d, &status, ms_to_ns(EXIT_GRACE_MS));
-  }
+  rc = find_devhost(spec->text, d->path, sizeof d->path, err);
+  if (rc == 0)
+    rc = start(d, err);
   if (rc < 0) {
     iso_free(d);
     return rc;
@@ -602,7 +612,7 @@ static int iso_prepare(void *dev, const void *data, size_t size, void **prep,
     free(m);
     return rc;
   }
-  long ms = d->deadline_ms > SLOW_OP_MS ? d->deadline_ms : SLOW_OP_MS;
+  long ms = slow_ms(d);
   m->id = ++d->next_id;
   rc = request(d, EMX__ISO_PREPARE, m->id, size, fd, "prepare", err);
   close(fd);
@@ -683,6 +693,42 @@ static int iso_invoke(void *dev, void *prep, const emx_tensor *inputs,
   return 0;
 }
 
+/* iso_probe: the engine asks, after a fault, whether the device is usable
+ * again (it has released every model first). A live child asks the real
+ * backend (see do_probe in devhost.c): a fault the device itself reported
+ * keeps its state there, e.g. a vanished sim refuses return_after probes,
+ * exactly as in-process. A child that is gone (crashed, aborted, or killed
+ * for a missed deadline) is replaced by a fresh one that opens the device
+ * again; the engine's probe backoff paces the restarts. */
+static int iso_probe(void *dev, emx__errbuf *err) {
+  iso_device *d = dev;
+  orphans_reap();
+  if (d->dead) {
+    int rc = start(d, err);
+    if (rc < 0) {
+      /* start's failures from reply() condemned the device anew; a failed
+       * open in the child (say, the device is still busy) did not. */
+      d->dead = true;
+      return rc;
+    }
+    d->dead = false;
+    emx__log(EMX_LOG_INFO, "%s: device process restarted (pid %d)", d->spec,
+             (int)d->pid);
+    return 0;
+  }
+  /* A child that dies or hangs here is condemned like one that does so in
+   * an invoke; the next probe restarts it. */
+  int rc = request(d, EMX__ISO_PROBE, 0, 0, -1, "probe", err);
+  emx__iso_hdr hdr;
+  if (rc == 0)
+    rc = reply(d, EMX__ISO_PROBE, slow_ms(d), "probe", &hdr, err);
+  if (rc < 0)
+    return rc;
+  if (hdr.status < 0)
+    return reply_error(d, &hdr, err);
+  return 0;
+}
+
 const emx__backend_ops emx__backend_isolate = {
     .kind = "isolate",
     .units = iso_units,
@@ -691,4 +737,5 @@ const emx__backend_ops emx__backend_isolate = {
     .prepare = iso_prepare,
     .release = iso_release,
     .invoke = iso_invoke,
+    .probe = iso_probe,
 };

@@ -15,8 +15,13 @@
  *     the outputs come back through the region;
  *   - a child that dies (crash, abort) or misses the deadline (it is killed)
  *     makes the call fail with EMX_EDEVICE and a message naming the cause;
- *     from then on every call fails with EMX_EDEVICE until close. The
- *     engine recovers by closing and reopening the device.
+ *     from then on every call fails with EMX_EDEVICE until a probe;
+ *   - probe (the engine calls it with backoff after any device fault) asks
+ *     a live child, which asks the real backend's probe, or closes and
+ *     re-opens the device when the backend has none (what the engine does
+ *     in-process); the device's own fault state survives, e.g. a vanished
+ *     sim refuses return_after probes. A dead child is replaced: probe
+ *     spawns a new one, which opens the device again.
  *
  * Spec keys, read here and hidden from the real backend:
  *   isolate=0|1     run isolated; default 1 for edgetpu, 0 for the others

@@ -15,6 +15,9 @@
  *   REGION  fd = sealed memfd for tensors, arg = its size
  *                   → REGION  status, payload = message on failure
  *   INVOKE  id      → INVOKE  status, arg = device ns, payload = message
+ *   PROBE           → PROBE   status = the real backend's probe result
+ *                             (for a backend without a probe: closing and
+ *                             re-opening the device), payload = message
  *   CLOSE           (the child closes the device and exits: EOF is the
  *                   reply)
  *
@@ -43,6 +46,7 @@ enum {
   EMX__ISO_REGION,
   EMX__ISO_INVOKE,
   EMX__ISO_CLOSE,
+  EMX__ISO_PROBE,
 };
 
 typedef struct emx__iso_hdr {

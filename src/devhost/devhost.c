@@ -5,8 +5,8 @@
  * libedgemux starts it (src/backend/isolate.c) with a SOCK_SEQPACKET socket
  * on fd 3 and serves the messages of src/backend/isolate_msg.h: it opens
  * unit N of SPEC with the real backend, prepares models, runs invokes on
- * tensors in a shared memfd region, and exits on CLOSE. It is not meant to
- * be run by hand.
+ * tensors in a shared memfd region, answers PROBE after a device fault, and
+ * exits on CLOSE. It is not meant to be run by hand.
  *
  * It must not outlive the engine process, even while stuck inside a driver
  * call: with --pdeathsig (the parent asks when it spawned us from its main
@@ -14,6 +14,7 @@
  * it with the parent; and a watchdog thread exits when the socket hangs up
  * or the parent pid changes. */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -49,7 +50,9 @@ typedef struct host_model {
 
 typedef struct host {
   const emx__backend_ops *ops; /* the real backend */
-  void *dev;                   /* its device */
+  emx__devspec spec;           /* its spec, isolation keys stripped */
+  int unit;                    /* which unit of the spec */
+  void *dev;                   /* its device; NULL after a failed re-open */
   emx__arena region;           /* tensors, shared with the parent */
   host_model *models;          /* prepared */
   unsigned char *buf;          /* EMX__ISO_MSG_MAX bytes */
@@ -113,6 +116,13 @@ static void do_prepare(host *h, const emx__iso_hdr *hdr, int fd) {
   }
   m->id = hdr->id;
   m->size = (size_t)hdr->arg;
+  if (!h->dev) {
+    /* The proxy prepares only after a probe succeeded; guard anyway. */
+    rc = emx__errf(&err, EMX_EDEVICE,
+                   "device process: the device is closed (its re-open "
+                   "failed)");
+    goto fail;
+  }
   if (fd < 0 || m->size == 0) {
     rc = emx__errf(&err, EMX_EPROTO,
                    "device process: prepare without a "
@@ -219,13 +229,43 @@ static void do_invoke(host *h, const emx__iso_hdr *hdr) {
   send_reply(EMX__ISO_INVOKE, hdr->id, rc, (uint64_t)device_ns, &err);
 }
 
-/* shut_down closes the device (a TPU handle, a lock file) and exits. */
-static void shut_down(host *h) {
+static void free_models(host *h) {
   while (h->models) {
     host_model *m = h->models;
     h->models = m->next;
     free_model(h, m);
   }
+}
+
+/* do_probe answers the engine's question after a device fault: is the
+ * device usable again? The engine released every model first (those
+ * RELEASEs came before this packet, in order). A backend with a probe
+ * answers itself, and keeps its state: a vanished sim keeps counting the
+ * attempts it refuses. A backend without one is closed and opened again,
+ * which is what the engine does to it in-process: the fault may have been
+ * in its handle, so that this process is alive says nothing about the
+ * device. A failed re-open leaves the device closed; the next probe tries
+ * again. */
+static void do_probe(host *h) {
+  emx__errbuf err = {{0}};
+  int rc;
+  if (h->dev && h->ops->probe) {
+    rc = h->ops->probe(h->dev, &err);
+  } else {
+    free_models(h); /* none, unless the proxy broke its promise */
+    if (h->dev)
+      h->ops->close(h->dev);
+    h->dev = NULL;
+    rc = h->ops->open(&h->spec, h->unit, &h->dev, &err);
+    if (rc < 0)
+      h->dev = NULL;
+  }
+  send_reply(EMX__ISO_PROBE, 0, rc, 0, &err);
+}
+
+/* shut_down closes the device (a TPU handle, a lock file) and exits. */
+static void shut_down(host *h) {
+  free_models(h);
   if (h->dev)
     h->ops->close(h->dev);
   emx__arena_close(&h->region);
@@ -255,6 +295,9 @@ static void serve(host *h) {
       break;
     case EMX__ISO_INVOKE:
       do_invoke(h, &hdr);
+      break;
+    case EMX__ISO_PROBE:
+      do_probe(h);
       break;
     case EMX__ISO_CLOSE:
       shut_down(h);
@@ -294,7 +337,7 @@ int main(int argc, char **argv) {
   }
   int type = 0;
   socklen_t tlen = sizeof type;
-  if (parent_pid <= 0 || unit < 0 || !spec_text ||
+  if (parent_pid <= 0 || unit < 0 || unit > INT_MAX || !spec_text ||
       getsockopt(EMX__ISO_FD, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 ||
       type != SOCK_SEQPACKET)
     return usage();
@@ -316,17 +359,17 @@ int main(int argc, char **argv) {
   pthread_detach(dog);
 
   emx__errbuf err = {{0}};
-  emx__devspec spec;
   int isolate;
   long deadline_ms = 0;
-  int rc = emx__devspec_parse(&spec, spec_text, &err);
+  h.unit = (int)unit;
+  int rc = emx__devspec_parse(&h.spec, spec_text, &err);
   if (rc == 0)
-    rc = emx__iso_strip(&spec, &isolate, &deadline_ms, &err);
-  if (rc == 0 && !(h.ops = emx__backend_find(spec.kind)))
+    rc = emx__iso_strip(&h.spec, &isolate, &deadline_ms, &err);
+  if (rc == 0 && !(h.ops = emx__backend_find(h.spec.kind)))
     rc = emx__errf(&err, EMX_EINVAL, "device spec \"%s\": unknown kind",
-                   spec.text);
+                   h.spec.text);
   if (rc == 0)
-    rc = h.ops->open(&spec, (int)unit, &h.dev, &err);
+    rc = h.ops->open(&h.spec, h.unit, &h.dev, &err);
   if (rc < 0)
     h.dev = NULL;
   send_reply(EMX__ISO_HELLO, 0, rc, 0, &err);
