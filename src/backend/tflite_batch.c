@@ -121,6 +121,7 @@ static int build(emx__tfl_model *m, int n, emx__tfl_batched *b,
  * AllocateTensors crashes with SIGSEGV. A crash must cost the batch, not
  * the process. The child only builds and exits; TFLite's state after a
  * fork is the parent's, which the child never hands back. */
+#define TRIAL_REFUSED 42 /* the child's exit code for a clean refusal */
 static int trial(emx__tfl_model *m, int n, emx__errbuf *err) {
   if (n < 64 && (m->batch_tried >> n) & 1)
     return 0;
@@ -131,16 +132,22 @@ static int trial(emx__tfl_model *m, int n, emx__errbuf *err) {
   if (pid == 0) {
     emx__tfl_batched b = {0};
     emx__errbuf cerr = {{0}};
-    _exit(build(m, n, &b, &cerr) == 0 ? 0 : 1);
+    _exit(build(m, n, &b, &cerr) == 0 ? 0 : TRIAL_REFUSED);
   }
   int status;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  /* Any other end is a crash (a sanitizer turns a SIGSEGV into exit 1). */
   if (WIFSIGNALED(status))
     return emx__errf(err, EMX_EUNSUPPORTED,
                      "TFLite crashed (signal %d) resizing the model to batch "
                      "%d",
                      WTERMSIG(status), n);
+  if (!WIFEXITED(status) ||
+      (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != TRIAL_REFUSED))
+    return emx__errf(err, EMX_EUNSUPPORTED,
+                     "TFLite crashed (exit %d) resizing the model to batch %d",
+                     WEXITSTATUS(status), n);
   /* A clean refusal is repeated here, with its message, by build. */
   if (n < 64)
     m->batch_tried |= 1ULL << n;
