@@ -101,6 +101,7 @@ class Timings(ctypes.Structure):
         ("finished_ns", ctypes.c_int64),
         ("device_ns", ctypes.c_int64),
         ("device", ctypes.c_int),
+        ("batch", ctypes.c_int),
     ]
 
 

@@ -336,6 +336,7 @@ static void dispatch(emx_client *c, const emx__wire_msg *m, size_t len) {
     if (cp->device >= 0) { /* it ran */
       t->started_ns = r->submitted_ns + cp->queue_ns;
       t->finished_ns = r->submitted_ns + cp->total_ns;
+      t->batch = cp->batch ? (int)cp->batch : 1;
     }
     int st = cp->status <= 0 ? cp->status : EMX_EPROTO;
     finish(c, p, st, m->u.complete.text, cp->msg_len);

@@ -139,9 +139,20 @@ void emxd_listen_resume(emxd_server *srv);
 void emxd_repo_scan(emxd_server *srv);
 emxd_model *emxd_model_by_name(emxd_server *srv, const char *name);
 emxd_model *emxd_model_by_id(emxd_server *srv, uint32_t id);
+/* emxd_model_settings: a model's config.json (all optional). */
+typedef struct emxd_model_settings {
+  char file[256];     /* "model": the .tflite in the model's folder */
+  char devices[128];  /* "devices": placement; "" = anywhere */
+  int64_t timeout_ns; /* "timeout_ms": default deadline; 0 = none */
+  int max_batch;      /* "dynamic_batching": see emx_model_config */
+  int preferred_batch[EMX_MAX_PREFERRED_BATCH];
+  int64_t batch_delay_ns;
+} emxd_model_settings;
+
+/* emxd_model_load loads a model (settings NULL: the defaults). */
 int emxd_model_load(emxd_server *srv, const char *name, const char *path,
-                    const char *devices, bool from_repo, emxd_model **out,
-                    emx__errbuf *err);
+                    const emxd_model_settings *settings, bool from_repo,
+                    emxd_model **out, emx__errbuf *err);
 void emxd_models_free(emxd_server *srv);
 
 /* session.c */

@@ -34,8 +34,8 @@ emxd_model *emxd_model_by_id(emxd_server *srv, uint32_t id) {
 }
 
 int emxd_model_load(emxd_server *srv, const char *name, const char *path,
-                    const char *devices, bool from_repo, emxd_model **out,
-                    emx__errbuf *err) {
+                    const emxd_model_settings *set, bool from_repo,
+                    emxd_model **out, emx__errbuf *err) {
   emxd_model *have = emxd_model_by_name(srv, name);
   if (have) {
     /* The same file (e.g. every worker of a pool loading it, or a path
@@ -62,7 +62,12 @@ int emxd_model_load(emxd_server *srv, const char *name, const char *path,
   emx_model_config mc;
   emx_model_config_init(&mc);
   mc.path = path;
-  mc.devices = devices && *devices ? devices : NULL;
+  if (set) {
+    mc.devices = set->devices[0] ? set->devices : NULL;
+    mc.max_batch = set->max_batch;
+    memcpy(mc.preferred_batch, set->preferred_batch, sizeof mc.preferred_batch);
+    mc.batch_delay_ns = set->batch_delay_ns;
+  }
   int rc = emx_model_load(srv->engine, name, &mc, &m->model);
   if (rc < 0) {
     emx__errf(err, rc, "%s", emx_engine_last_error(srv->engine));
@@ -91,11 +96,55 @@ static void unload(emxd_server *srv, emxd_model *m) {
   free(m);
 }
 
+/* read_batching applies "dynamic_batching": {"max_batch_size": N,
+ * "preferred_batch_size": [N, ...], "max_queue_delay_us": N} (the names
+ * Triton's model configs use). The engine checks the values at load. */
+static int read_batching(const char *path, json_t *obj,
+                         emxd_model_settings *set) {
+  if (!json_is_object(obj)) {
+    emx__log(EMX_LOG_ERROR, "%s: \"dynamic_batching\" must be an object", path);
+    return -1;
+  }
+  const char *key;
+  json_t *v;
+  json_object_foreach(obj, key, v) {
+    if (strcmp(key, "max_batch_size") == 0 && json_is_integer(v) &&
+        json_integer_value(v) >= 0 && json_integer_value(v) <= EMX_MAX_BATCH) {
+      set->max_batch = (int)json_integer_value(v);
+    } else if (strcmp(key, "preferred_batch_size") == 0 && json_is_array(v) &&
+               json_array_size(v) <= EMX_MAX_PREFERRED_BATCH) {
+      size_t i;
+      json_t *item;
+      json_array_foreach(v, i, item) {
+        if (!json_is_integer(item) || json_integer_value(item) < 2 ||
+            json_integer_value(item) > EMX_MAX_BATCH) {
+          emx__log(EMX_LOG_ERROR,
+                   "%s: preferred_batch_size holds sizes from 2 to %d", path,
+                   EMX_MAX_BATCH);
+          return -1;
+        }
+        set->preferred_batch[i] = (int)json_integer_value(item);
+      }
+    } else if (strcmp(key, "max_queue_delay_us") == 0 && json_is_integer(v) &&
+               json_integer_value(v) >= 0 &&
+               json_integer_value(v) <= 10000000) {
+      set->batch_delay_ns = json_integer_value(v) * 1000;
+    } else {
+      emx__log(EMX_LOG_ERROR,
+               "%s: dynamic_batching: unknown or malformed key \"%s\" "
+               "(known: max_batch_size 0..%d, preferred_batch_size "
+               "[up to %d sizes], max_queue_delay_us 0..10000000)",
+               path, key, EMX_MAX_BATCH, EMX_MAX_PREFERRED_BATCH);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 /* read_config applies DIR/<name>/config.json: {"model": "file.tflite",
- * "devices": "edgetpu,cpu", "timeout_ms": N}. Unknown keys are reported,
- * not ignored. */
-static int read_config(const char *dir, char *file, size_t file_cap,
-                       char *devices, size_t devices_cap, int64_t *timeout_ns) {
+ * "devices": "edgetpu,cpu", "timeout_ms": N, "dynamic_batching": {...}}.
+ * Unknown keys are reported, not ignored. */
+static int read_config(const char *dir, emxd_model_settings *set) {
   char path[4200];
   struct stat st;
   if (join(path, sizeof path, dir, "config.json") < 0 || stat(path, &st) < 0)
@@ -113,8 +162,8 @@ static int read_config(const char *dir, char *file, size_t file_cap,
   json_t *v;
   json_object_foreach(root, key, v) {
     if (strcmp(key, "model") == 0 && json_is_string(v)) {
-      snprintf(file, file_cap, "%s", json_string_value(v));
-      if (strchr(file, '/')) {
+      snprintf(set->file, sizeof set->file, "%s", json_string_value(v));
+      if (strchr(set->file, '/')) {
         emx__log(EMX_LOG_ERROR,
                  "%s: \"model\" must be a file name in the "
                  "model's folder",
@@ -122,14 +171,17 @@ static int read_config(const char *dir, char *file, size_t file_cap,
         rc = -1;
       }
     } else if (strcmp(key, "devices") == 0 && json_is_string(v)) {
-      snprintf(devices, devices_cap, "%s", json_string_value(v));
+      snprintf(set->devices, sizeof set->devices, "%s", json_string_value(v));
     } else if (strcmp(key, "timeout_ms") == 0 && json_is_integer(v) &&
                json_integer_value(v) >= 0) {
-      *timeout_ns = json_integer_value(v) * 1000000;
+      set->timeout_ns = json_integer_value(v) * 1000000;
+    } else if (strcmp(key, "dynamic_batching") == 0) {
+      if (read_batching(path, v, set) < 0)
+        rc = -1;
     } else {
       emx__log(EMX_LOG_ERROR,
                "%s: unknown or malformed key \"%s\" (known: "
-               "model, devices, timeout_ms)",
+               "model, devices, timeout_ms, dynamic_batching)",
                path, key);
       rc = -1;
     }
@@ -152,32 +204,31 @@ void emxd_repo_scan(emxd_server *srv) {
     while ((de = readdir(d))) {
       if (de->d_name[0] == '.')
         continue;
-      char sub[4200], file[256] = "model.tflite", path[4500], devices[128] = "";
-      int64_t timeout = 0;
+      char sub[4200], path[4500];
+      emxd_model_settings set = {.file = "model.tflite"};
       struct stat st;
       if (join(sub, sizeof sub, dir, de->d_name) < 0 || stat(sub, &st) < 0 ||
           !S_ISDIR(st.st_mode))
         continue;
-      if (read_config(sub, file, sizeof file, devices, sizeof devices,
-                      &timeout) < 0)
+      if (read_config(sub, &set) < 0)
         continue;
-      if (join(path, sizeof path, sub, file) < 0 || stat(path, &st) < 0) {
+      if (join(path, sizeof path, sub, set.file) < 0 || stat(path, &st) < 0) {
         emx__log(EMX_LOG_WARN, "model repository: %s has no %s; skipped", sub,
-                 file);
+                 set.file);
         continue;
       }
       emxd_model *m = emxd_model_by_name(srv, de->d_name);
       if (m) {
         m->seen = true;
-        m->default_timeout_ns = timeout;
+        m->default_timeout_ns = set.timeout_ns;
         continue;
       }
       emx__errbuf err = {{0}};
-      if (emxd_model_load(srv, de->d_name, path, devices, true, &m, &err) < 0) {
+      if (emxd_model_load(srv, de->d_name, path, &set, true, &m, &err) < 0) {
         emx__log(EMX_LOG_ERROR, "model repository: %s", err.msg);
         continue;
       }
-      m->default_timeout_ns = timeout;
+      m->default_timeout_ns = set.timeout_ns;
     }
     closedir(d);
   }

@@ -154,7 +154,8 @@ static void on_complete(emx_request *req, int status, void *user) {
       .device_ns = t.device_ns,
       .total_ns =
           (t.finished_ns ? t.finished_ns : emx_now_ns()) - t.submitted_ns,
-      .msg_len = (uint32_t)mlen};
+      .msg_len = (uint32_t)mlen,
+      .batch = (uint32_t)t.batch};
   emx__wire_put(&b, &w, sizeof w);
   emx__wire_put(&b, msg, mlen);
   size_t len = emx__wire_end(&b);

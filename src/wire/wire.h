@@ -96,7 +96,8 @@ typedef struct emx__wire_complete {
   int64_t device_ns; /* in the backend */
   int64_t total_ns;  /* accepted → finished */
   uint32_t msg_len;  /* error text that follows */
-  uint32_t reserved;
+  uint32_t batch;    /* requests that shared its invoke (0 from daemons
+                        before dynamic batching: read as 1 if it ran) */
 } emx__wire_complete;
 
 typedef struct emx__wire_error {
