@@ -36,7 +36,16 @@ typedef struct emxd_options {
   gid_t allow_gids[EMX_D_MAX_ALLOW];
   size_t allow_gid_count;
   bool allow_load; /* clients may LOAD models by path */
+  struct {
+    uid_t uid;
+    unsigned weight;
+  } weights[EMX_D_MAX_ALLOW]; /* fair share of a user's connections */
+  size_t weight_count;
 } emxd_options;
+
+/* emxd_weight_add records --client-weight UID:W; -1 with a message in err
+ * when the text or the values are bad. */
+int emxd_weight_add(emxd_options *o, const char *text, emx__errbuf *err);
 
 void emxd_options_init(emxd_options *o);
 

@@ -45,6 +45,9 @@ static void usage(FILE *f) {
       "allowed)\n"
       "  --allow-gid GID          also accept this group (repeatable)\n"
       "  --allow-load             let clients load model files by path\n"
+      "  --client-weight UID:W    fair share of this user's connections on\n"
+      "                           devices with sched=fair (default 1; W up\n"
+      "                           to 1000; repeatable)\n"
       "  --help, --version\n"
       "\n"
       "Signals: SIGTERM/SIGINT finish in-flight work and exit 0; SIGHUP "
@@ -79,6 +82,7 @@ int main(int argc, char **argv) {
     O_UID,
     O_GID,
     O_LOAD,
+    O_WEIGHT,
     O_HELP,
     O_VERSION
   };
@@ -97,6 +101,7 @@ int main(int argc, char **argv) {
       {"allow-uid", required_argument, 0, O_UID},
       {"allow-gid", required_argument, 0, O_GID},
       {"allow-load", no_argument, 0, O_LOAD},
+      {"client-weight", required_argument, 0, O_WEIGHT},
       {"help", no_argument, 0, O_HELP},
       {"version", no_argument, 0, O_VERSION},
       {0, 0, 0, 0}};
@@ -178,6 +183,12 @@ int main(int argc, char **argv) {
     }
     case O_LOAD:
       o.allow_load = true;
+      break;
+    case O_WEIGHT:
+      if (emxd_weight_add(&o, optarg, &err) < 0) {
+        fprintf(stderr, "edgemuxd: --client-weight: %s\n", err.msg);
+        return 2;
+      }
       break;
     case O_HELP:
       usage(stdout);

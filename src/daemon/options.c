@@ -97,6 +97,16 @@ int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
         o->max_arena = (uint64_t)n;
       else
         rc = BAD("%s: unknown key \"%s\"", path, key);
+    } else if (strcmp(key, "client_weights") == 0 && json_is_object(v)) {
+      const char *uid;
+      json_t *w;
+      json_object_foreach(v, uid, w) {
+        char text[64];
+        snprintf(text, sizeof text, "%s:%lld", uid,
+                 json_is_integer(w) ? (long long)json_integer_value(w) : -1LL);
+        if ((rc = emxd_weight_add(o, text, err)) < 0)
+          break;
+      }
     } else if ((strcmp(key, "allow_uids") == 0 ||
                 strcmp(key, "allow_gids") == 0) &&
                json_is_array(v)) {
@@ -124,4 +134,23 @@ int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
 out:
   json_decref(root);
   return rc;
+}
+
+int emxd_weight_add(emxd_options *o, const char *text, emx__errbuf *err) {
+  char *end;
+  long uid = strtol(text, &end, 10);
+  long w = -1;
+  if (end != text && *end == ':' && uid >= 0)
+    w = strtol(end + 1, &end, 10);
+  if (w < 1 || w > EMX_MAX_STREAM_WEIGHT || *end)
+    return emx__errf(err, EMX_EINVAL,
+                     "client weight \"%s\" must be UID:WEIGHT with WEIGHT "
+                     "in 1..%d",
+                     text, EMX_MAX_STREAM_WEIGHT);
+  if (o->weight_count == EMX_D_MAX_ALLOW)
+    return emx__errf(err, EMX_EINVAL, "at most %d client weights",
+                     EMX_D_MAX_ALLOW);
+  o->weights[o->weight_count].uid = (uid_t)uid;
+  o->weights[o->weight_count++].weight = (unsigned)w;
+  return 0;
 }

@@ -618,6 +618,11 @@ void emxd_session_accept(emxd_server *srv, int fd) {
     close(fd);
     return;
   }
+  /* Each connection is a stream: its share under sched=fair is its
+   * user's weight. */
+  for (size_t i = 0; i < o->weight_count; i++)
+    if (o->weights[i].uid == cred.uid)
+      emx_stream_set_weight(s->stream, o->weights[i].weight);
   s->srv = srv;
   s->fd = fd;
   s->id = ++srv->next_session_id;
