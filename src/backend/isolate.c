@@ -370,13 +370,98 @@ int emx__isolate_select(emx__devspec *spec, const emx__backend_ops **ops,
   return 0;
 }
 
+/* count_in_child runs `edgemux-devhost --count SPEC`, which counts the
+ * spec's units with the real backend and prints "STATUS COUNT MESSAGE". */
+static int count_in_child(const char *spec, int *count, emx__errbuf *err) {
+  char path[PATH_MAX];
+  int rc = find_devhost(spec, path, sizeof path, err);
+  if (rc < 0)
+    return rc;
+  int pfd[2];
+  if (pipe2(pfd, O_CLOEXEC) < 0)
+    return emx__errf(err, EMX_EIO, "%s: pipe: %s", spec, strerror(errno));
+  char *argv[] = {path, "--count", (char *)spec, NULL};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+  pid_t pid;
+  int src = posix_spawn(&pid, path, &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(pfd[1]);
+  if (src != 0) {
+    close(pfd[0]);
+    return emx__errf(err, EMX_EDEVICE, "%s: cannot start %s: %s", spec, path,
+                     strerror(src));
+  }
+  char out[sizeof err->msg + 32];
+  size_t got = 0;
+  struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+  int64_t end = emx_now_ns() + ms_to_ns(SLOW_OP_MS);
+  while (got < sizeof out - 1) {
+    int64_t left = end - emx_now_ns();
+    if (left <= 0 || poll(&p, 1, (int)(left / 1000000) + 1) <= 0)
+      break;
+    ssize_t n = read(pfd[0], out + got, sizeof out - 1 - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+  }
+  out[got] = '\0';
+  close(pfd[0]);
+  int status = 0;
+  if (wait_exit(pid, &status, ms_to_ns(EXIT_GRACE_MS)) == 0) {
+    kill(pid, SIGKILL);
+    wait_exit(pid, &status, ms_to_ns(KILL_GRACE_MS));
+    return emx__errf(err, EMX_EDEVICE,
+                     "%s: listing the devices hung (killed after %d ms)", spec,
+                     SLOW_OP_MS);
+  }
+  if (WIFSIGNALED(status))
+    return emx__errf(err, EMX_EDEVICE,
+                     "%s: the driver crashed listing the devices (signal %d, "
+                     "%s)",
+                     spec, WTERMSIG(status), strsignal(WTERMSIG(status)));
+  /* The answer is the last line: a driver may have printed before it. */
+  int code = 0, n = 0, used = -1;
+  for (char *line = out; *line;) {
+    int c, k, u = 0;
+    if (sscanf(line, "%d %d %n", &c, &k, &u) == 2) {
+      code = c;
+      n = k;
+      used = (int)(line - out) + u;
+    }
+    char *nl = strchr(line, '\n');
+    line = nl ? nl + 1 : line + strlen(line);
+  }
+  if (used < 0)
+    return emx__errf(err, EMX_EDEVICE,
+                     "%s: the device host could not count the devices (exit "
+                     "%d)",
+                     spec, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  if (code < 0) {
+    char *msg = out + used;
+    msg[strcspn(msg, "\n")] = '\0';
+    return emx__errf(err, code, "%s", msg);
+  }
+  *count = n;
+  return 0;
+}
+
 static int iso_units(emx__devspec *spec, int *count, emx__errbuf *err) {
   const emx__backend_ops *real = emx__backend_find(spec->kind);
   if (!real)
     return emx__errf(err, EMX_EINVAL, "device spec \"%s\": unknown kind",
                      spec->text);
-  /* Counting runs in this process: for "edgetpu:*" that lists the
-   * devices through libedgetpu, which does not touch them. */
+  /* An Edge TPU spec may count by listing the devices through libedgetpu
+   * ("edgetpu:*"): that is driver code, so it runs in a child like every
+   * other call into the driver, and a driver that aborts or hangs while
+   * listing fails the spec instead of the process. Other kinds count by
+   * parsing. */
+  if (strcmp(spec->kind, "edgetpu") == 0)
+    return count_in_child(spec->text, count, err);
   return real->units(spec, count, err);
 }
 

@@ -314,12 +314,35 @@ static void serve(host *h) {
 static int usage(void) {
   fprintf(stderr,
           "edgemux-devhost --parent=PID --unit=N [--pdeathsig] SPEC\n"
+          "edgemux-devhost --count SPEC\n"
           "runs one device for libedgemux's device isolation (isolate=1); "
           "libedgemux starts it with a socket on fd 3\n");
   return 2;
 }
 
+/* count_units: `--count SPEC` prints "STATUS COUNT MESSAGE" for the
+ * parent's units() (see count_in_child in backend/isolate.c). */
+static int count_units(const char *spec_text) {
+  emx__errbuf err = {{0}};
+  emx__devspec spec;
+  int isolate, count = 0;
+  long deadline_ms = 0;
+  const emx__backend_ops *ops = NULL;
+  int rc = emx__devspec_parse(&spec, spec_text, &err);
+  if (rc == 0)
+    rc = emx__iso_strip(&spec, &isolate, &deadline_ms, &err);
+  if (rc == 0 && !(ops = emx__backend_find(spec.kind)))
+    rc = emx__errf(&err, EMX_EINVAL, "device spec \"%s\": unknown kind",
+                   spec.text);
+  if (rc == 0)
+    rc = ops->units(&spec, &count, &err);
+  printf("%d %d %s\n", rc, count, rc < 0 ? err.msg : "");
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--count") == 0)
+    return count_units(argv[2]);
   long unit = -1;
   int pdeathsig = 0;
   const char *spec_text = NULL;
