@@ -238,6 +238,16 @@ emx_model *model_load(emx_engine *engine, const char *name, const char *path) {
   return model;
 }
 
+bool wait_healthy(emx_engine *engine, size_t index) {
+  for (int i = 0; i < 500; i++) {
+    emx_device_info di;
+    if (emx_engine_device_info(engine, index, &di) == 0 && di.healthy)
+      return true;
+    usleep(10000);
+  }
+  return false;
+}
+
 void request_init(emx_request_desc *desc, emx_model *model,
                   const emx_tensor *inputs, const emx_tensor *outputs) {
   emx_request_desc_init(desc);
@@ -252,12 +262,12 @@ void request_init(emx_request_desc *desc, emx_model *model,
 
 struct oracle {
   TfLiteModel *model;                /* the flatbuffer */
-  TfLiteInterpreterOptions *options; /* one thread, XNNPACK */
-  TfLiteDelegate *xnnpack;           /* outlives the interpreter */
+  TfLiteInterpreterOptions *options; /* one thread, XNNPACK or none */
+  TfLiteDelegate *xnnpack;           /* outlives the interpreter; or NULL */
   TfLiteInterpreter *interp;         /* tensors allocated, ready to invoke */
 };
 
-oracle *oracle_create(const char *model_path) {
+static oracle *oracle_new(const char *model_path, bool xnnpack) {
   oracle *o = calloc(1, sizeof(*o));
   assert_non_null(o);
   o->model = TfLiteModelCreateFromFile(model_path);
@@ -265,16 +275,26 @@ oracle *oracle_create(const char *model_path) {
   o->options = TfLiteInterpreterOptionsCreate();
   assert_non_null(o->options);
   TfLiteInterpreterOptionsSetNumThreads(o->options, 1);
-  /* Exactly what the engine's cpu backend does with threads=1: XNNPACK
-   * without a thread pool. Same kernels, same order, same bits. */
-  TfLiteXNNPackDelegateOptions xopts = {.num_threads = 0, .flags = 0};
-  o->xnnpack = TfLiteXNNPackDelegateCreate(&xopts);
-  assert_non_null(o->xnnpack);
-  TfLiteInterpreterOptionsAddDelegate(o->options, o->xnnpack);
+  if (xnnpack) {
+    /* Exactly what the engine's cpu backend does with threads=1: XNNPACK
+     * without a thread pool. Same kernels, same order, same bits. */
+    TfLiteXNNPackDelegateOptions xopts = {.num_threads = 0, .flags = 0};
+    o->xnnpack = TfLiteXNNPackDelegateCreate(&xopts);
+    assert_non_null(o->xnnpack);
+    TfLiteInterpreterOptionsAddDelegate(o->options, o->xnnpack);
+  }
   o->interp = TfLiteInterpreterCreate(o->model, o->options);
   assert_non_null(o->interp);
   assert_int_equal(TfLiteInterpreterAllocateTensors(o->interp), kTfLiteOk);
   return o;
+}
+
+oracle *oracle_create(const char *model_path) {
+  return oracle_new(model_path, true);
+}
+
+oracle *oracle_create_bare(const char *model_path) {
+  return oracle_new(model_path, false);
 }
 
 void oracle_run(oracle *o, const emx_tensor *inputs, size_t input_count,
@@ -309,7 +329,8 @@ void oracle_destroy(oracle *o) {
   if (o == NULL)
     return;
   TfLiteInterpreterDelete(o->interp);
-  TfLiteXNNPackDelegateDelete(o->xnnpack);
+  if (o->xnnpack)
+    TfLiteXNNPackDelegateDelete(o->xnnpack);
   TfLiteInterpreterOptionsDelete(o->options);
   TfLiteModelDelete(o->model);
   free(o);
@@ -320,6 +341,25 @@ void direct_run(const char *model_path, const emx_tensor *inputs,
   oracle *o = oracle_create(model_path);
   oracle_run(o, inputs, input_count, outputs, output_count);
   oracle_destroy(o);
+}
+
+/* ---- the stub libedgetpu ------------------------------------------------- */
+
+size_t stub_log_read(const char *path, stub_invoke *out, size_t cap) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return 0;
+  size_t lines = 0;
+  char line[128];
+  while (fgets(line, sizeof line, f) != NULL) {
+    stub_invoke inv = {0, 0};
+    assert_int_equal(sscanf(line, "pid %d invoke %ld", &inv.pid, &inv.n), 2);
+    if (lines < cap)
+      out[lines] = inv;
+    lines++;
+  }
+  fclose(f);
+  return lines;
 }
 
 /* ---- completion counting ------------------------------------------------- */

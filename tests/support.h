@@ -105,6 +105,10 @@ emx_engine *engine_new(const char *spec, size_t queue_capacity);
 /* model_load loads `path` under `name`; asserts success. */
 emx_model *model_load(emx_engine *engine, const char *name, const char *path);
 
+/* wait_healthy polls device `index` until it serves again (the engine
+ * re-probes a failed device with backoff from 20 ms); false after 5 s. */
+bool wait_healthy(emx_engine *engine, size_t index);
+
 /* request_init fills *desc for `model` with the given tensors (counts from the
  * model). */
 void request_init(emx_request_desc *desc, emx_model *model,
@@ -120,6 +124,13 @@ typedef struct oracle oracle;
 /* oracle_create loads `model_path`; asserts success. */
 oracle *oracle_create(const char *model_path);
 
+/* oracle_create_bare loads `model_path` into an interpreter without
+ * delegates: TFLite's own kernels, one thread, as the edgetpu backend runs
+ * every node its delegate does not claim (no XNNPACK; its outputs differ
+ * from XNNPACK's in the last bits). The oracle for the stub libedgetpu,
+ * whose claimed node is a plain copy. Asserts success. */
+oracle *oracle_create_bare(const char *model_path);
+
 /* oracle_run copies `inputs` in, invokes and copies the outputs out. The
  * counts and sizes must match the model; asserts success. */
 void oracle_run(oracle *o, const emx_tensor *inputs, size_t input_count,
@@ -134,6 +145,18 @@ void oracle_destroy(oracle *o);
 /* direct_run is create + run + destroy, for a single use. */
 void direct_run(const char *model_path, const emx_tensor *inputs,
                 size_t input_count, emx_tensor *outputs, size_t output_count);
+
+/* ---- the stub libedgetpu (tests/stub/edgetpu_stub.c) -------------------- */
+
+/* stub_invoke is one line of the stub's $EMX_STUB_EDGETPU_INVOKE_LOG. */
+typedef struct stub_invoke {
+  int pid; /* the process that ran it */
+  long n;  /* its number in that process's count, from 1 */
+} stub_invoke;
+
+/* stub_log_read reads the stub's invoke log at `path` into at most `cap`
+ * entries and returns how many lines it has (0 when there is no file). */
+size_t stub_log_read(const char *path, stub_invoke *out, size_t cap);
 
 /* ---- completion counting ------------------------------------------------- */
 

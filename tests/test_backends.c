@@ -1,6 +1,7 @@
 /* test_backends.c — the sim backend (simulated Edge TPU) and the edgetpu
  * backend against the stub libedgetpu: outputs, exclusive open across
- * processes, injected faults, costs, and every load-time error. */
+ * processes, injected faults (the stub's abort and hang inside an invoke
+ * too), costs, and every load-time error. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +15,6 @@
 #include <cmocka.h>
 
 #include "support.h"
-#include "tensorflow/lite/c/c_api.h"
 
 #ifndef EMX_STUB_EDGETPU
 #error "EMX_STUB_EDGETPU must name the stub library"
@@ -110,19 +110,6 @@ static void sim_exclusive_across_processes(void **state) {
   emx_engine_destroy(e);
   /* Released with the engine: now the child gets it. */
   assert_int_equal(open_in_child("sim:12", msg, sizeof msg), 0);
-}
-
-/* wait_healthy polls device `index` until it serves again (the engine
- * re-probes a failed device with backoff starting at 20 ms). */
-static int wait_healthy(emx_engine *e, size_t index) {
-  for (int i = 0; i < 500; i++) {
-    emx_device_info di;
-    emx_engine_device_info(e, index, &di);
-    if (di.healthy)
-      return 1;
-    usleep(10000);
-  }
-  return 0;
 }
 
 /* A failed invoke fails its request with EMX_EDEVICE, takes the device
@@ -259,28 +246,9 @@ static void sim_bad_specs(void **state) {
 
 #define STUB ",lib=" EMX_STUB_EDGETPU
 
-/* The stub's delegate claims no nodes, so the interpreter runs TFLite's own
- * kernels: the oracle is a bare interpreter without delegates. */
-static void bare_run(const char *path, const emx_tensor *in, size_t nin,
-                     const emx_tensor *out, size_t nout) {
-  TfLiteModel *model = TfLiteModelCreateFromFile(path);
-  TfLiteInterpreterOptions *opts = TfLiteInterpreterOptionsCreate();
-  TfLiteInterpreterOptionsSetNumThreads(opts, 1);
-  TfLiteInterpreter *it = TfLiteInterpreterCreate(model, opts);
-  assert_non_null(it);
-  assert_int_equal(TfLiteInterpreterAllocateTensors(it), kTfLiteOk);
-  for (size_t i = 0; i < nin; i++)
-    TfLiteTensorCopyFromBuffer(TfLiteInterpreterGetInputTensor(it, (int)i),
-                               in[i].data, in[i].size);
-  assert_int_equal(TfLiteInterpreterInvoke(it), kTfLiteOk);
-  for (size_t i = 0; i < nout; i++)
-    TfLiteTensorCopyToBuffer(TfLiteInterpreterGetOutputTensor(it, (int)i),
-                             out[i].data, out[i].size);
-  TfLiteInterpreterDelete(it);
-  TfLiteInterpreterOptionsDelete(opts);
-  TfLiteModelDelete(model);
-}
-
+/* The stub's delegate runs one node as a copy and TFLite's own kernels run
+ * the rest (the edgetpu backend adds no XNNPACK): the oracle is a bare
+ * interpreter without delegates. */
 static void edgetpu_runs_models(void **state) {
   setenv("EMX_STUB_EDGETPU_DEVICES", "usb:/sys/bus/usb/devices/2-1", 1);
   emx_engine *e;
@@ -289,16 +257,214 @@ static void edgetpu_runs_models(void **state) {
   assert_int_equal(emx_engine_device_info(e, 0, &di), 0);
   assert_string_equal(di.kind, "edgetpu");
   emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  oracle *o = oracle_create_bare(MODEL_FACE_SHORT);
   for (uint64_t seed = 1; seed <= 2; seed++) {
     emx_tensor *in, *out;
     assert_int_equal(run_once(e, m, seed, &in, &out, NULL), 0);
     emx_tensor *want = tensors_outputs(m);
-    bare_run(MODEL_FACE_SHORT, in, 1, want, 2);
+    oracle_run(o, in, 1, want, 2);
     assert_true(tensors_equal(out, want, 2));
     tensors_free(want, 2);
     free_io(m, in, out);
   }
+  oracle_destroy(o);
   emx_engine_destroy(e);
+}
+
+/* check_stub_invokes runs `spec` (the stub, with an invoke log) with the
+ * face detector, whose first RESHAPE the stub's delegate claims, and the
+ * hand landmark model, which has no node it can claim. Outputs equal
+ * TFLite's own kernels bit for bit, and the log holds the face detector's
+ * warm-up and each of its requests, numbered, all from one process, whose
+ * pid is returned. */
+static int check_stub_invokes(const char *spec) {
+  char log[64];
+  snprintf(log, sizeof log, "%s/invokes-%s",
+           getenv("EMX_STUB_EDGETPU_LOCK_DIR"),
+           strstr(spec, "isolate=0") ? "local" : "isolated");
+  unlink(log);
+  setenv("EMX_STUB_EDGETPU_DEVICES", "usb:/seen0", 1);
+  setenv("EMX_STUB_EDGETPU_INVOKE_LOG", log, 1);
+  emx_engine *e;
+  assert_int_equal(create(spec, &e), 0);
+  emx_model *face = model_load(e, "face", MODEL_FACE_SHORT);
+  emx_model *hand = model_load(e, "hand", MODEL_HAND_LITE);
+  stub_invoke inv[8];
+  assert_int_equal(stub_log_read(log, inv, 8), 1); /* the warm-up */
+  oracle *of = oracle_create_bare(MODEL_FACE_SHORT);
+  oracle *oh = oracle_create_bare(MODEL_HAND_LITE);
+  size_t hn = emx_model_output_count(hand);
+  for (uint64_t seed = 1; seed <= 3; seed++) {
+    emx_tensor *in, *out;
+    assert_int_equal(run_once(e, face, seed, &in, &out, NULL), 0);
+    emx_tensor *want = tensors_outputs(face);
+    oracle_run(of, in, 1, want, 2);
+    assert_true(tensors_equal(out, want, 2));
+    tensors_free(want, 2);
+    free_io(face, in, out);
+
+    assert_int_equal(run_once(e, hand, seed, &in, &out, NULL), 0);
+    want = tensors_outputs(hand);
+    oracle_run(oh, in, emx_model_input_count(hand), want, hn);
+    assert_true(tensors_equal(out, want, hn));
+    tensors_free(want, hn);
+    free_io(hand, in, out);
+  }
+  oracle_destroy(of);
+  oracle_destroy(oh);
+  emx_engine_destroy(e);
+  unsetenv("EMX_STUB_EDGETPU_INVOKE_LOG");
+  assert_int_equal(stub_log_read(log, inv, 8), 4);
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(inv[i].n, i + 1);
+    assert_int_equal(inv[i].pid, inv[0].pid);
+  }
+  unlink(log);
+  return inv[0].pid;
+}
+
+static void edgetpu_stub_sees_every_invoke(void **state) {
+  /* Isolated (the default for edgetpu): the device process invokes. */
+  assert_int_not_equal(check_stub_invokes("edgetpu:usb:0" STUB), getpid());
+  assert_int_equal(check_stub_invokes("edgetpu:usb:0,isolate=0" STUB),
+                   getpid());
+}
+
+/* ---- faults in the stub libedgetpu -----------------------------------------
+ * The stub's delegate runs a node of every invoke, so it can abort or hang
+ * inside one, as libedgetpu does; the device runs isolated, as edgetpu does
+ * by default. The faults here are once only: the device process that
+ * replaces the faulty one runs clean. */
+
+static const char *const stub_vars[] = {
+    "EMX_STUB_EDGETPU_ABORT_AT", "EMX_STUB_EDGETPU_HANG_AT",
+    "EMX_STUB_EDGETPU_FAULT_ONCE", "EMX_STUB_EDGETPU_INVOKE_LOG"};
+
+/* stub_teardown clears the stub's settings, also after a failed assertion,
+ * so that no later test inherits a fault. */
+static int stub_teardown(void **state) {
+  for (size_t i = 0; i < sizeof stub_vars / sizeof stub_vars[0]; i++)
+    unsetenv(stub_vars[i]);
+  return 0;
+}
+
+typedef struct stub_run {
+  char log[96];  /* the stub's invoke log */
+  char once[96]; /* its fault-once marker */
+} stub_run;
+
+/* stub_faults sets up the stub's environment, which the device processes
+ * inherit: device `path`, `var` (..._ABORT_AT or ..._HANG_AT) = `at`. */
+static void stub_faults(stub_run *r, const char *path, const char *var,
+                        const char *at) {
+  const char *dir = getenv("EMX_STUB_EDGETPU_LOCK_DIR");
+  snprintf(r->log, sizeof r->log, "%s/%s.log", dir, var);
+  snprintf(r->once, sizeof r->once, "%s/%s.once", dir, var);
+  unlink(r->log);
+  unlink(r->once);
+  char devices[64];
+  snprintf(devices, sizeof devices, "usb:%s", path);
+  setenv("EMX_STUB_EDGETPU_DEVICES", devices, 1);
+  setenv("EMX_STUB_EDGETPU_INVOKE_LOG", r->log, 1);
+  setenv("EMX_STUB_EDGETPU_FAULT_ONCE", r->once, 1);
+  setenv(var, at, 1);
+}
+
+/* stub_done clears the settings (once no device process can start) and
+ * returns how many invokes the stub saw; `inv` gets the first `cap`. */
+static size_t stub_done(stub_run *r, stub_invoke *inv, size_t cap) {
+  stub_teardown(NULL);
+  size_t n = stub_log_read(r->log, inv, cap);
+  unlink(r->log);
+  unlink(r->once);
+  return n;
+}
+
+/* run_checked runs one request of the face detector and, when it succeeds,
+ * compares its outputs with TFLite's own kernels (`o`, a bare oracle). */
+static int run_checked(emx_engine *e, emx_model *m, oracle *o, uint64_t seed) {
+  emx_tensor *in, *out;
+  int rc = run_once(e, m, seed, &in, &out, NULL);
+  if (rc == 0) {
+    emx_tensor *want = tensors_outputs(m);
+    oracle_run(o, in, 1, want, 2);
+    assert_true(tensors_equal(out, want, 2));
+    tensors_free(want, 2);
+  }
+  free_io(m, in, out);
+  return rc;
+}
+
+/* The stub aborts at its 3rd invoke (the warm-up, one request, then this):
+ * that request fails with EMX_EDEVICE naming the signal; the device comes
+ * back in a new process, which prepares the model again, and every later
+ * request is served with the same bits. */
+static void edgetpu_abort_fails_only_the_request(void **state) {
+  stub_run r;
+  stub_faults(&r, "/abort0", "EMX_STUB_EDGETPU_ABORT_AT", "3");
+  emx_engine *e;
+  assert_int_equal(create("edgetpu:usb:0" STUB, &e), 0);
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  oracle *o = oracle_create_bare(MODEL_FACE_SHORT);
+  assert_int_equal(run_checked(e, m, o, 1), 0);
+  assert_int_equal(run_checked(e, m, o, 2), EMX_EDEVICE);
+  const char *msg = emx_engine_last_error(e);
+  assert_true(contains(msg, "signal 6"));
+  assert_true(contains(msg, "during invoke"));
+  for (uint64_t seed = 3; seed <= 5; seed++) {
+    assert_true(wait_healthy(e, 0));
+    assert_int_equal(run_checked(e, m, o, seed), 0);
+  }
+  emx_device_info di;
+  assert_int_equal(emx_engine_device_info(e, 0, &di), 0);
+  assert_int_equal(di.faults, 1);
+  oracle_destroy(o);
+  emx_engine_destroy(e);
+  /* The first process: warm-up, a request, the abort; the second: warm-up
+   * and three requests. */
+  stub_invoke inv[8];
+  assert_int_equal(stub_done(&r, inv, 8), 7);
+  static const long want_n[7] = {1, 2, 3, 1, 2, 3, 4};
+  for (int i = 0; i < 7; i++) {
+    assert_int_equal(inv[i].n, want_n[i]);
+    assert_int_equal(inv[i].pid, inv[i < 3 ? 0 : 3].pid);
+  }
+  assert_int_not_equal(inv[0].pid, inv[3].pid);
+  assert_int_not_equal(inv[0].pid, getpid());
+}
+
+/* The stub hangs at its 2nd invoke (the first request): after deadline_ms
+ * the request fails with EMX_EDEVICE "hung", and a new device process
+ * serves the next ones. */
+static void edgetpu_hang_is_killed_at_the_deadline(void **state) {
+  stub_run r;
+  stub_faults(&r, "/hang0", "EMX_STUB_EDGETPU_HANG_AT", "2");
+  emx_engine *e;
+  assert_int_equal(create("edgetpu:usb:0,deadline_ms=300" STUB, &e), 0);
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  oracle *o = oracle_create_bare(MODEL_FACE_SHORT);
+  int64_t t0 = emx_now_ns();
+  assert_int_equal(run_checked(e, m, o, 1), EMX_EDEVICE);
+  double took = (double)(emx_now_ns() - t0) / 1e9;
+  const char *msg = emx_engine_last_error(e);
+  assert_true(contains(msg, "hung"));
+  assert_true(contains(msg, "300 ms"));
+  assert_true(took >= 0.29);
+  assert_true(took < 3.0);
+  for (uint64_t seed = 2; seed <= 3; seed++) {
+    assert_true(wait_healthy(e, 0));
+    assert_int_equal(run_checked(e, m, o, seed), 0);
+  }
+  oracle_destroy(o);
+  emx_engine_destroy(e);
+  /* The first process: warm-up and the hang; the second: warm-up and two
+   * requests. */
+  stub_invoke inv[8];
+  assert_int_equal(stub_done(&r, inv, 8), 5);
+  assert_int_equal(inv[1].n, 2);
+  assert_int_equal(inv[1].pid, inv[0].pid);
+  assert_int_equal(inv[2].n, 1);
+  assert_int_not_equal(inv[2].pid, inv[0].pid);
 }
 
 static void edgetpu_all_devices(void **state) {
@@ -369,6 +535,11 @@ int main(void) {
       cmocka_unit_test(sim_swap_when_alternating),
       cmocka_unit_test(sim_bad_specs),
       cmocka_unit_test(edgetpu_runs_models),
+      cmocka_unit_test_teardown(edgetpu_stub_sees_every_invoke, stub_teardown),
+      cmocka_unit_test_teardown(edgetpu_abort_fails_only_the_request,
+                                stub_teardown),
+      cmocka_unit_test_teardown(edgetpu_hang_is_killed_at_the_deadline,
+                                stub_teardown),
       cmocka_unit_test(edgetpu_all_devices),
       cmocka_unit_test(edgetpu_busy_across_processes),
       cmocka_unit_test(edgetpu_load_errors),
