@@ -515,7 +515,16 @@ static void edgetpu_load_errors(void **state) {
   assert_true(contains(emx_engine_last_error(NULL), "no Edge TPU found"));
   assert_int_equal(create("edgetpu:lib=" EMX_STUB_EDGETPU, &e), EMX_ENOENT);
 
+  /* "edgetpu:*" lists the devices in a device host: a driver that aborts
+   * there fails the spec, and this process lives on. */
   setenv("EMX_STUB_EDGETPU_DEVICES", "usb:/u0", 1);
+  setenv("EMX_STUB_EDGETPU_LIST_ABORT", "1", 1);
+  assert_int_equal(create("edgetpu:*" STUB, &e), EMX_EDEVICE);
+  if (!contains(emx_engine_last_error(NULL),
+                "crashed listing the devices (signal 6"))
+    fail_msg("%s", emx_engine_last_error(NULL));
+  unsetenv("EMX_STUB_EDGETPU_LIST_ABORT");
+
   assert_int_equal(create("edgetpu:gpu:0" STUB, &e), EMX_EINVAL);
   assert_int_equal(create("edgetpu:usb:0,performance=turbo" STUB, &e),
                    EMX_EINVAL);

@@ -22,6 +22,7 @@
  * Faults and a trace, read by edgetpu_create_delegate (an isolated device's
  * edgemux-devhost child inherits the environment):
  *
+ *   EMX_STUB_EDGETPU_LIST_ABORT=1  abort() in edgetpu_list_devices
  *   EMX_STUB_EDGETPU_ABORT_AT=N  abort() at the Nth invoke, as libedgetpu
  *                                does on a fatal USB error.
  *   EMX_STUB_EDGETPU_HANG_AT=N   block forever (a pause() loop) at the Nth
@@ -82,6 +83,8 @@ static const char *device_list(void) {
 /* One allocation holds the array and the strings after it, so
  * edgetpu_free_devices is a single free(), as in the real library. */
 struct edgetpu_device *edgetpu_list_devices(size_t *num_devices) {
+  if (getenv("EMX_STUB_EDGETPU_LIST_ABORT"))
+    abort();
   const char *list = device_list();
   size_t n = 0, len = strlen(list);
   for (const char *p = list; *p; p++)
