@@ -1,40 +1,370 @@
 /*
- * bench/sched.c — what the scheduling policies buy on a single-core
- * (simulated) Edge TPU.
+ * bench/sched.c — what scheduling and batching buy: the device policies on
+ * a single-core (simulated) Edge TPU, batched submission through edgemuxd,
+ * and dynamic batching on the CPU backend.
  *
- * affinity_vs_fifo: two models, requests for both always waiting (two
- * closed-loop submitters, one per model); 1 ms invoke, 5 ms parameter swap
- * (sim swap_ms=5). Throughput with sched=affinity (max_delay_ms=50) ÷ with
- * sched=fifo, which swaps on nearly every invoke; the line also shows the
- * worst p99 latency under affinity against its bound, max delay + service
- * time (swap + invoke) of the request.
+ * affinity_vs_fifo: two models, truly interleaved requests: one window of
+ * 16 requests kept in flight (each completion submits the next), whose
+ * requests alternate model A, B, A, B, ...; 1 ms invoke, 5 ms parameter
+ * swap (sim compute_ms=1, swap_ms=5, outputs=none, free transfers). Under
+ * sched=fifo the device swaps before every invoke (~6 ms a request); under
+ * sched=affinity (max_delay_ms=50) it serves runs of one model. The value
+ * is throughput with affinity ÷ with fifo; the line also shows the worst
+ * per-model p99 latency under affinity against its bound, max delay + the
+ * request's service time (swap + invoke).
  *
  * fairness_p99_ratio: a light client (one request at a time, 2 ms apart)
  * beside a flooding client (32 in flight), on sched=fair: the light
  * client's p99 latency ÷ its p99 alone.
  *
- * The last lines have the form `name: value (target ...)`.
+ * batch_submit_gain: through an edgemuxd started here (the one next to this
+ * program, on a temporary socket and model repository), one client sends
+ * groups of 16 small requests and waits for all 16: as one
+ * emx_client_submit_batch (one message) ÷ as 16 emx_client_submit calls
+ * (16 messages; the baseline); the synchronous figure (16 emx_client_infer
+ * in a row) is printed for information. The device is
+ * sim:82,outputs=none,fixed_us=0,bandwidth_mbps=0: a small request costs
+ * it nothing (no transfer, no compute, no CPU run for outputs), so what
+ * differs between the sides is the per-message cost in the client, the
+ * socket and the daemon: a batch is one INFER-sized message in and, to a
+ * client that accepts COMPLETE_MANY, one message out. The same is then
+ * measured with 20 us of device time per request (sim:83,fixed_us=20), for
+ * information: there the device's 320 us per group of 16 dominates. The
+ * model is hand_landmark_lite (the simulator zeroes its outputs).
+ *
+ * dynamic_batching_gain: hand_landmark_lite on one CPU worker of one
+ * XNNPACK thread (cpu:workers=1,threads=1), in-process, 8 requests kept in
+ * flight: throughput of the model loaded with max_batch=4, preferred {4},
+ * batch_delay 2 ms ÷ the same model without batching (both loaded on the
+ * one worker, which is pinned to a CPU of its own). Reported, no target:
+ * with XNNPACK on one thread an item costs about as much in a batch as
+ * alone. Also prints the mean batch size achieved (emx_timings.batch).
+ *
+ * Both sides of each ratio are measured in ROUNDS alternating slices of
+ * SECONDS / ROUNDS (the argument, default 3), so that drift on a noisy
+ * machine hits both alike; ratios are medians of per-round ratios. The last
+ * lines have the form `name: value (target ...)`.
  */
+#include <edgemux/client.h>
 #include <edgemux/edgemux.h>
 
+#include "common/baseline.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef EMX_MODELS_DIR
 #define EMX_MODELS_DIR ".deps/models"
 #endif
 
-#define SIM                                                                    \
-  "outputs=none,compute_ms=1,swap_ms=5,fixed_us=0,bandwidth_mbps=100000"
-#define MAX_DELAY_MS 50
-#define WINDOW                                                                 \
-  2 /* requests each submitter keeps in flight: with more, even
-                    fifo meets runs of one model (arrivals come in bursts) */
+#define ROUNDS 5
 
+/* SWAP_MS and INVOKE_MS restate SIM's swap_ms and compute_ms (the bound). */
+#define SWAP_MS 5
+#define INVOKE_MS 1
+#define MAX_DELAY_MS 50
+#define SIM "outputs=none,compute_ms=1,swap_ms=5,fixed_us=0,bandwidth_mbps=0"
+/* In flight for affinity_vs_fifo: fifo swaps on every request whatever the
+ * window; affinity serves a run of about this many before the other model's
+ * requests are all that is left, so throughput is ~16 / (16 + 5) per ms. */
+#define INTERLEAVED_WINDOW 16
+
+#define BATCH_MODEL "hand_landmark_lite"
+#define BATCH_WINDOW 8 /* two batches of 4: one runs while the next fills */
+#define BATCH_SIZE 4
+#define BATCH_DELAY_NS 2000000
+
+#define GROUP 16 /* requests per emx_client_submit_batch */
+/* The device of batch_submit_gain: a small request costs it nothing, so
+ * the figure is the transport's; the second is for information, how fast
+ * 20 us of device time per request takes over. */
+#define DAEMON_SIM "sim:82,outputs=none,fixed_us=0,bandwidth_mbps=0"
+#define DAEMON_SIM_20US "sim:83,outputs=none,fixed_us=20,bandwidth_mbps=0"
+
+#define MAX_TENSORS 8
+#define MAX_MODELS 2
+#define MAX_WINDOW 32
+
+static char lock_dir[] = "/tmp/emx-bench-XXXXXX";
+
+static emx_engine *engine_for(const char *spec) {
+  const char *devices[] = {spec};
+  emx_engine_config cfg;
+  emx_engine_config_init(&cfg);
+  cfg.devices = devices;
+  cfg.device_count = 1;
+  cfg.log_level = EMX_LOG_ERROR;
+  emx_engine *e;
+  if (emx_engine_create(&e, &cfg) < 0) {
+    fprintf(stderr, "bench-sched: %s\n", emx_engine_last_error(NULL));
+    exit(1);
+  }
+  return e;
+}
+
+/* load_batched loads a model file; max_batch 0 leaves batching off,
+ * otherwise the preferred size is max_batch. */
+static emx_model *load_batched(emx_engine *e, const char *name,
+                               const char *file, int max_batch) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", EMX_MODELS_DIR, file);
+  emx_model_config cfg;
+  emx_model_config_init(&cfg);
+  cfg.path = path;
+  cfg.max_batch = max_batch;
+  if (max_batch > 1) {
+    cfg.preferred_batch[0] = max_batch;
+    cfg.batch_delay_ns = BATCH_DELAY_NS;
+  }
+  emx_model *m;
+  if (emx_model_load(e, name, &cfg, &m) < 0) {
+    fprintf(stderr, "bench-sched: %s\n", emx_engine_last_error(e));
+    exit(1);
+  }
+  return m;
+}
+
+static emx_model *load(emx_engine *e, const char *name, const char *file) {
+  return load_batched(e, name, file, 0);
+}
+
+/* p99 sorts v and returns its 99th percentile. */
+static double p99(double *v, long n) {
+  qsort(v, (size_t)n, sizeof *v, bench_compare_double);
+  return bench_percentile(v, (size_t)n, 99);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A window of requests kept in flight by completion callbacks              */
+
+typedef struct flow flow;
+
+/* slot is one place in the window: buffers for a request of every model. */
+typedef struct slot {
+  flow *f;
+  int model; /* index in f->models of its request in flight */
+  emx_tensor in[MAX_MODELS][MAX_TENSORS];
+  emx_tensor out[MAX_MODELS][MAX_TENSORS];
+} slot;
+
+/* flow keeps `window` requests in flight on an engine: each completion
+ * submits the next request (from the completion callback), and request k
+ * is for models[k % model_count], so arrivals interleave the models. */
+struct flow {
+  emx_engine *e;
+  emx_model *models[MAX_MODELS];
+  size_t nin[MAX_MODELS], nout[MAX_MODELS]; /* tensors per model */
+  int model_count;
+  int window;             /* requests in flight */
+  slot slots[MAX_WINDOW]; /* one per request in flight */
+  atomic_long seq;        /* number of the next request: picks its model */
+  atomic_int inflight;    /* submitted, not yet completed */
+  atomic_int stop;        /* 1: completions submit nothing more */
+  atomic_int error;       /* first failure, 0 if none */
+  atomic_long done;       /* successful completions in this slice */
+  atomic_long by_batch[EMX_MAX_BATCH + 1]; /* completions per batch size */
+  double *lat_ms[MAX_MODELS]; /* latencies, per model, over all slices */
+  atomic_long lat_n[MAX_MODELS];
+  long lat_cap;
+};
+
+static void on_complete(emx_request *req, int status, void *user);
+
+/* submit_next submits the flow's next request from slot s. */
+static void submit_next(slot *s) {
+  flow *f = s->f;
+  int m = (int)(atomic_fetch_add(&f->seq, 1) % f->model_count);
+  s->model = m;
+  emx_request_desc d;
+  emx_request_desc_init(&d);
+  d.model = f->models[m];
+  d.inputs = s->in[m];
+  d.input_count = f->nin[m];
+  d.outputs = s->out[m];
+  d.output_count = f->nout[m];
+  d.on_complete = on_complete;
+  d.user = s;
+  /* From a callback a submit must not block; the queue (256) holds the
+   * whole window, so EMX_EBUSY would be a bug worth reporting. */
+  int rc = emx_submit(f->e, &d, NULL);
+  if (rc < 0) {
+    int zero = 0;
+    atomic_compare_exchange_strong(&f->error, &zero, rc);
+    atomic_fetch_sub(&f->inflight, 1);
+  }
+}
+
+static void on_complete(emx_request *req, int status, void *user) {
+  slot *s = user;
+  flow *f = s->f;
+  if (status == 0) {
+    emx_timings t;
+    emx_request_timings(req, &t);
+    long i = atomic_fetch_add(&f->lat_n[s->model], 1);
+    if (i < f->lat_cap)
+      f->lat_ms[s->model][i] = (double)(emx_now_ns() - t.submitted_ns) / 1e6;
+    if (t.batch >= 1 && t.batch <= EMX_MAX_BATCH)
+      atomic_fetch_add(&f->by_batch[t.batch], 1);
+    atomic_fetch_add(&f->done, 1);
+  } else {
+    int zero = 0;
+    atomic_compare_exchange_strong(&f->error, &zero, status);
+  }
+  if (!atomic_load(&f->stop) && !atomic_load(&f->error))
+    submit_next(s);
+  else
+    atomic_fetch_sub(&f->inflight, 1);
+}
+
+static void flow_init(flow *f, emx_engine *e, emx_model *const *models,
+                      int model_count, int window, double seconds) {
+  memset(f, 0, sizeof *f);
+  f->e = e;
+  f->model_count = model_count;
+  f->window = window;
+  f->lat_cap = (long)(seconds * 2000) + 1000; /* < 2 per ms and model */
+  unsigned seed = 7;
+  for (int m = 0; m < model_count; m++) {
+    f->models[m] = models[m];
+    f->nin[m] = emx_model_input_count(models[m]);
+    f->nout[m] = emx_model_output_count(models[m]);
+    f->lat_ms[m] = calloc((size_t)f->lat_cap, sizeof *f->lat_ms[m]);
+    if (!f->lat_ms[m] || f->nin[m] > MAX_TENSORS || f->nout[m] > MAX_TENSORS) {
+      fprintf(stderr, "bench-sched: out of memory or too many tensors\n");
+      exit(1);
+    }
+    for (int w = 0; w < window; w++) {
+      slot *s = &f->slots[w];
+      s->f = f;
+      emx_tensor_info ti;
+      int rc = 0;
+      for (size_t i = 0; i < f->nin[m]; i++) {
+        emx_model_input_info(models[m], i, &ti);
+        rc |= bench_tensor_alloc(&s->in[m][i], ti.dtype, ti.bytes);
+        bench_fill_random(&s->in[m][i], &seed);
+      }
+      for (size_t i = 0; i < f->nout[m]; i++) {
+        emx_model_output_info(models[m], i, &ti);
+        rc |= bench_tensor_alloc(&s->out[m][i], ti.dtype, ti.bytes);
+      }
+      if (rc < 0) {
+        fprintf(stderr, "bench-sched: out of memory\n");
+        exit(1);
+      }
+    }
+  }
+}
+
+static void flow_free(flow *f) {
+  for (int m = 0; m < f->model_count; m++) {
+    free(f->lat_ms[m]);
+    for (int w = 0; w < f->window; w++) {
+      for (size_t i = 0; i < f->nin[m]; i++)
+        free(f->slots[w].in[m][i].data);
+      for (size_t i = 0; i < f->nout[m]; i++)
+        free(f->slots[w].out[m][i].data);
+    }
+  }
+}
+
+/* flow_run keeps the window full for `seconds`, then lets it drain; returns
+ * completions per second within the time, or exits on a failure. */
+static double flow_run(flow *f, double seconds) {
+  atomic_store(&f->done, 0);
+  atomic_store(&f->stop, 0);
+  int64_t t0 = emx_now_ns();
+  for (int w = 0; w < f->window; w++) {
+    atomic_fetch_add(&f->inflight, 1);
+    submit_next(&f->slots[w]);
+  }
+  bench_sleep_ns((int64_t)(seconds * 1e9));
+  long done = atomic_load(&f->done);
+  double secs = (double)(emx_now_ns() - t0) / 1e9;
+  atomic_store(&f->stop, 1);
+  while (atomic_load(&f->inflight) > 0)
+    bench_sleep_ns(1000000);
+  int err = atomic_load(&f->error);
+  if (err) {
+    fprintf(stderr, "bench-sched: a request failed: %s\n", emx_err_name(err));
+    exit(1);
+  }
+  return (double)done / secs;
+}
+
+/* flow_p99 is the larger of the per-model p99 latencies (ms). */
+static double flow_p99(flow *f) {
+  double worst = 0;
+  for (int m = 0; m < f->model_count; m++) {
+    long n = atomic_load(&f->lat_n[m]);
+    if (n > f->lat_cap)
+      n = f->lat_cap;
+    double p = n ? p99(f->lat_ms[m], n) : 0;
+    if (p > worst)
+      worst = p;
+  }
+  return worst;
+}
+
+/* ------------------------------------------------------------------------ */
+/* affinity_vs_fifo                                                          */
+
+typedef struct affinity_result {
+  double ratio;     /* median of per-round affinity / fifo */
+  double fifo, aff; /* median requests/s */
+  double fifo_p99;  /* worst per-model p99 (ms), all rounds */
+  double aff_p99;
+} affinity_result;
+
+static void affinity_vs_fifo(double seconds, affinity_result *out) {
+  char spec[2][256];
+  snprintf(spec[0], sizeof spec[0], "sim:80," SIM ",sched=fifo");
+  snprintf(spec[1], sizeof spec[1],
+           "sim:81," SIM ",sched=affinity,max_delay_ms=%d", MAX_DELAY_MS);
+  emx_engine *e[2];
+  flow f[2];
+  for (int i = 0; i < 2; i++) {
+    e[i] = engine_for(spec[i]);
+    emx_model *m[2] = {load(e[i], "a", "face_detection_short_range.tflite"),
+                       load(e[i], "b", "face_detection_full_range.tflite")};
+    flow_init(&f[i], e[i], m, 2, INTERLEAVED_WINDOW, seconds + 1);
+  }
+  double rate[2][ROUNDS], ratio[ROUNDS];
+  double slice = seconds / ROUNDS;
+  for (int r = 0; r < ROUNDS; r++) {
+    for (int k = 0; k < 2; k++) {
+      int i = (r + k) % 2; /* fifo first in even rounds */
+      rate[i][r] = flow_run(&f[i], slice);
+    }
+    ratio[r] = rate[1][r] / rate[0][r];
+  }
+  out->ratio = bench_median(ratio, ROUNDS);
+  out->fifo = bench_median(rate[0], ROUNDS);
+  out->aff = bench_median(rate[1], ROUNDS);
+  out->fifo_p99 = flow_p99(&f[0]);
+  out->aff_p99 = flow_p99(&f[1]);
+  for (int i = 0; i < 2; i++) {
+    emx_engine_destroy(e[i]);
+    flow_free(&f[i]);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* fairness_p99_ratio                                                        */
+
+/* side is one client of the fairness measurement: a submitter thread that
+ * keeps `window` requests in flight on its own stream. */
 typedef struct side {
   emx_engine *e;
   emx_model *m;
@@ -47,18 +377,6 @@ typedef struct side {
   double *lat_ms; /* latencies of completed requests */
   long lat_cap;
 } side;
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double p99(double *v, long n) {
-  if (n == 0)
-    return 0;
-  qsort(v, (size_t)n, sizeof *v, cmp);
-  return v[(long)(0.99 * (double)(n - 1))];
-}
 
 static void buffers(side *s) {
   emx_tensor_info ti;
@@ -95,9 +413,9 @@ static void *submitter(void *arg) {
   d.enqueue_timeout_ns = -1;
   while (!atomic_load(&s->stop) || count) {
     if (!atomic_load(&s->stop) && count < s->window) {
-      int slot = (head + count) % 64;
-      sent[slot] = emx_now_ns();
-      if (emx_submit(s->e, &d, &ring[slot]) == 0)
+      int at = (head + count) % 64;
+      sent[at] = emx_now_ns();
+      if (emx_submit(s->e, &d, &ring[at]) == 0)
         count++;
       continue;
     }
@@ -115,32 +433,6 @@ static void *submitter(void *arg) {
   return NULL;
 }
 
-static emx_engine *engine_for(const char *spec) {
-  const char *devices[] = {spec};
-  emx_engine_config cfg;
-  emx_engine_config_init(&cfg);
-  cfg.devices = devices;
-  cfg.device_count = 1;
-  cfg.log_level = EMX_LOG_ERROR;
-  emx_engine *e;
-  if (emx_engine_create(&e, &cfg) < 0) {
-    fprintf(stderr, "bench-sched: %s\n", emx_engine_last_error(NULL));
-    exit(1);
-  }
-  return e;
-}
-
-static emx_model *load(emx_engine *e, const char *name, const char *file) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/%s", EMX_MODELS_DIR, file);
-  emx_model *m;
-  if (emx_model_load_file(e, name, path, &m) < 0) {
-    fprintf(stderr, "bench-sched: %s\n", emx_engine_last_error(e));
-    exit(1);
-  }
-  return m;
-}
-
 static void side_init(side *s, emx_engine *e, emx_model *m, int window,
                       int64_t think_ns, double seconds) {
   memset(s, 0, sizeof *s);
@@ -152,42 +444,6 @@ static void side_init(side *s, emx_engine *e, emx_model *m, int window,
   s->lat_ms = calloc((size_t)s->lat_cap, sizeof *s->lat_ms);
   emx_stream_create(e, &s->stream);
   buffers(s);
-}
-
-/* two_models: requests/s for two submitters on models a and b; *worst_p99
- * is the larger of their p99 latencies (ms). */
-static double two_models(const char *policy, double seconds,
-                         double *worst_p99) {
-  char spec[256];
-  snprintf(spec, sizeof spec, "sim:80," SIM ",%s", policy);
-  emx_engine *e = engine_for(spec);
-  side s[2];
-  side_init(&s[0], e, load(e, "a", "face_detection_short_range.tflite"), WINDOW,
-            0, seconds);
-  side_init(&s[1], e, load(e, "b", "face_detection_full_range.tflite"), WINDOW,
-            0, seconds);
-  pthread_t th[2];
-  int64_t t0 = emx_now_ns();
-  for (int i = 0; i < 2; i++)
-    pthread_create(&th[i], NULL, submitter, &s[i]);
-  usleep((useconds_t)(seconds * 1e6));
-  for (int i = 0; i < 2; i++)
-    atomic_store(&s[i].stop, 1);
-  for (int i = 0; i < 2; i++)
-    pthread_join(th[i], NULL);
-  double secs = (emx_now_ns() - t0) / 1e9;
-  double rate = (s[0].done + s[1].done) / secs;
-  *worst_p99 = 0;
-  for (int i = 0; i < 2; i++) {
-    long n = s[i].done < s[i].lat_cap ? s[i].done : s[i].lat_cap;
-    double p = p99(s[i].lat_ms, n);
-    if (p > *worst_p99)
-      *worst_p99 = p;
-    emx_stream_destroy(s[i].stream);
-    free_buffers(&s[i]);
-  }
-  emx_engine_destroy(e);
-  return rate;
 }
 
 /* light_p99: the light client's p99 (ms), with or without a flood. */
@@ -208,7 +464,7 @@ static double light_p99(int with_flood, double seconds) {
   if (with_flood)
     pthread_join(th[1], NULL);
   long n = light.done < light.lat_cap ? light.done : light.lat_cap;
-  double p = p99(light.lat_ms, n);
+  double p = n ? p99(light.lat_ms, n) : 0;
   emx_stream_destroy(light.stream);
   emx_stream_destroy(flood.stream);
   free_buffers(&light);
@@ -217,36 +473,458 @@ static double light_p99(int with_flood, double seconds) {
   return p;
 }
 
+/* ------------------------------------------------------------------------ */
+/* batch_submit_gain: the daemon                                             */
+
+/* daemon_proc is the edgemuxd this program started. (bench/daemon.c,
+ * examples/daemon_demo.c and tests/daemon_support.c each have their own;
+ * a shared one would belong in bench/common once the build lists it.) */
+typedef struct daemon_proc {
+  pid_t pid;           /* 0 when not running */
+  char dir[64];        /* temp folder: socket, log, repository */
+  char socket[128];    /* dir/edgemux.sock */
+  char log[128];       /* dir/edgemuxd.log: its stdout and stderr */
+  char repo[128];      /* dir/repo */
+  char model_dir[192]; /* dir/repo/BATCH_MODEL */
+  char model[256];     /* dir/repo/BATCH_MODEL/model.tflite, a symlink */
+} daemon_proc;
+
+static void daemon_print_log(const daemon_proc *d) {
+  FILE *f = fopen(d->log, "r");
+  if (!f)
+    return;
+  char line[512];
+  fprintf(stderr, "---- edgemuxd log (%s) ----\n", d->log);
+  while (fgets(line, sizeof line, f))
+    fputs(line, stderr);
+  fclose(f);
+}
+
+/* daemon_cleanup removes what daemon_start made (a missing piece is fine). */
+static void daemon_cleanup(daemon_proc *d) {
+  if (!d->dir[0])
+    return;
+  unlink(d->model);
+  rmdir(d->model_dir);
+  rmdir(d->repo);
+  unlink(d->log);
+  unlink(d->socket);
+  rmdir(d->dir);
+  d->dir[0] = '\0';
+}
+
+static int daemon_ping(const daemon_proc *d) {
+  emx_client_config cfg;
+  emx_client_config_init(&cfg);
+  cfg.socket_path = d->socket;
+  cfg.arena_bytes = 0;
+  emx_client *c;
+  if (emx_client_connect(&c, &cfg) < 0)
+    return -1;
+  int rc = emx_client_ping(c);
+  emx_client_destroy(c);
+  return rc;
+}
+
+/* daemon_start runs the edgemuxd next to this executable on a temp socket,
+ * with `device` and a repository holding BATCH_MODEL, and waits (10 s at
+ * most) until it answers a ping. The sim lock folder comes with the
+ * environment (EMX_SIM_LOCK_DIR). */
+static int daemon_start(daemon_proc *d, const char *device) {
+  memset(d, 0, sizeof *d);
+  char exe[PATH_MAX], target[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 16);
+  if (n < 0) {
+    perror("bench-sched: readlink /proc/self/exe");
+    return -1;
+  }
+  exe[n] = '\0';
+  char *slash = strrchr(exe, '/');
+  strcpy(slash ? slash + 1 : exe, "edgemuxd");
+  if (!realpath(EMX_MODELS_DIR "/" BATCH_MODEL ".tflite", target)) {
+    fprintf(stderr, "bench-sched: %s/%s.tflite: %s\n", EMX_MODELS_DIR,
+            BATCH_MODEL, strerror(errno));
+    return -1;
+  }
+  snprintf(d->dir, sizeof d->dir, "/tmp/bench-sched-XXXXXX");
+  if (!mkdtemp(d->dir)) {
+    perror("bench-sched: mkdtemp");
+    d->dir[0] = '\0';
+    return -1;
+  }
+  snprintf(d->socket, sizeof d->socket, "%s/edgemux.sock", d->dir);
+  snprintf(d->log, sizeof d->log, "%s/edgemuxd.log", d->dir);
+  snprintf(d->repo, sizeof d->repo, "%s/repo", d->dir);
+  snprintf(d->model_dir, sizeof d->model_dir, "%s/%s", d->repo, BATCH_MODEL);
+  snprintf(d->model, sizeof d->model, "%s/model.tflite", d->model_dir);
+  if (mkdir(d->repo, 0700) < 0 || mkdir(d->model_dir, 0700) < 0 ||
+      symlink(target, d->model) < 0) {
+    perror("bench-sched: making the model repository");
+    goto fail;
+  }
+  const char *argv[] = {exe,     "--socket", d->socket, "--models",
+                        d->repo, "--device", device,    "--log-level",
+                        "warn",  NULL};
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    perror("bench-sched: fork");
+    goto fail;
+  }
+  if (pid == 0) {
+    int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    execv(exe, (char *const *)argv);
+    _exit(127);
+  }
+  d->pid = pid;
+  for (int waited = 0; waited < 10000; waited += 10) {
+    if (waitpid(pid, NULL, WNOHANG) == pid) {
+      d->pid = 0;
+      fprintf(stderr, "bench-sched: %s exited at startup\n", exe);
+      goto fail;
+    }
+    if (daemon_ping(d) == 0)
+      return 0;
+    bench_sleep_ns(10000000);
+  }
+  fprintf(stderr, "bench-sched: edgemuxd did not answer within 10 s\n");
+  kill(d->pid, SIGKILL);
+  waitpid(d->pid, NULL, 0);
+  d->pid = 0;
+fail:
+  daemon_print_log(d);
+  daemon_cleanup(d);
+  return -1;
+}
+
+/* daemon_stop sends SIGTERM, waits (30 s at most, then SIGKILL), and
+ * removes the temp folder; 0 when it exited with status 0. */
+static int daemon_stop(daemon_proc *d) {
+  int status = 0, rc = -1;
+  if (d->pid) {
+    kill(d->pid, SIGTERM);
+    for (int waited = 0; waited < 30000 && rc < 0; waited += 5) {
+      if (waitpid(d->pid, &status, WNOHANG) == d->pid)
+        rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      else
+        bench_sleep_ns(5000000);
+    }
+    if (rc < 0) {
+      kill(d->pid, SIGKILL);
+      waitpid(d->pid, NULL, 0);
+    }
+    d->pid = 0;
+  }
+  if (rc != 0) {
+    fprintf(stderr, "bench-sched: edgemuxd exit status %d\n", rc);
+    daemon_print_log(d);
+  }
+  daemon_cleanup(d);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* batch_submit_gain: the client                                             */
+
+enum { AS_BATCH, AS_SUBMITS, AS_INFERS, MODES };
+
+/* group_client holds one input (read-only, shared) and GROUP sets of
+ * outputs, all in the client's arena. */
+typedef struct group_client {
+  emx_client *c;
+  emx_client_model *m;
+  size_t nin, nout;
+  emx_tensor in[MAX_TENSORS];
+  emx_tensor out[GROUP][MAX_TENSORS];
+} group_client;
+
+static int client_fail(group_client *g, const char *what, int rc) {
+  fprintf(stderr, "bench-sched: %s: %s: %s\n", what, emx_err_name(rc),
+          emx_client_last_error(g->c));
+  return -1;
+}
+
+static int group_client_open(group_client *g, const daemon_proc *d) {
+  memset(g, 0, sizeof *g);
+  emx_client_config cfg;
+  emx_client_config_init(&cfg);
+  cfg.socket_path = d->socket;
+  cfg.arena_bytes = (size_t)8 << 20;
+  int rc = emx_client_connect(&g->c, &cfg);
+  if (rc < 0) {
+    fprintf(stderr, "bench-sched: emx_client_connect: %s\n",
+            emx_client_last_error(NULL));
+    return -1;
+  }
+  if ((rc = emx_client_model_open(g->c, BATCH_MODEL, &g->m)) < 0)
+    return client_fail(g, "emx_client_model_open", rc);
+  g->nin = emx_client_model_input_count(g->m);
+  g->nout = emx_client_model_output_count(g->m);
+  if (g->nin > MAX_TENSORS || g->nout > MAX_TENSORS)
+    return client_fail(g, "too many tensors", EMX_ECOUNT);
+  for (size_t i = 0; i < g->nin; i++)
+    if ((rc = emx_client_tensor_alloc_input(g->c, g->m, i, &g->in[i])) < 0)
+      return client_fail(g, "emx_client_tensor_alloc_input", rc);
+  for (int k = 0; k < GROUP; k++)
+    for (size_t i = 0; i < g->nout; i++)
+      if ((rc = emx_client_tensor_alloc_output(g->c, g->m, i, &g->out[k][i])) <
+          0)
+        return client_fail(g, "emx_client_tensor_alloc_output", rc);
+  return 0;
+}
+
+/* group_run sends GROUP requests the way `mode` says and waits for all. */
+static int group_run(group_client *g, int mode) {
+  emx_client_request *r[GROUP];
+  int rc = 0;
+  if (mode == AS_INFERS) {
+    for (int k = 0; k < GROUP && rc == 0; k++)
+      rc =
+          emx_client_infer(g->c, g->m, g->in, g->nin, g->out[k], g->nout, NULL);
+    return rc < 0 ? client_fail(g, "emx_client_infer", rc) : 0;
+  }
+  if (mode == AS_BATCH) {
+    emx_client_batch_item items[GROUP];
+    for (int k = 0; k < GROUP; k++)
+      items[k] =
+          (emx_client_batch_item){g->m, g->in, g->nin, g->out[k], g->nout};
+    if ((rc = emx_client_submit_batch(g->c, items, GROUP, NULL, r)) < 0)
+      return client_fail(g, "emx_client_submit_batch", rc);
+  } else {
+    for (int k = 0; k < GROUP; k++)
+      if ((rc = emx_client_submit(g->c, g->m, g->in, g->nin, g->out[k], g->nout,
+                                  NULL, &r[k])) < 0) {
+        while (k-- > 0)
+          emx_client_request_destroy(r[k]);
+        return client_fail(g, "emx_client_submit", rc);
+      }
+  }
+  int first = 0;
+  for (int k = 0; k < GROUP; k++) {
+    rc = emx_client_request_wait(r[k], -1);
+    if (rc < 0 && !first)
+      first = rc;
+    emx_client_request_destroy(r[k]);
+  }
+  return first < 0 ? client_fail(g, "a request", first) : 0;
+}
+
+/* group_rate runs groups for `seconds`; requests per second, or -1. */
+static double group_rate(group_client *g, int mode, double seconds) {
+  int64_t t0 = emx_now_ns(), end = t0 + (int64_t)(seconds * 1e9), now = t0;
+  long requests = 0;
+  while (now < end) {
+    if (group_run(g, mode) < 0)
+      return -1;
+    requests += GROUP;
+    now = emx_now_ns();
+  }
+  return (double)requests / ((double)(now - t0) / 1e9);
+}
+
+typedef struct submit_result {
+  double gain;        /* median of per-round batch / submits */
+  double rate[MODES]; /* median requests/s per mode */
+} submit_result;
+
+static int batch_submit_gain(double seconds, const char *device,
+                             submit_result *out) {
+  daemon_proc d;
+  if (daemon_start(&d, device) < 0)
+    return -1;
+  group_client g;
+  int rc = group_client_open(&g, &d);
+  double rate[MODES][ROUNDS], gain[ROUNDS];
+  double slice = seconds / ROUNDS;
+  for (int mode = 0; mode < MODES && rc == 0; mode++) /* warm up */
+    if (group_rate(&g, mode, 0.1) < 0)
+      rc = -1;
+  for (int r = 0; r < ROUNDS && rc == 0; r++) {
+    for (int k = 0; k < MODES && rc == 0; k++) {
+      int mode = (r + k) % MODES; /* each mode leads some rounds */
+      rate[mode][r] = group_rate(&g, mode, slice);
+      if (rate[mode][r] < 0)
+        rc = -1;
+    }
+    gain[r] = rc == 0 ? rate[AS_BATCH][r] / rate[AS_SUBMITS][r] : 0;
+  }
+  if (rc == 0) {
+    out->gain = bench_median(gain, ROUNDS);
+    for (int mode = 0; mode < MODES; mode++)
+      out->rate[mode] = bench_median(rate[mode], ROUNDS);
+  }
+  emx_client_destroy(g.c); /* its tensors and requests go with it */
+  if (daemon_stop(&d) != 0)
+    rc = -1;
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* dynamic_batching_gain                                                     */
+
+/* The worker runs on a CPU of its own, as in bench-engine: this VM's two
+ * vCPUs drift apart in speed, and work compared across CPUs would measure
+ * the host. (This thread only sleeps; the completion callbacks that submit
+ * run on the worker.) */
+#define DEVICE_CPU 1
+
+/* pin_thread_named pins this process's thread called `name` to cpu; 0 when
+ * it found it (and there are two CPUs to spare one). */
+static int pin_thread_named(const char *name, int cpu) {
+  if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+    return -1;
+  DIR *dir = opendir("/proc/self/task");
+  if (!dir)
+    return -1;
+  struct dirent *de;
+  pid_t found = 0;
+  while (!found && (de = readdir(dir))) {
+    char path[300], comm[64] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%.256s/comm", de->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue;
+    if (fgets(comm, sizeof comm, f))
+      comm[strcspn(comm, "\n")] = '\0';
+    fclose(f);
+    if (strcmp(comm, name) == 0)
+      found = (pid_t)atoi(de->d_name);
+  }
+  closedir(dir);
+  if (!found)
+    return -1;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return sched_setaffinity(found, sizeof set, &set);
+}
+
+typedef struct batching_result {
+  double gain;       /* median of per-round batched / plain */
+  double plain, bat; /* median requests/s */
+  double mean_batch; /* requests per invoke, batched model */
+  int pinned;
+} batching_result;
+
+static void dynamic_batching_gain(double seconds, batching_result *out) {
+  emx_engine *e = engine_for("cpu:workers=1,threads=1");
+  out->pinned = pin_thread_named("emx:cpu0", DEVICE_CPU) == 0;
+  emx_model *plain = load_batched(e, "plain", BATCH_MODEL ".tflite", 0);
+  emx_model *bat =
+      load_batched(e, "batched", BATCH_MODEL ".tflite", BATCH_SIZE);
+  flow f[2];
+  flow_init(&f[0], e, &plain, 1, BATCH_WINDOW, seconds + 1);
+  flow_init(&f[1], e, &bat, 1, BATCH_WINDOW, seconds + 1);
+  /* Warm up: XNNPACK's first-run setup, and the batched copy of the
+   * interpreter (built, and tried in a child, on the first batch). */
+  for (int i = 0; i < 2; i++)
+    flow_run(&f[i], 0.3);
+  for (int b = 0; b <= EMX_MAX_BATCH; b++)
+    atomic_store(&f[1].by_batch[b], 0);
+  double rate[2][ROUNDS], gain[ROUNDS];
+  double slice = seconds / ROUNDS;
+  for (int r = 0; r < ROUNDS; r++) {
+    for (int k = 0; k < 2; k++) {
+      int i = (r + k) % 2;
+      rate[i][r] = flow_run(&f[i], slice);
+    }
+    gain[r] = rate[1][r] / rate[0][r];
+  }
+  out->gain = bench_median(gain, ROUNDS);
+  out->plain = bench_median(rate[0], ROUNDS);
+  out->bat = bench_median(rate[1], ROUNDS);
+  double requests = 0, invokes = 0;
+  for (int b = 1; b <= EMX_MAX_BATCH; b++) {
+    double n = (double)atomic_load(&f[1].by_batch[b]);
+    requests += n;
+    invokes += n / b;
+  }
+  out->mean_batch = invokes > 0 ? requests / invokes : 0;
+  emx_engine_destroy(e);
+  flow_free(&f[0]);
+  flow_free(&f[1]);
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* remove_lock_dir removes the sim lock files (sim:80..82) and the folder. */
+static void remove_lock_dir(void) {
+  for (int id = 80; id <= 82; id++) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/edgemux-sim-%d.lock", lock_dir, id);
+    unlink(path);
+  }
+  rmdir(lock_dir);
+}
+
 int main(int argc, char **argv) {
   double seconds = argc > 1 ? atof(argv[1]) : 3;
   if (argc > 1 && (seconds <= 0 || argv[1][0] == '-')) {
     printf("usage: bench-sched [SECONDS per measurement, default 3]\n");
     return strcmp(argv[1], "--help") == 0 ? 0 : 2;
   }
-  char lock_dir[] = "/tmp/emx-bench-XXXXXX";
   if (!mkdtemp(lock_dir))
     return 1;
-  setenv("EMX_SIM_LOCK_DIR", lock_dir, 1);
+  setenv("EMX_SIM_LOCK_DIR", lock_dir, 1); /* the daemon inherits it */
+  printf("%d alternating rounds of %.2f s per side\n", ROUNDS,
+         seconds / ROUNDS);
 
-  double fifo_p99, aff_p99;
-  double fifo = two_models("sched=fifo", seconds, &fifo_p99);
-  char aff_spec[64];
-  snprintf(aff_spec, sizeof aff_spec, "sched=affinity,max_delay_ms=%d",
-           MAX_DELAY_MS);
-  double aff = two_models(aff_spec, seconds, &aff_p99);
-  printf("fifo: %.1f req/s, p99 %.1f ms | affinity: %.1f req/s, p99 %.1f ms\n",
-         fifo, fifo_p99, aff, aff_p99);
+  affinity_result aff;
+  affinity_vs_fifo(seconds, &aff);
+  printf("interleaved A,B,A,B... (%d in flight): fifo %.1f req/s, p99 %.1f ms "
+         "| affinity %.1f req/s, p99 %.1f ms\n",
+         INTERLEAVED_WINDOW, aff.fifo, aff.fifo_p99, aff.aff, aff.aff_p99);
+
   double alone = light_p99(0, seconds);
   double beside = light_p99(1, seconds);
   printf("light client p99: alone %.2f ms, beside a flood %.2f ms\n", alone,
          beside);
-  /* The bound of a request: max delay, then its own service (a swap and
-   * an invoke), behind at most the requests its own window queued. */
-  double bound = MAX_DELAY_MS + WINDOW * (5 + 1);
+
+  submit_result sub, sub20;
+  const char *const sims[2] = {DAEMON_SIM, DAEMON_SIM_20US};
+  submit_result *const subs[2] = {&sub, &sub20};
+  int sub_rc = 0;
+  for (int i = 0; i < 2 && sub_rc == 0; i++) {
+    submit_result *r = subs[i];
+    sub_rc = batch_submit_gain(seconds, sims[i], r);
+    if (sub_rc == 0)
+      printf("edgemuxd (%s), groups of %d: submit_batch %.0f req/s | %d "
+             "submits then wait all %.0f req/s (batch / these %.2f) | %d "
+             "sync infers %.0f req/s (batch / sync %.2f)\n",
+             sims[i], GROUP, r->rate[AS_BATCH], GROUP, r->rate[AS_SUBMITS],
+             r->gain, GROUP, r->rate[AS_INFERS],
+             r->rate[AS_BATCH] / r->rate[AS_INFERS]);
+  }
+
+  batching_result bat;
+  dynamic_batching_gain(seconds, &bat);
+  printf("%s on cpu:workers=1,threads=1%s, %d in flight: no batching %.1f "
+         "req/s | max_batch %d (preferred %d, delay %.0f ms) %.1f req/s, "
+         "mean batch %.2f\n",
+         BATCH_MODEL, bat.pinned ? " (worker pinned)" : "", BATCH_WINDOW,
+         bat.plain, BATCH_SIZE, BATCH_SIZE, BATCH_DELAY_NS / 1e6, bat.bat,
+         bat.mean_batch);
+
+  /* The bound of a request under affinity: it waits at most the max delay,
+   * then costs a swap and its invoke. */
+  double bound = MAX_DELAY_MS + SWAP_MS + INVOKE_MS;
   printf("\naffinity_vs_fifo: %.3f (target >= 3; affinity p99 %.1f ms, "
          "bound %.0f ms)\n",
-         aff / fifo, aff_p99, bound);
+         aff.ratio, aff.aff_p99, bound);
   printf("fairness_p99_ratio: %.3f (target <= 3)\n", beside / alone);
-  rmdir(lock_dir);
-  return 0;
+  if (sub_rc == 0)
+    printf("batch_submit_gain: %.3f (target >= 1.5; vs %d emx_client_submit "
+           "then wait all)\n",
+           sub.gain, GROUP);
+  else
+    printf("batch_submit_gain: failed (target >= 1.5)\n");
+  printf("dynamic_batching_gain: %.3f (report; merging is off by default)\n",
+         bat.gain);
+  remove_lock_dir();
+  return sub_rc == 0 ? 0 : 1;
 }

@@ -92,5 +92,15 @@ int main(int argc, char **argv) {
   emx__wire_put(&b, &c, sizeof c);
   emx__wire_put(&b, "hello", 5);
   save(dir, "complete", emx__wire_end(&b));
+
+  emx__wire_begin(&b, buf, EMX_WIRE_COMPLETE_MANY, 0);
+  emx__wire_many many = {.count = 2};
+  emx__wire_put(&b, &many, sizeof many);
+  emx__wire_many_rec r1 = {.id = 8, .c = {.status = 0, .batch = 2}};
+  emx__wire_put(&b, &r1, sizeof r1);
+  emx__wire_many_rec r2 = {.id = 9, .c = {.status = -10, .msg_len = 3}};
+  emx__wire_put(&b, &r2, sizeof r2);
+  emx__wire_put(&b, "dev", 3);
+  save(dir, "complete_many", emx__wire_end(&b));
   return 0;
 }

@@ -257,8 +257,14 @@ static void sleep_until(int64_t t) {
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     slack_set = 1;
   }
-  struct timespec ts = emx__abstime(t - SPIN_TAIL_NS);
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+  /* Short waits (a few microseconds of a small request) only spin: even
+   * a sleep that returns at once is a syscall, and costs more than that
+   * in a VM. */
+  if (t - SPIN_TAIL_NS > emx_now_ns()) {
+    struct timespec ts = emx__abstime(t - SPIN_TAIL_NS);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+           EINTR) {
+    }
   }
   while (emx_now_ns() < t)
     emx__cpu_relax();

@@ -106,6 +106,7 @@ static int hello(emx_client *c, int fd, int64_t deadline, emx__errbuf *err) {
   emx__wire_buf b;
   emx__wire_begin(&b, storage, EMX_WIRE_HELLO, 0);
   emx__wire_hello h = {.proto = EMX_WIRE_VERSION,
+                       .flags = EMX_WIRE_HELLO_COMPLETE_MANY,
                        .arena_size = c->arena.size,
                        .pid = (uint32_t)getpid()};
   emx__wire_put(&b, &h, sizeof h);
@@ -300,9 +301,51 @@ static void copy_reply(emx__pending *p, const void *pkt, size_t len) {
   }
 }
 
+/* complete finishes request p with a COMPLETE record. Locked. */
+static void complete(emx_client *c, emx__pending *p,
+                     const emx__wire_complete *cp, const char *text) {
+  emx_client_request *r = p->req;
+  emx_timings *t = &r->timings;
+  t->submitted_ns = r->submitted_ns;
+  t->device = cp->device;
+  t->device_ns = cp->device_ns;
+  if (cp->device >= 0) { /* it ran */
+    t->started_ns = r->submitted_ns + cp->queue_ns;
+    t->finished_ns = r->submitted_ns + cp->total_ns;
+    t->batch = cp->batch ? (int)cp->batch : 1;
+  }
+  int st = cp->status <= 0 ? cp->status : EMX_EPROTO;
+  finish(c, p, st, text, cp->msg_len);
+}
+
+/* complete_many finishes each request a COMPLETE_MANY answers. Locked. */
+static void complete_many(emx_client *c, const emx__wire_msg *m) {
+  size_t cursor = 0;
+  const emx__wire_many_rec *rec;
+  const char *text;
+  while (!c->broken && emx__wire_many_next(m, &cursor, &rec, &text)) {
+    emx__pending *p = take(c, rec->id);
+    if (!p)
+      continue; /* nobody waits for it any more */
+    if (p->expect != EMX_WIRE_COMPLETE) {
+      finish(c, p, EMX_EPROTO, NULL, 0);
+      emx__client_set_broken(c, EMX_EPROTO,
+                             "edgemuxd answered request %llu with a "
+                             "completion, expected message type %u",
+                             (unsigned long long)rec->id, p->expect);
+      return;
+    }
+    complete(c, p, &rec->c, text);
+  }
+}
+
 /* dispatch one validated packet. Locked. */
 static void dispatch(emx_client *c, const emx__wire_msg *m, size_t len) {
   uint8_t type = m->hdr.type;
+  if (type == EMX_WIRE_COMPLETE_MANY) {
+    complete_many(c, m);
+    return;
+  }
   if (type != EMX_WIRE_ERROR && type != EMX_WIRE_COMPLETE &&
       type != EMX_WIRE_MODEL && type != EMX_WIRE_MODELS &&
       type != EMX_WIRE_STATUS_OK && type != EMX_WIRE_PONG) {
@@ -327,19 +370,7 @@ static void dispatch(emx_client *c, const emx__wire_msg *m, size_t len) {
                            "%u, expected %u",
                            (unsigned long long)m->hdr.id, type, p->expect);
   } else if (type == EMX_WIRE_COMPLETE) {
-    const emx__wire_complete *cp = m->u.complete.c;
-    emx_client_request *r = p->req;
-    emx_timings *t = &r->timings;
-    t->submitted_ns = r->submitted_ns;
-    t->device = cp->device;
-    t->device_ns = cp->device_ns;
-    if (cp->device >= 0) { /* it ran */
-      t->started_ns = r->submitted_ns + cp->queue_ns;
-      t->finished_ns = r->submitted_ns + cp->total_ns;
-      t->batch = cp->batch ? (int)cp->batch : 1;
-    }
-    int st = cp->status <= 0 ? cp->status : EMX_EPROTO;
-    finish(c, p, st, m->u.complete.text, cp->msg_len);
+    complete(c, p, m->u.complete.c, m->u.complete.text);
   } else {
     copy_reply(p, c->rbuf, len);
     finish(c, p, p->reply ? 0 : EMX_ENOMEM, NULL, 0);

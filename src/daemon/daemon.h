@@ -101,6 +101,7 @@ struct emxd_session {
   gid_t gid;
   pid_t pid;
   bool hello_done;        /* arena accepted */
+  bool complete_many;     /* the client takes a BATCH's replies together */
   bool reading;           /* EPOLLIN armed */
   int64_t hello_deadline; /* drop if no hello by then */
   emx__arena arena;       /* client tensors; unmapped at free */

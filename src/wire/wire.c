@@ -151,6 +151,27 @@ static int decode_body(cur *c, emx__wire_msg *m, emx__errbuf *err) {
       return PROTO("complete: truncated");
     rc = decode_text(c, m->u.complete.c->msg_len, &m->u.complete.text, err);
     break;
+  case EMX_WIRE_COMPLETE_MANY: {
+    const emx__wire_many *h = take(c, sizeof *h);
+    if (!h)
+      return PROTO("complete_many: truncated");
+    if (h->count == 0 || h->count > EMX_WIRE_MAX_BATCH)
+      return PROTO("complete_many: %u records out of range [1, %d]", h->count,
+                   EMX_WIRE_MAX_BATCH);
+    m->u.many.count = h->count;
+    m->u.many.recs = c->p;
+    m->u.many.bytes = c->left;
+    for (uint32_t i = 0; i < h->count; i++) {
+      const emx__wire_many_rec *r = take(c, sizeof *r);
+      const char *text;
+      if (!r)
+        return PROTO("complete_many: record %u truncated", i);
+      rc = decode_text(c, r->c.msg_len, &text, err);
+      if (rc < 0)
+        return rc;
+    }
+    break;
+  }
   case EMX_WIRE_STATUS_OK:
     if (c->left > EMX_WIRE_MAX_TEXT)
       return PROTO("status text too long");
@@ -233,6 +254,19 @@ int emx__wire_batch_next(const emx__wire_msg *msg, size_t *cursor,
     return 0; /* unreachable after a successful decode */
   req->id = it->id;
   *cursor += it->size;
+  return 1;
+}
+
+int emx__wire_many_next(const emx__wire_msg *msg, size_t *cursor,
+                        const emx__wire_many_rec **rec, const char **text) {
+  if (*cursor >= msg->u.many.bytes)
+    return 0;
+  cur c = {msg->u.many.recs + *cursor, msg->u.many.bytes - *cursor};
+  emx__errbuf ignored;
+  *rec = take(&c, sizeof **rec);
+  if (!*rec || decode_text(&c, (*rec)->c.msg_len, text, &ignored) < 0)
+    return 0; /* unreachable after a successful decode */
+  *cursor = (size_t)((const uint8_t *)c.p - msg->u.many.recs);
   return 1;
 }
 

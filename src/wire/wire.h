@@ -24,23 +24,24 @@
 #define EMX_WIRE_MAX_TEXT 60000 /* error/status text bytes */
 
 typedef enum emx__wire_type {
-  EMX_WIRE_HELLO = 1,      /* c→d, carries the arena fd (SCM_RIGHTS) */
-  EMX_WIRE_HELLO_OK = 2,   /* d→c */
-  EMX_WIRE_ERROR = 3,      /* d→c: a request (by id) failed */
-  EMX_WIRE_LIST = 4,       /* c→d */
-  EMX_WIRE_MODELS = 5,     /* d→c */
-  EMX_WIRE_OPEN = 6,       /* c→d: model by name */
-  EMX_WIRE_MODEL = 7,      /* d→c: id and tensors */
-  EMX_WIRE_INFER = 8,      /* c→d */
-  EMX_WIRE_COMPLETE = 9,   /* d→c */
-  EMX_WIRE_CANCEL = 10,    /* c→d: header id = request to cancel */
-  EMX_WIRE_BATCH = 11,     /* c→d: several INFERs */
-  EMX_WIRE_STATUS = 12,    /* c→d */
-  EMX_WIRE_STATUS_OK = 13, /* d→c: text */
-  EMX_WIRE_PING = 14,      /* c→d */
-  EMX_WIRE_PONG = 15,      /* d→c */
-  EMX_WIRE_LOAD = 16,      /* c→d: load a model file by path */
-  EMX_WIRE_TYPE_MAX = 16,
+  EMX_WIRE_HELLO = 1,          /* c→d, carries the arena fd (SCM_RIGHTS) */
+  EMX_WIRE_HELLO_OK = 2,       /* d→c */
+  EMX_WIRE_ERROR = 3,          /* d→c: a request (by id) failed */
+  EMX_WIRE_LIST = 4,           /* c→d */
+  EMX_WIRE_MODELS = 5,         /* d→c */
+  EMX_WIRE_OPEN = 6,           /* c→d: model by name */
+  EMX_WIRE_MODEL = 7,          /* d→c: id and tensors */
+  EMX_WIRE_INFER = 8,          /* c→d */
+  EMX_WIRE_COMPLETE = 9,       /* d→c */
+  EMX_WIRE_CANCEL = 10,        /* c→d: header id = request to cancel */
+  EMX_WIRE_BATCH = 11,         /* c→d: several INFERs */
+  EMX_WIRE_STATUS = 12,        /* c→d */
+  EMX_WIRE_STATUS_OK = 13,     /* d→c: text */
+  EMX_WIRE_PING = 14,          /* c→d */
+  EMX_WIRE_PONG = 15,          /* d→c */
+  EMX_WIRE_LOAD = 16,          /* c→d: load a model file by path */
+  EMX_WIRE_COMPLETE_MANY = 17, /* d→c: several COMPLETEs (a BATCH's) */
+  EMX_WIRE_TYPE_MAX = 17,
 } emx__wire_type;
 
 typedef struct emx__wire_hdr {
@@ -51,9 +52,12 @@ typedef struct emx__wire_hdr {
   uint64_t id;     /* request id chosen by the client; echoed in replies */
 } emx__wire_hdr;
 
+/* HELLO flags: what the client understands besides the base protocol. */
+#define EMX_WIRE_HELLO_COMPLETE_MANY 1u /* a BATCH may be answered so */
+
 typedef struct emx__wire_hello {
   uint32_t proto;      /* EMX_WIRE_VERSION */
-  uint32_t flags;      /* 0 */
+  uint32_t flags;      /* EMX_WIRE_HELLO_* */
   uint64_t arena_size; /* bytes of the memfd passed alongside; 0 = none */
   uint32_t pid;        /* for logs */
   uint32_t reserved;
@@ -100,6 +104,18 @@ typedef struct emx__wire_complete {
                         before dynamic batching: read as 1 if it ran) */
 } emx__wire_complete;
 
+/* COMPLETE_MANY: this, then `count` records, each an emx__wire_many_rec
+ * and its message text padded to 8. */
+typedef struct emx__wire_many {
+  uint32_t count;
+  uint32_t reserved;
+} emx__wire_many;
+
+typedef struct emx__wire_many_rec {
+  uint64_t id;          /* the request */
+  emx__wire_complete c; /* as in COMPLETE */
+} emx__wire_many_rec;
+
 typedef struct emx__wire_error {
   int32_t status;   /* EMX_E* */
   uint32_t msg_len; /* text that follows */
@@ -140,6 +156,8 @@ _Static_assert(sizeof(emx__wire_infer) == 16, "wire layout");
 _Static_assert(sizeof(emx__wire_batch_item) == 16, "wire layout");
 _Static_assert(sizeof(emx__wire_complete) == 40, "wire layout");
 _Static_assert(sizeof(emx__wire_error) == 8, "wire layout");
+_Static_assert(sizeof(emx__wire_many) == 8, "wire layout");
+_Static_assert(sizeof(emx__wire_many_rec) == 48, "wire layout");
 _Static_assert(sizeof(emx__wire_name) == 8, "wire layout");
 _Static_assert(sizeof(emx__wire_model) == 8, "wire layout");
 _Static_assert(sizeof(emx__wire_tensor) == 64, "wire layout");
@@ -186,6 +204,11 @@ typedef struct emx__wire_msg {
       const char *text;
     } complete;
     struct {
+      uint32_t count;
+      const uint8_t *recs;
+      size_t bytes;
+    } many; /* COMPLETE_MANY */
+    struct {
       const char *text;
       size_t len;
     } text; /* STATUS_OK */
@@ -211,6 +234,11 @@ int emx__wire_decode(const void *buf, size_t len, emx__wire_msg *msg,
  * 1 with *req filled, 0 at the end (items were validated by decode). */
 int emx__wire_batch_next(const emx__wire_msg *msg, size_t *cursor,
                          emx__wire_req *req);
+
+/* emx__wire_many_next walks a decoded COMPLETE_MANY like
+ * emx__wire_batch_next: 1 with the record and its text, 0 at the end. */
+int emx__wire_many_next(const emx__wire_msg *msg, size_t *cursor,
+                        const emx__wire_many_rec **rec, const char **text);
 
 /* emx__wire_ref_ok: does the ref lie inside an arena of `size` bytes? */
 static inline int emx__wire_ref_ok(const emx__wire_ref *r, uint64_t size) {
