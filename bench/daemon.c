@@ -23,11 +23,11 @@
 #include <tensorflow/lite/c/c_api.h>
 
 #include "common/baseline.h"
+#include "common/daemon.h"
+#include "common/sys.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <sched.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -36,7 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -160,15 +159,6 @@ static int64_t busiest_delta(const cpu_snapshot *a, const cpu_snapshot *b) {
   return most;
 }
 
-/* daemon_proc is an edgemuxd this program started. */
-typedef struct daemon_proc {
-  pid_t pid;        /* 0 when not running */
-  char dir[64];     /* private temp folder: socket, log, empty repo */
-  char socket[108]; /* --socket */
-  char log[128];    /* its stdout and stderr */
-  char empty[128];  /* an empty repository (the memory daemon's) */
-} daemon_proc;
-
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
 
@@ -178,32 +168,6 @@ static void sleep_until(int64_t when) {
   struct timespec ts = {when / 1000000000, when % 1000000000};
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
   }
-}
-
-static int read_full(int fd, void *buf, size_t size) {
-  size_t got = 0;
-  while (got < size) {
-    ssize_t n = read(fd, (char *)buf + got, size - got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return -1;
-    got += (size_t)n;
-  }
-  return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t size) {
-  size_t put = 0;
-  while (put < size) {
-    ssize_t n = write(fd, (const char *)buf + put, size - put);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return -1;
-    put += (size_t)n;
-  }
-  return 0;
 }
 
 /* loadavg returns the machine's 1-minute load average (-1 if unknown):
@@ -217,21 +181,6 @@ static double loadavg(void) {
     fclose(f);
   }
   return load;
-}
-
-/* rss_kib returns a process's resident set size, or -1. */
-static long rss_kib(pid_t pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return -1;
-  long kib = -1;
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-      break;
-  fclose(f);
-  return kib;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -306,46 +255,6 @@ fail:
 #define DEVICE_CPU 1
 #define CALLER_CPU 0
 
-static void pin_tid(pid_t tid, int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  sched_setaffinity(tid, sizeof set, &set);
-}
-
-static void pin_all(pid_t tid) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  for (long i = 0; i < sysconf(_SC_NPROCESSORS_ONLN) && i < CPU_SETSIZE; i++)
-    CPU_SET(i, &set);
-  sched_setaffinity(tid, sizeof set, &set);
-}
-
-/* thread_named finds a thread of process pid by name ("emx:cpu0"), or 0. */
-static pid_t thread_named(pid_t pid, const char *name) {
-  char dirpath[64];
-  snprintf(dirpath, sizeof dirpath, "/proc/%d/task", (int)pid);
-  DIR *dir = opendir(dirpath);
-  if (!dir)
-    return 0;
-  struct dirent *de;
-  pid_t found = 0;
-  while (!found && (de = readdir(dir))) {
-    char path[600], comm[64] = "";
-    snprintf(path, sizeof path, "%s/%.256s/comm", dirpath, de->d_name);
-    FILE *f = fopen(path, "r");
-    if (!f)
-      continue;
-    if (fgets(comm, sizeof comm, f))
-      comm[strcspn(comm, "\n")] = '\0';
-    fclose(f);
-    if (strcmp(comm, name) == 0)
-      found = (pid_t)atoi(de->d_name);
-  }
-  closedir(dir);
-  return found;
-}
-
 /* direct_loop runs the baseline for `seconds`, adding its calls and time
  * to *t; 0 or -1. */
 static int direct_loop(baseline *d, buffers *b, double seconds, tally *t) {
@@ -373,179 +282,30 @@ static int direct_loop(baseline *d, buffers *b, double seconds, tally *t) {
 static int direct_side(baseline *d, buffers *b, double seconds, tally *t,
                        bool pinned) {
   if (pinned)
-    pin_tid(0, DEVICE_CPU);
+    bench_pin(0, DEVICE_CPU);
   int rc = direct_loop(d, b, seconds, t);
   if (pinned)
-    pin_all(0);
+    bench_pin(0, -1);
   return rc;
 }
 
 /* ------------------------------------------------------------------------ */
 /* The daemon                                                                */
 
-/* daemon_path finds edgemuxd next to this executable. */
-static int daemon_path(char *out, size_t size) {
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n < 0) {
-    perror("bench-daemon: readlink /proc/self/exe");
-    return -1;
-  }
-  self[n] = '\0';
-  char *slash = strrchr(self, '/');
-  if (slash)
-    *slash = '\0';
-  if (snprintf(out, size, "%s/edgemuxd", self) >= (int)size)
-    return -1;
-  if (access(out, X_OK) != 0) {
-    fprintf(stderr,
-            "bench-daemon: cannot run %s: %s\n"
-            "  build it first (make build)\n",
-            out, strerror(errno));
-    return -1;
-  }
-  return 0;
+/* start_daemon runs edgemuxd with one CPU device of one thread, serving
+ * repo, and waits until it answers a ping. */
+static int start_daemon(bench_daemon *d, const char *repo) {
+  const char *args[] = {
+      "--models", repo, "--device", DEVICE_SPEC, "--log-level", "warn",
+      /* 64 idle connections plus the readiness check: above the default
+       * per-user limit of 64. */
+      "--max-conns-per-uid", "256", NULL};
+  return bench_daemon_start(d, "bench-daemon", args);
 }
 
-static void print_log(const daemon_proc *d) {
-  FILE *f = fopen(d->log, "r");
-  if (!f)
-    return;
-  char line[512];
-  fprintf(stderr, "---- edgemuxd log (%s) ----\n", d->log);
-  while (fgets(line, sizeof line, f))
-    fputs(line, stderr);
-  fclose(f);
-}
-
-/* daemon_ping connects to d without an arena and pings once. */
-static int daemon_ping(const daemon_proc *d) {
-  emx_client_config cfg;
-  emx_client_config_init(&cfg);
-  cfg.socket_path = d->socket;
-  cfg.arena_bytes = 0;
-  emx_client *c;
-  if (emx_client_connect(&c, &cfg) < 0)
-    return -1;
-  int rc = emx_client_ping(c);
-  emx_client_destroy(c);
-  return rc;
-}
-
-/* daemon_cleanup removes the temp folder. */
-static void daemon_cleanup(daemon_proc *d) {
-  if (!d->dir[0])
-    return;
-  unlink(d->log);
-  unlink(d->socket);
-  rmdir(d->empty);
-  rmdir(d->dir);
-  d->dir[0] = '\0';
-}
-
-/* daemon_start runs edgemuxd on a fresh temp socket with one CPU device of
- * one thread, serving `repo` (NULL: an empty one), and waits until it
- * answers a ping. */
-static int daemon_start(daemon_proc *d, const char *exe, const char *repo) {
-  memset(d, 0, sizeof *d);
-  snprintf(d->dir, sizeof d->dir, "/tmp/bench-daemon-XXXXXX");
-  if (!mkdtemp(d->dir)) {
-    perror("bench-daemon: mkdtemp");
-    return -1;
-  }
-  snprintf(d->socket, sizeof d->socket, "%s/edgemux.sock", d->dir);
-  snprintf(d->log, sizeof d->log, "%s/edgemuxd.log", d->dir);
-  snprintf(d->empty, sizeof d->empty, "%s/empty-repo", d->dir);
-  if (!repo) {
-    if (mkdir(d->empty, 0700) < 0) {
-      perror("bench-daemon: mkdir");
-      daemon_cleanup(d);
-      return -1;
-    }
-    repo = d->empty;
-  }
-  /* 64 idle connections plus the readiness check: above the default
-   * per-user limit of 64. */
-  const char *argv[] = {
-      exe,        "--socket",  d->socket,     "--models", repo,
-      "--device", DEVICE_SPEC, "--log-level", "warn",     "--max-conns-per-uid",
-      "256",      NULL};
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) {
-    perror("bench-daemon: fork");
-    daemon_cleanup(d);
-    return -1;
-  }
-  if (pid == 0) {
-    int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-      close(fd);
-    }
-    execv(exe, (char *const *)argv);
-    _exit(127);
-  }
-  d->pid = pid;
-  for (int waited = 0; waited < 10000; waited += 10) {
-    int status;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      d->pid = 0;
-      fprintf(stderr, "bench-daemon: edgemuxd exited at startup\n");
-      print_log(d);
-      daemon_cleanup(d);
-      return -1;
-    }
-    if (daemon_ping(d) == 0)
-      return 0;
-    bench_sleep_ns(10000000);
-  }
-  fprintf(stderr, "bench-daemon: edgemuxd did not answer within 10 s\n");
-  print_log(d);
-  kill(d->pid, SIGKILL);
-  waitpid(d->pid, NULL, 0);
-  d->pid = 0;
-  daemon_cleanup(d);
-  return -1;
-}
-
-/* daemon_stop sends SIGTERM and waits (30 s at most, then SIGKILL); returns
- * the exit status, 128 + signal, or -1. Removes the temp folder. */
-static int daemon_stop(daemon_proc *d) {
-  int rc = -1;
-  if (d->pid) {
-    kill(d->pid, SIGTERM);
-    for (int waited = 0; waited < 30000; waited += 5) {
-      int status;
-      if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-        rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        d->pid = 0;
-        break;
-      }
-      bench_sleep_ns(5000000);
-    }
-    if (d->pid) {
-      kill(d->pid, SIGKILL);
-      waitpid(d->pid, NULL, 0);
-      d->pid = 0;
-    }
-  }
-  if (rc != 0) {
-    fprintf(stderr, "bench-daemon: edgemuxd exit status %d\n", rc);
-    print_log(d);
-  }
-  daemon_cleanup(d);
-  return rc;
-}
-
-static int connect_to(const daemon_proc *d, size_t arena_bytes,
+static int connect_to(const bench_daemon *d, size_t arena_bytes,
                       emx_client **c) {
-  emx_client_config cfg;
-  emx_client_config_init(&cfg);
-  cfg.socket_path = d->socket;
-  cfg.arena_bytes = arena_bytes;
-  int rc = emx_client_connect(c, &cfg);
+  int rc = bench_daemon_connect(d, arena_bytes, c);
   if (rc < 0)
     fprintf(stderr, "bench-daemon: emx_client_connect(%s): %s: %s\n", d->socket,
             emx_err_name(rc), emx_client_last_error(NULL));
@@ -586,7 +346,7 @@ typedef struct worker {
 } worker;
 
 /* worker_main: connect, open the model, allocate, then serve commands. */
-static void worker_main(const daemon_proc *d, const char *model, int index,
+static void worker_main(const bench_daemon *d, const char *model, int index,
                         int cmd_fd, int ans_fd) {
   answer a = {0, 0};
   emx_client *c = NULL;
@@ -603,10 +363,10 @@ static void worker_main(const daemon_proc *d, const char *model, int index,
     a.rc = EMX_ENOMEM;
   if (a.rc == 0)
     a.rc = client_infer(c, m, &b); /* warm */
-  if (write_full(ans_fd, &a, sizeof a) < 0 || a.rc < 0)
+  if (bench_write_full(ans_fd, &a, sizeof a) < 0 || a.rc < 0)
     _exit(1);
   command cmd;
-  while (read_full(cmd_fd, &cmd, sizeof cmd) == 0 && cmd.end_ns != 0) {
+  while (bench_read_full(cmd_fd, &cmd, sizeof cmd, 0) == 0 && cmd.end_ns != 0) {
     a.done = 0;
     sleep_until(cmd.start_ns);
     for (;;) {
@@ -616,14 +376,14 @@ static void worker_main(const daemon_proc *d, const char *model, int index,
         break; /* a request that finishes after the window is not counted */
       a.done++;
     }
-    if (write_full(ans_fd, &a, sizeof a) < 0 || a.rc < 0)
+    if (bench_write_full(ans_fd, &a, sizeof a) < 0 || a.rc < 0)
       break;
   }
   emx_client_destroy(c);
   _exit(a.rc < 0 ? 1 : 0);
 }
 
-static int workers_start(worker *w, int n, const daemon_proc *d,
+static int workers_start(worker *w, int n, const bench_daemon *d,
                          const char *model) {
   for (int i = 0; i < n; i++) {
     int cmd[2], ans[2];
@@ -652,7 +412,7 @@ static int workers_start(worker *w, int n, const daemon_proc *d,
   }
   for (int i = 0; i < n; i++) {
     answer a;
-    if (read_full(w[i].ans_fd, &a, sizeof a) < 0 || a.rc < 0) {
+    if (bench_read_full(w[i].ans_fd, &a, sizeof a, 0) < 0 || a.rc < 0) {
       fprintf(stderr, "bench-daemon: client process %d failed to start\n", i);
       return -1;
     }
@@ -664,7 +424,7 @@ static void workers_stop(worker *w, int n) {
   command quit = {0, 0};
   for (int i = 0; i < n; i++)
     if (w[i].pid > 0) {
-      write_full(w[i].cmd_fd, &quit, sizeof quit);
+      bench_write_full(w[i].cmd_fd, &quit, sizeof quit);
       close(w[i].cmd_fd);
       close(w[i].ans_fd);
     }
@@ -686,13 +446,13 @@ static int daemon_throughput(worker *w, int n, double seconds, pid_t daemon,
   int64_t start = emx_now_ns() + 20000000; /* every child is waiting then */
   command cmd = {start, start + (int64_t)(seconds * 1e9)};
   for (int i = 0; i < n; i++)
-    if (write_full(w[i].cmd_fd, &cmd, sizeof cmd) < 0)
+    if (bench_write_full(w[i].cmd_fd, &cmd, sizeof cmd) < 0)
       return -1;
   uint64_t total = 0;
   int failed = 0;
   for (int i = 0; i < n; i++) {
     answer a;
-    if (read_full(w[i].ans_fd, &a, sizeof a) < 0 || a.rc < 0)
+    if (bench_read_full(w[i].ans_fd, &a, sizeof a, 0) < 0 || a.rc < 0)
       failed = 1;
     else
       total += a.done;
@@ -809,20 +569,21 @@ static int bare_loop(bare *b, double seconds, bench_samples *lat) {
 /* measure_memory starts a daemon without models, reads its resident set,
  * opens IDLE_CONNECTIONS connections with small arenas and reads it again;
  * per round, then medians. */
-static int measure_memory(const options *opt, const char *exe, long *base,
-                          long *per_conn) {
+static int measure_memory(const options *opt, long *base, long *per_conn) {
   double *bases = calloc((size_t)opt->rounds, sizeof *bases);
   double *conns = calloc((size_t)opt->rounds, sizeof *conns);
   emx_client **clients = calloc(IDLE_CONNECTIONS, sizeof *clients);
+  bench_repo empty = {0};
   int rc = -1;
-  if (!bases || !conns || !clients)
+  if (!bases || !conns || !clients ||
+      bench_repo_make(&empty, "bench-daemon", NULL, NULL) < 0)
     goto done;
   for (int r = 0; r < opt->rounds; r++) {
-    daemon_proc d;
-    if (daemon_start(&d, exe, NULL) < 0)
+    bench_daemon d;
+    if (start_daemon(&d, empty.dir) < 0)
       goto done;
     bench_sleep_ns(100000000); /* let startup settle */
-    long before = rss_kib(d.pid);
+    long before = bench_rss_kib(d.pid);
     int opened = 0;
     for (; opened < IDLE_CONNECTIONS; opened++)
       if (connect_to(&d, IDLE_ARENA_BYTES, &clients[opened]) < 0)
@@ -831,10 +592,10 @@ static int measure_memory(const options *opt, const char *exe, long *base,
     if (opened == IDLE_CONNECTIONS && emx_client_ping(clients[opened - 1]) < 0)
       opened = -opened;
     bench_sleep_ns(100000000);
-    long after = rss_kib(d.pid);
+    long after = bench_rss_kib(d.pid);
     for (int i = 0; i < (opened < 0 ? -opened : opened); i++)
       emx_client_destroy(clients[i]);
-    int stopped = daemon_stop(&d);
+    int stopped = bench_daemon_stop(&d);
     if (opened != IDLE_CONNECTIONS || before < 0 || after < 0 || stopped != 0) {
       fprintf(stderr, "bench-daemon: memory measurement failed\n");
       goto done;
@@ -851,6 +612,7 @@ static int measure_memory(const options *opt, const char *exe, long *base,
   *per_conn = lround(bench_median(conns, (size_t)opt->rounds));
   rc = 0;
 done:
+  bench_repo_remove(&empty);
   free(bases);
   free(conns);
   free(clients);
@@ -935,7 +697,7 @@ int main(int argc, char **argv) {
     return rc < 0 ? 2 : 0;
   signal(SIGPIPE, SIG_IGN); /* a dead child shows as a failed write */
   char exe[PATH_MAX], model_path[PATH_MAX];
-  if (daemon_path(exe, sizeof exe) < 0)
+  if (bench_daemon_path(exe, sizeof exe, "bench-daemon") < 0)
     return 1;
   static char repo_real[PATH_MAX];
   if (realpath(opt.repo, repo_real))
@@ -962,10 +724,10 @@ int main(int argc, char **argv) {
          opt.rounds, opt.seconds, opt.seconds / 2);
 
   long rss_base, rss_conn;
-  if (measure_memory(&opt, exe, &rss_base, &rss_conn) < 0)
+  if (measure_memory(&opt, &rss_base, &rss_conn) < 0)
     return 1;
 
-  daemon_proc d = {0};
+  bench_daemon d = {0};
   worker workers[CLIENTS] = {{0}};
   baseline dir = {0};
   emx_client *c = NULL;
@@ -975,14 +737,15 @@ int main(int argc, char **argv) {
   bare pair = {-1, 0};
   round_result *results = calloc((size_t)opt.rounds, sizeof *results);
   rc = 1;
-  if (!results || daemon_start(&d, exe, opt.repo) < 0)
+  if (!results || start_daemon(&d, opt.repo) < 0)
     goto done;
-  pid_t device_tid =
-      sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? thread_named(d.pid, "emx:cpu0") : 0;
+  pid_t device_tid = sysconf(_SC_NPROCESSORS_ONLN) >= 2
+                         ? bench_thread_named(d.pid, "emx:cpu0")
+                         : 0;
   if (device_tid > 0) {
-    pin_tid(device_tid, DEVICE_CPU);
-    pin_tid(d.pid, CALLER_CPU); /* its I/O thread */
-    pin_tid(0, CALLER_CPU);     /* the client processes inherit it */
+    bench_pin(device_tid, DEVICE_CPU);
+    bench_pin(d.pid, CALLER_CPU); /* its I/O thread */
+    bench_pin(0, CALLER_CPU);     /* the client processes inherit it */
     printf("pinning: edgemuxd's worker and the direct loop on CPU %d, "
            "clients and edgemuxd's I/O thread on CPU %d\n",
            DEVICE_CPU, CALLER_CPU);
@@ -991,7 +754,7 @@ int main(int argc, char **argv) {
   if (workers_start(workers, CLIENTS, &d, opt.model) < 0)
     goto done;
   if (device_tid > 0)
-    pin_all(0); /* the round-trip pair below runs unpinned, as before */
+    bench_pin(0, -1); /* the round-trip pair below runs unpinned, as before */
   printf("\nclients: %d processes, each a closed loop of emx_client_infer\n",
          CLIENTS);
   if (connect_to(&d, 8u << 20, &c) < 0)
@@ -1098,7 +861,7 @@ int main(int argc, char **argv) {
   buffers_free(&check_buf, c);
   emx_client_destroy(c);
   c = NULL;
-  int status = daemon_stop(&d);
+  int status = bench_daemon_stop(&d);
   if (status != 0)
     goto done;
   printf("\n");
@@ -1112,8 +875,7 @@ done:
   workers_stop(workers, CLIENTS);
   buffers_free(&check_buf, c);
   emx_client_destroy(c);
-  if (d.pid)
-    daemon_stop(&d);
+  bench_daemon_stop(&d); /* nothing when stopped already */
   baseline_close(&dir);
   buffers_free(&direct_buf, NULL);
   free(ping_lat.values);

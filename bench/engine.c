@@ -16,10 +16,9 @@
 #include <tensorflow/lite/c/c_api.h>
 
 #include "common/baseline.h"
+#include "common/sys.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -272,69 +271,19 @@ static int engine_sync_loop(emx_engine *engine, emx_model *model, buffers *b,
 #define DEVICE_CPU 1
 #define CALLER_CPU 0
 
-static void pin_tid(pid_t tid, int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (cpu < 0) {
-    for (int i = 0; i < CPU_SETSIZE && i < sysconf(_SC_NPROCESSORS_ONLN); i++)
-      CPU_SET(i, &set);
-  } else {
-    CPU_SET(cpu, &set);
-  }
-  sched_setaffinity(tid, sizeof set, &set);
-}
-
-/* worker_tid finds the thread named `name` (engine workers are named
- * "emx:<device>"), or 0. */
-static pid_t worker_tid(const char *name) {
-  DIR *dir = opendir("/proc/self/task");
-  if (!dir)
-    return 0;
-  struct dirent *de;
-  pid_t found = 0;
-  while (!found && (de = readdir(dir))) {
-    char path[300], comm[64] = "";
-    snprintf(path, sizeof path, "/proc/self/task/%s/comm", de->d_name);
-    FILE *f = fopen(path, "r");
-    if (!f)
-      continue;
-    if (fgets(comm, sizeof comm, f))
-      comm[strcspn(comm, "\n")] = '\0';
-    fclose(f);
-    if (strcmp(comm, name) == 0)
-      found = (pid_t)atoi(de->d_name);
-  }
-  closedir(dir);
-  return found;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Memory                                                                    */
-
-/* vmrss_kib returns this process's resident set size, or -1. */
-static long vmrss_kib(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  if (!f)
-    return -1;
-  char line[256];
-  long kib = -1;
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-      break;
-  fclose(f);
-  return kib;
-}
 
 /* rss_of_direct returns what one prepared, once-invoked bare interpreter adds
  * to the resident set. */
 static long rss_of_direct(const char *path) {
-  long before = vmrss_kib();
+  long before = bench_rss_kib(0);
   baseline d;
   if (baseline_open_report(&d, path, "bench-engine") < 0)
     return -1;
   if (TfLiteInterpreterInvoke(d.interpreter) != kTfLiteOk)
     return -1;
-  long after = vmrss_kib();
+  long after = bench_rss_kib(0);
   baseline_close(&d);
   return after - before;
 }
@@ -342,7 +291,7 @@ static long rss_of_direct(const char *path) {
 /* rss_of_engine returns what a one-worker engine with the model loaded and
  * one request served adds to the resident set. */
 static long rss_of_engine(const char *path) {
-  long before = vmrss_kib();
+  long before = bench_rss_kib(0);
   emx_engine *engine;
   emx_model *model;
   if (engine_open("cpu:workers=1,threads=1", path, &engine, &model) < 0)
@@ -351,7 +300,7 @@ static long rss_of_engine(const char *path) {
   if (buffers_for_model(&b, model, 1) < 0 ||
       engine_infer(engine, model, &b) < 0)
     return -1;
-  long after = vmrss_kib();
+  long after = bench_rss_kib(0);
   buffers_free(&b);
   emx_engine_destroy(engine);
   return after - before;
@@ -518,10 +467,10 @@ int main(int argc, char **argv) {
   if (engine_open("cpu:workers=1,threads=1", opt.model, &one, &one_model) < 0)
     goto done;
   /* Found before the second engine exists: it has an "emx:cpu0" too. */
-  pid_t one_worker = worker_tid("emx:cpu0");
+  pid_t one_worker = bench_thread_named(0, "emx:cpu0");
   int pinned = nproc >= 2 && one_worker > 0;
   if (pinned) {
-    pin_tid(one_worker, DEVICE_CPU);
+    bench_pin(one_worker, DEVICE_CPU);
     printf("pinning: the engine's worker and the direct loop on CPU %d, "
            "callers on CPU %d\n",
            DEVICE_CPU, CALLER_CPU);
@@ -570,7 +519,7 @@ int main(int argc, char **argv) {
     for (int slice = 0; slice < LATENCY_SLICES; slice++) {
       int sync_turn = slice % 4 == 0 || slice % 4 == 3;
       if (pinned)
-        pin_tid(0, sync_turn ? CALLER_CPU : DEVICE_CPU);
+        bench_pin(0, sync_turn ? CALLER_CPU : DEVICE_CPU);
       int failed =
           sync_turn
               ? engine_sync_loop(one, one_model, &sync_buf,
@@ -584,14 +533,14 @@ int main(int argc, char **argv) {
     }
     rate_lat.count = 0;
     if (pinned)
-      pin_tid(0, DEVICE_CPU);
+      bench_pin(0, DEVICE_CPU);
     double direct_rate = direct_loop(&d, &direct_buf, opt.seconds, &rate_lat);
     if (pinned)
-      pin_tid(0, CALLER_CPU); /* the client threads inherit it */
+      bench_pin(0, CALLER_CPU); /* the client threads inherit it */
     double one_rate =
         engine_throughput(one, one_model, ONE_WORKER_CLIENTS, opt.seconds);
     if (pinned)
-      pin_tid(0, -1); /* all cores: the scaling run is unpinned */
+      bench_pin(0, -1); /* all cores: the scaling run is unpinned */
     double all_rate =
         engine_throughput(all, all_model, all_clients, opt.seconds);
     if (direct_rate < 0 || one_rate < 0 || all_rate < 0)

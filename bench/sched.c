@@ -49,20 +49,14 @@
 #include <edgemux/edgemux.h>
 
 #include "common/baseline.h"
+#include "common/daemon.h"
+#include "common/sys.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef EMX_MODELS_DIR
@@ -474,161 +468,6 @@ static double light_p99(int with_flood, double seconds) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* batch_submit_gain: the daemon                                             */
-
-/* daemon_proc is the edgemuxd this program started. (bench/daemon.c,
- * examples/daemon_demo.c and tests/daemon_support.c each have their own;
- * a shared one would belong in bench/common once the build lists it.) */
-typedef struct daemon_proc {
-  pid_t pid;           /* 0 when not running */
-  char dir[64];        /* temp folder: socket, log, repository */
-  char socket[128];    /* dir/edgemux.sock */
-  char log[128];       /* dir/edgemuxd.log: its stdout and stderr */
-  char repo[128];      /* dir/repo */
-  char model_dir[192]; /* dir/repo/BATCH_MODEL */
-  char model[256];     /* dir/repo/BATCH_MODEL/model.tflite, a symlink */
-} daemon_proc;
-
-static void daemon_print_log(const daemon_proc *d) {
-  FILE *f = fopen(d->log, "r");
-  if (!f)
-    return;
-  char line[512];
-  fprintf(stderr, "---- edgemuxd log (%s) ----\n", d->log);
-  while (fgets(line, sizeof line, f))
-    fputs(line, stderr);
-  fclose(f);
-}
-
-/* daemon_cleanup removes what daemon_start made (a missing piece is fine). */
-static void daemon_cleanup(daemon_proc *d) {
-  if (!d->dir[0])
-    return;
-  unlink(d->model);
-  rmdir(d->model_dir);
-  rmdir(d->repo);
-  unlink(d->log);
-  unlink(d->socket);
-  rmdir(d->dir);
-  d->dir[0] = '\0';
-}
-
-static int daemon_ping(const daemon_proc *d) {
-  emx_client_config cfg;
-  emx_client_config_init(&cfg);
-  cfg.socket_path = d->socket;
-  cfg.arena_bytes = 0;
-  emx_client *c;
-  if (emx_client_connect(&c, &cfg) < 0)
-    return -1;
-  int rc = emx_client_ping(c);
-  emx_client_destroy(c);
-  return rc;
-}
-
-/* daemon_start runs the edgemuxd next to this executable on a temp socket,
- * with `device` and a repository holding BATCH_MODEL, and waits (10 s at
- * most) until it answers a ping. The sim lock folder comes with the
- * environment (EMX_SIM_LOCK_DIR). */
-static int daemon_start(daemon_proc *d, const char *device) {
-  memset(d, 0, sizeof *d);
-  char exe[PATH_MAX], target[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 16);
-  if (n < 0) {
-    perror("bench-sched: readlink /proc/self/exe");
-    return -1;
-  }
-  exe[n] = '\0';
-  char *slash = strrchr(exe, '/');
-  strcpy(slash ? slash + 1 : exe, "edgemuxd");
-  if (!realpath(EMX_MODELS_DIR "/" BATCH_MODEL ".tflite", target)) {
-    fprintf(stderr, "bench-sched: %s/%s.tflite: %s\n", EMX_MODELS_DIR,
-            BATCH_MODEL, strerror(errno));
-    return -1;
-  }
-  snprintf(d->dir, sizeof d->dir, "/tmp/bench-sched-XXXXXX");
-  if (!mkdtemp(d->dir)) {
-    perror("bench-sched: mkdtemp");
-    d->dir[0] = '\0';
-    return -1;
-  }
-  snprintf(d->socket, sizeof d->socket, "%s/edgemux.sock", d->dir);
-  snprintf(d->log, sizeof d->log, "%s/edgemuxd.log", d->dir);
-  snprintf(d->repo, sizeof d->repo, "%s/repo", d->dir);
-  snprintf(d->model_dir, sizeof d->model_dir, "%s/%s", d->repo, BATCH_MODEL);
-  snprintf(d->model, sizeof d->model, "%s/model.tflite", d->model_dir);
-  if (mkdir(d->repo, 0700) < 0 || mkdir(d->model_dir, 0700) < 0 ||
-      symlink(target, d->model) < 0) {
-    perror("bench-sched: making the model repository");
-    goto fail;
-  }
-  const char *argv[] = {exe,     "--socket", d->socket, "--models",
-                        d->repo, "--device", device,    "--log-level",
-                        "warn",  NULL};
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) {
-    perror("bench-sched: fork");
-    goto fail;
-  }
-  if (pid == 0) {
-    int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-      close(fd);
-    }
-    execv(exe, (char *const *)argv);
-    _exit(127);
-  }
-  d->pid = pid;
-  for (int waited = 0; waited < 10000; waited += 10) {
-    if (waitpid(pid, NULL, WNOHANG) == pid) {
-      d->pid = 0;
-      fprintf(stderr, "bench-sched: %s exited at startup\n", exe);
-      goto fail;
-    }
-    if (daemon_ping(d) == 0)
-      return 0;
-    bench_sleep_ns(10000000);
-  }
-  fprintf(stderr, "bench-sched: edgemuxd did not answer within 10 s\n");
-  kill(d->pid, SIGKILL);
-  waitpid(d->pid, NULL, 0);
-  d->pid = 0;
-fail:
-  daemon_print_log(d);
-  daemon_cleanup(d);
-  return -1;
-}
-
-/* daemon_stop sends SIGTERM, waits (30 s at most, then SIGKILL), and
- * removes the temp folder; 0 when it exited with status 0. */
-static int daemon_stop(daemon_proc *d) {
-  int status = 0, rc = -1;
-  if (d->pid) {
-    kill(d->pid, SIGTERM);
-    for (int waited = 0; waited < 30000 && rc < 0; waited += 5) {
-      if (waitpid(d->pid, &status, WNOHANG) == d->pid)
-        rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      else
-        bench_sleep_ns(5000000);
-    }
-    if (rc < 0) {
-      kill(d->pid, SIGKILL);
-      waitpid(d->pid, NULL, 0);
-    }
-    d->pid = 0;
-  }
-  if (rc != 0) {
-    fprintf(stderr, "bench-sched: edgemuxd exit status %d\n", rc);
-    daemon_print_log(d);
-  }
-  daemon_cleanup(d);
-  return rc;
-}
-
-/* ------------------------------------------------------------------------ */
 /* batch_submit_gain: the client                                             */
 
 enum { AS_BATCH, AS_SUBMITS, AS_INFERS, MODES };
@@ -649,13 +488,9 @@ static int client_fail(group_client *g, const char *what, int rc) {
   return -1;
 }
 
-static int group_client_open(group_client *g, const daemon_proc *d) {
+static int group_client_open(group_client *g, const bench_daemon *d) {
   memset(g, 0, sizeof *g);
-  emx_client_config cfg;
-  emx_client_config_init(&cfg);
-  cfg.socket_path = d->socket;
-  cfg.arena_bytes = (size_t)8 << 20;
-  int rc = emx_client_connect(&g->c, &cfg);
+  int rc = bench_daemon_connect(d, (size_t)8 << 20, &g->c);
   if (rc < 0) {
     fprintf(stderr, "bench-sched: emx_client_connect: %s\n",
             emx_client_last_error(NULL));
@@ -734,9 +569,19 @@ typedef struct submit_result {
 
 static int batch_submit_gain(double seconds, const char *device,
                              submit_result *out) {
-  daemon_proc d;
-  if (daemon_start(&d, device) < 0)
+  /* The sim lock folder goes to the daemon with the environment
+   * (EMX_SIM_LOCK_DIR). */
+  bench_repo repo;
+  bench_daemon d;
+  if (bench_repo_make(&repo, "bench-sched", BATCH_MODEL,
+                      EMX_MODELS_DIR "/" BATCH_MODEL ".tflite") < 0)
     return -1;
+  const char *args[] = {"--models",    repo.dir, "--device", device,
+                        "--log-level", "warn",   NULL};
+  if (bench_daemon_start(&d, "bench-sched", args) < 0) {
+    bench_repo_remove(&repo);
+    return -1;
+  }
   group_client g;
   int rc = group_client_open(&g, &d);
   double rate[MODES][ROUNDS], gain[ROUNDS];
@@ -759,8 +604,9 @@ static int batch_submit_gain(double seconds, const char *device,
       out->rate[mode] = bench_median(rate[mode], ROUNDS);
   }
   emx_client_destroy(g.c); /* its tensors and requests go with it */
-  if (daemon_stop(&d) != 0)
+  if (bench_daemon_stop(&d) != 0)
     rc = -1;
+  bench_repo_remove(&repo);
   return rc;
 }
 
@@ -773,37 +619,6 @@ static int batch_submit_gain(double seconds, const char *device,
  * run on the worker.) */
 #define DEVICE_CPU 1
 
-/* pin_thread_named pins this process's thread called `name` to cpu; 0 when
- * it found it (and there are two CPUs to spare one). */
-static int pin_thread_named(const char *name, int cpu) {
-  if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
-    return -1;
-  DIR *dir = opendir("/proc/self/task");
-  if (!dir)
-    return -1;
-  struct dirent *de;
-  pid_t found = 0;
-  while (!found && (de = readdir(dir))) {
-    char path[300], comm[64] = "";
-    snprintf(path, sizeof path, "/proc/self/task/%.256s/comm", de->d_name);
-    FILE *f = fopen(path, "r");
-    if (!f)
-      continue;
-    if (fgets(comm, sizeof comm, f))
-      comm[strcspn(comm, "\n")] = '\0';
-    fclose(f);
-    if (strcmp(comm, name) == 0)
-      found = (pid_t)atoi(de->d_name);
-  }
-  closedir(dir);
-  if (!found)
-    return -1;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  return sched_setaffinity(found, sizeof set, &set);
-}
-
 typedef struct batching_result {
   double gain;       /* median of per-round batched / plain */
   double plain, bat; /* median requests/s */
@@ -813,7 +628,11 @@ typedef struct batching_result {
 
 static void dynamic_batching_gain(double seconds, batching_result *out) {
   emx_engine *e = engine_for("cpu:workers=1,threads=1");
-  out->pinned = pin_thread_named("emx:cpu0", DEVICE_CPU) == 0;
+  /* With one CPU there is none to spare for the worker alone. */
+  pid_t worker = sysconf(_SC_NPROCESSORS_ONLN) >= 2
+                     ? bench_thread_named(0, "emx:cpu0")
+                     : 0;
+  out->pinned = worker > 0 && bench_pin(worker, DEVICE_CPU) == 0;
   emx_model *plain = load_batched(e, "plain", BATCH_MODEL ".tflite", 0);
   emx_model *bat =
       load_batched(e, "batched", BATCH_MODEL ".tflite", BATCH_SIZE);
@@ -852,9 +671,9 @@ static void dynamic_batching_gain(double seconds, batching_result *out) {
 
 /* ------------------------------------------------------------------------ */
 
-/* remove_lock_dir removes the sim lock files (sim:80..82) and the folder. */
+/* remove_lock_dir removes the sim lock files (sim:80..83) and the folder. */
 static void remove_lock_dir(void) {
-  for (int id = 80; id <= 82; id++) {
+  for (int id = 80; id <= 83; id++) {
     char path[128];
     snprintf(path, sizeof path, "%s/edgemux-sim-%d.lock", lock_dir, id);
     unlink(path);

@@ -22,18 +22,17 @@
 #include <tensorflow/lite/c/c_api.h>
 
 #include "common/baseline.h"
+#include "common/daemon.h"
+#include "common/sys.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_REPO EMX_MODELS_DIR "/../repo"
@@ -77,23 +76,8 @@ typedef struct report {
   char first_error[256];
 } report;
 
-/* daemon_proc is the edgemuxd this program started. */
-typedef struct daemon_proc {
-  pid_t pid;
-  char exe[PATH_MAX];
-  char dir[64];
-  char socket[108];
-  char log[128];
-} daemon_proc;
-
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-  }
-}
 
 static void shape_text(const emx_tensor_info *info, char *buf, size_t size) {
   size_t len = 0;
@@ -101,173 +85,6 @@ static void shape_text(const emx_tensor_info *info, char *buf, size_t size) {
   for (int d = 0; d < info->rank && len < size; d++)
     len += (size_t)snprintf(buf + len, size - len, "%s%d", d ? "x" : "",
                             (int)info->dims[d]);
-}
-
-static int read_full(int fd, void *buf, size_t size, int64_t deadline) {
-  size_t got = 0;
-  while (got < size) {
-    int64_t left_ms = (deadline - emx_now_ns()) / 1000000;
-    if (left_ms <= 0)
-      return -1;
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    int n = poll(&pfd, 1, (int)(left_ms > 1000 ? 1000 : left_ms));
-    if (n < 0 && errno != EINTR)
-      return -1;
-    if (n <= 0)
-      continue;
-    ssize_t r = read(fd, (char *)buf + got, size - got);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return -1;
-    got += (size_t)r;
-  }
-  return 0;
-}
-
-static void write_full(int fd, const void *buf, size_t size) {
-  size_t put = 0;
-  while (put < size) {
-    ssize_t w = write(fd, (const char *)buf + put, size - put);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return;
-    put += (size_t)w;
-  }
-}
-
-/* ------------------------------------------------------------------------ */
-/* The daemon                                                                */
-
-static void print_log(const daemon_proc *d) {
-  FILE *f = fopen(d->log, "r");
-  if (!f)
-    return;
-  char line[512];
-  fprintf(stderr, "---- edgemuxd log (%s) ----\n", d->log);
-  while (fgets(line, sizeof line, f))
-    fputs(line, stderr);
-  fclose(f);
-}
-
-static void remove_dir(daemon_proc *d) {
-  if (!d->dir[0])
-    return;
-  unlink(d->log);
-  unlink(d->socket);
-  rmdir(d->dir);
-  d->dir[0] = '\0';
-}
-
-static int connect_to(const daemon_proc *d, size_t arena_bytes,
-                      emx_client **c) {
-  emx_client_config cfg;
-  emx_client_config_init(&cfg);
-  cfg.socket_path = d->socket;
-  cfg.arena_bytes = arena_bytes;
-  return emx_client_connect(c, &cfg);
-}
-
-/* daemon_start runs edgemuxd next to this program and waits until it
- * answers a ping. */
-static int daemon_start(daemon_proc *d, const char *repo) {
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n < 0) {
-    perror("edgemux-daemon-demo: readlink /proc/self/exe");
-    return -1;
-  }
-  self[n] = '\0';
-  char *slash = strrchr(self, '/');
-  if (slash)
-    *slash = '\0';
-  snprintf(d->exe, sizeof d->exe, "%.*s/edgemuxd", PATH_MAX - 10, self);
-  if (access(d->exe, X_OK) != 0) {
-    fprintf(stderr,
-            "edgemux-daemon-demo: cannot run %s: %s\n"
-            "  build it first: make build\n",
-            d->exe, strerror(errno));
-    return -1;
-  }
-  snprintf(d->dir, sizeof d->dir, "/tmp/edgemux-demo-XXXXXX");
-  if (!mkdtemp(d->dir)) {
-    perror("edgemux-daemon-demo: mkdtemp");
-    d->dir[0] = '\0';
-    return -1;
-  }
-  snprintf(d->socket, sizeof d->socket, "%s/edgemux.sock", d->dir);
-  snprintf(d->log, sizeof d->log, "%s/edgemuxd.log", d->dir);
-  const char *argv[] = {d->exe, "--socket", d->socket,   "--models",
-                        repo,   "--device", DEVICE_SPEC, "--log-level",
-                        "info", NULL};
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) {
-    perror("edgemux-daemon-demo: fork");
-    remove_dir(d);
-    return -1;
-  }
-  if (pid == 0) {
-    int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-      close(fd);
-    }
-    execv(d->exe, (char *const *)argv);
-    _exit(127);
-  }
-  d->pid = pid;
-  for (int waited = 0; waited < 10000; waited += 20) {
-    int status;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      d->pid = 0;
-      fprintf(stderr, "edgemux-daemon-demo: edgemuxd exited at startup\n");
-      print_log(d);
-      remove_dir(d);
-      return -1;
-    }
-    emx_client *c;
-    if (connect_to(d, 0, &c) == 0) {
-      int rc = emx_client_ping(c);
-      emx_client_destroy(c);
-      if (rc == 0)
-        return 0;
-    }
-    sleep_ms(20);
-  }
-  fprintf(stderr, "edgemux-daemon-demo: edgemuxd did not answer in 10 s\n");
-  print_log(d);
-  kill(d->pid, SIGKILL);
-  waitpid(d->pid, NULL, 0);
-  d->pid = 0;
-  remove_dir(d);
-  return -1;
-}
-
-/* daemon_stop sends SIGTERM and waits up to 30 s; returns the exit status,
- * 128 + signal, or -1 (then it was killed). */
-static int daemon_stop(daemon_proc *d) {
-  if (!d->pid)
-    return -1;
-  kill(d->pid, SIGTERM);
-  int rc = -1;
-  for (int waited = 0; waited < 30000; waited += 10) {
-    int status;
-    if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-      rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      d->pid = 0;
-      break;
-    }
-    sleep_ms(10);
-  }
-  if (d->pid) {
-    kill(d->pid, SIGKILL);
-    waitpid(d->pid, NULL, 0);
-    d->pid = 0;
-  }
-  return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -320,9 +137,9 @@ done:
 
 /* prepare_models asks the daemon for both models' tensors, makes the
  * examples and has the oracle compute their outputs. */
-static int prepare_models(const daemon_proc *d, const char *repo) {
+static int prepare_models(const bench_daemon *d, const char *repo) {
   emx_client *c;
-  int rc = connect_to(d, 0, &c);
+  int rc = bench_daemon_connect(d, 0, &c);
   if (rc < 0) {
     fprintf(stderr, "edgemux-daemon-demo: %s\n", emx_client_last_error(NULL));
     return -1;
@@ -428,8 +245,8 @@ static void check(child *ch, int slot, int k, int e, int64_t started) {
   ch->rep.ok++;
 }
 
-static int child_setup(child *ch, const daemon_proc *d) {
-  int rc = connect_to(d, ARENA_BYTES, &ch->c);
+static int child_setup(child *ch, const bench_daemon *d) {
+  int rc = bench_daemon_connect(d, ARENA_BYTES, &ch->c);
   if (rc < 0) {
     child_error(ch, "emx_client_connect", rc, emx_client_last_error(NULL));
     return -1;
@@ -539,7 +356,7 @@ static void run_infers(child *ch, int j) {
 }
 
 /* child_main is one client process; never returns. */
-static void child_main(int index, const daemon_proc *d, int report_fd) {
+static void child_main(int index, const bench_daemon *d, int report_fd) {
   alarm(TIMEOUT_S + 10); /* a hung process dies; the parent sees EOF */
   static child ch;
   memset(&ch, 0, sizeof ch);
@@ -555,7 +372,7 @@ static void child_main(int index, const daemon_proc *d, int report_fd) {
         run_infers(&ch, j);
     }
   }
-  write_full(report_fd, &ch.rep, sizeof ch.rep);
+  bench_write_full(report_fd, &ch.rep, sizeof ch.rep);
   close(report_fd);
   emx_client_destroy(ch.c);
   _exit(0);
@@ -669,9 +486,11 @@ int main(int argc, char **argv) {
   if (realpath(repo, repo_real))
     repo = repo_real;
 
-  static daemon_proc d;
+  static bench_daemon d;
   int exit_code = 1;
-  if (daemon_start(&d, repo) < 0)
+  const char *args[] = {"--models",    repo,   "--device", DEVICE_SPEC,
+                        "--log-level", "info", NULL};
+  if (bench_daemon_start(&d, "edgemux-daemon-demo", args) < 0)
     return 1;
   printf("edgemux %s daemon demo, TensorFlow Lite %s\n", emx_version(),
          TfLiteVersion());
@@ -728,7 +547,7 @@ int main(int argc, char **argv) {
   int reported = 0, exited = 0;
   int64_t deadline = emx_now_ns() + (int64_t)TIMEOUT_S * 1000000000;
   for (int p = 0; p < started; p++) {
-    if (read_full(fds[p], &reps[p], sizeof reps[p], deadline) == 0)
+    if (bench_read_full(fds[p], &reps[p], sizeof reps[p], deadline) == 0)
       reported++;
     else
       fprintf(stderr, "edgemux-daemon-demo: process %d sent no report\n", p);
@@ -788,7 +607,7 @@ int main(int argc, char **argv) {
   long long model_requests[MODELS] = {-1, -1};
   int devices = -1;
   emx_client *c;
-  if (connect_to(&d, 0, &c) == 0) {
+  if (bench_daemon_connect(&d, 0, &c) == 0) {
     char *text = NULL;
     if (emx_client_status(c, &text) == 0) {
       devices = print_daemon_report(text, model_requests);
@@ -818,15 +637,13 @@ int main(int argc, char **argv) {
             want / MODELS);
 
 stop:;
-  int status = daemon_stop(&d);
+  int status = bench_daemon_stop(&d); /* on a failure, says so with the log */
   if (status == 0) {
     printf("daemon stop:  SIGTERM, edgemuxd exited with status 0\n");
   } else {
     printf("daemon stop:  SIGTERM, edgemuxd exit status %d\n", status);
-    print_log(&d);
     exit_code = 1;
   }
-  remove_dir(&d);
   free_models();
   printf("result:       %s\n",
          exit_code == 0 ? "OK, every output matched the oracle" : "FAILED");
