@@ -300,11 +300,11 @@ static bool dir_of(const char *path, char *dir, size_t cap) {
   return true;
 }
 
-/* find_devhost: $EMX_DEVHOST; next to the library (libedgemux.so in
+/* emx__devhost_find: $EMX_DEVHOST; next to the library (libedgemux.so in
  * <prefix>/lib, the program in <prefix>/bin, or both in one folder); next
  * to the executable; PATH. */
-static int find_devhost(const char *spec, char *out, size_t cap,
-                        emx__errbuf *err) {
+int emx__devhost_find(const char *spec, char *out, size_t cap,
+                      emx__errbuf *err) {
   const char *env = getenv("EMX_DEVHOST");
   if (env && *env) {
     if (snprintf(out, cap, "%s", env) < (int)cap && executable(env))
@@ -374,7 +374,7 @@ int emx__isolate_select(emx__devspec *spec, const emx__backend_ops **ops,
  * spec's units with the real backend and prints "STATUS COUNT MESSAGE". */
 static int count_in_child(const char *spec, int *count, emx__errbuf *err) {
   char path[PATH_MAX];
-  int rc = find_devhost(spec, path, sizeof path, err);
+  int rc = emx__devhost_find(spec, path, sizeof path, err);
   if (rc < 0)
     return rc;
   int pfd[2];
@@ -586,7 +586,7 @@ static int iso_open(const emx__devspec *spec, int unit, void **dev,
   d->deadline_ms = deadline_ms;
   d->unit = unit;
   snprintf(d->spec, sizeof d->spec, "%s", spec->text);
-  rc = find_devhost(spec->text, d->path, sizeof d->path, err);
+  rc = emx__devhost_find(spec->text, d->path, sizeof d->path, err);
   if (rc == 0)
     rc = start(d, err);
   if (rc < 0) {

@@ -38,6 +38,13 @@
 #define EMX__DEVHOST_NAME "edgemux-devhost"
 #define EMX__ISO_DEFAULT_DEADLINE_MS 10000
 
+/* emx__devhost_find puts the path of the edgemux-devhost program in out:
+ * $EMX_DEVHOST; else next to the library, or the executable; else on
+ * PATH. EMX_ENOENT, naming `what` and the places tried, when there is
+ * none. */
+int emx__devhost_find(const char *what, char *out, size_t cap,
+                      emx__errbuf *err);
+
 /* emx__backend_isolate is the proxy. Its open reads the real kind from the
  * spec; its state per device names the child. */
 extern const emx__backend_ops emx__backend_isolate;

@@ -214,7 +214,10 @@ int emx__tfl_prepare_xnnpack(emx__tfl_model *m, const void *data, size_t size,
     return emx__errf(err, EMX_EDEVICE, "cannot create the XNNPACK delegate");
   int rc =
       emx__tfl_prepare(m, data, size, threads, xnn, xnnpack_free, desc, err);
-  if (rc == 0)
+  if (rc == 0) {
     m->xnnpack_threads = threads > 0 ? threads : 1;
+    m->data = data;
+    m->size = size;
+  }
   return rc;
 }

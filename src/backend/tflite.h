@@ -43,6 +43,8 @@ typedef struct emx__tfl_model {
   emx__errbuf report;  /* last text TFLite's reporter produced */
   int xnnpack_threads; /* >0: built by emx__tfl_prepare_xnnpack, so
                           batched copies can be built the same way */
+  const void *data;    /* the flatbuffer (borrowed), for trial builds */
+  size_t size;
   emx__tfl_batched batched[EMX__TFL_BATCH_SLOTS]; /* most recent sizes */
   uint64_t batch_clock;                           /* LRU counter */
   uint64_t batch_tried; /* bit n: batch n was built once without a crash */
@@ -84,6 +86,12 @@ int emx__tfl_invoke_batch(emx__tfl_model *m, size_t batch,
                           const emx_tensor *const *inputs, size_t nin,
                           const emx_tensor *const *outputs, size_t nout,
                           int64_t *device_ns, emx__errbuf *err);
+
+/* emx__tfl_batch_check builds and drops the batch-n copy: what a trial
+ * process does (edgemux-devhost --try-batch, which exits 0 when it built,
+ * EMX__TRIAL_REFUSED when TFLite refused cleanly). */
+#define EMX__TRIAL_REFUSED 42
+int emx__tfl_batch_check(emx__tfl_model *m, int n, emx__errbuf *err);
 
 /* emx__tfl_release_batched frees the batched copies (part of
  * emx__tfl_release). */

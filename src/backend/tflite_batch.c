@@ -11,12 +11,22 @@
  * checked, not assumed: every output must grow to N along dims[0] by
  * exactly N times its bytes, or the model is reported as not batchable. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "backend/isolate.h"
 #include "backend/tflite.h"
+#include "core/log.h"
+
+extern char **environ;
 
 static void free_slot(emx__tfl_batched *b) {
   if (b->interpreter)
@@ -115,42 +125,102 @@ static int build(emx__tfl_model *m, int n, emx__tfl_batched *b,
   return rc;
 }
 
-/* trial builds the batch-n copy once in a forked child first. Resizing is
- * where TFLite 2.9 has bugs of its own: on
+int emx__tfl_batch_check(emx__tfl_model *m, int n, emx__errbuf *err) {
+  emx__tfl_batched b = {0};
+  int rc = build(m, n, &b, err);
+  free_slot(&b);
+  return rc;
+}
+
+/* wait_trial reaps the trial within TRIAL_MS, killing it after that. */
+#define TRIAL_MS 60000
+static int wait_trial(pid_t pid, int *status) {
+  for (int64_t end = emx_now_ns() + (int64_t)TRIAL_MS * 1000000;;) {
+    pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == pid)
+      return 0;
+    if (r < 0 && errno != EINTR)
+      return -1;
+    if (emx_now_ns() > end) {
+      kill(pid, SIGKILL);
+      while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
+      }
+      return -1;
+    }
+    struct timespec nap = {0, 2000000};
+    nanosleep(&nap, NULL);
+  }
+}
+
+/* trial builds the batch-n copy once in a separate process first.
+ * Resizing is where TFLite 2.9 has bugs of its own: on
  * face_detection_full_range_sparse.tflite (a DENSIFY op under XNNPACK)
  * AllocateTensors crashes with SIGSEGV. A crash must cost the batch, not
- * the process. The child only builds and exits; TFLite's state after a
- * fork is the parent's, which the child never hands back. */
-#define TRIAL_REFUSED 42 /* the child's exit code for a clean refusal */
+ * the process. The trial is a fresh process (edgemux-devhost --try-batch,
+ * the model in a memfd on fd 3), not a fork: a forked child of this
+ * multi-threaded process could deadlock on a lock another thread held. */
 static int trial(emx__tfl_model *m, int n, emx__errbuf *err) {
   if (n < 64 && (m->batch_tried >> n) & 1)
     return 0;
-  pid_t pid = fork();
-  if (pid < 0)
-    return emx__errf(err, EMX_EUNSUPPORTED, "cannot try batch %d (fork: %s)", n,
+  char path[PATH_MAX];
+  emx__errbuf ferr = {{0}};
+  if (emx__devhost_find("dynamic batching", path, sizeof path, &ferr) < 0) {
+    /* No safety net here: build in this process, as TFLite would. */
+    emx__log(EMX_LOG_WARN, "%s; trying batch %d in this process", ferr.msg, n);
+    m->batch_tried |= n < 64 ? 1ULL << n : 0;
+    return 0;
+  }
+  int fd = memfd_create("emx-model", MFD_CLOEXEC);
+  if (fd < 0)
+    return emx__errf(err, EMX_EUNSUPPORTED, "cannot try batch %d: memfd: %s", n,
                      strerror(errno));
-  if (pid == 0) {
-    emx__tfl_batched b = {0};
-    emx__errbuf cerr = {{0}};
-    _exit(build(m, n, &b, &cerr) == 0 ? 0 : TRIAL_REFUSED);
+  size_t done = 0;
+  while (done < m->size) {
+    ssize_t w = write(fd, (const char *)m->data + done, m->size - done);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      close(fd);
+      return emx__errf(err, EMX_EUNSUPPORTED,
+                       "cannot try batch %d: writing the model: %s", n,
+                       strerror(errno));
+    }
+    done += (size_t)w;
   }
-  int status;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  /* Any other end is a crash (a sanitizer turns a SIGSEGV into exit 1). */
+  char nb[16], tb[16];
+  snprintf(nb, sizeof nb, "%d", n);
+  snprintf(tb, sizeof tb, "%d", m->xnnpack_threads);
+  char *argv[] = {path, "--try-batch", nb, tb, NULL};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fd, 3);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, 2, 1); /* never our stdout */
+  pid_t pid;
+  int src = posix_spawn(&pid, path, &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(fd);
+  if (src != 0)
+    return emx__errf(err, EMX_EUNSUPPORTED, "cannot try batch %d: %s: %s", n,
+                     path, strerror(src));
+  int status = 0;
+  if (wait_trial(pid, &status) < 0)
+    return emx__errf(err, EMX_EUNSUPPORTED,
+                     "trying batch %d did not finish within %d s", n,
+                     TRIAL_MS / 1000);
   if (WIFSIGNALED(status))
     return emx__errf(err, EMX_EUNSUPPORTED,
                      "TFLite crashed (signal %d) resizing the model to batch "
                      "%d",
                      WTERMSIG(status), n);
+  /* Any other end is a crash too (a sanitizer turns a SIGSEGV into exit
+   * 1); a clean refusal is repeated here, with its message, by build. */
   if (!WIFEXITED(status) ||
-      (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != TRIAL_REFUSED))
+      (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != EMX__TRIAL_REFUSED))
     return emx__errf(err, EMX_EUNSUPPORTED,
                      "TFLite crashed (exit %d) resizing the model to batch %d",
                      WEXITSTATUS(status), n);
-  /* A clean refusal is repeated here, with its message, by build. */
-  if (n < 64)
-    m->batch_tried |= 1ULL << n;
+  m->batch_tried |= n < 64 ? 1ULL << n : 0;
   return 0;
 }
 

@@ -29,6 +29,7 @@
 
 #include "backend/backend.h"
 #include "backend/isolate_msg.h"
+#include "backend/tflite.h"
 #include "wire/arena.h"
 
 /* Regions beyond this are refused: no model's tensors come near it. */
@@ -315,6 +316,7 @@ static int usage(void) {
   fprintf(stderr,
           "edgemux-devhost --parent=PID --unit=N [--pdeathsig] SPEC\n"
           "edgemux-devhost --count SPEC\n"
+          "edgemux-devhost --try-batch N THREADS (model on fd 3)\n"
           "runs one device for libedgemux's device isolation (isolate=1); "
           "libedgemux starts it with a socket on fd 3\n");
   return 2;
@@ -340,9 +342,36 @@ static int count_units(const char *spec_text) {
   return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* try_batch: `--try-batch N THREADS`, the model in a memfd on fd 3: build
+ * the model's batch-N interpreter and say by the exit status whether that
+ * worked (see the trial in backend/tflite_batch.c). A crash is the answer
+ * the parent is there for. */
+static int try_batch(const char *n_text, const char *threads_text) {
+  struct stat st;
+  int n = atoi(n_text), threads = atoi(threads_text);
+  if (n < 2 || threads < 1 || fstat(EMX__ISO_FD, &st) < 0 || st.st_size <= 0)
+    return usage();
+  void *data =
+      mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, EMX__ISO_FD, 0);
+  if (data == MAP_FAILED)
+    return usage();
+  emx__tfl_model m;
+  emx__model_desc desc;
+  emx__errbuf err = {{0}};
+  if (emx__tfl_prepare_xnnpack(&m, data, (size_t)st.st_size, threads, &desc,
+                               &err) < 0)
+    return EMX__TRIAL_REFUSED;
+  int rc = emx__tfl_batch_check(&m, n, &err);
+  emx__model_desc_free(&desc);
+  emx__tfl_release(&m);
+  return rc == 0 ? 0 : EMX__TRIAL_REFUSED;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--count") == 0)
     return count_units(argv[2]);
+  if (argc == 4 && strcmp(argv[1], "--try-batch") == 0)
+    return try_batch(argv[2], argv[3]);
   long unit = -1;
   int pdeathsig = 0;
   const char *spec_text = NULL;
