@@ -194,8 +194,11 @@ static int trial(emx__tfl_model *m, int n, emx__errbuf *err) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, fd, 3);
+  /* Silent: its exit status is the answer, and what a crash prints (a
+   * sanitizer's report of TFLite's fault) is not this process's news. */
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, 2, 1); /* never our stdout */
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
   pid_t pid;
   int src = posix_spawn(&pid, path, &fa, NULL, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
