@@ -354,6 +354,7 @@ static int cmd_infer(int argc, char **argv) {
                                        {"output", required_argument, 0, 'o'},
                                        {"random", no_argument, 0, 'r'},
                                        {"seed", required_argument, 0, 's'},
+                                       {"batch", required_argument, 0, 'b'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   const char *inputs[MAX_FILES], *outputs[MAX_FILES];
@@ -553,12 +554,15 @@ static int cmd_ping(int argc, char **argv) {
 
 static const char BENCH_USAGE[] =
     "Usage: edgemux bench [--socket PATH] MODEL [-c CLIENTS] [-n REQUESTS]\n"
-    "                     [--warmup N] [--seed N]\n"
+    "                     [--batch B] [--warmup N] [--seed N]\n"
     "Fork CLIENTS processes (default 1); each connects on its own, fills its\n"
     "inputs with seeded random data, runs N warm-up requests (default 1, not\n"
     "counted), then REQUESTS (default 100) synchronous inferences. All start\n"
-    "together. Prints requests, errors, wall time, throughput and the\n"
-    "latency percentiles over every request of every client.\n";
+    "together. With --batch B (1..256, default 1) each client sends its\n"
+    "requests B at a time, as one batch message, and waits for the B; a\n"
+    "request's latency is then from its batch's submit to its completion.\n"
+    "Prints requests, errors, wall time, throughput and the latency\n"
+    "percentiles over every request of every client.\n";
 
 /* What a bench child reports on its pipe: a 'R' byte once set up (or 'F'
  * and a result with the error), then the result and `count` latencies. */
@@ -600,8 +604,38 @@ static int read_all(int fd, void *buf, size_t len) {
 }
 
 /* bench_child runs in a forked process; never returns. */
+/* run_batch sends k requests (inputs `in`, outputs out[j * mout...]) as one
+ * batch and waits for them; lat[j] gets each one's latency. Returns the
+ * number that failed; *rc the first failure. */
+static long run_batch(emx_client *c, emx_client_model *m, const emx_tensor *in,
+                      size_t min, const emx_tensor *out, size_t mout, long k,
+                      int64_t *lat, int *rc) {
+  emx_client_batch_item items[256];
+  emx_client_request *reqs[256];
+  for (long j = 0; j < k; j++)
+    items[j] =
+        (emx_client_batch_item){m, in, min, out + (size_t)j * mout, mout};
+  int64_t t0 = emx_now_ns();
+  *rc = emx_client_submit_batch(c, items, (size_t)k, NULL, reqs);
+  if (*rc < 0)
+    return k;
+  long failed = 0;
+  for (long j = 0; j < k; j++) {
+    int st = emx_client_request_wait(reqs[j], -1);
+    lat[j] = emx_now_ns() - t0;
+    if (st < 0) {
+      failed++;
+      if (*rc == 0)
+        *rc = st;
+    }
+    emx_client_request_destroy(reqs[j]);
+  }
+  return failed;
+}
+
 static void bench_child(int index, const char *name, size_t arena, long n,
-                        long warmup, long seed, int go_fd, int out_fd) {
+                        long batch, long warmup, long seed, int go_fd,
+                        int out_fd) {
   bench_result r;
   memset(&r, 0, sizeof r);
   int64_t *lat = calloc((size_t)n, sizeof *lat);
@@ -623,8 +657,13 @@ static void bench_child(int index, const char *name, size_t arena, long n,
   size_t mout = m ? emx_client_model_output_count(m) : 0;
   if (rc == 0) {
     in = calloc(min + 1, sizeof *in);
-    out = calloc(mout + 1, sizeof *out);
+    out = calloc((size_t)batch * mout + 1, sizeof *out);
     rc = in && out ? alloc_all(c, m, in, out) : EMX_ENOMEM;
+    /* A batch needs its own outputs per request; the input is shared. */
+    for (long j = 1; rc == 0 && j < batch; j++)
+      for (size_t i = 0; rc == 0 && i < mout; i++)
+        rc =
+            emx_client_tensor_alloc_output(c, m, i, &out[(size_t)j * mout + i]);
   }
   for (long w = 0; rc == 0 && w < warmup; w++) {
     for (size_t i = 0; i < min; i++)
@@ -643,7 +682,23 @@ static void bench_child(int index, const char *name, size_t arena, long n,
     ; /* EOF: the parent closed it — go */
 
   r.start_ns = emx_now_ns();
-  for (long k = 0; k < n; k++) {
+  for (long k = 0; batch > 1 && k < n; k += batch) {
+    long take = n - k < batch ? n - k : batch;
+    long failed = run_batch(c, m, in, min, out, mout, take, lat + r.count, &rc);
+    if (failed) {
+      if (r.errors == 0)
+        snprintf(r.msg, sizeof r.msg, "client %d: %s", index,
+                 emx_client_last_error(c));
+      r.errors += (uint32_t)failed;
+      if (rc == EMX_EDISCONNECTED) {
+        r.errors += (uint32_t)(n - k - take);
+        break;
+      }
+      continue;
+    }
+    r.count += (uint32_t)take;
+  }
+  for (long k = 0; batch == 1 && k < n; k++) {
     int64_t t0 = emx_now_ns();
     rc = emx_client_infer(c, m, in, min, out, mout, NULL);
     int64_t t1 = emx_now_ns();
@@ -695,13 +750,18 @@ static int cmd_bench(int argc, char **argv) {
                                        {"requests", required_argument, 0, 'n'},
                                        {"warmup", required_argument, 0, 'w'},
                                        {"seed", required_argument, 0, 's'},
+                                       {"batch", required_argument, 0, 'b'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
-  long clients = 1, requests = 100, warmup = 1, seed = 1;
+  long clients = 1, requests = 100, warmup = 1, seed = 1, batch = 1;
   int o;
   optind = 0;
-  while ((o = getopt_long(argc, argv, ":c:n:w:s:h", opts, NULL)) != -1) {
+  while ((o = getopt_long(argc, argv, ":c:n:w:s:b:h", opts, NULL)) != -1) {
     switch (o) {
+    case 'b':
+      if (parse_count(optarg, 1, 256, &batch) < 0)
+        return usage_error("bench", "--batch wants 1..256 requests");
+      break;
     case 'S':
       socket_path = optarg;
       break;
@@ -745,7 +805,7 @@ static int cmd_bench(int argc, char **argv) {
     emx_client_destroy(probe);
     return ex;
   }
-  size_t arena = arena_for(m, 1);
+  size_t arena = arena_for(m, (size_t)batch);
   emx_client_destroy(probe);
 
   int go[2];
@@ -775,8 +835,8 @@ static int cmd_bench(int argc, char **argv) {
       close(p[0]);
       for (long k = 0; k < started; k++)
         close(res[k]);
-      bench_child((int)started, name, arena, requests, warmup, seed, go[0],
-                  p[1]);
+      bench_child((int)started, name, arena, requests, batch, warmup, seed,
+                  go[0], p[1]);
     }
     close(p[1]);
     res[started] = p[0];
