@@ -1,5 +1,6 @@
 /* daemon_support.c — see daemon_support.h. */
 #include "daemon_support.h"
+#include "support.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -43,6 +44,7 @@ int emxt_daemon_start(emxt_daemon *d, const char *const *extra_args) {
   snprintf(d->dir, sizeof d->dir, "/tmp/emxt-XXXXXX");
   if (!mkdtemp(d->dir))
     return -1;
+  remove_at_exit(d->dir);
   snprintf(d->socket, sizeof d->socket, "%s/edgemux.sock", d->dir);
   snprintf(d->log, sizeof d->log, "%s/edgemuxd.log", d->dir);
   setenv("EDGEMUX_SOCKET", d->socket, 1);

@@ -5,10 +5,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -404,11 +406,47 @@ bool counter_wait(counter *c, uint64_t target) {
   return reached;
 }
 
+/* ---- temporary folders removed at exit ----------------------------------- */
+
+#define MAX_TEMP_DIRS 64
+static char temp_dirs[MAX_TEMP_DIRS][128];
+static int temp_dir_count;
+static pid_t temp_dirs_owner;
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+                        struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  remove(path);
+  return 0;
+}
+
+static void remove_temp_dirs(void) {
+  /* Forked children (device processes, clients) inherit the handler: only
+   * the process that made the folders removes them. */
+  if (getpid() != temp_dirs_owner)
+    return;
+  for (int i = 0; i < temp_dir_count; i++)
+    nftw(temp_dirs[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void remove_at_exit(const char *dir) {
+  if (temp_dir_count == MAX_TEMP_DIRS)
+    return;
+  if (temp_dir_count == 0) {
+    temp_dirs_owner = getpid();
+    atexit(remove_temp_dirs);
+  }
+  snprintf(temp_dirs[temp_dir_count++], sizeof temp_dirs[0], "%s", dir);
+}
+
 int private_lock_dirs(void) {
   static char dir[64];
   snprintf(dir, sizeof dir, "/tmp/emx-locks-XXXXXX");
   if (!mkdtemp(dir))
     return -1;
+  remove_at_exit(dir);
   setenv("EMX_SIM_LOCK_DIR", dir, 1);
   setenv("EMX_STUB_EDGETPU_LOCK_DIR", dir, 1);
   return 0;

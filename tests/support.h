@@ -37,6 +37,10 @@
  * 0, or -1 when the folder cannot be made. */
 int private_lock_dirs(void);
 
+/* remove_at_exit removes the folder `dir` and everything in it when this
+ * process exits (not its forked children). */
+void remove_at_exit(const char *dir);
+
 #define SENTINEL_BYTE 0xA5
 
 /* ---- files, text, environment ------------------------------------------- */
