@@ -298,41 +298,111 @@ static void virtual_priority_exact(void **state) {
   run_close(&r, 3);
 }
 
-/* Dynamic batching on a device that cannot resize (the sim, like an Edge
- * TPU): fifo, but model a allows batches of 4, so a's queued requests are
- * gathered and run back to back, one invoke each (batch 1), before b's
- * first: 6, 7, 8, 9 for a, then b's at 15, 16, 17, 18. Without batching
- * fifo would swap on every request (virtual_fifo_exact: 48 ms). */
-static void virtual_batch_back_to_back(void **state) {
-  const char *devices[] = {VSPEC(75, "")};
+/* run_open_batched is run_open with model a allowed batches of max_batch
+ * (preferred sizes: a 0-terminated list, or NULL). */
+static void run_open_batched(run *r, const char *spec, int max_batch,
+                             const int *preferred) {
+  const char *devices[] = {spec};
   emx_engine_config cfg;
   emx_engine_config_init(&cfg);
   cfg.devices = devices;
   cfg.device_count = 1;
-  run r;
-  assert_int_equal(emx_engine_create(&r.e, &cfg), 0);
+  cfg.queue_capacity = 64;
+  assert_int_equal(emx_engine_create(&r->e, &cfg), 0);
   emx_model_config mc;
   emx_model_config_init(&mc);
   mc.path = MODEL_FACE_SHORT;
-  mc.max_batch = 4;
-  assert_int_equal(emx_model_load(r.e, "a", &mc, &r.a), 0);
-  r.b = model_load(r.e, "b", MODEL_FACE_FULL);
-  r.in[0] = tensors_inputs(r.a);
-  r.out[0] = tensors_outputs(r.a);
-  r.in[1] = tensors_inputs(r.b);
-  r.out[1] = tensors_outputs(r.b);
+  mc.max_batch = max_batch;
+  for (int i = 0; preferred && preferred[i]; i++)
+    mc.preferred_batch[i] = preferred[i];
+  assert_int_equal(emx_model_load(r->e, "a", &mc, &r->a), 0);
+  r->b = model_load(r->e, "b", MODEL_FACE_FULL);
+  r->in[0] = tensors_inputs(r->a);
+  r->out[0] = tensors_outputs(r->a);
+  r->in[1] = tensors_inputs(r->b);
+  r->out[1] = tensors_outputs(r->b);
+}
+
+static void expect_batches(run *r, int n, const int *want) {
+  for (int i = 0; i < n; i++) {
+    emx_timings t;
+    emx_request_timings(r->req[i], &t);
+    if (t.batch != want[i])
+      fail_msg("request %d ran in a batch of %d, want %d", i, t.batch, want[i]);
+  }
+}
+
+/* Dynamic batching on a device that cannot resize (the sim as it comes,
+ * like an Edge TPU): fifo, but model a allows batches of 4, so a's queued
+ * requests are gathered and run back to back, one invoke each (batch 1),
+ * before b's first: 6, 7, 8, 9 for a, then b's at 15, 16, 17, 18. Without
+ * batching fifo would swap on every request (virtual_fifo_exact: 48 ms). */
+static void virtual_batch_back_to_back(void **state) {
+  run r;
+  run_open_batched(&r, VSPEC(75, ""), 4, NULL);
   emx_engine_pause(r.e);
   for (int i = 0; i < 8; i++)
     submit(&r, i, i % 2, NULL);
   emx_engine_resume(r.e);
   static const int64_t want[8] = {6, 15, 7, 16, 8, 17, 9, 18};
   expect_finishes(&r, 8, want);
+  static const int batch[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+  expect_batches(&r, 8, batch);
+  run_close(&r, 8);
+}
+
+/* A sim that takes batches (max_batch=8): eight queued for a, batches of 4.
+ * The first invoke costs the swap once and 4 x 1 ms (9 ms); the second
+ * 4 ms more (13). Then interleaved with b: a's four run as one invoke and
+ * b's, which do not batch, one by one after it. */
+static void virtual_batch_merges_exact(void **state) {
+  run r;
+  run_open_batched(&r, VSPEC(78, ",max_batch=8"), 4, NULL);
+  emx_engine_pause(r.e);
+  for (int i = 0; i < 8; i++)
+    submit(&r, i, 0, NULL);
+  emx_engine_resume(r.e);
+  static const int64_t want[8] = {9, 9, 9, 9, 13, 13, 13, 13};
+  expect_finishes(&r, 8, want);
+  static const int batch[8] = {4, 4, 4, 4, 4, 4, 4, 4};
+  expect_batches(&r, 8, batch);
+  for (int i = 0; i < 8; i++)
+    emx_request_destroy(r.req[i]);
+
+  emx_engine_pause(r.e);
+  for (int i = 0; i < 8; i++)
+    submit(&r, i, i % 2, NULL);
+  emx_engine_resume(r.e);
+  /* The clock goes on from 13 ms, with a still resident: a's four take
+   * 4 ms (17); b's first swaps b in (23), the rest follow (24, 25, 26). */
+  static const int64_t mixed[8] = {17, 23, 17, 24, 17, 25, 17, 26};
   for (int i = 0; i < 8; i++) {
+    assert_int_equal(emx_request_wait(r.req[i], -1), 0);
     emx_timings t;
     emx_request_timings(r.req[i], &t);
-    assert_int_equal(t.batch, 1);
+    assert_int_equal(t.submitted_ns, 13 * MS);
+    assert_int_equal(t.finished_ns, mixed[i] * MS);
   }
+  static const int mixed_batch[8] = {4, 1, 4, 1, 4, 1, 4, 1};
+  expect_batches(&r, 8, mixed_batch);
   run_close(&r, 8);
+}
+
+/* Preferred sizes {2, 4}, max 8: seven queued run as 4 (0-9 ms), 2 (9-11)
+ * and 1 (11-12). */
+static void virtual_batch_preferred_exact(void **state) {
+  static const int preferred[] = {2, 4, 0};
+  run r;
+  run_open_batched(&r, VSPEC(79, ",max_batch=8"), 8, preferred);
+  emx_engine_pause(r.e);
+  for (int i = 0; i < 7; i++)
+    submit(&r, i, 0, NULL);
+  emx_engine_resume(r.e);
+  static const int64_t want[7] = {9, 9, 9, 9, 11, 11, 12};
+  expect_finishes(&r, 7, want);
+  static const int batch[7] = {4, 4, 4, 4, 2, 2, 1};
+  expect_batches(&r, 7, batch);
+  run_close(&r, 7);
 }
 
 /* Weighted fair share: a stream of weight 3 and one of weight 1, both
@@ -412,6 +482,8 @@ int main(void) {
       cmocka_unit_test(virtual_deadline_exact),
       cmocka_unit_test(virtual_priority_exact),
       cmocka_unit_test(virtual_batch_back_to_back),
+      cmocka_unit_test(virtual_batch_merges_exact),
+      cmocka_unit_test(virtual_batch_preferred_exact),
       cmocka_unit_test(virtual_fair_weights_exact),
       cmocka_unit_test(virtual_clock_specs),
   };

@@ -21,14 +21,17 @@
  * Spec: sim[:ID][,compute_ms=F][,fixed_us=N][,bandwidth_mbps=N]
  *       [,cache_mib=N][,swap_ms=F][,outputs=cpu|none][,fail_at=N][,vanish_at=N]
  *       [,return_after=N][,abort_at=N][,hang_at=N][,lock_dir=PATH]
- *       [,clock=real|virtual]
+ *       [,clock=real|virtual][,max_batch=N]
  * With clock=real (the default) time is spent by sleeping (the device works
  * while the host waits), so many simulated devices run in parallel even on
  * a small machine. With clock=virtual an invoke returns at once and reports
  * its cost as its duration; the engine keeps the device's simulated clock
  * (see backend.h), so scheduling tests are exact and take no time. A
  * virtual clock counts compute_ms only: the CPU run that makes the outputs
- * is not timed, as its duration would vary. */
+ * is not timed, as its duration would vary. max_batch=N (default 1, as an
+ * Edge TPU, whose compiled models fix the batch at 1) lets one invoke take
+ * up to N requests of one model (dynamic batching): transfers and compute
+ * scale with the batch; the fixed cost and a parameter swap are paid once. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -58,6 +61,8 @@ typedef struct sim_device {
   long return_after;    /* refused attempts before it returns */
   long abort_at;        /* invoke that abort()s the process; 0 = never */
   long hang_at;         /* invoke that never returns; 0 = never */
+  long max_batch;       /* most requests one invoke takes (1: like an
+                           Edge TPU, whose compiled models fix batch 1) */
   long invokes;         /* attempts so far */
   long refused;         /* attempts refused while vanished */
   bool vanished;        /* gone until return_after attempts refused */
@@ -124,6 +129,10 @@ static int parse(emx__devspec *spec, sim_device *d, char *lock_dir,
           : emx__devspec_int(spec, "abort_at", 0, 1L << 40, &d->abort_at, err);
   rc = rc ? rc
           : emx__devspec_int(spec, "hang_at", 0, 1L << 40, &d->hang_at, err);
+  d->max_batch = 1;
+  rc = rc ? rc
+          : emx__devspec_int(spec, "max_batch", 1, EMX_MAX_BATCH, &d->max_batch,
+                             err);
   if (rc < 0)
     return rc;
   d->virtual_clock = false;
@@ -287,11 +296,13 @@ static void spend(const sim_device *d, int64_t t0, int64_t cost,
   *device_ns = emx_now_ns() - t0;
 }
 
-static int sim_invoke(void *dev, void *prep, const emx_tensor *inputs,
-                      size_t nin, const emx_tensor *outputs, size_t nout,
-                      int64_t *device_ns, emx__errbuf *err) {
-  sim_device *d = dev;
-  sim_model *m = prep;
+/* run is one invoke of `batch` requests (1 unless dynamically batched):
+ * faults are per invoke; transfers and compute scale with the batch, the
+ * fixed cost and a parameter swap do not. */
+static int run(sim_device *d, sim_model *m, size_t batch,
+               const emx_tensor *const *inputs, size_t nin,
+               const emx_tensor *const *outputs, size_t nout,
+               int64_t *device_ns, emx__errbuf *err) {
   int64_t t0 = emx_now_ns();
   d->invokes++;
   if (d->vanish_at && d->invokes >= d->vanish_at) {
@@ -319,7 +330,9 @@ static int sim_invoke(void *dev, void *prep, const emx_tensor *inputs,
                      d->id, d->invokes);
   }
 
-  int64_t cost = d->fixed_ns + transfer_ns(d, m->io_bytes) + d->compute_ns;
+  int64_t n = (int64_t)batch;
+  int64_t cost =
+      d->fixed_ns + n * (transfer_ns(d, m->io_bytes) + d->compute_ns);
   int64_t swap = d->swap_ns >= 0 ? d->swap_ns : transfer_ns(d, m->param_bytes);
   if (m->param_bytes > d->cache_bytes) {
     cost += swap; /* does not fit: parameters stream in on every invoke */
@@ -327,19 +340,41 @@ static int sim_invoke(void *dev, void *prep, const emx_tensor *inputs,
     cost += swap;
     d->resident = m;
   }
-  if (d->cpu_outputs) {
-    int64_t cpu_ns = 0;
-    int rc = emx__tfl_invoke(&m->tfl, inputs, nin, outputs, nout, &cpu_ns, err);
-    if (rc < 0)
-      return rc;
-    if (!d->compute_ns && !d->virtual_clock)
-      cost += cpu_ns; /* the CPU run stands in for the device's compute */
-  } else {
-    for (size_t i = 0; i < nout; i++)
-      memset(outputs[i].data, 0, outputs[i].size);
+  for (size_t r = 0; r < batch; r++) {
+    if (d->cpu_outputs) {
+      int64_t cpu_ns = 0;
+      int rc = emx__tfl_invoke(&m->tfl, inputs[r], nin, outputs[r], nout,
+                               &cpu_ns, err);
+      if (rc < 0)
+        return rc;
+      if (!d->compute_ns && !d->virtual_clock)
+        cost += cpu_ns; /* the CPU run stands in for the device's compute */
+    } else {
+      for (size_t i = 0; i < nout; i++)
+        memset(outputs[r][i].data, 0, outputs[r][i].size);
+    }
   }
   spend(d, t0, cost, device_ns);
   return 0;
+}
+
+static int sim_invoke(void *dev, void *prep, const emx_tensor *inputs,
+                      size_t nin, const emx_tensor *outputs, size_t nout,
+                      int64_t *device_ns, emx__errbuf *err) {
+  return run(dev, prep, 1, &inputs, nin, &outputs, nout, device_ns, err);
+}
+
+static int sim_invoke_batch(void *dev, void *prep, size_t batch,
+                            const emx_tensor *const *inputs, size_t nin,
+                            const emx_tensor *const *outputs, size_t nout,
+                            int64_t *device_ns, emx__errbuf *err) {
+  sim_device *d = dev;
+  if ((long)batch > d->max_batch)
+    return emx__errf(err, EMX_EUNSUPPORTED,
+                     "sim:%ld runs at most %ld requests per invoke "
+                     "(max_batch=)",
+                     d->id, d->max_batch);
+  return run(d, prep, batch, inputs, nin, outputs, nout, device_ns, err);
 }
 
 /* sim_probe: the engine asks whether a faulted device is usable again.
@@ -373,6 +408,7 @@ const emx__backend_ops emx__backend_sim = {
     .prepare = sim_prepare,
     .release = sim_release,
     .invoke = sim_invoke,
+    .invoke_batch = sim_invoke_batch,
     .probe = sim_probe,
     .virtual_clock = sim_virtual_clock,
 };
