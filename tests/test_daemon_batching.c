@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -113,6 +114,20 @@ static void batch_from_config(void **state) {
   assert_int_equal(emx_client_model_open(c, "plain", &plain), 0);
   assert_int_equal(emx_client_infer(c, plain, &in[0], 1, out[0], nout, &t), 0);
   assert_int_equal(t.batch, 1);
+
+  /* An edited config.json of a loaded model: SIGHUP applies only the
+   * timeout, and the log says so instead of seeming to take the edit. */
+  char path[256];
+  snprintf(path, sizeof path, "%s/hand/config.json", repo);
+  write_text(path, "{\"dynamic_batching\": {\"max_batch_size\": 8}}");
+  kill(d.pid, SIGHUP);
+  bool told = false;
+  for (int i = 0; i < 200 && !told; i++) {
+    usleep(10000);
+    told = emxt_log_contains(&d, "hand/config.json changed");
+  }
+  assert_true(told);
+  assert_int_equal(emx_client_infer(c, plain, &in[0], 1, out[0], nout, &t), 0);
 
   for (size_t k = 0; k < nout; k++)
     free(want[k].data);

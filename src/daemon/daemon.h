@@ -53,6 +53,16 @@ void emxd_options_init(emxd_options *o);
 int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err);
 
 /* One model the daemon serves, with the id clients use on the wire. */
+/* emxd_model_settings: a model's config.json (all optional). */
+typedef struct emxd_model_settings {
+  char file[256];     /* "model": the .tflite in the model's folder */
+  char devices[128];  /* "devices": placement; "" = anywhere */
+  int64_t timeout_ns; /* "timeout_ms": default deadline; 0 = none */
+  int max_batch;      /* "dynamic_batching": see emx_model_config */
+  int preferred_batch[EMX_MAX_PREFERRED_BATCH];
+  int64_t batch_delay_ns;
+} emxd_model_settings;
+
 typedef struct emxd_model {
   uint32_t id;                /* wire id; never reused while the daemon runs */
   char name[64];              /* registry name */
@@ -60,7 +70,8 @@ typedef struct emxd_model {
   emx_model *model;           /* engine handle */
   int64_t default_timeout_ns; /* from config.json; 0 = none */
   bool from_repo;             /* found by a repository scan */
-  bool seen;                  /* rescan bookkeeping */
+  emxd_model_settings settings; /* what it was loaded with (repository) */
+  bool seen;                    /* rescan bookkeeping */
   struct emxd_model *next;
 } emxd_model;
 
@@ -149,15 +160,6 @@ void emxd_listen_resume(emxd_server *srv);
 void emxd_repo_scan(emxd_server *srv);
 emxd_model *emxd_model_by_name(emxd_server *srv, const char *name);
 emxd_model *emxd_model_by_id(emxd_server *srv, uint32_t id);
-/* emxd_model_settings: a model's config.json (all optional). */
-typedef struct emxd_model_settings {
-  char file[256];     /* "model": the .tflite in the model's folder */
-  char devices[128];  /* "devices": placement; "" = anywhere */
-  int64_t timeout_ns; /* "timeout_ms": default deadline; 0 = none */
-  int max_batch;      /* "dynamic_batching": see emx_model_config */
-  int preferred_batch[EMX_MAX_PREFERRED_BATCH];
-  int64_t batch_delay_ns;
-} emxd_model_settings;
 
 /* emxd_model_load loads a model (settings NULL: the defaults). */
 int emxd_model_load(emxd_server *srv, const char *name, const char *path,

@@ -76,6 +76,8 @@ int emxd_model_load(emxd_server *srv, const char *name, const char *path,
   }
   m->id = ++srv->next_model_id;
   m->from_repo = from_repo;
+  if (set)
+    m->settings = *set;
   m->seen = true;
   m->next = srv->models;
   srv->models = m;
@@ -190,6 +192,17 @@ static int read_config(const char *dir, emxd_model_settings *set) {
   return rc;
 }
 
+/* same_settings: do a and b load the same model the same way (all but
+ * the timeout)? */
+static bool same_settings(const emxd_model_settings *a,
+                          const emxd_model_settings *b) {
+  return strcmp(a->file, b->file) == 0 && strcmp(a->devices, b->devices) == 0 &&
+         a->max_batch == b->max_batch &&
+         memcmp(a->preferred_batch, b->preferred_batch,
+                sizeof a->preferred_batch) == 0 &&
+         a->batch_delay_ns == b->batch_delay_ns;
+}
+
 void emxd_repo_scan(emxd_server *srv) {
   const char *dir = srv->opt->models_dir;
   if (!dir[0])
@@ -221,6 +234,15 @@ void emxd_repo_scan(emxd_server *srv) {
       if (m) {
         m->seen = true;
         m->default_timeout_ns = set.timeout_ns;
+        /* Only the timeout applies to a loaded model: say so, rather than
+         * let an edit seem to have taken effect. */
+        if (m->from_repo && !same_settings(&set, &m->settings))
+          emx__log(EMX_LOG_WARN,
+                   "model repository: %s/config.json changed; timeout_ms "
+                   "applies now, the other settings when the model is "
+                   "loaded again (move it out, SIGHUP, move it back, "
+                   "SIGHUP; or restart)",
+                   sub);
         continue;
       }
       emx__errbuf err = {{0}};
