@@ -207,31 +207,30 @@ static void expect_finishes(run *r, int n, const int64_t *want_ms) {
   }
 }
 
-/* fifo: a, b, a, b... each run swaps: request k finishes at 6(k+1) ms. */
-static void virtual_fifo_exact(void **state) {
+/* interleaved_exact queues a, b, a, b... (8) on one virtual device with
+ * `spec`, lets them run, and checks their finish times. */
+static void interleaved_exact(const char *spec, const int64_t *want_ms) {
   run r;
-  run_open(&r, VSPEC(70, ""));
+  run_open(&r, spec);
   emx_engine_pause(r.e);
   for (int i = 0; i < 8; i++)
     submit(&r, i, i % 2, NULL);
   emx_engine_resume(r.e);
-  static const int64_t want[8] = {6, 12, 18, 24, 30, 36, 42, 48};
-  expect_finishes(&r, 8, want);
+  expect_finishes(&r, 8, want_ms);
   run_close(&r, 8);
+}
+
+/* fifo: a, b, a, b... each run swaps: request k finishes at 6(k+1) ms. */
+static void virtual_fifo_exact(void **state) {
+  static const int64_t want[8] = {6, 12, 18, 24, 30, 36, 42, 48};
+  interleaved_exact(VSPEC(70, ""), want);
 }
 
 /* affinity without a bound: a's four (6, 7, 8, 9), then b's (15..18). The
  * same work in 18 ms instead of 48. */
 static void virtual_affinity_exact(void **state) {
-  run r;
-  run_open(&r, VSPEC(71, ",sched=affinity,max_delay_ms=60000"));
-  emx_engine_pause(r.e);
-  for (int i = 0; i < 8; i++)
-    submit(&r, i, i % 2, NULL);
-  emx_engine_resume(r.e);
   static const int64_t want[8] = {6, 15, 7, 16, 8, 17, 9, 18};
-  expect_finishes(&r, 8, want);
-  run_close(&r, 8);
+  interleaved_exact(VSPEC(71, ",sched=affinity,max_delay_ms=60000"), want);
 }
 
 /* affinity, max_delay 8 ms: a0 (0-6), a2 (6-7), a4 (7-8); at 8 ms b1 has
@@ -239,15 +238,8 @@ static void virtual_affinity_exact(void **state) {
  * now, b3 and b5, are for the resident model (15, 16); then a6, oldest and
  * overdue (16-22), and b7 last (22-28). */
 static void virtual_affinity_max_delay_exact(void **state) {
-  run r;
-  run_open(&r, VSPEC(72, ",sched=affinity,max_delay_ms=8"));
-  emx_engine_pause(r.e);
-  for (int i = 0; i < 8; i++)
-    submit(&r, i, i % 2, NULL);
-  emx_engine_resume(r.e);
   static const int64_t want[8] = {6, 14, 7, 15, 8, 16, 22, 28};
-  expect_finishes(&r, 8, want);
-  run_close(&r, 8);
+  interleaved_exact(VSPEC(72, ",sched=affinity,max_delay_ms=8"), want);
 }
 
 /* Five requests for a: finishes at 6, 7, 8, 9, 10 ms. Request 2 has deadline
