@@ -30,7 +30,11 @@ typedef struct run {
   int model_of[N]; /* 0 = a, 1 = b */
 } run;
 
-static void run_open(run *r, const char *spec) {
+/* run_open_batched makes an engine with one device from `spec` and loads
+ * two models: a, allowed batches of max_batch (preferred sizes: a
+ * 0-terminated list, or NULL; 0: no batching), and b. */
+static void run_open_batched(run *r, const char *spec, int max_batch,
+                             const int *preferred) {
   const char *devices[] = {spec};
   emx_engine_config cfg;
   emx_engine_config_init(&cfg);
@@ -38,13 +42,23 @@ static void run_open(run *r, const char *spec) {
   cfg.device_count = 1;
   cfg.queue_capacity = 64;
   assert_int_equal(emx_engine_create(&r->e, &cfg), 0);
-  r->a = model_load(r->e, "a", MODEL_FACE_SHORT);
+  emx_model_config mc;
+  emx_model_config_init(&mc);
+  mc.path = MODEL_FACE_SHORT;
+  mc.max_batch = max_batch;
+  for (int i = 0; preferred && preferred[i]; i++)
+    mc.preferred_batch[i] = preferred[i];
+  assert_int_equal(emx_model_load(r->e, "a", &mc, &r->a), 0);
   r->b = model_load(r->e, "b", MODEL_FACE_FULL);
   /* Outputs are never read (outputs=none): one buffer set per model. */
   r->in[0] = tensors_inputs(r->a);
   r->out[0] = tensors_outputs(r->a);
   r->in[1] = tensors_inputs(r->b);
   r->out[1] = tensors_outputs(r->b);
+}
+
+static void run_open(run *r, const char *spec) {
+  run_open_batched(r, spec, 0, NULL);
 }
 
 static void submit(run *r, int i, int which, emx_stream *stream) {
@@ -288,31 +302,6 @@ static void virtual_priority_exact(void **state) {
   static const int64_t want[3] = {8, 7, 6};
   expect_finishes(&r, 3, want);
   run_close(&r, 3);
-}
-
-/* run_open_batched is run_open with model a allowed batches of max_batch
- * (preferred sizes: a 0-terminated list, or NULL). */
-static void run_open_batched(run *r, const char *spec, int max_batch,
-                             const int *preferred) {
-  const char *devices[] = {spec};
-  emx_engine_config cfg;
-  emx_engine_config_init(&cfg);
-  cfg.devices = devices;
-  cfg.device_count = 1;
-  cfg.queue_capacity = 64;
-  assert_int_equal(emx_engine_create(&r->e, &cfg), 0);
-  emx_model_config mc;
-  emx_model_config_init(&mc);
-  mc.path = MODEL_FACE_SHORT;
-  mc.max_batch = max_batch;
-  for (int i = 0; preferred && preferred[i]; i++)
-    mc.preferred_batch[i] = preferred[i];
-  assert_int_equal(emx_model_load(r->e, "a", &mc, &r->a), 0);
-  r->b = model_load(r->e, "b", MODEL_FACE_FULL);
-  r->in[0] = tensors_inputs(r->a);
-  r->out[0] = tensors_outputs(r->a);
-  r->in[1] = tensors_inputs(r->b);
-  r->out[1] = tensors_outputs(r->b);
 }
 
 static void expect_batches(run *r, int n, const int *want) {

@@ -9,8 +9,6 @@
  * to back where the device cannot resize the model: either way with no
  * other scheduling decision in between, so the batch a client submitted
  * together stays together. */
-#include <errno.h>
-
 #include "core/clock.h"
 #include "engine/internal.h"
 
@@ -35,7 +33,7 @@ static size_t take_more(emx__device *dev, emx_model *m, int64_t now,
       struct emx_request *r = emx__req_of(l);
       /* An expired one stays: the scheduler completes it with
        * EMX_ETIMEDOUT when it comes up, as for any request. */
-      if (r->model == m && !(r->deadline_ns && now > r->deadline_ns)) {
+      if (r->model == m && !emx__expired(r, now)) {
         emx__queue_remove(&dev->queue, l);
         emx__dequeued_locked(dev, r);
         atomic_store(&r->state, EMX__REQ_RUNNING);

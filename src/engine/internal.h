@@ -205,6 +205,12 @@ static inline int64_t emx__device_now(const emx__device *dev) {
              : emx_now_ns();
 }
 
+/* emx__expired: has request r's deadline passed at `now` (its device's
+ * clock)? Such a request never runs. */
+static inline bool emx__expired(const struct emx_request *r, int64_t now) {
+  return r->deadline_ns && now > r->deadline_ns;
+}
+
 /* emx__req_of: the request a queue link belongs to. */
 static inline struct emx_request *emx__req_of(emx__qlink *link) {
   return (struct emx_request *)((char *)link -

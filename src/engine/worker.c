@@ -321,15 +321,12 @@ static int run_invoke(emx__device *dev, struct emx_request **reqs, size_t k) {
   return rc;
 }
 
-/* expired_now completes a gathered request whose deadline passed while
- * those before it ran. */
-static bool expired_now(emx__device *dev, struct emx_request *req) {
-  if (!req->deadline_ns || emx__device_now(dev) <= req->deadline_ns)
-    return false;
+/* finish_expired completes a request whose deadline passed before it
+ * could start. */
+static void finish_expired(struct emx_request *req) {
   emx__request_finish(req, EMX_ETIMEDOUT,
                       "deadline passed while the request was queued; it "
                       "did not run");
-  return true;
 }
 
 /* run_group runs the requests the worker took (one, or a gathered batch
@@ -339,9 +336,13 @@ static void run_group(emx__device *dev, struct emx_request **group, size_t n) {
   while (i < n) {
     if (i > 0) { /* time has passed since the worker checked deadlines */
       size_t kept = i;
-      for (size_t j = i; j < n; j++)
-        if (!expired_now(dev, group[j]))
+      int64_t now = emx__device_now(dev);
+      for (size_t j = i; j < n; j++) {
+        if (emx__expired(group[j], now))
+          finish_expired(group[j]);
+        else
           group[kept++] = group[j];
+      }
       n = kept;
       if (i == n)
         break;
@@ -452,11 +453,9 @@ void *emx__worker_main(void *arg) {
       pthread_mutex_lock(&dev->lock);
       continue;
     }
-    if (req->deadline_ns && emx__device_now(dev) > req->deadline_ns) {
+    if (emx__expired(req, emx__device_now(dev))) {
       pthread_mutex_unlock(&dev->lock);
-      emx__request_finish(req, EMX_ETIMEDOUT,
-                          "deadline passed while the request was queued; it "
-                          "did not run");
+      finish_expired(req);
       pthread_mutex_lock(&dev->lock);
       continue;
     }
