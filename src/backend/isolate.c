@@ -114,23 +114,26 @@ static int wait_exit(pid_t pid, int *status, int64_t wait_ns) {
   }
 }
 
-/* reap ends the child: waits grace_ns for it to exit, then SIGKILLs it and
- * waits again. Fills *status and returns wait_exit's result for the first
- * wait (1 exited by itself, 0 had to be killed, -1 not ours). */
-static int reap(iso_device *d, int *status, int64_t grace_ns) {
-  if (d->pid <= 0)
-    return -1;
-  int r = wait_exit(d->pid, status, grace_ns);
+int emx__child_end(pid_t pid, int *status, int64_t grace_ns, const char *what) {
+  int r = wait_exit(pid, status, grace_ns);
   if (r == 0) {
-    kill(d->pid, SIGKILL);
-    if (wait_exit(d->pid, status, ms_to_ns(KILL_GRACE_MS)) == 0) {
+    kill(pid, SIGKILL);
+    if (wait_exit(pid, status, ms_to_ns(KILL_GRACE_MS)) == 0) {
       emx__log(EMX_LOG_WARN,
                "%s: device process %d did not die within %d ms of SIGKILL; "
                "it will be reaped later",
-               d->spec, (int)d->pid, KILL_GRACE_MS);
-      orphans_add(d->pid);
+               what, (int)pid, KILL_GRACE_MS);
+      orphans_add(pid);
     }
   }
+  return r;
+}
+
+/* reap ends the device's child (see emx__child_end). */
+static int reap(iso_device *d, int *status, int64_t grace_ns) {
+  if (d->pid <= 0)
+    return -1;
+  int r = emx__child_end(d->pid, status, grace_ns, d->spec);
   d->pid = 0;
   return r;
 }
@@ -381,13 +384,8 @@ static int count_in_child(const char *spec, int *count, emx__errbuf *err) {
   if (pipe2(pfd, O_CLOEXEC) < 0)
     return emx__errf(err, EMX_EIO, "%s: pipe: %s", spec, strerror(errno));
   char *argv[] = {path, "--count", (char *)spec, NULL};
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
   pid_t pid;
-  int src = posix_spawn(&pid, path, &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
+  int src = emx__devhost_spawn(path, argv, -1, pfd[1], false, &pid);
   close(pfd[1]);
   if (src != 0) {
     close(pfd[0]);
@@ -412,13 +410,10 @@ static int count_in_child(const char *spec, int *count, emx__errbuf *err) {
   out[got] = '\0';
   close(pfd[0]);
   int status = 0;
-  if (wait_exit(pid, &status, ms_to_ns(EXIT_GRACE_MS)) == 0) {
-    kill(pid, SIGKILL);
-    wait_exit(pid, &status, ms_to_ns(KILL_GRACE_MS));
+  if (emx__child_end(pid, &status, ms_to_ns(EXIT_GRACE_MS), spec) == 0)
     return emx__errf(err, EMX_EDEVICE,
                      "%s: listing the devices hung (killed after %d ms)", spec,
                      SLOW_OP_MS);
-  }
   if (WIFSIGNALED(status))
     return emx__errf(err, EMX_EDEVICE,
                      "%s: the driver crashed listing the devices (signal %d, "
@@ -465,6 +460,43 @@ static int iso_units(emx__devspec *spec, int *count, emx__errbuf *err) {
   return real->units(spec, count, err);
 }
 
+int emx__devhost_spawn(const char *path, char *const argv[], int fd3,
+                       int out_fd, bool quiet, pid_t *pid) {
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&attr);
+  /* dup2 onto fd 3 clears close-on-exec there; every other descriptor of
+   * ours is CLOEXEC, and the device host closes any the application
+   * leaked. */
+  if (fd3 >= 0)
+    posix_spawn_file_actions_adddup2(&fa, fd3, EMX__ISO_FD);
+  /* No stdin; stdout goes to stderr unless the caller reads it: a
+   * library's child must not write into the application's output (TFLite
+   * and libedgetpu log freely). */
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  if (quiet) {
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  } else {
+    posix_spawn_file_actions_adddup2(&fa, out_fd >= 0 ? out_fd : 2, 1);
+  }
+  /* The calling thread's signal mask and ignored signals would otherwise
+   * carry over exec (edgemuxd's threads block the signals it reads from a
+   * signalfd). */
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  int rc = posix_spawn(pid, path, &fa, &attr, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  return rc;
+}
+
 /* spawn starts the device host on the child's end of the socket. */
 static int spawn(iso_device *d, const char *path, int child_sock, int unit,
                  emx__errbuf *err) {
@@ -483,30 +515,7 @@ static int spawn(iso_device *d, const char *path, int child_sock, int unit,
     argv[argc++] = "--pdeathsig";
   argv[argc++] = d->spec;
   argv[argc] = NULL;
-
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawnattr_init(&attr);
-  /* dup2 onto fd 3 clears close-on-exec there; every other descriptor of
-   * ours is CLOEXEC, and the child closes any the application leaked. */
-  posix_spawn_file_actions_adddup2(&fa, child_sock, EMX__ISO_FD);
-  /* No stdin; stdout goes to stderr: a library's child must not write
-   * into the application's output (TFLite and libedgetpu log freely). */
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, 2, 1);
-  /* The calling thread's signal mask and ignored signals would otherwise
-   * carry over exec. */
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  int rc = posix_spawn(&d->pid, path, &fa, &attr, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
+  int rc = emx__devhost_spawn(path, argv, child_sock, -1, false, &d->pid);
   if (rc != 0) {
     d->pid = 0;
     return emx__errf(err, rc == ENOMEM ? EMX_ENOMEM : EMX_EDEVICE,

@@ -11,22 +11,16 @@
  * checked, not assumed: every output must grow to N along dims[0] by
  * exactly N times its bytes, or the model is reported as not batchable. */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backend/isolate.h"
 #include "backend/tflite.h"
 #include "core/log.h"
-
-extern char **environ;
 
 static void free_slot(emx__tfl_batched *b) {
   if (b->interpreter)
@@ -132,25 +126,9 @@ int emx__tfl_batch_check(emx__tfl_model *m, int n, emx__errbuf *err) {
   return rc;
 }
 
-/* wait_trial reaps the trial within TRIAL_MS, killing it after that. */
+/* How long a trial may take: building a batched interpreter of a large
+ * model takes seconds, not minutes. */
 #define TRIAL_MS 60000
-static int wait_trial(pid_t pid, int *status) {
-  for (int64_t end = emx_now_ns() + (int64_t)TRIAL_MS * 1000000;;) {
-    pid_t r = waitpid(pid, status, WNOHANG);
-    if (r == pid)
-      return 0;
-    if (r < 0 && errno != EINTR)
-      return -1;
-    if (emx_now_ns() > end) {
-      kill(pid, SIGKILL);
-      while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
-      }
-      return -1;
-    }
-    struct timespec nap = {0, 2000000};
-    nanosleep(&nap, NULL);
-  }
-}
 
 /* trial builds the batch-n copy once in a separate process first.
  * Resizing is where TFLite 2.9 has bugs of its own: on
@@ -191,23 +169,17 @@ static int trial(emx__tfl_model *m, int n, emx__errbuf *err) {
   snprintf(nb, sizeof nb, "%d", n);
   snprintf(tb, sizeof tb, "%d", m->xnnpack_threads);
   char *argv[] = {path, "--try-batch", nb, tb, NULL};
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fd, 3);
-  /* Silent: its exit status is the answer, and what a crash prints (a
+  /* Quiet: its exit status is the answer, and what a crash prints (a
    * sanitizer's report of TFLite's fault) is not this process's news. */
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
   pid_t pid;
-  int src = posix_spawn(&pid, path, &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
+  int src = emx__devhost_spawn(path, argv, fd, -1, true, &pid);
   close(fd);
   if (src != 0)
     return emx__errf(err, EMX_EUNSUPPORTED, "cannot try batch %d: %s: %s", n,
                      path, strerror(src));
   int status = 0;
-  if (wait_trial(pid, &status) < 0)
+  if (emx__child_end(pid, &status, (int64_t)TRIAL_MS * 1000000,
+                     "a dynamic batching trial") != 1)
     return emx__errf(err, EMX_EUNSUPPORTED,
                      "trying batch %d did not finish within %d s", n,
                      TRIAL_MS / 1000);
