@@ -324,18 +324,27 @@ static int usage(void) {
 
 /* count_units: `--count SPEC` prints "STATUS COUNT MESSAGE" for the
  * parent's units() (see count_in_child in backend/isolate.c). */
+/* real_backend parses a device spec as the parent passed it and finds the
+ * backend that runs it here (the isolation keys were the parent's). */
+static int real_backend(const char *text, emx__devspec *spec,
+                        const emx__backend_ops **ops, emx__errbuf *err) {
+  int isolate;
+  long deadline_ms = 0;
+  int rc = emx__devspec_parse(spec, text, err);
+  if (rc == 0)
+    rc = emx__iso_strip(spec, &isolate, &deadline_ms, err);
+  if (rc == 0 && !(*ops = emx__backend_find(spec->kind)))
+    rc = emx__errf(err, EMX_EINVAL, "device spec \"%s\": unknown kind",
+                   spec->text);
+  return rc;
+}
+
 static int count_units(const char *spec_text) {
   emx__errbuf err = {{0}};
   emx__devspec spec;
-  int isolate, count = 0;
-  long deadline_ms = 0;
+  int count = 0;
   const emx__backend_ops *ops = NULL;
-  int rc = emx__devspec_parse(&spec, spec_text, &err);
-  if (rc == 0)
-    rc = emx__iso_strip(&spec, &isolate, &deadline_ms, &err);
-  if (rc == 0 && !(ops = emx__backend_find(spec.kind)))
-    rc = emx__errf(&err, EMX_EINVAL, "device spec \"%s\": unknown kind",
-                   spec.text);
+  int rc = real_backend(spec_text, &spec, &ops, &err);
   if (rc == 0)
     rc = ops->units(&spec, &count, &err);
   printf("%d %d %s\n", rc, count, rc < 0 ? err.msg : "");
@@ -411,15 +420,8 @@ int main(int argc, char **argv) {
   pthread_detach(dog);
 
   emx__errbuf err = {{0}};
-  int isolate;
-  long deadline_ms = 0;
   h.unit = (int)unit;
-  int rc = emx__devspec_parse(&h.spec, spec_text, &err);
-  if (rc == 0)
-    rc = emx__iso_strip(&h.spec, &isolate, &deadline_ms, &err);
-  if (rc == 0 && !(h.ops = emx__backend_find(h.spec.kind)))
-    rc = emx__errf(&err, EMX_EINVAL, "device spec \"%s\": unknown kind",
-                   h.spec.text);
+  int rc = real_backend(spec_text, &h.spec, &h.ops, &err);
   if (rc == 0)
     rc = h.ops->open(&h.spec, h.unit, &h.dev, &err);
   if (rc < 0)
