@@ -10,6 +10,7 @@
  * variants so that hundreds of candidates reach the suppression.
  */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -398,6 +399,65 @@ static void ssd_matches_reference(void **state) {
   }
 }
 
+/* ---- one detector, many threads ------------------------------------------ */
+
+/* A front door shares one detector per model between its threads: runs at
+ * the same time must not disturb each other (TSan watches this one). */
+typedef struct shared_run {
+  const emx__detector *d; /* the shared detector */
+  const float *want;      /* rows of a lone run */
+  int want_n;             /* their count */
+  int bad;                /* runs that differed */
+} shared_run;
+
+static void *run_many(void *arg) {
+  shared_run *s = arg;
+  emx__detect_tensor outs[2] = {
+      {frames_out[0].enc, sizeof frames_out[0].enc, EMX_DTYPE_FLOAT32, 0, 0},
+      {frames_out[0].logits, sizeof frames_out[0].logits, EMX_DTYPE_FLOAT32, 0,
+       0}};
+  float rows[20 * EMX__DETECT_ROW];
+  emx__errbuf err;
+  for (int i = 0; i < 8; i++) {
+    int n = emx__detector_run(s->d, outs, 2, rows, 20, NULL, &err);
+    if (n != s->want_n || memcmp(rows, s->want, sizeof rows) != 0)
+      s->bad++;
+  }
+  return NULL;
+}
+
+static void ssd_concurrent_runs(void **state) {
+  (void)state;
+  run_frames();
+  json_error_t jerr;
+  json_t *det = repo_detection();
+  json_t *over = json_loads("{\"score_threshold\": 0.05}", 0, &jerr);
+  json_object_update(det, over);
+  json_decref(over);
+  emx__detector *d = detector_from(det);
+  json_decref(det);
+  emx__detect_tensor outs[2] = {
+      {frames_out[0].enc, sizeof frames_out[0].enc, EMX_DTYPE_FLOAT32, 0, 0},
+      {frames_out[0].logits, sizeof frames_out[0].logits, EMX_DTYPE_FLOAT32, 0,
+       0}};
+  float want[20 * EMX__DETECT_ROW];
+  emx__errbuf err;
+  int n = emx__detector_run(d, outs, 2, want, 20, NULL, &err);
+  assert_true(n > 0);
+  enum { THREADS = 4 };
+  pthread_t th[THREADS];
+  shared_run s[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    s[i] = (shared_run){d, want, n, 0};
+    assert_int_equal(pthread_create(&th[i], NULL, run_many, &s[i]), 0);
+  }
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(s[i].bad, 0);
+  }
+  emx__detector_destroy(d);
+}
+
 /* ---- TFLite_Detection_PostProcess --------------------------------------- */
 
 static void postprocess_mapping(void **state) {
@@ -626,6 +686,7 @@ int main(void) {
       cmocka_unit_test(anchors_match_reference),
       cmocka_unit_test(ssd_matches_reference),
       cmocka_unit_test(ssd_quantized_outputs),
+      cmocka_unit_test(ssd_concurrent_runs),
       cmocka_unit_test(postprocess_mapping),
       cmocka_unit_test(config_errors_name_the_key),
       cmocka_unit_test(run_errors_name_the_tensor),
