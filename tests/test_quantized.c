@@ -1,7 +1,8 @@
 /* test_quantized.c — the model kinds Coral users run, from
  * scripts/gen-fixtures: a uint8 classifier (per-tensor quantization) and
  * an int8 one (per-channel conv weights) on the cpu and sim backends, byte
- * for byte against a direct TfLiteInterpreterInvoke; and the Edge
+ * for byte against a direct TfLiteInterpreterInvoke, in-process and
+ * through edgemuxd; and the Edge
  * TPU-compiled model (one edgetpu-custom-op) on edgetpu devices through the
  * stub libedgetpu, in-process and isolated, and refused on a CPU with a
  * message that says why. */
@@ -15,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "daemon_support.h"
+#include "edgemux/client.h"
 #include "support.h"
 
 #ifndef EMX_STUB_EDGETPU
@@ -107,6 +110,54 @@ static void int8_per_channel_on_sim(void **state) {
   check_against_tflite("sim:42", MODEL_Q_INT8_PC, EMX_DTYPE_INT8);
 }
 
+/* Through edgemuxd: the client sees the quantization TFLite sees, and
+ * gets TFLite's outputs byte for byte. */
+static emxt_daemon the_daemon; /* file-static: the teardown stops it */
+
+static int daemon_teardown(void **state) {
+  emxt_daemon_kill(&the_daemon); /* nothing when it was stopped */
+  return 0;
+}
+
+static void quantized_through_the_daemon(void **state) {
+  emxt_daemon *d = &the_daemon;
+  const char *args[] = {"--device", "cpu:workers=1", "--allow-load", NULL};
+  assert_int_equal(emxt_daemon_start(d, args), 0);
+  static const char *const paths[] = {MODEL_Q_UINT8, MODEL_Q_INT8_PC};
+  static const char *const names[] = {"q_uint8", "q_int8_pc"};
+  emx_client *c;
+  assert_int_equal(emx_client_connect(&c, NULL), 0);
+  for (size_t k = 0; k < 2; k++) {
+    emx_client_model *m;
+    int rc = emx_client_model_load(c, names[k], paths[k], &m);
+    if (rc != 0)
+      fail_msg("load %s: %s", paths[k], emx_client_last_error(c));
+    oracle *o = oracle_create(paths[k]);
+    TfLiteQuantizationParams q = TfLiteTensorQuantizationParams(
+        TfLiteInterpreterGetInputTensor(oracle_interpreter(o), 0));
+    emx_tensor_info info;
+    assert_int_equal(emx_client_model_input_info(m, 0, &info), 0);
+    assert_true(info.scale == q.scale);
+    assert_int_equal(info.zero_point, q.zero_point);
+    emx_tensor in, out, want;
+    assert_int_equal(emx_client_tensor_alloc_input(c, m, 0, &in), 0);
+    assert_int_equal(emx_client_tensor_alloc_output(c, m, 0, &out), 0);
+    want = out;
+    want.data = malloc(out.size);
+    assert_non_null(want.data);
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+      tensors_fill_random(&in, 1, seed);
+      oracle_run(o, &in, 1, &want, 1);
+      assert_int_equal(emx_client_infer(c, m, &in, 1, &out, 1, NULL), 0);
+      assert_true(tensors_equal(&out, &want, 1));
+    }
+    free(want.data);
+    oracle_destroy(o);
+  }
+  emx_client_destroy(c);
+  assert_int_equal(emxt_daemon_stop(d), 0);
+}
+
 /* check_stub_runs_it runs the Edge TPU-compiled fixture on `spec` (the
  * stub libedgetpu): its tensors are the compiled model's, and its outputs
  * are what the stub's node computes. */
@@ -174,6 +225,7 @@ int main(void) {
       cmocka_unit_test(int8_per_channel_on_cpu),
       cmocka_unit_test(uint8_per_tensor_on_sim),
       cmocka_unit_test(int8_per_channel_on_sim),
+      cmocka_unit_test_teardown(quantized_through_the_daemon, daemon_teardown),
       cmocka_unit_test(edgetpu_model_on_stub_in_process),
       cmocka_unit_test(edgetpu_model_on_stub_isolated),
       cmocka_unit_test(edgetpu_model_on_every_stub_device),
