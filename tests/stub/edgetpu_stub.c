@@ -263,10 +263,10 @@ static int is_edgetpu_op(const TfLiteRegistration *reg) {
          strcmp(reg->custom_name, EDGETPU_OP) == 0;
 }
 
-/* prepare claims every edgetpu-custom-op node, each as a kernel of its
- * own (TFLite would merge adjacent ones into one partition if they were
- * handed over together). ReplaceNodeSubsetsWithDelegateKernels adds nodes
- * and may move the others, so the claimed indices are collected first. */
+/* prepare claims every edgetpu-custom-op node. TFLite makes one delegate
+ * kernel of each connected group of claimed nodes; a compiled model has
+ * one such node per TPU segment, never two in a row, so a kernel is one
+ * node and its inputs and outputs are that node's. */
 static TfLiteStatus prepare(TfLiteContext *context, TfLiteDelegate *base) {
   TfLiteIntArray *plan;
   TfLiteStatus st = context->GetExecutionPlan(context, &plan);
@@ -292,17 +292,9 @@ static TfLiteStatus prepare(TfLiteContext *context, TfLiteDelegate *base) {
       .custom_name = "EdgeTpuStub",
       .version = 1,
   };
-  for (int i = 0; i < claimed->size && st == kTfLiteOk; i++) {
-    TfLiteIntArray *one = TfLiteIntArrayCreate(1);
-    if (!one) {
-      st = kTfLiteError;
-      break;
-    }
-    one->data[0] = claimed->data[i];
-    st = context->ReplaceNodeSubsetsWithDelegateKernels(context, kernel, one,
-                                                        base);
-    TfLiteIntArrayFree(one);
-  }
+  if (claimed->size > 0) /* else all of it runs on the CPU */
+    st = context->ReplaceNodeSubsetsWithDelegateKernels(context, kernel,
+                                                        claimed, base);
   TfLiteIntArrayFree(claimed);
   return st;
 }
