@@ -29,6 +29,17 @@
 #define MODEL_HAND_LITE EMX_MODELS_DIR "/hand_landmark_lite.tflite"
 #define MODEL_SELFIE EMX_MODELS_DIR "/selfie_segmentation.tflite"
 
+/* The quantized fixtures scripts/gen-fixtures writes into the build folder
+ * at build time (tests/CMakeLists.txt): a uint8 classifier (per-tensor
+ * quantization), the same graph in int8 with per-channel conv weights, and
+ * the uint8 one as edgetpu_compiler leaves it (one edgetpu-custom-op). */
+#ifndef EMX_FIXTURES_DIR
+#error "EMX_FIXTURES_DIR must be defined (tests/CMakeLists.txt does it)"
+#endif
+#define MODEL_Q_UINT8 EMX_FIXTURES_DIR "/quant_uint8.tflite"
+#define MODEL_Q_INT8_PC EMX_FIXTURES_DIR "/quant_int8_pc.tflite"
+#define MODEL_Q_EDGETPU EMX_FIXTURES_DIR "/quant_uint8_edgetpu.tflite"
+
 /* Byte every output buffer is filled with before a request, so a test can
  * tell whether the engine wrote it. */
 /* private_lock_dirs points EMX_SIM_LOCK_DIR and EMX_STUB_EDGETPU_LOCK_DIR
@@ -161,6 +172,13 @@ typedef struct stub_invoke {
 /* stub_log_read reads the stub's invoke log at `path` into at most `cap`
  * entries and returns how many lines it has (0 when there is no file). */
 size_t stub_log_read(const char *path, stub_invoke *out, size_t cap);
+
+/* stub_edgetpu_expected computes, independently of the stub, what its
+ * claimed edgetpu-custom-op node writes (the formula at the top of
+ * tests/stub/edgetpu_stub.c): for a model that is that node alone, the
+ * outputs `out` of inputs `in`. */
+void stub_edgetpu_expected(const emx_tensor *in, size_t nin, emx_tensor *out,
+                           size_t nout);
 
 /* ---- completion counting ------------------------------------------------- */
 

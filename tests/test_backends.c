@@ -246,9 +246,10 @@ static void sim_bad_specs(void **state) {
 
 #define STUB ",lib=" EMX_STUB_EDGETPU
 
-/* The stub's delegate runs one node as a copy and TFLite's own kernels run
- * the rest (the edgetpu backend adds no XNNPACK): the oracle is a bare
- * interpreter without delegates. */
+/* The face detector has no edgetpu-custom-op, so the stub's delegate
+ * claims none of it and TFLite's own kernels run it all (the edgetpu
+ * backend adds no XNNPACK), as a real Edge TPU runs an uncompiled model:
+ * the oracle is a bare interpreter without delegates. */
 static void edgetpu_runs_models(void **state) {
   setenv("EMX_STUB_EDGETPU_DEVICES", "usb:/sys/bus/usb/devices/2-1", 1);
   emx_engine *e;
@@ -272,11 +273,11 @@ static void edgetpu_runs_models(void **state) {
 }
 
 /* check_stub_invokes runs `spec` (the stub, with an invoke log) with the
- * face detector, whose first RESHAPE the stub's delegate claims, and the
- * hand landmark model, which has no node it can claim. Outputs equal
- * TFLite's own kernels bit for bit, and the log holds the face detector's
- * warm-up and each of its requests, numbered, all from one process, whose
- * pid is returned. */
+ * Edge TPU-compiled fixture, whose edgetpu-custom-op node the stub's
+ * delegate claims, and the face detector, which has no node it claims.
+ * Outputs are the stub's function and TFLite's own kernels, bit for bit,
+ * and the log holds the compiled model's warm-up and each of its requests,
+ * numbered, all from one process, whose pid is returned. */
 static int check_stub_invokes(const char *spec) {
   char log[64];
   snprintf(log, sizeof log, "%s/invokes-%s",
@@ -287,31 +288,28 @@ static int check_stub_invokes(const char *spec) {
   setenv("EMX_STUB_EDGETPU_INVOKE_LOG", log, 1);
   emx_engine *e;
   assert_int_equal(create(spec, &e), 0);
+  emx_model *tpu = model_load(e, "tpu", MODEL_Q_EDGETPU);
   emx_model *face = model_load(e, "face", MODEL_FACE_SHORT);
-  emx_model *hand = model_load(e, "hand", MODEL_HAND_LITE);
   stub_invoke inv[8];
   assert_int_equal(stub_log_read(log, inv, 8), 1); /* the warm-up */
   oracle *of = oracle_create_bare(MODEL_FACE_SHORT);
-  oracle *oh = oracle_create_bare(MODEL_HAND_LITE);
-  size_t hn = emx_model_output_count(hand);
   for (uint64_t seed = 1; seed <= 3; seed++) {
     emx_tensor *in, *out;
+    assert_int_equal(run_once(e, tpu, seed, &in, &out, NULL), 0);
+    emx_tensor *want = tensors_outputs(tpu);
+    stub_edgetpu_expected(in, 1, want, 1);
+    assert_true(tensors_equal(out, want, 1));
+    tensors_free(want, 1);
+    free_io(tpu, in, out);
+
     assert_int_equal(run_once(e, face, seed, &in, &out, NULL), 0);
-    emx_tensor *want = tensors_outputs(face);
+    want = tensors_outputs(face);
     oracle_run(of, in, 1, want, 2);
     assert_true(tensors_equal(out, want, 2));
     tensors_free(want, 2);
     free_io(face, in, out);
-
-    assert_int_equal(run_once(e, hand, seed, &in, &out, NULL), 0);
-    want = tensors_outputs(hand);
-    oracle_run(oh, in, emx_model_input_count(hand), want, hn);
-    assert_true(tensors_equal(out, want, hn));
-    tensors_free(want, hn);
-    free_io(hand, in, out);
   }
   oracle_destroy(of);
-  oracle_destroy(oh);
   emx_engine_destroy(e);
   unsetenv("EMX_STUB_EDGETPU_INVOKE_LOG");
   assert_int_equal(stub_log_read(log, inv, 8), 4);
@@ -331,9 +329,9 @@ static void edgetpu_stub_sees_every_invoke(void **state) {
 }
 
 /* ---- faults in the stub libedgetpu -----------------------------------------
- * The stub's delegate runs a node of every invoke, so it can abort or hang
- * inside one, as libedgetpu does; the device runs isolated, as edgetpu does
- * by default. The faults here are once only: the device process that
+ * The stub's delegate runs the edgetpu-custom-op node of every invoke of
+ * the Edge TPU-compiled fixture, so it can abort or hang inside one, as
+ * libedgetpu does; the device runs isolated, as edgetpu does by default. The faults here are once only: the device process that
  * replaces the faulty one runs clean. */
 
 static const char *const stub_vars[] = {
@@ -380,16 +378,16 @@ static size_t stub_done(stub_run *r, stub_invoke *inv, size_t cap) {
   return n;
 }
 
-/* run_checked runs one request of the face detector and, when it succeeds,
- * compares its outputs with TFLite's own kernels (`o`, a bare oracle). */
-static int run_checked(emx_engine *e, emx_model *m, oracle *o, uint64_t seed) {
+/* run_checked runs one request of the Edge TPU-compiled fixture and, when
+ * it succeeds, checks its output is the stub's function of the input. */
+static int run_checked(emx_engine *e, emx_model *m, uint64_t seed) {
   emx_tensor *in, *out;
   int rc = run_once(e, m, seed, &in, &out, NULL);
   if (rc == 0) {
     emx_tensor *want = tensors_outputs(m);
-    oracle_run(o, in, 1, want, 2);
-    assert_true(tensors_equal(out, want, 2));
-    tensors_free(want, 2);
+    stub_edgetpu_expected(in, 1, want, 1);
+    assert_true(tensors_equal(out, want, 1));
+    tensors_free(want, 1);
   }
   free_io(m, in, out);
   return rc;
@@ -404,21 +402,19 @@ static void edgetpu_abort_fails_only_the_request(void **state) {
   stub_faults(&r, "/abort0", "EMX_STUB_EDGETPU_ABORT_AT", "3");
   emx_engine *e;
   assert_int_equal(create("edgetpu:usb:0" STUB, &e), 0);
-  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
-  oracle *o = oracle_create_bare(MODEL_FACE_SHORT);
-  assert_int_equal(run_checked(e, m, o, 1), 0);
-  assert_int_equal(run_checked(e, m, o, 2), EMX_EDEVICE);
+  emx_model *m = model_load(e, "tpu", MODEL_Q_EDGETPU);
+  assert_int_equal(run_checked(e, m, 1), 0);
+  assert_int_equal(run_checked(e, m, 2), EMX_EDEVICE);
   const char *msg = emx_engine_last_error(e);
   assert_true(contains(msg, "signal 6"));
   assert_true(contains(msg, "during invoke"));
   for (uint64_t seed = 3; seed <= 5; seed++) {
     assert_true(wait_healthy(e, 0));
-    assert_int_equal(run_checked(e, m, o, seed), 0);
+    assert_int_equal(run_checked(e, m, seed), 0);
   }
   emx_device_info di;
   assert_int_equal(emx_engine_device_info(e, 0, &di), 0);
   assert_int_equal(di.faults, 1);
-  oracle_destroy(o);
   emx_engine_destroy(e);
   /* The first process: warm-up, a request, the abort; the second: warm-up
    * and three requests. */
@@ -441,10 +437,9 @@ static void edgetpu_hang_is_killed_at_the_deadline(void **state) {
   stub_faults(&r, "/hang0", "EMX_STUB_EDGETPU_HANG_AT", "2");
   emx_engine *e;
   assert_int_equal(create("edgetpu:usb:0,deadline_ms=300" STUB, &e), 0);
-  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
-  oracle *o = oracle_create_bare(MODEL_FACE_SHORT);
+  emx_model *m = model_load(e, "tpu", MODEL_Q_EDGETPU);
   int64_t t0 = emx_now_ns();
-  assert_int_equal(run_checked(e, m, o, 1), EMX_EDEVICE);
+  assert_int_equal(run_checked(e, m, 1), EMX_EDEVICE);
   double took = (double)(emx_now_ns() - t0) / 1e9;
   const char *msg = emx_engine_last_error(e);
   assert_true(contains(msg, "hung"));
@@ -453,9 +448,8 @@ static void edgetpu_hang_is_killed_at_the_deadline(void **state) {
   assert_true(took < 3.0);
   for (uint64_t seed = 2; seed <= 3; seed++) {
     assert_true(wait_healthy(e, 0));
-    assert_int_equal(run_checked(e, m, o, seed), 0);
+    assert_int_equal(run_checked(e, m, seed), 0);
   }
-  oracle_destroy(o);
   emx_engine_destroy(e);
   /* The first process: warm-up and the hang; the second: warm-up and two
    * requests. */
@@ -472,7 +466,7 @@ static void edgetpu_all_devices(void **state) {
   emx_engine *e;
   assert_int_equal(create("edgetpu:*" STUB, &e), 0);
   assert_int_equal(emx_engine_device_count(e), 3);
-  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  emx_model *m = model_load(e, "tpu", MODEL_Q_EDGETPU);
   emx_tensor *in, *out;
   assert_int_equal(run_once(e, m, 3, &in, &out, NULL), 0);
   free_io(m, in, out);

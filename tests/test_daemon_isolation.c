@@ -34,33 +34,39 @@ static int group_setup(void **state) {
   return private_lock_dirs();
 }
 
-/* run_through sends `n` requests of the face detector through the daemon.
- * Each fault (its message naming `fault_word`) fails only the request that
- * was running; while the device restarts, requests fail fast saying no
- * healthy device can run the model; every other request succeeds with the
- * outputs of oracle `o`. Returns the faults; *ok counts the successes. */
-static int run_through(oracle *o, const char *fault_word, int n, int *ok) {
+/* run_through sends `n` requests of model `name` through the daemon. Each
+ * fault (its message naming `fault_word`) fails only the request that was
+ * running; while the device restarts, requests fail fast saying no healthy
+ * device can run the model; every other request succeeds with the outputs
+ * of oracle `o`, or, when `o` is NULL (the Edge TPU-compiled fixture on
+ * the stub libedgetpu), the stub's function of the input. Returns the
+ * faults; *ok counts the successes. */
+static int run_through(const char *name, oracle *o, const char *fault_word,
+                       int n, int *ok) {
   emx_client *c;
   assert_int_equal(emx_client_connect(&c, NULL), 0);
   emx_client_model *m;
-  assert_int_equal(emx_client_model_open(c, "face_detection_short_range", &m),
-                   0);
-  emx_tensor in, out[2];
+  assert_int_equal(emx_client_model_open(c, name, &m), 0);
+  size_t nout = emx_client_model_output_count(m);
+  assert_true(nout >= 1 && nout <= 2);
+  emx_tensor in, out[2], want[2];
   assert_int_equal(emx_client_tensor_alloc_input(c, m, 0, &in), 0);
-  assert_int_equal(emx_client_tensor_alloc_output(c, m, 0, &out[0]), 0);
-  assert_int_equal(emx_client_tensor_alloc_output(c, m, 1, &out[1]), 0);
-  fill_random_floats(in.data, in.size / 4, 3);
-
-  /* Expected outputs from a direct interpreter on the same input. */
-  emx_engine *e = engine_new("cpu:workers=1", 0);
-  emx_model *em = model_load(e, "face", MODEL_FACE_SHORT);
-  emx_tensor *want = tensors_outputs(em);
-  oracle_run(o, &in, 1, want, 2);
+  for (size_t i = 0; i < nout; i++) {
+    assert_int_equal(emx_client_tensor_alloc_output(c, m, i, &out[i]), 0);
+    want[i] = out[i];
+    want[i].data = malloc(out[i].size);
+    assert_non_null(want[i].data);
+  }
+  tensors_fill_random(&in, 1, 3);
+  if (o)
+    oracle_run(o, &in, 1, want, nout);
+  else
+    stub_edgetpu_expected(&in, 1, want, nout);
 
   int faults = 0;
   *ok = 0;
   for (int i = 0; i < n; i++) {
-    int rc = emx_client_infer(c, m, &in, 1, out, 2, NULL);
+    int rc = emx_client_infer(c, m, &in, 1, out, nout, NULL);
     if (rc == EMX_EDEVICE) {
       const char *msg = emx_client_last_error(c);
       /* The fault itself names its cause; while the child restarts, the
@@ -72,11 +78,11 @@ static int run_through(oracle *o, const char *fault_word, int n, int *ok) {
       continue;
     }
     assert_int_equal(rc, 0);
-    assert_true(tensors_equal(out, want, 2));
+    assert_true(tensors_equal(out, want, nout));
     (*ok)++;
   }
-  tensors_free(want, 2);
-  emx_engine_destroy(e);
+  for (size_t i = 0; i < nout; i++)
+    free(want[i].data);
   emx_client_destroy(c);
   return faults;
 }
@@ -88,7 +94,8 @@ static void abort_in_driver(void **state) {
   /* Each new child aborts at its own 3rd invoke: 2 served per fault. */
   int ok = 0;
   oracle *o = oracle_create(MODEL_FACE_SHORT);
-  int faults = run_through(o, "signal 6", 12, &ok);
+  int faults =
+      run_through("face_detection_short_range", o, "signal 6", 12, &ok);
   oracle_destroy(o);
   int alive = kill(d.pid, 0) == 0;
   int stopped = emxt_daemon_stop(&d); /* before any assert can bail out */
@@ -107,7 +114,7 @@ static void hang_in_driver(void **state) {
   assert_int_equal(emxt_daemon_start(&d, args), 0);
   int ok = 0;
   oracle *o = oracle_create(MODEL_FACE_SHORT);
-  int faults = run_through(o, "hung", 8, &ok);
+  int faults = run_through("face_detection_short_range", o, "hung", 8, &ok);
   oracle_destroy(o);
   int stopped = emxt_daemon_stop(&d);
   assert_true(faults >= 1);
@@ -116,10 +123,12 @@ static void hang_in_driver(void **state) {
 }
 
 /* ---- the stub libedgetpu ---------------------------------------------------
- * Its delegate runs a node of every invoke and can abort or hang there
+ * Its delegate runs the edgetpu-custom-op node of every invoke of an Edge
+ * TPU-compiled model and can abort or hang there
  * (tests/stub/edgetpu_stub.c). The daemon gets a repository of two models:
- * the face detector on the Edge TPU, and the hand landmark model on a CPU
- * worker for a bystander client that must be served all along. */
+ * the compiled fixture (scripts/gen-fixtures) on the Edge TPU, and the hand
+ * landmark model on a CPU worker for a bystander client that must be
+ * served all along. */
 
 typedef struct repo {
   char dir[64];       /* the repository */
@@ -149,7 +158,7 @@ static void repo_make(repo *r) {
   memset(r, 0, sizeof *r);
   snprintf(r->dir, sizeof r->dir, "/tmp/emxt-repo-XXXXXX");
   assert_non_null(mkdtemp(r->dir));
-  repo_add(r, "face_detection_short_range", MODEL_FACE_SHORT, "edgetpu");
+  repo_add(r, "edgetpu_classifier", MODEL_Q_EDGETPU, "edgetpu");
   repo_add(r, "hand_landmark_lite", MODEL_HAND_LITE, "cpu");
 }
 
@@ -250,8 +259,8 @@ static int stub_daemon_teardown(void **state) {
 }
 
 /* stub_daemon runs the daemon on the repository above with the stub told
- * `var`=`at`, a face detector client through it (`n` requests, checked
- * against TFLite's own kernels: the stub's node is a copy) and the
+ * `var`=`at`, a client of the compiled model through it (`n` requests,
+ * checked against the stub's documented function) and the
  * bystander, then checks that each fault named `fault_word`, at least
  * `ok_per_fault` requests were served per fault, and the bystander never
  * noticed. */
@@ -270,9 +279,7 @@ static void stub_daemon(const char *spec, const char *var, const char *at,
   assert_int_equal(started, 0);
   bystander_start(b);
   int ok = 0;
-  oracle *o = oracle_create_bare(MODEL_FACE_SHORT);
-  int faults = run_through(o, fault_word, n, &ok);
-  oracle_destroy(o);
+  int faults = run_through("edgetpu_classifier", NULL, fault_word, n, &ok);
   bystander_stop(b);
   int alive = kill(d->pid, 0) == 0;
   int stopped = emxt_daemon_stop(d);

@@ -26,6 +26,21 @@ void emx__tfl_reporter(void *user, const char *fmt, va_list args) {
       *p = ' ';
 }
 
+/* edgetpu_compiled reports whether TFLite refused the model for its
+ * "edgetpu-custom-op" node: the model was compiled for the Edge TPU and
+ * nothing here claimed that node (only libedgetpu's delegate does). */
+static int edgetpu_compiled(const emx__errbuf *report) {
+  return strstr(report->msg, "edgetpu-custom-op") != NULL;
+}
+
+static int edgetpu_error(emx__errbuf *err) {
+  return emx__errf(err, EMX_EUNSUPPORTED,
+                   "the model is compiled for the Edge TPU (its graph is the "
+                   "custom op edgetpu-custom-op) but no Edge TPU is present "
+                   "to run it on this device: place it on an edgetpu device, "
+                   "or load the model as it was before edgetpu_compiler");
+}
+
 static int describe(const TfLiteTensor *t, emx_tensor_info *info,
                     emx__errbuf *err) {
   int rank = TfLiteTensorNumDims(t);
@@ -116,6 +131,10 @@ int emx__tfl_prepare(emx__tfl_model *m, const void *data, size_t size,
   if (!m->interpreter) {
     /* Creation fails on ops the runtime does not have; the reporter said
      * which ("Encountered unresolved custom op: X."). */
+    if (edgetpu_compiled(&m->report)) {
+      rc = edgetpu_error(err);
+      goto fail;
+    }
     int unresolved = strstr(m->report.msg, "unresolved") != NULL;
     rc = emx__errf(err, unresolved ? EMX_EUNSUPPORTED : EMX_EMODEL,
                    "cannot build an interpreter: %s",
@@ -123,6 +142,10 @@ int emx__tfl_prepare(emx__tfl_model *m, const void *data, size_t size,
     goto fail;
   }
   if (TfLiteInterpreterAllocateTensors(m->interpreter) != kTfLiteOk) {
+    if (edgetpu_compiled(&m->report)) {
+      rc = edgetpu_error(err);
+      goto fail;
+    }
     rc = emx__errf(err, EMX_EMODEL, "cannot allocate tensors: %s",
                    m->report.msg[0] ? m->report.msg : "TFLite gave no reason");
     goto fail;

@@ -7,17 +7,23 @@
  * file in $EMX_STUB_EDGETPU_LOCK_DIR (default /tmp) and returns NULL when
  * another process holds it.
  *
- * The delegate claims one node of every interpreter it is applied to, so
- * that, like the real one, it runs inside every invoke: the first node in
- * execution order whose output is its first input's bytes verbatim
- * (RESHAPE, SQUEEZE or EXPAND_DIMS, with equal type and byte size). Its
- * kernel memcpy()s input 0 to output 0, so outputs stay bit-identical to
- * the same interpreter without the delegate (TFLite's own kernels: the
- * edgetpu backend applies no XNNPACK). Every other node runs on the CPU
- * inside the interpreter. A model without such a node is not claimed at
- * all: the stub never sees its invokes and the faults below never fire for
- * it. (Of the models in .deps/models, the face detection ones have
- * RESHAPEs; the hand landmark ones have no such node and are not claimed.)
+ * The delegate claims exactly the nodes a real Edge TPU's driver claims:
+ * the CUSTOM op "edgetpu-custom-op" that edgetpu_compiler puts in place of
+ * the part of the graph it maps to the TPU. Its custom options (the TPU
+ * executable, for the real one) are not read. Every other node runs on the
+ * CPU inside the interpreter; a model without the op is not claimed at all,
+ * so the stub never sees its invokes and the faults below never fire for it
+ * (none of the models in .deps/models has it; scripts/gen-fixtures writes
+ * quant_uint8_edgetpu.tflite, which is that op alone).
+ *
+ * What a claimed node computes, so that a test can check it independently
+ * (tests/support.c, stub_edgetpu_expected): let x be the bytes of the
+ * node's inputs, concatenated in order (n bytes), and s their sum modulo
+ * 256. Output k (counting from 0) gets, at byte i,
+ *
+ *     out_k[i] = (x[i mod n] + s + k + i) mod 256   (x taken as 0 if n = 0)
+ *
+ * so every output byte depends on every input byte and on its position.
  *
  * Faults and a trace, read by edgetpu_create_delegate (an isolated device's
  * edgemux-devhost child inherits the environment):
@@ -123,11 +129,12 @@ void edgetpu_free_devices(struct edgetpu_device *dev) {
 /* Builtin operator codes from tensorflow/lite/builtin_ops.h, which the C
  * API distribution does not ship. */
 enum {
-  OP_RESHAPE = 22,
-  OP_SQUEEZE = 43,
+  OP_CUSTOM = 32,
   OP_DELEGATE = 51,
-  OP_EXPAND_DIMS = 70,
 };
+
+/* The custom op name edgetpu_compiler writes and libedgetpu claims. */
+#define EDGETPU_OP "edgetpu-custom-op"
 
 typedef struct stub_delegate {
   TfLiteDelegate base; /* first: the pointer handed to TFLite */
@@ -138,17 +145,6 @@ typedef struct stub_delegate {
   char once[512];      /* EMX_STUB_EDGETPU_FAULT_ONCE; "": every time */
   atomic_long invokes; /* invokes of claimed nodes so far */
 } stub_delegate;
-
-/* The tensors of the node being claimed, handed from prepare to
- * kernel_init, which TFLite calls inside prepare, on the same thread. */
-static _Thread_local int claim_in, claim_out;
-
-/* stub_kernel is one claimed node of one interpreter. */
-typedef struct stub_kernel {
-  stub_delegate *owner; /* counts the invokes and holds the faults */
-  int in;               /* tensor copied from */
-  int out;              /* tensor copied to */
-} stub_kernel;
 
 static long env_long(const char *name) {
   const char *v = getenv(name);
@@ -183,42 +179,62 @@ static int may_fault(const stub_delegate *d) {
   return 1;
 }
 
-/* kernel_init runs inside ReplaceNodeSubsetsWithDelegateKernels, called by
- * prepare below, which left the claimed node's tensors in claim_in and
- * claim_out. For a delegate kernel, `buffer` is its TfLiteDelegateParams. */
+/* kernel_init runs once per claimed node. For a delegate kernel, `buffer`
+ * is its TfLiteDelegateParams; the kernel keeps only the delegate, which
+ * counts the invokes and holds the faults. The node's inputs and outputs
+ * are the claimed op's, passed again to prepare and invoke. */
 static void *kernel_init(TfLiteContext *context, const char *buffer,
                          size_t length) {
   const TfLiteDelegateParams *params = (const TfLiteDelegateParams *)buffer;
-  stub_delegate *d = (stub_delegate *)params->delegate;
-  stub_kernel *k = calloc(1, sizeof *k);
-  if (!k)
-    return NULL;
-  k->owner = d;
-  k->in = claim_in;
-  k->out = claim_out;
-  return k;
-}
-
-static void kernel_free(TfLiteContext *context, void *buffer) {
-  free(buffer);
+  return params->delegate;
 }
 
 static TfLiteStatus kernel_prepare(TfLiteContext *context, TfLiteNode *node) {
-  const stub_kernel *k = node->user_data;
-  if (!k) {
-    context->ReportError(context, "edgetpu stub: out of memory");
-    return kTfLiteError;
-  }
-  const TfLiteTensor *in = &context->tensors[k->in];
-  const TfLiteTensor *out = &context->tensors[k->out];
-  if (in->bytes != out->bytes || in->type != out->type) {
-    context->ReportError(context,
-                         "edgetpu stub: the claimed node would copy %zu bytes "
-                         "into %zu",
-                         in->bytes, out->bytes);
-    return kTfLiteError;
+  for (int i = 0; i < node->outputs->size; i++) {
+    const TfLiteTensor *t = &context->tensors[node->outputs->data[i]];
+    if (t->allocation_type == kTfLiteDynamic) {
+      context->ReportError(context,
+                           "edgetpu stub: output %d of the %s node "
+                           "has no static shape",
+                           i, EDGETPU_OP);
+      return kTfLiteError;
+    }
   }
   return kTfLiteOk;
+}
+
+/* compute writes the documented function of the inputs (see the top of
+ * this file) into every output. */
+static void compute(TfLiteContext *context, const TfLiteNode *node) {
+  size_t n = 0;
+  unsigned sum = 0;
+  for (int j = 0; j < node->inputs->size; j++) {
+    const TfLiteTensor *t = &context->tensors[node->inputs->data[j]];
+    const unsigned char *p = (const unsigned char *)t->data.raw;
+    for (size_t b = 0; b < t->bytes; b++)
+      sum += p[b];
+    n += t->bytes;
+  }
+  for (int k = 0; k < node->outputs->size; k++) {
+    TfLiteTensor *t = &context->tensors[node->outputs->data[k]];
+    unsigned char *out = (unsigned char *)t->data.raw;
+    /* x[i mod n]: walk the inputs in order, wrapping at the end. */
+    int j = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < t->bytes; i++) {
+      unsigned char x = 0;
+      if (n > 0) {
+        const TfLiteTensor *in = &context->tensors[node->inputs->data[j]];
+        while (at >= in->bytes) {
+          at = 0;
+          j = (j + 1) % node->inputs->size;
+          in = &context->tensors[node->inputs->data[j]];
+        }
+        x = ((const unsigned char *)in->data.raw)[at++];
+      }
+      out[i] = (unsigned char)(x + sum + (unsigned)k + i);
+    }
+  }
 }
 
 /* kernel_invoke counts, faults when told to, then does the node's work.
@@ -226,8 +242,7 @@ static TfLiteStatus kernel_prepare(TfLiteContext *context, TfLiteNode *node) {
  * (GetNodeAndRegistration, ...) are valid only inside the delegate's
  * Prepare. */
 static TfLiteStatus kernel_invoke(TfLiteContext *context, TfLiteNode *node) {
-  const stub_kernel *k = node->user_data;
-  stub_delegate *d = k->owner;
+  stub_delegate *d = node->user_data;
   long n = atomic_fetch_add(&d->invokes, 1) + 1;
   log_invoke(d, n);
   if (n == d->abort_at && may_fault(d)) {
@@ -239,69 +254,48 @@ static TfLiteStatus kernel_invoke(TfLiteContext *context, TfLiteNode *node) {
     for (;;)
       pause();
   }
-  const TfLiteTensor *in = &context->tensors[k->in];
-  TfLiteTensor *out = &context->tensors[k->out];
-  memcpy(out->data.raw, in->data.raw, out->bytes);
+  compute(context, node);
   return kTfLiteOk;
 }
 
-/* copies_input reports whether a node's output is its first input's bytes
- * verbatim, so that running it as a memcpy cannot change any result. */
-static int copies_input(const TfLiteContext *context, const TfLiteNode *node,
-                        const TfLiteRegistration *reg) {
-  int op = reg->builtin_code;
-  if (op != OP_RESHAPE && op != OP_SQUEEZE && op != OP_EXPAND_DIMS)
-    return 0;
-  if (node->inputs->size < 1 || node->outputs->size != 1)
-    return 0;
-  int in = node->inputs->data[0], out = node->outputs->data[0];
-  if (in < 0 || out < 0)
-    return 0;
-  const TfLiteTensor *ti = &context->tensors[in];
-  const TfLiteTensor *to = &context->tensors[out];
-  return ti->type == to->type && ti->bytes == to->bytes && ti->bytes > 0 &&
-         to->allocation_type != kTfLiteDynamic;
+static int is_edgetpu_op(const TfLiteRegistration *reg) {
+  return reg->builtin_code == OP_CUSTOM && reg->custom_name &&
+         strcmp(reg->custom_name, EDGETPU_OP) == 0;
 }
 
-/* prepare claims the first node in execution order that copies_input.
- * ReplaceNodeSubsetsWithDelegateKernels adds a node, which may move the
- * others: only tensor indices are kept across it. */
+/* prepare claims every edgetpu-custom-op node. TFLite makes one delegate
+ * kernel of each connected group of claimed nodes; a compiled model has
+ * one such node per TPU segment, never two in a row, so a kernel is one
+ * node and its inputs and outputs are that node's. */
 static TfLiteStatus prepare(TfLiteContext *context, TfLiteDelegate *base) {
   TfLiteIntArray *plan;
   TfLiteStatus st = context->GetExecutionPlan(context, &plan);
   if (st != kTfLiteOk)
     return st;
-  int chosen = -1;
-  for (int i = 0; i < plan->size && chosen < 0; i++) {
+  TfLiteIntArray *claimed = TfLiteIntArrayCreate(plan->size);
+  if (!claimed)
+    return kTfLiteError;
+  claimed->size = 0;
+  for (int i = 0; i < plan->size; i++) {
     TfLiteNode *node;
     TfLiteRegistration *reg;
-    if (context->GetNodeAndRegistration(context, plan->data[i], &node, &reg) !=
-        kTfLiteOk)
-      continue;
-    if (copies_input(context, node, reg)) {
-      chosen = plan->data[i];
-      claim_in = node->inputs->data[0];
-      claim_out = node->outputs->data[0];
-    }
+    if (context->GetNodeAndRegistration(context, plan->data[i], &node, &reg) ==
+            kTfLiteOk &&
+        is_edgetpu_op(reg))
+      claimed->data[claimed->size++] = plan->data[i];
   }
-  if (chosen < 0)
-    return kTfLiteOk; /* nothing to claim: all of it runs on the CPU */
   TfLiteRegistration kernel = {
       .init = kernel_init,
-      .free = kernel_free,
       .prepare = kernel_prepare,
       .invoke = kernel_invoke,
       .builtin_code = OP_DELEGATE,
       .custom_name = "EdgeTpuStub",
       .version = 1,
   };
-  TfLiteIntArray *nodes = TfLiteIntArrayCreate(1);
-  if (!nodes)
-    return kTfLiteError;
-  nodes->data[0] = chosen;
-  st = context->ReplaceNodeSubsetsWithDelegateKernels(context, kernel, nodes,
-                                                      base);
-  TfLiteIntArrayFree(nodes);
+  if (claimed->size > 0) /* else all of it runs on the CPU */
+    st = context->ReplaceNodeSubsetsWithDelegateKernels(context, kernel,
+                                                        claimed, base);
+  TfLiteIntArrayFree(claimed);
   return st;
 }
 
@@ -340,6 +334,12 @@ TfLiteDelegate *edgetpu_create_delegate(enum edgetpu_device_type type,
   }
   d->base = TfLiteDelegateCreate();
   d->base.Prepare = prepare;
+  /* Without this flag TFLite prepares every node before handing the graph
+   * over, to look for dynamic tensors, and the edgetpu-custom-op node,
+   * which has no CPU kernel, fails that ("unresolved custom op") before
+   * the delegate can claim it. The Flex delegate sets it for the same
+   * reason. */
+  d->base.flags = kTfLiteDelegateFlagsAllowDynamicTensors;
   d->lock_fd = fd;
   d->abort_at = env_long("EMX_STUB_EDGETPU_ABORT_AT");
   d->hang_at = env_long("EMX_STUB_EDGETPU_HANG_AT");
