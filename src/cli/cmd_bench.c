@@ -26,7 +26,7 @@ static const cli_option options[] = {
                   "warm-up requests per client, not counted", 0, 1000000L, 1},
     [O_SEED] = {"seed", 's', CLI_INT, "N", "seed of the random inputs", 0,
                 0x7fffffffL, 1},
-    {NULL},
+    {0},
 };
 
 /* What a bench child reports on its pipe: a 'R' byte once set up (or 'F'

@@ -11,15 +11,17 @@ enum { O_INPUT, O_OUTPUT, O_RANDOM, O_SEED };
 static const cli_option options[] = {
     [O_INPUT] = {"input", 'i', CLI_LIST, "FILE",
                  "one input's raw bytes, in input order; its size must equal "
-                 "the tensor's"},
+                 "the tensor's",
+                 0, 0, 0},
     [O_OUTPUT] = {"output", 'o', CLI_LIST, "FILE",
-                  "receives one output's raw bytes, in output order"},
+                  "receives one output's raw bytes, in output order", 0, 0, 0},
     [O_RANDOM] = {"random", 'r', CLI_FLAG, NULL,
                   "fill every input with seeded random data (floats in "
-                  "[0, 1))"},
+                  "[0, 1))",
+                  0, 0, 0},
     [O_SEED] = {"seed", 's', CLI_INT, "N", "seed of --random", 0, 0x7fffffffL,
                 1},
-    {NULL},
+    {0},
 };
 
 static int read_exact(const char *path, void *buf, size_t want) {

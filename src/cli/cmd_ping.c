@@ -8,7 +8,7 @@ enum { O_COUNT };
 static const cli_option options[] = {
     [O_COUNT] = {"count", 'n', CLI_INT, "COUNT", "pings to send", 1, 100000000L,
                  1},
-    {NULL},
+    {0},
 };
 
 static int run(const cli_args *a) {

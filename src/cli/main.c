@@ -19,8 +19,9 @@ static const cli_command *const commands[] = {
 enum { O_VERSION };
 
 static const cli_option top_options[] = {
-    [O_VERSION] = {"version", 'V', CLI_FLAG, NULL, "print the version"},
-    {NULL},
+    [O_VERSION] = {"version", 'V', CLI_FLAG, NULL, "print the version", 0, 0,
+                   0},
+    {0},
 };
 
 int main(int argc, char **argv) {

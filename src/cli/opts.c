@@ -18,9 +18,10 @@ static const cli_option common[] = {
     [COMMON_SOCKET] = {"socket", 0, CLI_STRING, "PATH",
                        "edgemuxd's socket (default: $EDGEMUX_SOCKET, else "
                        "$XDG_RUNTIME_DIR/edgemux.sock, else "
-                       "/run/edgemux/edgemux.sock)"},
-    [COMMON_HELP] = {"help", 'h', CLI_FLAG, NULL, "print this help"},
-    {NULL},
+                       "/run/edgemux/edgemux.sock)",
+                       0, 0, 0},
+    [COMMON_HELP] = {"help", 'h', CLI_FLAG, NULL, "print this help", 0, 0, 0},
+    {0},
 };
 
 static size_t count_options(const cli_option *o) {
