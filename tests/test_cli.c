@@ -72,6 +72,50 @@ static void usage_errors(void **state) {
   assert_int_equal(cli("bench", "-c", "0", FACE, NULL), 2);
   expect_out("-c wants");
   assert_int_equal(cli("info", NULL), 2);
+  expect_out("expected MODEL");
+  assert_int_equal(cli("ping", "-n", NULL), 2);
+  expect_out("option '-n' needs a value");
+  assert_int_equal(cli("infer", "--bogus=3", FACE, NULL), 2);
+  expect_out("unknown option '--bogus'");
+  assert_int_equal(cli("models", "extra", NULL), 2);
+  expect_out("unexpected argument 'extra'");
+  assert_int_equal(cli("infer", "--random", "--input", "x", FACE, NULL), 2);
+  expect_out("--random and --input exclude each other");
+  assert_int_equal(cli("status", "--help=yes", NULL), 2);
+  expect_out("option '--help' takes no value");
+  assert_int_equal(cli("--version", NULL), 0);
+  expect_out("edgemux " EMX_VERSION_STRING "\n");
+}
+
+/* Every subcommand's --help, generated from its option table: the synopsis,
+ * each of its options with its value's name, and the common ones. */
+static void help_of_each_command(void **state) {
+  static const struct {
+    const char *cmd;
+    const char *expect[4];
+  } rows[] = {
+      {"models", {"Usage: edgemux models [OPTIONS]\n", "one name per line"}},
+      {"info", {"Usage: edgemux info [OPTIONS] MODEL\n", "quantization"}},
+      {"infer",
+       {"Usage: edgemux infer [OPTIONS] MODEL\n", "-i, --input FILE",
+        "-r, --random", "-s, --seed N"}},
+      {"status", {"Usage: edgemux status [OPTIONS]\n", "status report"}},
+      {"ping", {"Usage: edgemux ping [OPTIONS]\n", "-n, --count COUNT"}},
+      {"bench",
+       {"Usage: edgemux bench [OPTIONS] MODEL\n", "-c, --clients CLIENTS",
+        "-b, --batch B", "(1..256, default 1)"}},
+  };
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    assert_int_equal(cli(rows[i].cmd, "--help", NULL), 0);
+    for (size_t k = 0; k < 4 && rows[i].expect[k]; k++)
+      expect_out(rows[i].expect[k]);
+    expect_out("    --socket PATH");
+    expect_out("-h, --help");
+    expect_out("Exit status: 0 success, 1 failure, 2 usage error.");
+    /* -h is --help too, wherever it stands. */
+    assert_int_equal(cli(rows[i].cmd, "x", "-h", NULL), 0);
+    expect_out(rows[i].expect[0]);
+  }
 }
 
 static void against_the_daemon(void **state) {
@@ -115,6 +159,7 @@ int main(void) {
   filters_from_env();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(usage_errors),
+      cmocka_unit_test(help_of_each_command),
       cmocka_unit_test(against_the_daemon),
   };
   return cmocka_run_group_tests_name("cli", tests, NULL, NULL);

@@ -217,7 +217,9 @@ static int cli_infer(cli *k) {
 }
 
 static int cli_submit(cli *k, int priority, emx_client_request **r) {
-  emx_client_options o = {.priority = priority};
+  emx_client_options o;
+  emx_client_options_init(&o);
+  o.priority = priority;
   return emx_client_submit(k->c, k->m, &k->in, 1, k->out, k->nout, &o, r);
 }
 

@@ -49,6 +49,7 @@ typedef struct emx_client_model emx_client_model;
 /* emx_client_config tunes emx_client_connect; emx_client_config_init sets
  * the defaults. */
 typedef struct emx_client_config {
+  size_t struct_size;      /* ABI: set by emx_client_config_init */
   const char *socket_path; /* NULL: $EDGEMUX_SOCKET, else the default path */
   size_t arena_bytes;      /* shared tensor arena; default 64 MiB; 0 = none
                               (models, status, ping only) */
@@ -122,11 +123,16 @@ EMX_EXPORT void emx_client_tensor_free(emx_client *c, emx_tensor *t);
 
 typedef struct emx_client_request emx_client_request;
 
-/* emx_client_options: per-request settings (NULL means defaults). */
+/* emx_client_options: per-request settings (NULL means defaults).
+ * Initialise with emx_client_options_init. */
 typedef struct emx_client_options {
+  size_t struct_size; /* ABI: set by emx_client_options_init */
   int priority;       /* EMX_PRIORITY_*; default NORMAL */
   int64_t timeout_ns; /* not started within this → EMX_ETIMEDOUT; 0 = none */
 } emx_client_options;
+
+/* emx_client_options_init sets the defaults (normal priority, no timeout). */
+EMX_EXPORT void emx_client_options_init(emx_client_options *opts);
 
 /* emx_client_infer runs one request and waits. Tensors must lie in this
  * client's arena (EMX_EINVAL otherwise). timings may be NULL. */
@@ -146,7 +152,9 @@ EMX_EXPORT int emx_client_submit(emx_client *c, emx_client_model *m,
                                  const emx_client_options *opts,
                                  emx_client_request **out);
 
-/* emx_client_batch_item: one request of a batch. */
+/* emx_client_batch_item: one request of a batch. Frozen, like emx_tensor:
+ * callers pass arrays of it, whose stride must not change; settings that
+ * may grow live in emx_client_options, which applies to the whole batch. */
 typedef struct emx_client_batch_item {
   emx_client_model *model;
   const emx_tensor *inputs;
@@ -200,6 +208,25 @@ EMX_EXPORT int emx_client_status(emx_client *c, char **text);
 /* emx_client_free releases memory the library handed out (status text):
  * free() from the library's own C runtime, for callers in other languages. */
 EMX_EXPORT void emx_client_free(void *p);
+
+/* ---- ABI: see "ABI" at the top of edgemux.h ------------------------------ */
+
+EMX_SIZED(emx_client_config)
+EMX_SIZED(emx_client_options)
+
+#define emx_client_config_init(cfg)                                            \
+  emx_client_config_init(emx__sized_emx_client_config(cfg))
+#define emx_client_options_init(opts)                                          \
+  emx_client_options_init(emx__sized_emx_client_options(opts))
+#define emx_client_model_input_info(m, index, out)                             \
+  emx_client_model_input_info((m), (index), emx__sized_emx_tensor_info(out))
+#define emx_client_model_output_info(m, index, out)                            \
+  emx_client_model_output_info((m), (index), emx__sized_emx_tensor_info(out))
+#define emx_client_infer(c, m, inputs, nin, outputs, nout, timings)            \
+  emx_client_infer((c), (m), (inputs), (nin), (outputs), (nout),               \
+                   emx__sized_emx_timings(timings))
+#define emx_client_request_timings(r, out)                                     \
+  emx_client_request_timings((r), emx__sized_emx_timings(out))
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,26 @@
  *     CLOCK_MONOTONIC, as returned by emx_now_ns().
  *   - All functions are thread-safe unless a comment says otherwise.
  *
+ * ABI: the library can grow without breaking programs built against an older
+ * header, and refuses clearly to serve one built against a newer header.
+ *   - Structs a caller passes in or gets filled (configs, request
+ *     descriptions, tensor info, timings, stats, device info) begin with
+ *     `size_t struct_size`, the struct's size in the header the caller was
+ *     compiled against (not `size`: emx_model_config and emx_tensor use that
+ *     for data bytes). The header sets it for you: the _init functions and the
+ *     functions that fill a struct are macros over the exported functions of
+ *     the same name that first store sizeof (so call them as usual; callers
+ *     in other languages set `struct_size` themselves). The library reads and
+ *     writes only the bytes `struct_size` covers: a field an older caller lacks takes its
+ *     default, and a field the library does not know must be left zero, as
+ *     the _init function leaves it, else the call fails with EMX_EVERSION
+ *     (the rule of Linux's copy_struct_from_user). On return, a filled
+ *     struct's `struct_size` says how much of it the library wrote.
+ *   - emx_tensor (a buffer triple passed in arrays) is frozen: new tensor
+ *     attributes would come in a new struct.
+ *   - emx_version_check(EMX_VERSION_NUMBER, ...) says whether the running
+ *     library serves the header the caller was compiled against.
+ *
  * Example (compiled and run by tests/test_header_example.c):
  *
  *   emx_engine *engine;
@@ -61,18 +81,34 @@
 extern "C" {
 #endif
 
+#include "edgemux/version.h"
+
 #if defined(EMX_BUILDING_LIBRARY)
 #define EMX_EXPORT __attribute__((visibility("default")))
 #else
 #define EMX_EXPORT
 #endif
 
-#define EMX_VERSION_MAJOR 0
-#define EMX_VERSION_MINOR 1
-#define EMX_VERSION_PATCH 0
-
-/* emx_version returns the library's version as "MAJOR.MINOR.PATCH". */
+/* emx_version returns the running library's version, "MAJOR.MINOR.PATCH"
+ * (EMX_VERSION_STRING is the header's). */
 EMX_EXPORT const char *emx_version(void);
+
+/* emx_version_number returns the running library's EMX_VERSION_NUMBER. */
+EMX_EXPORT unsigned emx_version_number(void);
+
+/* emx_version_check says whether this library serves a caller compiled
+ * against the header of version `header_version` (pass EMX_VERSION_NUMBER):
+ * the same major version and a library at least as new. 0 when it does,
+ * else EMX_EVERSION with the reason and the remedy written to msg (when not
+ * NULL; at most len bytes, NUL-terminated). */
+EMX_EXPORT int emx_version_check(unsigned header_version, char *msg,
+                                 size_t len);
+
+/* emx_struct_size returns the size this library gives a public struct,
+ * named without its prefix ("tensor_info", "request_desc", "client_config",
+ * ...), or 0 for a name it does not know: bindings in other languages check
+ * their mirrors of the structs with it. */
+EMX_EXPORT size_t emx_struct_size(const char *name);
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                    */
@@ -97,7 +133,9 @@ EMX_EXPORT const char *emx_version(void);
   XX(EALREADY, -16, "already complete")                                        \
   XX(EEXIST, -17, "a model with that name is already loaded")                  \
   XX(EDISCONNECTED, -18, "disconnected from the daemon")                       \
-  XX(EPROTO, -19, "protocol error")
+  XX(EPROTO, -19, "protocol error")                                            \
+  XX(EVERSION, -20,                                                            \
+     "the caller was built against a newer edgemux header than this library")
 
 typedef enum emx_errno {
 #define EMX__XX(name, value, text) EMX_##name = (value),
@@ -112,6 +150,11 @@ EMX_EXPORT const char *emx_strerror(int err);
 /* emx_err_name returns the code's name, e.g. "EMX_EBUSY". */
 EMX_EXPORT const char *emx_err_name(int err);
 
+/* emx_err_at returns the index-th EMX_E* code this library knows (0, 1, ...
+ * in EMX_ERRNO_MAP order), or 0 past the last: bindings build their error
+ * tables from it rather than copying them. */
+EMX_EXPORT int emx_err_at(size_t index);
+
 /* emx_now_ns returns CLOCK_MONOTONIC in nanoseconds: the clock of every
  * deadline and timing in this API. */
 EMX_EXPORT int64_t emx_now_ns(void);
@@ -119,29 +162,43 @@ EMX_EXPORT int64_t emx_now_ns(void);
 /* ------------------------------------------------------------------------ */
 /* Tensors                                                                   */
 
-/* Data types. The values equal TensorFlow Lite's TfLiteType. */
+/* EMX_DTYPE_MAP lists every data type once: name, value, bytes per element
+ * (0: variable), name string. The values equal TensorFlow Lite's TfLiteType. */
+#define EMX_DTYPE_MAP(XX)                                                      \
+  XX(FLOAT32, 1, 4, "float32")                                                 \
+  XX(INT32, 2, 4, "int32")                                                     \
+  XX(UINT8, 3, 1, "uint8")                                                     \
+  XX(INT64, 4, 8, "int64")                                                     \
+  XX(STRING, 5, 0, "string")                                                   \
+  XX(BOOL, 6, 1, "bool")                                                       \
+  XX(INT16, 7, 2, "int16")                                                     \
+  XX(COMPLEX64, 8, 8, "complex64")                                             \
+  XX(INT8, 9, 1, "int8")                                                       \
+  XX(FLOAT16, 10, 2, "float16")                                                \
+  XX(FLOAT64, 11, 8, "float64")
+
 typedef enum emx_dtype {
   EMX_DTYPE_UNKNOWN = 0,
-  EMX_DTYPE_FLOAT32 = 1,
-  EMX_DTYPE_INT32 = 2,
-  EMX_DTYPE_UINT8 = 3,
-  EMX_DTYPE_INT64 = 4,
-  EMX_DTYPE_STRING = 5,
-  EMX_DTYPE_BOOL = 6,
-  EMX_DTYPE_INT16 = 7,
-  EMX_DTYPE_COMPLEX64 = 8,
-  EMX_DTYPE_INT8 = 9,
-  EMX_DTYPE_FLOAT16 = 10,
-  EMX_DTYPE_FLOAT64 = 11,
+#define EMX__XX(name, value, bytes, text) EMX_DTYPE_##name = (value),
+  EMX_DTYPE_MAP(EMX__XX)
+#undef EMX__XX
 } emx_dtype;
 
 /* emx_dtype_name returns "float32", "uint8", ... or "unknown". */
 EMX_EXPORT const char *emx_dtype_name(emx_dtype dtype);
 
+/* emx_dtype_size returns bytes per element; 0 for string and unknown. */
+EMX_EXPORT size_t emx_dtype_size(emx_dtype dtype);
+
+/* emx_dtype_at returns the index-th data type in EMX_DTYPE_MAP order, or
+ * EMX_DTYPE_UNKNOWN past the last. */
+EMX_EXPORT emx_dtype emx_dtype_at(size_t index);
+
 #define EMX_MAX_DIMS 8
 
 /* emx_tensor_info describes one input or output of a model. */
 typedef struct emx_tensor_info {
+  size_t struct_size;         /* ABI: bytes of this struct (see the top) */
   const char *name;           /* tensor name; valid while the model is loaded */
   emx_dtype dtype;            /* element type */
   int rank;                   /* number of dimensions (<= EMX_MAX_DIMS) */
@@ -179,6 +236,8 @@ enum {
 /* emx_engine_config configures emx_engine_create. Initialise it with
  * emx_engine_config_init, then change what you need. */
 typedef struct emx_engine_config {
+  size_t
+      struct_size; /* ABI: bytes of this struct, set by emx_engine_config_init */
   /* Device specs, one per entry, e.g. "cpu", "cpu:workers=2,threads=4".
    * A "cpu" spec is a pool: it makes `workers` devices (default: one per
    * online core), each one worker thread with a TFLite interpreter using
@@ -254,8 +313,9 @@ EMX_EXPORT int emx_model_load_buffer(emx_engine *engine, const char *name,
 /* emx_model_config: what to load and where it may run. Initialise with
  * emx_model_config_init. */
 typedef struct emx_model_config {
-  const char *path; /* a .tflite file, or */
-  const void *data; /* the model bytes (copied; the caller keeps them) */
+  size_t struct_size; /* ABI: set by emx_model_config_init */
+  const char *path;   /* a .tflite file, or */
+  const void *data;   /* the model bytes (copied; the caller keeps them) */
   size_t size;
   /* Placement: where the model may run. Tiers separated by ',', each a set
    * of device names or kinds separated by '|': "edgetpu,cpu" runs on any
@@ -349,6 +409,7 @@ enum { EMX_PRIORITY_LOW = 0, EMX_PRIORITY_NORMAL = 1, EMX_PRIORITY_HIGH = 2 };
  * clock (sim:clock=virtual) they are on that device's simulated clock,
  * which starts at 0, and so is the request's deadline_ns. */
 typedef struct emx_timings {
+  size_t struct_size;   /* ABI: bytes of this struct (see the top) */
   int64_t submitted_ns; /* accepted into a queue */
   int64_t started_ns;   /* worker began (input copy + invoke + output copy) */
   int64_t finished_ns;  /* worker done */
@@ -367,6 +428,7 @@ typedef void (*emx_completion_fn)(emx_request *req, int status, void *user);
  * emx_request_desc_init. The engine reads it during the call only, but the
  * tensor buffers it points to must stay valid until the request completes. */
 typedef struct emx_request_desc {
+  size_t struct_size;       /* ABI: set by emx_request_desc_init */
   emx_model *model;         /* required */
   const emx_tensor *inputs; /* one per model input, in order */
   size_t input_count;
@@ -438,6 +500,7 @@ EMX_EXPORT void emx_request_destroy(emx_request *req);
 
 /* emx_stats counts what a model or a device has done since load/start. */
 typedef struct emx_stats {
+  size_t struct_size;    /* ABI: bytes of this struct (see the top) */
   uint64_t requests;     /* completed, whatever the status */
   uint64_t errors;       /* completed with a non-zero status */
   uint64_t timeouts;     /* of which EMX_ETIMEDOUT (deadline passed) */
@@ -449,6 +512,7 @@ typedef struct emx_stats {
 
 /* emx_device_info describes one device (one worker). */
 typedef struct emx_device_info {
+  size_t struct_size; /* ABI: bytes of this struct (see the top) */
   char name[32];      /* e.g. "cpu0" */
   char kind[16];      /* backend: "cpu", "sim", "edgetpu" */
   char spec[96];      /* the spec it was opened from */
@@ -470,6 +534,48 @@ EMX_EXPORT int emx_engine_device_info(emx_engine *engine, size_t index,
 EMX_EXPORT int emx_engine_device_stats(emx_engine *engine, size_t index,
                                        emx_stats *out);
 EMX_EXPORT int emx_model_stats(const emx_model *model, emx_stats *out);
+
+/* ------------------------------------------------------------------------ */
+/* ABI: the header stores each struct's size before the library sees it     */
+
+/* EMX_SIZED(type) defines emx__sized_<type>(p): stores sizeof(type), as this
+ * header has it, in p->struct_size (when p is not NULL) and returns p. The macros
+ * below route each call through it; the parentheses around a name, as in
+ * (emx_engine_config_init)(cfg), call the exported function directly. */
+#define EMX_SIZED(type)                                                        \
+  static inline type *emx__sized_##type(type *p) {                             \
+    if (p)                                                                     \
+      p->struct_size = sizeof *p;                                              \
+    return p;                                                                  \
+  }
+EMX_SIZED(emx_engine_config)
+EMX_SIZED(emx_model_config)
+EMX_SIZED(emx_request_desc)
+EMX_SIZED(emx_tensor_info)
+EMX_SIZED(emx_timings)
+EMX_SIZED(emx_stats)
+EMX_SIZED(emx_device_info)
+
+#define emx_engine_config_init(cfg)                                            \
+  emx_engine_config_init(emx__sized_emx_engine_config(cfg))
+#define emx_model_config_init(cfg)                                             \
+  emx_model_config_init(emx__sized_emx_model_config(cfg))
+#define emx_request_desc_init(desc)                                            \
+  emx_request_desc_init(emx__sized_emx_request_desc(desc))
+#define emx_model_input_info(model, index, out)                                \
+  emx_model_input_info((model), (index), emx__sized_emx_tensor_info(out))
+#define emx_model_output_info(model, index, out)                               \
+  emx_model_output_info((model), (index), emx__sized_emx_tensor_info(out))
+#define emx_infer(engine, desc, timings)                                       \
+  emx_infer((engine), (desc), emx__sized_emx_timings(timings))
+#define emx_request_timings(req, out)                                          \
+  emx_request_timings((req), emx__sized_emx_timings(out))
+#define emx_engine_device_info(engine, index, out)                             \
+  emx_engine_device_info((engine), (index), emx__sized_emx_device_info(out))
+#define emx_engine_device_stats(engine, index, out)                            \
+  emx_engine_device_stats((engine), (index), emx__sized_emx_stats(out))
+#define emx_model_stats(model, out)                                            \
+  emx_model_stats((model), emx__sized_emx_stats(out))
 
 #ifdef __cplusplus
 }

@@ -8,8 +8,10 @@ broker that owns the accelerators.
   ``await client.infer(model, inputs)`` from many tasks at once.
 - :func:`edgemux.make_interpreter`: pycoral's helper.
 
-The C client library (libedgemux.so) is found through ``$EDGEMUX_LIB``, the
-build tree next to this package, or the dynamic loader's path.
+The C client library (libedgemux-client.so) is found through
+``$EDGEMUX_LIB``, the build tree next to this package, or the dynamic
+loader's path. ``__version__`` is the loaded library's: the version is
+defined once, in CMakeLists.txt.
 """
 
 from . import _lib
@@ -18,7 +20,7 @@ from .errors import EdgemuxError, EdgemuxValueError
 from .interpreter import Delegate, Interpreter, load_delegate
 from .utils import make_interpreter
 
-__version__ = "0.1.0"
+__version__ = _lib.decode(_lib.lib().emx_version())
 
 PRIORITY_LOW = _lib.EMX_PRIORITY_LOW
 PRIORITY_NORMAL = _lib.EMX_PRIORITY_NORMAL
@@ -38,7 +40,7 @@ def __getattr__(name):
 
 
 def library_version():
-    """The version of the loaded libedgemux."""
+    """The version of the loaded libedgemux-client."""
     return _lib.decode(_lib.lib().emx_version())
 
 

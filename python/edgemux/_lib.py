@@ -1,13 +1,24 @@
-"""ctypes bindings of libedgemux (include/edgemux/edgemux.h and client.h).
+"""ctypes bindings of libedgemux-client (include/edgemux/client.h) and, for
+in-process use and the tests' oracle, libedgemux (the engine, edgemux.h).
 
-Only this module knows the C layouts. The library is found, in order:
+Only this module knows the C layouts. The error and dtype tables are read
+from the library (emx_err_at, emx_dtype_at), and every struct mirrored here
+is checked against the library's size for it (emx_struct_size) at import:
+a library whose layouts differ from these is refused with an ImportError
+rather than corrupting memory.
 
-1. ``$EDGEMUX_LIB`` (a path to libedgemux.so);
-2. the build tree next to this package: ``<repo>/build/lib/libedgemux.so``
-   when the package is used from ``<repo>/python``;
-3. ``libedgemux.so.0`` on the dynamic loader's path (ld.so.conf,
+The client library is found, in order:
+
+1. ``$EDGEMUX_LIB`` (a path to libedgemux-client.so);
+2. the build tree next to this package:
+   ``<repo>/build/lib/libedgemux-client.so`` when the package is used from
+   ``<repo>/python``;
+3. ``libedgemux-client.so.0`` on the dynamic loader's path (ld.so.conf,
    ``LD_LIBRARY_PATH``), then whatever :func:`ctypes.util.find_library`
-   reports for ``edgemux``.
+   reports for ``edgemux-client``.
+
+The engine (:func:`engine_lib`) likewise from ``$EDGEMUX_ENGINE_LIB``,
+``<repo>/build/lib/libedgemux.so`` or ``libedgemux.so.0``.
 """
 
 import ctypes
@@ -21,51 +32,27 @@ import numpy as np
 
 EMX_MAX_DIMS = 8
 
-#: EMX_E* codes by name, as in EMX_ERRNO_MAP.
-ERRNO = {
-    "EMX_EINVAL": -1,
-    "EMX_ENOMEM": -2,
-    "EMX_ENOENT": -3,
-    "EMX_EBUSY": -4,
-    "EMX_ETIMEDOUT": -5,
-    "EMX_ECANCELED": -6,
-    "EMX_ESHUTDOWN": -7,
-    "EMX_EMODEL": -8,
-    "EMX_EUNSUPPORTED": -9,
-    "EMX_EDEVICE": -10,
-    "EMX_EIO": -11,
-    "EMX_ECOUNT": -12,
-    "EMX_ESIZE": -13,
-    "EMX_EDTYPE": -14,
-    "EMX_EAGAIN": -15,
-    "EMX_EALREADY": -16,
-    "EMX_EEXIST": -17,
-    "EMX_EDISCONNECTED": -18,
-    "EMX_EPROTO": -19,
-}
-globals().update(ERRNO)
-ERRNO_NAMES = {v: k for k, v in ERRNO.items()}
-
 EMX_PRIORITY_LOW, EMX_PRIORITY_NORMAL, EMX_PRIORITY_HIGH = 0, 1, 2
 
-#: emx_dtype (= TfLiteType) -> numpy type, as tflite_runtime maps them.
-DTYPES = {
-    1: np.float32,
-    2: np.int32,
-    3: np.uint8,
-    4: np.int64,
-    5: np.bytes_,  # kTfLiteString; edgemux never serves string tensors
-    6: np.bool_,
-    7: np.int16,
-    8: np.complex64,
-    9: np.int8,
-    10: np.float16,
-    11: np.float64,
-}
-DTYPE_CODES = {np.dtype(v): k for k, v in DTYPES.items() if k != 5}
+#: Filled from the library at import (see _tables): EMX_E* codes by name,
+#: names by code, emx_dtype -> numpy type (as tflite_runtime maps them),
+#: numpy dtype -> emx_dtype.
+ERRNO = {}
+ERRNO_NAMES = {}
+DTYPES = {}
+DTYPE_CODES = {}
 
 
 # ---- structs -----------------------------------------------------------------
+
+
+class _Sized(ctypes.Structure):
+    """A size-led struct (edgemux.h, "ABI"): struct_size is set on
+    construction to this mirror's size, which the import-time check has
+    found equal to the library's."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(ctypes.sizeof(type(self)), *args, **kw)
 
 
 class Tensor(ctypes.Structure):
@@ -78,10 +65,11 @@ class Tensor(ctypes.Structure):
     ]
 
 
-class TensorInfo(ctypes.Structure):
+class TensorInfo(_Sized):
     """emx_tensor_info"""
 
     _fields_ = [
+        ("struct_size", ctypes.c_size_t),
         ("name", ctypes.c_char_p),
         ("dtype", ctypes.c_int),
         ("rank", ctypes.c_int),
@@ -92,10 +80,11 @@ class TensorInfo(ctypes.Structure):
     ]
 
 
-class Timings(ctypes.Structure):
+class Timings(_Sized):
     """emx_timings"""
 
     _fields_ = [
+        ("struct_size", ctypes.c_size_t),
         ("submitted_ns", ctypes.c_int64),
         ("started_ns", ctypes.c_int64),
         ("finished_ns", ctypes.c_int64),
@@ -105,26 +94,32 @@ class Timings(ctypes.Structure):
     ]
 
 
-class ClientConfig(ctypes.Structure):
+class ClientConfig(_Sized):
     """emx_client_config"""
 
     _fields_ = [
+        ("struct_size", ctypes.c_size_t),
         ("socket_path", ctypes.c_char_p),
         ("arena_bytes", ctypes.c_size_t),
         ("timeout_ns", ctypes.c_int64),
     ]
 
 
-class ClientOptions(ctypes.Structure):
+class ClientOptions(_Sized):
     """emx_client_options"""
 
-    _fields_ = [("priority", ctypes.c_int), ("timeout_ns", ctypes.c_int64)]
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("priority", ctypes.c_int),
+        ("timeout_ns", ctypes.c_int64),
+    ]
 
 
-class EngineConfig(ctypes.Structure):
+class EngineConfig(_Sized):
     """emx_engine_config"""
 
     _fields_ = [
+        ("struct_size", ctypes.c_size_t),
         ("devices", ctypes.POINTER(ctypes.c_char_p)),
         ("device_count", ctypes.c_size_t),
         ("queue_capacity", ctypes.c_size_t),
@@ -136,10 +131,11 @@ COMPLETION_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int,
                                  ctypes.c_void_p)
 
 
-class RequestDesc(ctypes.Structure):
+class RequestDesc(_Sized):
     """emx_request_desc"""
 
     _fields_ = [
+        ("struct_size", ctypes.c_size_t),
         ("model", ctypes.c_void_p),
         ("inputs", ctypes.POINTER(Tensor)),
         ("input_count", ctypes.c_size_t),
@@ -170,6 +166,11 @@ _PROTOS = {
     "emx_err_name": (_S, [_I]),
     "emx_dtype_name": (_S, [_I]),
     "emx_now_ns": (_I64, []),
+    "emx_version_number": (ctypes.c_uint, []),
+    "emx_err_at": (_I, [_SZ]),
+    "emx_dtype_at": (_I, [_SZ]),
+    "emx_dtype_size": (_SZ, [_I]),
+    "emx_struct_size": (_SZ, [_S]),
     # client.h
     "emx_client_config_init": (None, [ctypes.POINTER(ClientConfig)]),
     "emx_client_default_socket": (_S, [ctypes.c_char_p, _SZ]),
@@ -203,7 +204,25 @@ _PROTOS = {
     "emx_client_request_destroy": (None, [_P]),
     "emx_client_ping": (_I, [_P]),
     "emx_client_status": (_I, [_P, ctypes.POINTER(ctypes.c_void_p)]),
-    # edgemux.h (the in-process engine)
+    "emx_client_options_init": (None, [ctypes.POINTER(ClientOptions)]),
+}
+
+#: The structs each library's layout must match: emx_struct_size name ->
+#: mirror.
+_CLIENT_STRUCTS = {
+    "tensor": Tensor,
+    "tensor_info": TensorInfo,
+    "timings": Timings,
+    "client_config": ClientConfig,
+    "client_options": ClientOptions,
+}
+_ENGINE_STRUCTS = dict(_CLIENT_STRUCTS, engine_config=EngineConfig,
+                       request_desc=RequestDesc)
+
+# edgemux.h: the in-process engine (engine_lib), beside the common functions.
+_ENGINE_PROTOS = {
+    "emx_version": (_S, []),
+    "emx_struct_size": (_SZ, [_S]),
     "emx_engine_config_init": (None, [ctypes.POINTER(EngineConfig)]),
     "emx_engine_create": (_I, [ctypes.POINTER(_P),
                                ctypes.POINTER(EngineConfig)]),
@@ -222,56 +241,126 @@ _PROTOS = {
 _lock = threading.Lock()
 _lib = None
 _lib_path = None
+_engine = None
 
 
-def _candidates():
-    env = os.environ.get("EDGEMUX_LIB")
+def _repo_lib(name):
+    here = os.path.dirname(os.path.abspath(__file__))
+    repo = os.path.dirname(os.path.dirname(here))
+    path = os.path.join(repo, "build", "lib", name)
+    return [path] if os.path.exists(path) else []
+
+
+def _candidates(env_name, file_name, short_name):
+    env = os.environ.get(env_name)
     if env:
         # An explicit choice is the only candidate: never silently use
         # another library than the one asked for.
         return [env], True
-    here = os.path.dirname(os.path.abspath(__file__))
-    repo = os.path.dirname(os.path.dirname(here))
-    out = [os.path.join(repo, "build", "lib", "libedgemux.so")]
-    out = [p for p in out if os.path.exists(p)]
-    out.append("libedgemux.so.0")
-    found = ctypes.util.find_library("edgemux")
+    out = _repo_lib(file_name) + [file_name + ".0"]
+    found = ctypes.util.find_library(short_name)
     if found:
         out.append(found)
     return out, False
 
 
+def _load(env_name, file_name, short_name, what, protos, structs):
+    cands, explicit = _candidates(env_name, file_name, short_name)
+    errors = []
+    handle = None
+    for path in cands:
+        try:
+            handle = ctypes.CDLL(path)
+            break
+        except OSError as e:
+            errors.append("%s: %s" % (path, e))
+    if handle is None:
+        raise ImportError(
+            "edgemux: cannot load %s %s (tried %s). Build it (cmake --build "
+            "build), install it, or set %s to its path%s."
+            % (what, file_name, "; ".join(errors), env_name,
+               "" if not explicit else " (%s is set)" % env_name))
+    for name, (res, args) in protos.items():
+        try:
+            fn = getattr(handle, name)
+        except AttributeError:
+            raise ImportError(
+                "edgemux: %s (%s) lacks %s: it is older than this Python "
+                "package; install the matching library or set %s"
+                % (file_name, path, name, env_name)) from None
+        fn.restype = res
+        fn.argtypes = args
+    _check_structs(handle, path, structs)
+    return handle, path
+
+
+def _check_structs(handle, path, structs):
+    """ImportError unless every mirrored struct has the library's size."""
+    bad = []
+    for name, cls in structs.items():
+        theirs = handle.emx_struct_size(name.encode())
+        if theirs != ctypes.sizeof(cls):
+            bad.append("emx_%s: library %d bytes, Python %d"
+                       % (name, theirs, ctypes.sizeof(cls)))
+    if bad:
+        raise ImportError(
+            "edgemux: the library %s (edgemux %s) does not match this Python "
+            "package's struct layouts (%s): install the Python package and the "
+            "library from the same edgemux version"
+            % (path, decode(handle.emx_version()), "; ".join(bad)))
+
+
+def _tables(handle):
+    """ERRNO and DTYPES from the library, not copied by hand."""
+    i = 0
+    while True:
+        code = handle.emx_err_at(i)
+        if code == 0:
+            break
+        ERRNO[decode(handle.emx_err_name(code))] = code
+        i += 1
+    ERRNO_NAMES.update({v: k for k, v in ERRNO.items()})
+    i = 0
+    while True:
+        code = handle.emx_dtype_at(i)
+        if code == 0:
+            break
+        name = decode(handle.emx_dtype_name(code))
+        # Strings have no fixed element size; edgemux never serves them,
+        # but details dicts still name their numpy type.
+        DTYPES[code] = np.bytes_ if name == "string" else np.dtype(name).type
+        i += 1
+    DTYPE_CODES.update({np.dtype(v): k for k, v in DTYPES.items()
+                        if v is not np.bytes_})
+    globals().update(ERRNO)
+
+
 def lib():
-    """The loaded libedgemux (a ctypes.CDLL with prototypes set)."""
+    """The loaded libedgemux-client (a ctypes.CDLL with prototypes set)."""
     global _lib, _lib_path
     if _lib is not None:
         return _lib
     with _lock:
-        if _lib is not None:
-            return _lib
-        cands, explicit = _candidates()
-        errors = []
-        handle = None
-        for path in cands:
-            try:
-                handle = ctypes.CDLL(path)
-                break
-            except OSError as e:
-                errors.append("%s: %s" % (path, e))
-        if handle is None:
-            raise ImportError(
-                "edgemux: cannot load the C client library libedgemux "
-                "(tried %s). Build it (cmake --build build), install it, or "
-                "set EDGEMUX_LIB to its path%s."
-                % ("; ".join(errors),
-                   "" if not explicit else " (EDGEMUX_LIB is set)"))
-        for name, (res, args) in _PROTOS.items():
-            fn = getattr(handle, name)
-            fn.restype = res
-            fn.argtypes = args
-        _lib_path = path
-        _lib = handle
+        if _lib is None:
+            handle, path = _load("EDGEMUX_LIB", "libedgemux-client.so",
+                                 "edgemux-client", "the C client library",
+                                 _PROTOS, _CLIENT_STRUCTS)
+            _tables(handle)
+            _lib_path = path
+            _lib = handle
         return _lib
+
+
+def engine_lib():
+    """The loaded libedgemux, the in-process engine (links TensorFlow
+    Lite): for running models without a daemon, as the tests' oracle does."""
+    global _engine
+    with _lock:
+        if _engine is None:
+            _engine, _ = _load("EDGEMUX_ENGINE_LIB", "libedgemux.so",
+                               "edgemux", "the engine library",
+                               _ENGINE_PROTOS, _ENGINE_STRUCTS)
+        return _engine
 
 
 def lib_path():
@@ -316,3 +405,8 @@ def view(ptr, nbytes, dtype, shape):
     """A writable numpy array over nbytes at address ptr (no copy)."""
     buf = (ctypes.c_char * nbytes).from_address(ptr)
     return np.frombuffer(buf, dtype=dtype).reshape(shape)
+
+
+# The tables (and the struct check) are needed to define the package's
+# names, so the client library is loaded at import.
+lib()

@@ -147,7 +147,7 @@ class Oracle:
     _engines = {}
 
     def __init__(self, path):
-        lib = _lib.lib()
+        lib = _lib.engine_lib()
         self.lib = lib
         self._pid = os.getpid()
         cfg = _lib.EngineConfig()

@@ -7,14 +7,22 @@
 #include <unistd.h>
 
 #include "client/internal.h"
+#include "core/abi.h"
 
 #define DEFAULT_ARENA_BYTES ((size_t)64 << 20)
 #define DEFAULT_TIMEOUT_NS (5 * 1000000000LL)
 
-EMX_EXPORT void emx_client_config_init(emx_client_config *cfg) {
+static void config_defaults(emx_client_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
+  cfg->struct_size = sizeof *cfg;
   cfg->arena_bytes = DEFAULT_ARENA_BYTES;
   cfg->timeout_ns = DEFAULT_TIMEOUT_NS;
+}
+
+EMX_EXPORT void(emx_client_config_init)(emx_client_config *cfg) {
+  emx_client_config own;
+  config_defaults(&own);
+  emx__abi_init(cfg, &own, sizeof own);
 }
 
 EMX_EXPORT const char *emx_client_default_socket(char *buf, size_t len) {
@@ -34,14 +42,18 @@ EMX_EXPORT const char *emx_client_default_socket(char *buf, size_t len) {
 }
 
 EMX_EXPORT int emx_client_connect(emx_client **out,
-                                  const emx_client_config *cfg) {
+                                  const emx_client_config *user_cfg) {
   if (!out)
     return emx__fail(NULL, EMX_EINVAL, "emx_client_connect: out is NULL");
   *out = NULL;
-  emx_client_config def;
-  if (!cfg) {
-    emx_client_config_init(&def);
-    cfg = &def;
+  emx_client_config own, *cfg = &own;
+  config_defaults(&own);
+  if (user_cfg) {
+    emx__errbuf aerr;
+    int arc =
+        emx__abi_in(&own, sizeof own, user_cfg, "emx_client_config", &aerr);
+    if (arc < 0)
+      return emx__fail_buf(NULL, arc, &aerr);
   }
   emx_client *c = calloc(1, sizeof *c);
   if (!c)
@@ -394,18 +406,21 @@ static int info(const emx_client_model *m, size_t index, int output,
                      "model \"%s\" has %zu %s%s; index %zu is out of range",
                      m->name, n, output ? "output" : "input", n == 1 ? "" : "s",
                      index);
-  *out = m->info[(output ? m->nin : 0) + index];
-  return 0;
+  emx__errbuf err;
+  int rc = emx__abi_out(out, &m->info[(output ? m->nin : 0) + index],
+                        sizeof *out, "emx_tensor_info", &err);
+  return rc < 0 ? emx__fail_buf(m->client, rc, &err) : 0;
 }
 
-EMX_EXPORT int emx_client_model_input_info(const emx_client_model *m,
-                                           size_t index, emx_tensor_info *out) {
+EMX_EXPORT int(emx_client_model_input_info)(const emx_client_model *m,
+                                            size_t index,
+                                            emx_tensor_info *out) {
   return info(m, index, 0, out);
 }
 
-EMX_EXPORT int emx_client_model_output_info(const emx_client_model *m,
-                                            size_t index,
-                                            emx_tensor_info *out) {
+EMX_EXPORT int(emx_client_model_output_info)(const emx_client_model *m,
+                                             size_t index,
+                                             emx_tensor_info *out) {
   return info(m, index, 1, out);
 }
 

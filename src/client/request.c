@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "client/internal.h"
+#include "core/abi.h"
 
 /* ---- tensors ------------------------------------------------------------- */
 
@@ -173,9 +174,15 @@ static int slots_free(emx_client *c, void *arg) {
 static int submit_locked(emx_client *c, const emx_client_batch_item *items,
                          size_t n, int batch, const emx_client_options *opts,
                          emx_client_request **reqs) {
-  emx_client_options def = {.priority = EMX_PRIORITY_NORMAL};
-  if (!opts)
-    opts = &def;
+  emx_client_options own = {.struct_size = sizeof own,
+                            .priority = EMX_PRIORITY_NORMAL};
+  if (opts) {
+    emx__errbuf err;
+    int arc = emx__abi_in(&own, sizeof own, opts, "emx_client_options", &err);
+    if (arc < 0)
+      return emx__fail_buf(c, arc, &err);
+  }
+  opts = &own;
   if (opts->priority < 0 || opts->priority >= EMX_PRIORITY_COUNT)
     return emx__fail(c, EMX_EINVAL, "priority %d is out of range [0, %d]",
                      opts->priority, EMX_PRIORITY_COUNT - 1);
@@ -319,10 +326,16 @@ static int request_done(emx_client *c, void *arg) {
   return ((emx_client_request *)arg)->p.done;
 }
 
-EMX_EXPORT int emx_client_infer(emx_client *c, emx_client_model *m,
-                                const emx_tensor *inputs, size_t nin,
-                                const emx_tensor *outputs, size_t nout,
-                                emx_timings *timings) {
+EMX_EXPORT void(emx_client_options_init)(emx_client_options *opts) {
+  emx_client_options own = {.struct_size = sizeof own,
+                            .priority = EMX_PRIORITY_NORMAL};
+  emx__abi_init(opts, &own, sizeof own);
+}
+
+EMX_EXPORT int(emx_client_infer)(emx_client *c, emx_client_model *m,
+                                 const emx_tensor *inputs, size_t nin,
+                                 const emx_tensor *outputs, size_t nout,
+                                 emx_timings *timings) {
   if (!c)
     return emx__fail(c, EMX_EINVAL, "client must not be NULL");
   emx_client_batch_item it = {m, inputs, nin, outputs, nout};
@@ -335,10 +348,14 @@ EMX_EXPORT int emx_client_infer(emx_client *c, emx_client_model *m,
   }
   emx__client_wait(c, request_done, r, -1); /* done, or broken: done too */
   rc = r->p.status;
-  if (timings)
-    *timings = r->timings;
   if (rc < 0)
     emx__fail(c, rc, "%s", r->msg ? r->msg : emx_strerror(rc));
+  if (timings) {
+    emx__errbuf err;
+    if (emx__abi_out(timings, &r->timings, sizeof r->timings, "emx_timings",
+                     &err) < 0)
+      emx__fail_buf(c, EMX_EINVAL, &err); /* the request ran: keep rc */
+  }
   emx__client_free_request(r);
   emx__client_release(c); /* r's reference; the owner's keeps c */
   return rc;
@@ -389,14 +406,15 @@ EMX_EXPORT int emx_client_request_cancel(emx_client_request *r) {
   return rc;
 }
 
-EMX_EXPORT void emx_client_request_timings(const emx_client_request *r,
-                                           emx_timings *out) {
+EMX_EXPORT void(emx_client_request_timings)(const emx_client_request *r,
+                                            emx_timings *out) {
   if (!r || !out)
     return;
   emx_client *c = r->client;
   emx__client_enter(c, 1);
-  *out = r->timings;
+  emx_timings t = r->timings;
   emx__client_leave(c);
+  emx__abi_out(out, &t, sizeof t, "emx_timings", NULL);
 }
 
 EMX_EXPORT const char *emx_client_request_error(const emx_client_request *r) {

@@ -1,55 +1,42 @@
-/* dtype.c — names and element sizes of tensor data types. */
+/* dtype.c — names and element sizes of tensor data types, from
+ * EMX_DTYPE_MAP (edgemux.h). */
 #include "core/dtype.h"
 
 EMX_EXPORT const char *emx_dtype_name(emx_dtype dtype) {
   switch (dtype) {
-  case EMX_DTYPE_FLOAT32:
-    return "float32";
-  case EMX_DTYPE_INT32:
-    return "int32";
-  case EMX_DTYPE_UINT8:
-    return "uint8";
-  case EMX_DTYPE_INT64:
-    return "int64";
-  case EMX_DTYPE_STRING:
-    return "string";
-  case EMX_DTYPE_BOOL:
-    return "bool";
-  case EMX_DTYPE_INT16:
-    return "int16";
-  case EMX_DTYPE_COMPLEX64:
-    return "complex64";
-  case EMX_DTYPE_INT8:
-    return "int8";
-  case EMX_DTYPE_FLOAT16:
-    return "float16";
-  case EMX_DTYPE_FLOAT64:
-    return "float64";
+#define XX(name, value, bytes, text)                                           \
+  case EMX_DTYPE_##name:                                                       \
+    return text;
+    EMX_DTYPE_MAP(XX)
+#undef XX
   case EMX_DTYPE_UNKNOWN:
     break;
   }
   return "unknown";
 }
 
-size_t emx__dtype_size(emx_dtype dtype) {
+EMX_EXPORT size_t emx_dtype_size(emx_dtype dtype) {
   switch (dtype) {
-  case EMX_DTYPE_UINT8:
-  case EMX_DTYPE_INT8:
-  case EMX_DTYPE_BOOL:
-    return 1;
-  case EMX_DTYPE_INT16:
-  case EMX_DTYPE_FLOAT16:
-    return 2;
-  case EMX_DTYPE_FLOAT32:
-  case EMX_DTYPE_INT32:
-    return 4;
-  case EMX_DTYPE_INT64:
-  case EMX_DTYPE_FLOAT64:
-  case EMX_DTYPE_COMPLEX64:
-    return 8;
-  case EMX_DTYPE_STRING:
+#define XX(name, value, bytes, text)                                           \
+  case EMX_DTYPE_##name:                                                       \
+    return bytes;
+    EMX_DTYPE_MAP(XX)
+#undef XX
   case EMX_DTYPE_UNKNOWN:
     break;
   }
   return 0;
+}
+
+EMX_EXPORT emx_dtype emx_dtype_at(size_t index) {
+  static const emx_dtype all[] = {
+#define XX(name, value, bytes, text) EMX_DTYPE_##name,
+      EMX_DTYPE_MAP(XX)
+#undef XX
+  };
+  return index < sizeof all / sizeof all[0] ? all[index] : EMX_DTYPE_UNKNOWN;
+}
+
+size_t emx__dtype_size(emx_dtype dtype) {
+  return emx_dtype_size(dtype);
 }

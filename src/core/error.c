@@ -38,6 +38,15 @@ EMX_EXPORT const char *emx_err_name(int err) {
   return "EMX_UNKNOWN";
 }
 
+EMX_EXPORT int emx_err_at(size_t index) {
+  static const int all[] = {
+#define XX(name, value, text) EMX_##name,
+      EMX_ERRNO_MAP(XX)
+#undef XX
+  };
+  return index < sizeof all / sizeof all[0] ? all[index] : 0;
+}
+
 int emx__errf(emx__errbuf *buf, int code, const char *fmt, ...) {
   if (buf) {
     va_list ap;

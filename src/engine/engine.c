@@ -4,13 +4,10 @@
 #include <string.h>
 
 #include "backend/isolate.h"
+#include "core/abi.h"
 #include "core/devspec.h"
 #include "core/log.h"
 #include "engine/internal.h"
-
-EMX_EXPORT const char *emx_version(void) {
-  return "0.1.0";
-}
 
 void emx__cond_init_monotonic(pthread_cond_t *cv) {
   pthread_condattr_t attr;
@@ -20,10 +17,17 @@ void emx__cond_init_monotonic(pthread_cond_t *cv) {
   pthread_condattr_destroy(&attr);
 }
 
-EMX_EXPORT void emx_engine_config_init(emx_engine_config *cfg) {
+static void config_defaults(emx_engine_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
+  cfg->struct_size = sizeof *cfg;
   cfg->queue_capacity = EMX__DEFAULT_QUEUE_CAPACITY;
   cfg->log_level = EMX_LOG_WARN;
+}
+
+EMX_EXPORT void(emx_engine_config_init)(emx_engine_config *cfg) {
+  emx_engine_config own;
+  config_defaults(&own);
+  emx__abi_init(cfg, &own, sizeof own);
 }
 
 EMX_EXPORT const char *emx_engine_last_error(const emx_engine *e) {
@@ -158,16 +162,19 @@ static void stop_workers(emx_engine *e) {
 }
 
 EMX_EXPORT int emx_engine_create(emx_engine **out,
-                                 const emx_engine_config *cfg) {
+                                 const emx_engine_config *user_cfg) {
   static const char *const default_devices[] = {"cpu"};
   emx__errbuf err = {{0}};
   if (!out)
     return emx__fail(NULL, EMX_EINVAL, "out must not be NULL");
   *out = NULL;
-  emx_engine_config defaults;
-  if (!cfg) {
-    emx_engine_config_init(&defaults);
-    cfg = &defaults;
+  emx_engine_config own, *cfg = &own;
+  config_defaults(&own);
+  if (user_cfg) {
+    int arc =
+        emx__abi_in(&own, sizeof own, user_cfg, "emx_engine_config", &err);
+    if (arc < 0)
+      return emx__fail_buf(NULL, arc, &err);
   }
   const char *const *specs = cfg->devices;
   size_t nspecs = cfg->device_count;
@@ -254,12 +261,14 @@ static int check_index(emx_engine *e, size_t index, void *out) {
   return 0;
 }
 
-EMX_EXPORT int emx_engine_device_info(emx_engine *e, size_t index,
-                                      emx_device_info *out) {
-  int rc = check_index(e, index, out);
+EMX_EXPORT int(emx_engine_device_info)(emx_engine *e, size_t index,
+                                       emx_device_info *user_out) {
+  int rc = check_index(e, index, user_out);
   if (rc < 0)
     return rc;
   emx__device *dev = &e->devices[index];
+  emx_device_info own, *out = &own;
+  emx__errbuf err;
   memset(out, 0, sizeof *out);
   snprintf(out->name, sizeof out->name, "%s", dev->name);
   snprintf(out->kind, sizeof out->kind, "%s", dev->kind);
@@ -271,19 +280,23 @@ EMX_EXPORT int emx_engine_device_info(emx_engine *e, size_t index,
   int64_t up = emx_now_ns() - dev->started_ns;
   out->utilization = up > 0 ? (double)dev->stats.busy_ns / (double)up : 0;
   pthread_mutex_unlock(&dev->lock);
-  return 0;
+  rc = emx__abi_out(user_out, out, sizeof *out, "emx_device_info", &err);
+  return rc < 0 ? emx__fail_buf(e, rc, &err) : 0;
 }
 
-EMX_EXPORT int emx_engine_device_stats(emx_engine *e, size_t index,
-                                       emx_stats *out) {
+EMX_EXPORT int(emx_engine_device_stats)(emx_engine *e, size_t index,
+                                        emx_stats *out) {
   int rc = check_index(e, index, out);
   if (rc < 0)
     return rc;
   emx__device *dev = &e->devices[index];
+  emx_stats st;
+  emx__errbuf err;
   pthread_mutex_lock(&dev->lock);
-  emx__counters_snapshot(&dev->stats, dev->queue.length, out);
+  emx__counters_snapshot(&dev->stats, dev->queue.length, &st);
   pthread_mutex_unlock(&dev->lock);
-  return 0;
+  rc = emx__abi_out(out, &st, sizeof st, "emx_stats", &err);
+  return rc < 0 ? emx__fail_buf(e, rc, &err) : 0;
 }
 
 EMX_EXPORT void emx_engine_pause(emx_engine *e) {

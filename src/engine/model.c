@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/abi.h"
 #include "engine/internal.h"
 
 /* Refuse files past this size early: the largest Edge TPU models are tens
@@ -312,16 +313,25 @@ fail_admin:
   return rc;
 }
 
-EMX_EXPORT void emx_model_config_init(emx_model_config *cfg) {
-  memset(cfg, 0, sizeof *cfg);
+EMX_EXPORT void(emx_model_config_init)(emx_model_config *cfg) {
+  emx_model_config own;
+  memset(&own, 0, sizeof own);
+  emx__abi_init(cfg, &own, sizeof own);
 }
 
 EMX_EXPORT int emx_model_load(emx_engine *e, const char *name,
-                              const emx_model_config *cfg, emx_model **out) {
+                              const emx_model_config *user_cfg,
+                              emx_model **out) {
   if (out)
     *out = NULL;
-  if (!e || !cfg)
+  if (!e || !user_cfg)
     return emx__fail(e, EMX_EINVAL, "engine and config must not be NULL");
+  emx_model_config own, *cfg = &own;
+  emx__errbuf err;
+  memset(&own, 0, sizeof own);
+  int arc = emx__abi_in(&own, sizeof own, user_cfg, "emx_model_config", &err);
+  if (arc < 0)
+    return emx__fail_buf(e, arc, &err);
   if (!cfg->path == !cfg->data || (!cfg->data && cfg->size))
     return emx__fail(e, EMX_EINVAL,
                      "model config needs exactly one of path and data");
@@ -470,28 +480,29 @@ EMX_EXPORT size_t emx_model_output_count(const emx_model *m) {
   return m ? m->desc.output_count : 0;
 }
 
-EMX_EXPORT int emx_model_input_info(const emx_model *m, size_t index,
-                                    emx_tensor_info *out) {
+EMX_EXPORT int(emx_model_input_info)(const emx_model *m, size_t index,
+                                     emx_tensor_info *out) {
   if (!m || !out || index >= m->desc.input_count)
     return EMX_EINVAL;
-  *out = m->desc.inputs[index];
-  return 0;
+  return emx__abi_out(out, &m->desc.inputs[index], sizeof *out,
+                      "emx_tensor_info", NULL);
 }
 
-EMX_EXPORT int emx_model_output_info(const emx_model *m, size_t index,
-                                     emx_tensor_info *out) {
+EMX_EXPORT int(emx_model_output_info)(const emx_model *m, size_t index,
+                                      emx_tensor_info *out) {
   if (!m || !out || index >= m->desc.output_count)
     return EMX_EINVAL;
-  *out = m->desc.outputs[index];
-  return 0;
+  return emx__abi_out(out, &m->desc.outputs[index], sizeof *out,
+                      "emx_tensor_info", NULL);
 }
 
-EMX_EXPORT int emx_model_stats(const emx_model *m, emx_stats *out) {
+EMX_EXPORT int(emx_model_stats)(const emx_model *m, emx_stats *out) {
   if (!m || !out)
     return EMX_EINVAL;
   emx_model *mm = (emx_model *)m; /* the lock is not part of its value */
+  emx_stats st;
   pthread_mutex_lock(&mm->lock);
-  emx__counters_snapshot(&mm->stats, atomic_load(&mm->queued), out);
+  emx__counters_snapshot(&mm->stats, atomic_load(&mm->queued), &st);
   pthread_mutex_unlock(&mm->lock);
-  return 0;
+  return emx__abi_out(out, &st, sizeof st, "emx_stats", NULL);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/abi.h"
 #include "core/clock.h"
 #include "engine/internal.h"
 
@@ -21,9 +22,16 @@
  * not wake us (a futex call on its critical path) to say it started. */
 #define WAIT_START_SPIN_NS 30000
 
-EMX_EXPORT void emx_request_desc_init(emx_request_desc *desc) {
-  memset(desc, 0, sizeof *desc);
-  desc->priority = EMX_PRIORITY_NORMAL;
+static void desc_defaults(emx_request_desc *d) {
+  memset(d, 0, sizeof *d);
+  d->struct_size = sizeof *d;
+  d->priority = EMX_PRIORITY_NORMAL;
+}
+
+EMX_EXPORT void(emx_request_desc_init)(emx_request_desc *desc) {
+  emx_request_desc own;
+  desc_defaults(&own);
+  emx__abi_init(desc, &own, sizeof own);
 }
 
 static int check_tensors(emx_engine *e, const char *what,
@@ -174,10 +182,21 @@ static void model_release(emx_model *m) {
   pthread_mutex_unlock(&m->lock);
 }
 
-EMX_EXPORT int emx_submit(emx_engine *e, const emx_request_desc *d,
+EMX_EXPORT int emx_submit(emx_engine *e, const emx_request_desc *user_desc,
                           emx_request **out) {
   if (out)
     *out = NULL;
+  /* The rest of the engine sees only a desc of this library's size. */
+  emx_request_desc own, *d = NULL;
+  if (user_desc) {
+    emx__errbuf err;
+    desc_defaults(&own);
+    int arc =
+        emx__abi_in(&own, sizeof own, user_desc, "emx_request_desc", &err);
+    if (arc < 0)
+      return emx__fail_buf(e, arc, &err);
+    d = &own;
+  }
   int rc = validate(e, d);
   if (rc < 0)
     return rc;
@@ -241,8 +260,8 @@ EMX_EXPORT int emx_submit(emx_engine *e, const emx_request_desc *d,
   return 0;
 }
 
-EMX_EXPORT int emx_infer(emx_engine *e, const emx_request_desc *d,
-                         emx_timings *timings) {
+EMX_EXPORT int(emx_infer)(emx_engine *e, const emx_request_desc *d,
+                          emx_timings *timings) {
   if (!d)
     return emx__fail(e, EMX_EINVAL, "request must not be NULL");
   /* A synchronous call cannot honour a callback's "must not block" rule
@@ -252,8 +271,12 @@ EMX_EXPORT int emx_infer(emx_engine *e, const emx_request_desc *d,
   if (rc < 0)
     return rc;
   rc = emx_request_wait(r, -1);
-  if (timings)
-    *timings = r->timings;
+  if (timings) {
+    emx__errbuf err;
+    if (emx__abi_out(timings, &r->timings, sizeof r->timings, "emx_timings",
+                     &err) < 0)
+      emx__fail_buf(e, EMX_EINVAL, &err); /* the request ran: keep rc */
+  }
   if (rc < 0 && r->error)
     emx__fail(e, rc, "%s", r->error);
   emx_request_destroy(r);
@@ -482,19 +505,21 @@ EMX_EXPORT int emx_request_cancel(emx_request *r) {
   return 0;
 }
 
-EMX_EXPORT void emx_request_timings(const emx_request *r, emx_timings *out) {
+EMX_EXPORT void(emx_request_timings)(const emx_request *r, emx_timings *out) {
   if (!r || !out)
     return;
   /* The worker writes the rest while the request runs: only a finished
    * request's timings are stable (a completion callback sees them). */
   emx__req_state st = atomic_load_explicit(&r->state, memory_order_acquire);
+  emx_timings t;
   if (st == EMX__REQ_FINISHED || st == EMX__REQ_COMPLETE) {
-    *out = r->timings;
-    return;
+    t = r->timings;
+  } else {
+    memset(&t, 0, sizeof t);
+    t.submitted_ns = r->timings.submitted_ns;
+    t.device = -1;
   }
-  memset(out, 0, sizeof *out);
-  out->submitted_ns = r->timings.submitted_ns;
-  out->device = -1;
+  emx__abi_out(out, &t, sizeof t, "emx_timings", NULL);
 }
 
 EMX_EXPORT const char *emx_request_error(const emx_request *r) {
