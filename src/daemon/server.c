@@ -14,10 +14,16 @@
 
 #include "core/log.h"
 #include "daemon/daemon.h"
+#include "daemon/front/unix.h"
 
 /* On SIGTERM the daemon finishes in-flight work, but a wedged client or
  * device must not keep it alive forever. */
 #define DRAIN_LIMIT_NS (30 * 1000000000LL)
+
+static void count_name(void *arg, const char *name) {
+  (void)name;
+  ++*(size_t *)arg;
+}
 
 static int setup_signals(emxd_server *srv) {
   sigset_t set;
@@ -61,22 +67,7 @@ static void start_drain(emxd_server *srv) {
   if (srv->listen_fd >= 0)
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
   emxd_listen_close(srv);
-  /* Requests a client has already sent are in-flight work too: read each
-   * connection dry before it stops being read. */
-  emxd_session *s = srv->sessions;
-  while (s) {
-    emxd_session *next = s->next;
-    if (emxd_session_read(s, SIZE_MAX))
-      emxd_session_stop_reading(s);
-    s = next;
-  }
-}
-
-static bool drained(emxd_server *srv) {
-  for (emxd_session *s = srv->sessions; s; s = s->next)
-    if (!emxd_session_idle(s))
-      return false;
-  return true;
+  emxd_sessions_drain(srv);
 }
 
 static void on_signal(emxd_server *srv) {
@@ -100,7 +91,7 @@ static int loop(emxd_server *srv) {
     if (srv->draining) {
       if (!drain_until)
         drain_until = now + DRAIN_LIMIT_NS;
-      if (drained(srv) || now >= drain_until)
+      if (emxd_sessions_idle(srv) || now >= drain_until)
         return 0;
       next = now + 10000000; /* poll the drain every 10 ms */
     }
@@ -121,18 +112,7 @@ static int loop(emxd_server *srv) {
       } else if (ev->kind == EMXD_EV_SIGNAL) {
         on_signal(srv);
       } else {
-        emxd_session *s = ev->ptr;
-        /* Sessions closed earlier in this batch are gone from the list but
-         * may still have events here: skip those. */
-        bool live = false;
-        for (emxd_session *it = srv->sessions; it && !live; it = it->next)
-          live = it == s;
-        if (!live)
-          continue;
-        if (evs[i].events & EPOLLOUT)
-          emxd_session_writable(s);
-        if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-          emxd_session_readable(s);
+        emxd_session_event(srv, ev->ptr, evs[i].events);
       }
     }
   }
@@ -140,6 +120,8 @@ static int loop(emxd_server *srv) {
 
 int emxd_server_run(emxd_options *opt) {
   emxd_server srv = {.opt = opt, .listen_fd = -1, .signal_fd = -1};
+  pthread_mutex_init(&srv.models_lock, NULL);
+  pthread_mutex_init(&srv.clients_lock, NULL);
   emx__errbuf err = {{0}};
   int rc = 1;
   srv.started_ns = emx_now_ns();
@@ -176,8 +158,7 @@ int emxd_server_run(emxd_options *opt) {
   }
   size_t ndev = emx_engine_device_count(srv.engine);
   size_t nmodels = 0;
-  for (emxd_model *m = srv.models; m; m = m->next)
-    nmodels++;
+  emxd_model_names(&srv, count_name, &nmodels);
   emx__log(EMX_LOG_INFO, "edgemuxd %s ready: %zu device(s), %zu model(s)",
            emx_version(), ndev, nmodels);
   rc = loop(&srv) < 0 ? 1 : 0;
@@ -190,6 +171,8 @@ out:
    * then can sessions' arenas be unmapped (the last reference does it). */
   emx_engine_destroy(srv.engine);
   emxd_models_free(&srv);
+  pthread_mutex_destroy(&srv.models_lock);
+  pthread_mutex_destroy(&srv.clients_lock);
   if (srv.epfd > 0)
     close(srv.epfd);
   if (srv.signal_fd >= 0)
