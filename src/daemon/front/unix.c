@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -408,6 +409,92 @@ refuse:
   return -1;
 }
 
+/* Seals a model memfd must carry: its bytes cannot change or be cut
+ * after the daemon hashed and tried them. */
+#define MODEL_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+/* handle_load_bytes checks what is cheap here (the fd, its seals and
+ * size, the policy) and hands the rest to the admin thread, which
+ * answers through emxd_sessions_answer. */
+static int handle_load_bytes(emxd_session *s, const emx__wire_msg *m, int *fds,
+                             int nfds) {
+  emxd_server *srv = s->srv;
+  const emxd_options *o = srv->opt;
+  uint64_t size = m->u.load_bytes.l->size;
+  struct stat st;
+  char msg[320];
+  int seals = nfds == 1 ? fcntl(fds[0], F_GET_SEALS) : -1;
+  if (nfds != 1) {
+    emx__log(EMX_LOG_WARN,
+             "session %u (pid %d): LOAD_BYTES with %d descriptors; dropping",
+             s->id, (int)s->pid, nfds);
+    return -1;
+  }
+  int status = EMX_EINVAL;
+  if (o->no_client_models) {
+    snprintf(msg, sizeof msg,
+             "this daemon serves only its model repository "
+             "(--no-client-models): ask its administrator to add the model");
+  } else if (seals < 0 || (seals & MODEL_SEALS) != MODEL_SEALS) {
+    snprintf(msg, sizeof msg,
+             "the model must come in a memfd sealed with F_SEAL_SHRINK, "
+             "F_SEAL_GROW and F_SEAL_WRITE (seals 0x%x)",
+             seals < 0 ? 0 : seals);
+  } else if (fstat(fds[0], &st) < 0 || (uint64_t)st.st_size != size ||
+             size == 0) {
+    snprintf(msg, sizeof msg,
+             "the model memfd holds %lld bytes; the message says %llu",
+             (long long)st.st_size, (unsigned long long)size);
+  } else if (size > o->max_client_model_bytes) {
+    status = EMX_EBUSY;
+    snprintf(msg, sizeof msg,
+             "the model is %llu MiB, more than one user may load "
+             "(--max-client-model-mb %llu)",
+             (unsigned long long)(size >> 20),
+             (unsigned long long)(o->max_client_model_bytes >> 20));
+  } else {
+    emxd_job *j = calloc(1, sizeof *j);
+    if (!j) {
+      send_error(s, m->hdr.id, EMX_ENOMEM, "daemon out of memory");
+      return 0;
+    }
+    j->kind = EMXD_JOB_LOAD;
+    j->session = s->id;
+    j->req = m->hdr.id;
+    j->uid = emxd_client_peer(s->cl)->uid;
+    j->fd = fds[0];
+    fds[0] = -1; /* the job's now */
+    j->size = size;
+    memcpy(j->name, m->u.load_bytes.name, m->u.load_bytes.name_len);
+    emxd_admin_post(srv, j);
+    return 0;
+  }
+  send_error(s, m->hdr.id, status, msg);
+  return 0;
+}
+
+void emxd_sessions_answer(emxd_server *srv) {
+  emxd_job *list = emxd_admin_take(srv);
+  for (emxd_job *j = list; j; j = j->next) {
+    emxd_session *s = srv->sessions;
+    while (s && s->id != j->session)
+      s = s->next;
+    if (!s)
+      continue; /* gone meanwhile; a loaded model stays (idle unload) */
+    if (j->status < 0) {
+      send_error(s, j->req, j->status, j->msg);
+    } else if (j->kind == EMXD_JOB_LOAD) {
+      reply_model(s, j->req, j->model);
+    } else {
+      _Alignas(8) uint8_t buf[16];
+      emx__wire_buf b;
+      emx__wire_begin(&b, buf, EMX_WIRE_PONG, j->req);
+      send_reply(s, buf, emx__wire_end(&b));
+    }
+  }
+  emxd_job_free_list(list);
+}
+
 /* dispatch handles one decoded packet; -1 drops the connection. */
 static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
                     int nfds) {
@@ -422,6 +509,8 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
     }
     return handle_hello(s, m, fds, nfds);
   }
+  if (m->hdr.type == EMX_WIRE_LOAD_BYTES)
+    return handle_load_bytes(s, m, fds, nfds);
   if (nfds) {
     emx__log(EMX_LOG_WARN,
              "session %u (pid %d): unexpected file descriptor "
@@ -479,22 +568,25 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
     }
     return 0;
   }
-  case EMX_WIRE_LOAD: {
-    char path[4097];
-    memcpy(name, m->u.load.name, m->u.load.name_len);
-    name[m->u.load.name_len] = '\0';
-    memcpy(path, m->u.load.path, m->u.load.path_len);
-    path[m->u.load.path_len] = '\0';
-    emxd_model *model = NULL;
-    int rc = srv->opt->allow_load
-                 ? emxd_model_load(srv, name, path, NULL, false, &model, &err)
-                 : emx__errf(&err, EMX_EINVAL,
-                             "this daemon does not load models on request "
-                             "(start it with --allow-load)");
-    if (rc < 0)
-      send_error(s, m->hdr.id, rc, err.msg);
-    else
-      reply_model(s, m->hdr.id, model);
+  case EMX_WIRE_LOAD:
+    send_error(s, m->hdr.id, EMX_EUNSUPPORTED,
+               "LOAD by path is gone: the daemon never opens a client's "
+               "path; send the bytes (LOAD_BYTES; emx_client_model_load does "
+               "so from edgemux 0.2 on)");
+    return 0;
+  case EMX_WIRE_UNLOAD: {
+    emxd_job *j = calloc(1, sizeof *j);
+    if (!j) {
+      send_error(s, m->hdr.id, EMX_ENOMEM, "daemon out of memory");
+      return 0;
+    }
+    j->kind = EMXD_JOB_UNLOAD;
+    j->session = s->id;
+    j->req = m->hdr.id;
+    j->uid = emxd_client_peer(s->cl)->uid;
+    j->fd = -1;
+    memcpy(j->name, m->u.name.name, m->u.name.len);
+    emxd_admin_post(srv, j);
     return 0;
   }
   case EMX_WIRE_LIST:
