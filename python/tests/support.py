@@ -56,8 +56,8 @@ class Daemon:
             args += ["--models", repo]
         for d in devices:
             args += ["--device", d]
-        if allow_load:
-            args.append("--allow-load")
+        if not allow_load:
+            args.append("--no-client-models")
         self.args = args
         self.proc = None
 
