@@ -17,7 +17,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+#include <pthread.h>
 
 #include <cmocka.h>
 
@@ -26,6 +28,155 @@
 #include "support.h"
 
 #define NOBODY 65534
+
+/* ---- a crafted model ---------------------------------------------------
+ * relu_model writes a TFLite flatbuffer (about 300 bytes) with one RELU
+ * whose output tensor is its own input: TfLiteInterpreterCreate writes
+ * out of bounds on it (TFLite 2.9) and the process dies. Written by hand,
+ * front to back: every uoffset points forward, every vtable sits just
+ * before its table. */
+
+typedef struct fbuf {
+  uint8_t b[1024];
+  size_t n;
+} fbuf;
+
+static void fb_align(fbuf *f, size_t a) {
+  while (f->n % a)
+    f->b[f->n++] = 0;
+}
+static size_t fb_u16(fbuf *f, uint16_t v) {
+  memcpy(f->b + f->n, &v, 2);
+  f->n += 2;
+  return f->n - 2;
+}
+static size_t fb_u32(fbuf *f, uint32_t v) {
+  fb_align(f, 4);
+  memcpy(f->b + f->n, &v, 4);
+  f->n += 4;
+  return f->n - 4;
+}
+/* fb_point makes the uoffset at `at` point to `target` (after it). */
+static void fb_point(fbuf *f, size_t at, size_t target) {
+  uint32_t v = (uint32_t)(target - at);
+  memcpy(f->b + at, &v, 4);
+}
+/* fb_table writes a vtable and a table of nf 4-byte fields; their
+ * positions go to field[]. */
+static size_t fb_table(fbuf *f, int nf, size_t *field) {
+  fb_align(f, 2);
+  size_t v = f->n;
+  fb_u16(f, (uint16_t)(4 + 2 * nf));
+  fb_u16(f, (uint16_t)(4 + 4 * nf));
+  for (int i = 0; i < nf; i++)
+    fb_u16(f, (uint16_t)(4 + 4 * i));
+  fb_align(f, 4);
+  size_t t = f->n;
+  fb_u32(f, (uint32_t)(t - v));
+  for (int i = 0; i < nf; i++)
+    field[i] = fb_u32(f, 0);
+  return t;
+}
+static size_t fb_ints(fbuf *f, int n, const int32_t *v) {
+  size_t at = fb_u32(f, (uint32_t)n);
+  for (int i = 0; i < n; i++)
+    fb_u32(f, (uint32_t)v[i]);
+  return at;
+}
+
+static size_t relu_model(uint8_t *out, size_t cap) {
+  fbuf f = {.n = 0};
+  size_t root = fb_u32(&f, 0);
+  memcpy(f.b + f.n, "TFL3", 4); /* the file identifier the verifier wants */
+  f.n += 4;
+  size_t mf[5]; /* version, operator_codes, subgraphs, description, buffers */
+  size_t model = fb_table(&f, 5, mf);
+  fb_point(&f, root, model);
+  memcpy(f.b + mf[0], &(uint32_t){3}, 4);
+  /* operator_codes: [ {deprecated_builtin_code 19, version 1, builtin 19} ] */
+  size_t codes = fb_u32(&f, 1);
+  size_t code_slot = fb_u32(&f, 0);
+  fb_point(&f, mf[1], codes);
+  size_t cf[4];
+  size_t code = fb_table(&f, 4, cf);
+  fb_point(&f, code_slot, code);
+  f.b[cf[0]] = 19; /* RELU */
+  memcpy(f.b + cf[2], &(int32_t){1}, 4);
+  memcpy(f.b + cf[3], &(int32_t){19}, 4);
+  size_t custom = fb_u32(&f, 0); /* an empty custom_code string */
+  f.b[f.n++] = 0;
+  fb_point(&f, cf[1], custom);
+  /* subgraphs: [ {tensors, inputs [0], outputs [0], operators, name} ] */
+  size_t subs = fb_u32(&f, 1);
+  size_t sub_slot = fb_u32(&f, 0);
+  fb_point(&f, mf[2], subs);
+  size_t sf[5];
+  size_t sub = fb_table(&f, 5, sf);
+  fb_point(&f, sub_slot, sub);
+  size_t tensors = fb_u32(&f, 1);
+  size_t tensor_slot = fb_u32(&f, 0);
+  fb_point(&f, sf[0], tensors);
+  int32_t zero = 0;
+  fb_point(&f, sf[1], fb_ints(&f, 1, &zero));
+  fb_point(&f, sf[2], fb_ints(&f, 1, &zero));
+  size_t ops = fb_u32(&f, 1);
+  size_t op_slot = fb_u32(&f, 0);
+  fb_point(&f, sf[3], ops);
+  size_t name = fb_u32(&f, 1);
+  f.b[f.n++] = 'g';
+  f.b[f.n++] = 0;
+  fb_point(&f, sf[4], name);
+  /* the tensor: shape [1, 4], FLOAT32, buffer 0, name "x" */
+  size_t tf[4];
+  size_t tensor = fb_table(&f, 4, tf);
+  fb_point(&f, tensor_slot, tensor);
+  int32_t shape[2] = {1, 4};
+  fb_point(&f, tf[0], fb_ints(&f, 2, shape));
+  size_t tname = fb_u32(&f, 1);
+  f.b[f.n++] = 'x';
+  f.b[f.n++] = 0;
+  fb_point(&f, tf[3], tname);
+  /* the operator: opcode 0, inputs [0], outputs [0] — the same tensor */
+  size_t of[3];
+  size_t op = fb_table(&f, 3, of);
+  fb_point(&f, op_slot, op);
+  fb_point(&f, of[1], fb_ints(&f, 1, &zero));
+  fb_point(&f, of[2], fb_ints(&f, 1, &zero));
+  /* description "" and buffers: [ {} ] */
+  size_t desc = fb_u32(&f, 0);
+  f.b[f.n++] = 0;
+  fb_point(&f, mf[3], desc);
+  size_t bufs = fb_u32(&f, 1);
+  size_t buf_slot = fb_u32(&f, 0);
+  fb_point(&f, mf[4], bufs);
+  size_t bf[1];
+  size_t buf = fb_table(&f, 1, bf);
+  fb_point(&f, buf_slot, buf);
+  size_t data = fb_u32(&f, 0); /* an empty data vector */
+  fb_point(&f, bf[0], data);
+  fb_align(&f, 4);
+  if (f.n > cap)
+    return 0;
+  memcpy(out, f.b, f.n);
+  return f.n;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+  }
+}
+
+/* wait_log polls the daemon's log for `text` (the admin thread's report
+ * that it finished), 30 s at most. */
+static int wait_log(const emxt_daemon *d, const char *text) {
+  for (int i = 0; i < 3000; i++) {
+    if (emxt_log_contains(d, text))
+      return 1;
+    sleep_ms(10);
+  }
+  return 0;
+}
 
 /* infer_equals_oracle runs one request of seeded inputs on model `m` and
  * compares its outputs with a direct interpreter of `path`. */
@@ -317,6 +468,132 @@ static void no_client_models(void **state) {
   assert_int_equal(emxt_daemon_stop(&d), 0);
 }
 
+/* The crafted RELU-into-itself model: before issue 11 its LOAD killed the
+ * daemon; now the trial child dies and the LOAD fails with EMX_EMODEL. The
+ * generator is checked first: the same bytes kill a direct trial. */
+static void crafted_relu_model(void **state) {
+  uint8_t model[1024];
+  size_t size = relu_model(model, sizeof model);
+  assert_true(size > 200 && size < 400);
+  emxt_daemon d;
+  const char *args[] = {"--device", "cpu", NULL};
+  assert_int_equal(emxt_daemon_start(&d, args), 0);
+  emx_client *c = connect_to(d.socket);
+  emx_client_model *m;
+  int rc = emx_client_model_load_bytes(c, "relu-loop", model, size, &m);
+  fprintf(stderr, "crafted model (%zu bytes): %s: %s\n", size, emx_err_name(rc),
+          emx_client_last_error(c));
+  assert_int_equal(rc, EMX_EMODEL);
+  assert_true(contains(emx_client_last_error(c), "crashed"));
+  assert_int_equal(emx_client_ping(c), 0);
+  assert_int_equal(emx_client_model_open(c, "hand_landmark_lite", &m), 0);
+  infer_equals_oracle(c, m, MODEL_HAND_LITE);
+  emx_client_destroy(c);
+  assert_int_equal(emxt_daemon_stop(&d), 0);
+}
+
+/* A rescan that meets a config.json with a syntax error, or a repository
+ * that is briefly gone, keeps the loaded model (it used to unload it). */
+static void rescan_errors_keep_models(void **state) {
+  char repo[] = "/tmp/emxt-keep-XXXXXX";
+  assert_non_null(mkdtemp(repo));
+  remove_at_exit(repo);
+  char dir[128], path[160], gone[160];
+  snprintf(dir, sizeof dir, "%s/face", repo);
+  assert_int_equal(mkdir(dir, 0755), 0);
+  snprintf(path, sizeof path, "%s/model.tflite", dir);
+  assert_int_equal(symlink(MODEL_FACE_SHORT, path), 0);
+  snprintf(path, sizeof path, "%s/config.json", dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("{}", f);
+  fclose(f);
+  emxt_daemon d;
+  const char *args[] = {"--device", "cpu", "--models", repo, NULL};
+  assert_int_equal(emxt_daemon_start(&d, args), 0);
+  emx_client *c = connect_to(d.socket);
+  emx_client_model *m;
+  assert_int_equal(emx_client_model_open(c, "face", &m), 0);
+
+  f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("{\"timeout_ms\": ", f); /* a syntax error */
+  fclose(f);
+  assert_int_equal(kill(d.pid, SIGHUP), 0);
+  assert_true(wait_log(&d, "keeping the loaded \"face\""));
+  emx_client_model *again;
+  assert_int_equal(emx_client_model_open(c, "face", &again), 0);
+  infer_equals_oracle(c, m, MODEL_FACE_SHORT);
+
+  snprintf(gone, sizeof gone, "%s.away", repo);
+  assert_int_equal(rename(repo, gone), 0);
+  assert_int_equal(kill(d.pid, SIGHUP), 0);
+  assert_true(wait_log(&d, "keeping the loaded models"));
+  assert_int_equal(emx_client_model_open(c, "face", &again), 0);
+  infer_equals_oracle(c, m, MODEL_FACE_SHORT);
+  assert_int_equal(rename(gone, repo), 0);
+  emx_client_destroy(c);
+  assert_int_equal(emxt_daemon_stop(&d), 0);
+}
+
+typedef struct loader {
+  const char *socket;
+  const void *bytes;
+  size_t size;
+  int rc;
+} loader;
+
+static void *load_thread(void *arg) {
+  loader *l = arg;
+  emx_client *c = connect_to(l->socket);
+  emx_client_model *m;
+  l->rc = emx_client_model_load_bytes(c, "padded", l->bytes, l->size, &m);
+  emx_client_destroy(c);
+  return NULL;
+}
+
+/* A LOAD while the only device hangs (sim hang_at=1) waits on the admin
+ * thread; another client's PING is answered meanwhile. It used to wedge
+ * the I/O thread. */
+static void load_while_device_hangs(void **state) {
+  emxt_daemon d;
+  const char *args[] = {"--device", "sim:0,hang_at=1", NULL};
+  assert_int_equal(emxt_daemon_start(&d, args), 0);
+  emx_client *c = connect_to(d.socket);
+  emx_client_model *m;
+  assert_int_equal(emx_client_model_open(c, "face_detection_short_range", &m),
+                   0);
+  emx_tensor in, out[2];
+  assert_int_equal(emx_client_tensor_alloc_input(c, m, 0, &in), 0);
+  for (size_t i = 0; i < 2; i++)
+    assert_int_equal(emx_client_tensor_alloc_output(c, m, i, &out[i]), 0);
+  emx_client_request *r;
+  assert_int_equal(emx_client_submit(c, m, &in, 1, out, 2, NULL, &r), 0);
+  assert_int_equal(emx_client_ping(c), 0); /* the daemon has it */
+
+  size_t size;
+  uint8_t *face = read_file(MODEL_FACE_SHORT, &size);
+  uint8_t *padded = calloc(1, size + 64);
+  memcpy(padded, face, size);
+  loader l = {d.socket, padded, size + 64, 1};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, load_thread, &l), 0);
+  /* Ready: the admin thread has taken the LOAD. */
+  assert_true(wait_log(&d, "LOAD \"padded\""));
+  emx_client *p = connect_to(d.socket);
+  for (int i = 0; i < 20; i++)
+    assert_int_equal(emx_client_ping(p), 0);
+  emx_client_destroy(p);
+  /* The hung device keeps the request (and perhaps the LOAD) forever:
+   * end the daemon the hard way. */
+  emxt_daemon_kill(&d);
+  pthread_join(t, NULL);
+  emx_client_request_destroy(r);
+  emx_client_destroy(c);
+  free(face);
+  free(padded);
+}
+
 int main(void) {
   filters_from_env();
   const struct CMUnitTest tests[] = {
@@ -325,6 +602,9 @@ int main(void) {
       cmocka_unit_test(corrupted_variants),
       cmocka_unit_test(quota_names_its_flag),
       cmocka_unit_test(no_client_models),
+      cmocka_unit_test(crafted_relu_model),
+      cmocka_unit_test(rescan_errors_keep_models),
+      cmocka_unit_test(load_while_device_hangs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

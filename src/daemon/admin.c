@@ -45,8 +45,13 @@ static int load(emxd_server *srv, emxd_job *j, emx__errbuf *err) {
   char hex[65];
   emx__sha256_hex(data, j->size, hex);
   int rc = emxd_model_client_check(srv, j->name, hex, j->size, j->uid, err);
-  if (rc == 0)
+  if (rc == 0) {
+    emx__log(EMX_LOG_INFO,
+             "session %u: LOAD \"%s\" (%llu bytes, sha256 %.16s): new "
+             "bytes, trying them in a child",
+             j->session, j->name, (unsigned long long)j->size, hex);
     rc = emxd_trial(j->fd, err);
+  }
   emxd_model *m = NULL;
   if (rc >= 0)
     rc = emxd_model_load_client(srv, j->name, data, j->size, hex, j->uid, &m,
