@@ -1,6 +1,7 @@
 /* repo.c — the model repository: DIR/<name>/model.tflite, with an optional
- * DIR/<name>/config.json of per-model settings. A rescan (SIGHUP) loads
- * new models and unloads removed ones once their requests have finished. */
+ * DIR/<name>/config.json of per-model settings. A rescan (SIGHUP, on the
+ * admin thread) loads new models and unloads removed ones; a config.json
+ * with errors or a missing repository keeps what is loaded. */
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -17,85 +18,6 @@
 static int join(char *dst, size_t cap, const char *a, const char *b) {
   int n = snprintf(dst, cap, "%s/%s", a, b);
   return n < 0 || (size_t)n >= cap ? -1 : 0;
-}
-
-emxd_model *emxd_model_by_name(emxd_server *srv, const char *name) {
-  for (emxd_model *m = srv->models; m; m = m->next)
-    if (strcmp(m->name, name) == 0)
-      return m;
-  return NULL;
-}
-
-emxd_model *emxd_model_by_id(emxd_server *srv, uint32_t id) {
-  for (emxd_model *m = srv->models; m; m = m->next)
-    if (m->id == id)
-      return m;
-  return NULL;
-}
-
-int emxd_model_load(emxd_server *srv, const char *name, const char *path,
-                    const emxd_model_settings *set, bool from_repo,
-                    emxd_model **out, emx__errbuf *err) {
-  emxd_model *have = emxd_model_by_name(srv, name);
-  if (have) {
-    /* The same file (e.g. every worker of a pool loading it, or a path
-     * to the repository's own symlink target) is the same model. */
-    struct stat a, b;
-    if (strcmp(have->path, path) == 0 ||
-        (stat(have->path, &a) == 0 && stat(path, &b) == 0 &&
-         a.st_dev == b.st_dev && a.st_ino == b.st_ino)) {
-      *out = have;
-      return 0;
-    }
-    return emx__errf(err, EMX_EEXIST,
-                     "a model named \"%s\" is already loaded from \"%s\"", name,
-                     have->path);
-  }
-  emxd_model *m = calloc(1, sizeof *m);
-  if (!m)
-    return emx__errf(err, EMX_ENOMEM, "out of memory");
-  if (snprintf(m->name, sizeof m->name, "%s", name) >= (int)sizeof m->name ||
-      snprintf(m->path, sizeof m->path, "%s", path) >= (int)sizeof m->path) {
-    free(m);
-    return emx__errf(err, EMX_EINVAL, "model name or path too long");
-  }
-  emx_model_config mc;
-  emx_model_config_init(&mc);
-  mc.path = path;
-  if (set) {
-    mc.devices = set->devices[0] ? set->devices : NULL;
-    mc.max_batch = set->max_batch;
-    memcpy(mc.preferred_batch, set->preferred_batch, sizeof mc.preferred_batch);
-    mc.batch_delay_ns = set->batch_delay_ns;
-  }
-  int rc = emx_model_load(srv->engine, name, &mc, &m->model);
-  if (rc < 0) {
-    emx__errf(err, rc, "%s", emx_engine_last_error(srv->engine));
-    free(m);
-    return rc;
-  }
-  m->id = ++srv->next_model_id;
-  m->from_repo = from_repo;
-  if (set)
-    m->settings = *set;
-  m->seen = true;
-  m->next = srv->models;
-  srv->models = m;
-  emx__log(EMX_LOG_INFO, "model \"%s\" loaded from %s (id %u)", name, path,
-           m->id);
-  *out = m;
-  return 0;
-}
-
-static void unload(emxd_server *srv, emxd_model *m) {
-  for (emxd_model **p = &srv->models; *p; p = &(*p)->next)
-    if (*p == m) {
-      *p = m->next;
-      break;
-    }
-  emx_model_unload(srv->engine, m->model);
-  emx__log(EMX_LOG_INFO, "model \"%s\" unloaded", m->name);
-  free(m);
 }
 
 /* read_batching applies "dynamic_batching": {"max_batch_size": N,
@@ -211,7 +133,14 @@ void emxd_repo_scan(emxd_server *srv) {
     m->seen = !m->from_repo;
   DIR *d = opendir(dir);
   if (!d) {
-    emx__log(EMX_LOG_ERROR, "model repository %s: %s", dir, strerror(errno));
+    /* A repository briefly missing (a remount, a deploy swapping a
+     * symlink) must not take every model away: keep what is loaded, as
+     * `nginx -s reload` keeps the old config on error. */
+    emx__log(EMX_LOG_ERROR,
+             "model repository %s: %s; keeping the loaded models (fix it "
+             "and send SIGHUP again)",
+             dir, strerror(errno));
+    return;
   } else {
     struct dirent *de;
     while ((de = readdir(d))) {
@@ -223,17 +152,28 @@ void emxd_repo_scan(emxd_server *srv) {
       if (join(sub, sizeof sub, dir, de->d_name) < 0 || stat(sub, &st) < 0 ||
           !S_ISDIR(st.st_mode))
         continue;
-      if (read_config(sub, &set) < 0)
+      if (read_config(sub, &set) < 0) {
+        emxd_model *old = emxd_model_get(srv, de->d_name);
+        emxd_model_put(old); /* only this thread changes the table */
+        if (old) {
+          old->seen = true;
+          emx__log(EMX_LOG_ERROR,
+                   "model repository: %s/config.json has errors (above); "
+                   "keeping the loaded \"%s\" as it was",
+                   sub, de->d_name);
+        }
         continue;
+      }
       if (join(path, sizeof path, sub, set.file) < 0 || stat(path, &st) < 0) {
         emx__log(EMX_LOG_WARN, "model repository: %s has no %s; skipped", sub,
                  set.file);
         continue;
       }
-      emxd_model *m = emxd_model_by_name(srv, de->d_name);
+      emxd_model *m = emxd_model_get(srv, de->d_name);
+      emxd_model_put(m); /* only this thread changes the table */
       if (m) {
         m->seen = true;
-        m->default_timeout_ns = set.timeout_ns;
+        atomic_store(&m->default_timeout_ns, set.timeout_ns);
         /* Only the timeout applies to a loaded model: say so, rather than
          * let an edit seem to have taken effect. */
         if (m->from_repo && !same_settings(&set, &m->settings))
@@ -250,7 +190,7 @@ void emxd_repo_scan(emxd_server *srv) {
         emx__log(EMX_LOG_ERROR, "model repository: %s", err.msg);
         continue;
       }
-      m->default_timeout_ns = set.timeout_ns;
+      atomic_store(&m->default_timeout_ns, set.timeout_ns);
     }
     closedir(d);
   }
@@ -258,15 +198,7 @@ void emxd_repo_scan(emxd_server *srv) {
   while (m) {
     emxd_model *next = m->next;
     if (!m->seen)
-      unload(srv, m);
+      emxd_model_unload(srv, m);
     m = next;
-  }
-}
-
-void emxd_models_free(emxd_server *srv) {
-  while (srv->models) {
-    emxd_model *m = srv->models;
-    srv->models = m->next;
-    free(m); /* engine models die with the engine */
   }
 }

@@ -14,10 +14,16 @@
 
 #include "core/log.h"
 #include "daemon/daemon.h"
+#include "daemon/front/unix.h"
 
 /* On SIGTERM the daemon finishes in-flight work, but a wedged client or
  * device must not keep it alive forever. */
 #define DRAIN_LIMIT_NS (30 * 1000000000LL)
+
+static void count_name(void *arg, const char *name) {
+  (void)name;
+  ++*(size_t *)arg;
+}
 
 static int setup_signals(emxd_server *srv) {
   sigset_t set;
@@ -61,22 +67,7 @@ static void start_drain(emxd_server *srv) {
   if (srv->listen_fd >= 0)
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
   emxd_listen_close(srv);
-  /* Requests a client has already sent are in-flight work too: read each
-   * connection dry before it stops being read. */
-  emxd_session *s = srv->sessions;
-  while (s) {
-    emxd_session *next = s->next;
-    if (emxd_session_read(s, SIZE_MAX))
-      emxd_session_stop_reading(s);
-    s = next;
-  }
-}
-
-static bool drained(emxd_server *srv) {
-  for (emxd_session *s = srv->sessions; s; s = s->next)
-    if (!emxd_session_idle(s))
-      return false;
-  return true;
+  emxd_sessions_drain(srv);
 }
 
 static void on_signal(emxd_server *srv) {
@@ -84,7 +75,12 @@ static void on_signal(emxd_server *srv) {
   while (read(srv->signal_fd, &si, sizeof si) == sizeof si) {
     if (si.ssi_signo == SIGHUP) {
       emx__log(EMX_LOG_INFO, "SIGHUP: rescanning the model repository");
-      emxd_repo_scan(srv);
+      emxd_job *j = calloc(1, sizeof *j);
+      if (j) {
+        j->kind = EMXD_JOB_RESCAN;
+        j->fd = -1;
+        emxd_admin_post(srv, j);
+      }
     } else if (!srv->draining) {
       start_drain(srv);
     }
@@ -100,7 +96,7 @@ static int loop(emxd_server *srv) {
     if (srv->draining) {
       if (!drain_until)
         drain_until = now + DRAIN_LIMIT_NS;
-      if (drained(srv) || now >= drain_until)
+      if (emxd_sessions_idle(srv) || now >= drain_until)
         return 0;
       next = now + 10000000; /* poll the drain every 10 ms */
     }
@@ -120,19 +116,10 @@ static int loop(emxd_server *srv) {
         accept_all(srv);
       } else if (ev->kind == EMXD_EV_SIGNAL) {
         on_signal(srv);
+      } else if (ev->kind == EMXD_EV_ADMIN) {
+        emxd_sessions_answer(srv);
       } else {
-        emxd_session *s = ev->ptr;
-        /* Sessions closed earlier in this batch are gone from the list but
-         * may still have events here: skip those. */
-        bool live = false;
-        for (emxd_session *it = srv->sessions; it && !live; it = it->next)
-          live = it == s;
-        if (!live)
-          continue;
-        if (evs[i].events & EPOLLOUT)
-          emxd_session_writable(s);
-        if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-          emxd_session_readable(s);
+        emxd_session_event(srv, ev->ptr, evs[i].events);
       }
     }
   }
@@ -140,11 +127,14 @@ static int loop(emxd_server *srv) {
 
 int emxd_server_run(emxd_options *opt) {
   emxd_server srv = {.opt = opt, .listen_fd = -1, .signal_fd = -1};
+  pthread_mutex_init(&srv.models_lock, NULL);
+  pthread_mutex_init(&srv.clients_lock, NULL);
   emx__errbuf err = {{0}};
   int rc = 1;
   srv.started_ns = emx_now_ns();
   srv.listen_ev.kind = EMXD_EV_LISTEN;
   srv.signal_ev.kind = EMXD_EV_SIGNAL;
+  srv.admin_ev.kind = EMXD_EV_ADMIN;
   if (setup_signals(&srv) < 0) {
     emx__log(EMX_LOG_ERROR, "signalfd: %s", strerror(errno));
     return 1;
@@ -160,24 +150,25 @@ int emxd_server_run(emxd_options *opt) {
     emx__log(EMX_LOG_ERROR, "%s", emx_engine_last_error(NULL));
     goto out;
   }
-  emxd_repo_scan(&srv);
-  if (emxd_listen(&srv, &err) < 0) {
+  emxd_repo_scan(&srv); /* before any client: no admin thread needed yet */
+  if (emxd_admin_start(&srv, &err) < 0 || emxd_listen(&srv, &err) < 0) {
     emx__log(EMX_LOG_ERROR, "%s", err.msg);
     goto out;
   }
   srv.epfd = epoll_create1(EPOLL_CLOEXEC);
   struct epoll_event le = {.events = EPOLLIN, .data.ptr = &srv.listen_ev};
   struct epoll_event se = {.events = EPOLLIN, .data.ptr = &srv.signal_ev};
+  struct epoll_event ae = {.events = EPOLLIN, .data.ptr = &srv.admin_ev};
   if (srv.epfd < 0 ||
       epoll_ctl(srv.epfd, EPOLL_CTL_ADD, srv.listen_fd, &le) < 0 ||
-      epoll_ctl(srv.epfd, EPOLL_CTL_ADD, srv.signal_fd, &se) < 0) {
+      epoll_ctl(srv.epfd, EPOLL_CTL_ADD, srv.signal_fd, &se) < 0 ||
+      epoll_ctl(srv.epfd, EPOLL_CTL_ADD, emxd_admin_fd(&srv), &ae) < 0) {
     emx__log(EMX_LOG_ERROR, "epoll: %s", strerror(errno));
     goto out;
   }
   size_t ndev = emx_engine_device_count(srv.engine);
   size_t nmodels = 0;
-  for (emxd_model *m = srv.models; m; m = m->next)
-    nmodels++;
+  emxd_model_names(&srv, count_name, &nmodels);
   emx__log(EMX_LOG_INFO, "edgemuxd %s ready: %zu device(s), %zu model(s)",
            emx_version(), ndev, nmodels);
   rc = loop(&srv) < 0 ? 1 : 0;
@@ -186,10 +177,16 @@ out:
   while (srv.sessions)
     emxd_session_close(srv.sessions, NULL);
   emxd_listen_close(&srv);
+  /* The admin thread finishes the job it is on (a trial is bounded; an
+   * unload waits for running requests, which devices finish) before the
+   * engine goes. */
+  emxd_admin_stop(&srv);
   /* Shutting the engine down completes any request still running; only
    * then can sessions' arenas be unmapped (the last reference does it). */
   emx_engine_destroy(srv.engine);
   emxd_models_free(&srv);
+  pthread_mutex_destroy(&srv.models_lock);
+  pthread_mutex_destroy(&srv.clients_lock);
   if (srv.epfd > 0)
     close(srv.epfd);
   if (srv.signal_fd >= 0)

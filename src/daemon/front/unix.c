@@ -1,5 +1,8 @@
-/* session.c — one client connection: handshake, requests, replies, and a
- * teardown that never leaves a request writing into freed memory. */
+/* unix.c — the Unix-socket front door: one SEQPACKET connection per
+ * client, its handshake and memfd arena, wire decode and encode, and
+ * replies (one COMPLETE each, or a BATCH's together as COMPLETE_MANY).
+ * Admission, submission, completion and teardown are path.c's; model
+ * messages (OPEN, LIST, LOAD_BYTES, UNLOAD) are unix_models.c's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -7,11 +10,16 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/log.h"
-#include "daemon/daemon.h"
+#include "daemon/front/unix.h"
+#include "daemon/front/unix_int.h"
+#include "wire/arena.h"
 #include "wire/sock.h"
+#include "wire/wire.h"
 
 /* Packets read per wake-up before yielding to other clients: one flooding
  * client cannot monopolise the I/O thread. */
@@ -30,55 +38,17 @@ typedef struct emxd_group {
   _Alignas(8) uint8_t data[EMX_WIRE_MAX_MSG];
 } emxd_group;
 
-typedef struct emxd_call {
-  struct emxd_call *prev, *next; /* session->calls */
-  emxd_session *s;
-  uint64_t id;       /* client's request id */
-  emx_request *req;  /* engine handle */
-  emxd_group *group; /* its BATCH's replies, or NULL: a COMPLETE */
-  atomic_int refs;   /* engine callback + list membership */
-  bool listed;       /* in session->calls (under s->lock) */
-} emxd_call;
-
 /* The I/O thread's receive buffer: one packet at a time, 8-byte aligned so
  * decoded structs can be read in place. */
 static _Alignas(8) uint8_t rxbuf[EMX_WIRE_MAX_MSG + 8];
 
-static int64_t now_ns(void) {
-  return emx_now_ns();
-}
-
-static void session_unref(emxd_session *s) {
-  if (atomic_fetch_sub(&s->refs, 1) != 1)
-    return;
-  /* Last reference: the I/O thread closed it and every request completed,
-   * so nothing can touch the arena any more. */
-  emx_stream_destroy(s->stream);
+/* release: the path's last reference is gone, so no request can touch
+ * the arena any more. */
+static void session_release(void *ctx) {
+  emxd_session *s = ctx;
   emx__arena_close(&s->arena);
   pthread_mutex_destroy(&s->lock);
   free(s);
-}
-
-static void call_unref(emxd_call *c) {
-  if (atomic_fetch_sub(&c->refs, 1) != 1)
-    return;
-  emxd_session *s = c->s;
-  emx_request_destroy(c->req);
-  free(c);
-  session_unref(s);
-}
-
-static void unlist_locked(emxd_session *s, emxd_call *c) {
-  if (!c->listed)
-    return;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    s->calls = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  c->listed = false;
-  s->inflight--;
 }
 
 static void arm_locked(emxd_session *s) {
@@ -131,14 +101,14 @@ static void send_locked(emxd_session *s, const void *buf, size_t len) {
   }
 }
 
-static void send_reply(emxd_session *s, const void *buf, size_t len) {
+void emxd__unix_send(emxd_session *s, const void *buf, size_t len) {
   pthread_mutex_lock(&s->lock);
   send_locked(s, buf, len);
   pthread_mutex_unlock(&s->lock);
 }
 
-static void send_error(emxd_session *s, uint64_t id, int status,
-                       const char *msg) {
+void emxd__unix_error(emxd_session *s, uint64_t id, int status,
+                      const char *msg) {
   _Alignas(8) uint8_t buf[1024];
   emx__wire_buf b;
   size_t mlen = strnlen(msg, 900);
@@ -146,7 +116,7 @@ static void send_error(emxd_session *s, uint64_t id, int status,
   emx__wire_error e = {.status = status, .msg_len = (uint32_t)mlen};
   emx__wire_put(&b, &e, sizeof e);
   emx__wire_put(&b, msg, mlen);
-  send_reply(s, buf, emx__wire_end(&b));
+  emxd__unix_send(s, buf, emx__wire_end(&b));
 }
 
 static void group_start(emxd_group *g) {
@@ -185,116 +155,38 @@ static void group_add_locked(emxd_session *s, emxd_group *g, uint64_t id,
   group_done_locked(s, g);
 }
 
-/* on_complete runs on an engine worker, in this session's stream order. */
-static void on_complete(emx_request *req, int status, void *user) {
-  emxd_call *c = user;
-  emxd_session *s = c->s;
-  emx_timings t;
-  emx_request_timings(req, &t);
-  const char *msg = status < 0 ? emx_request_error(req) : "";
-  size_t mlen = strnlen(msg, 900);
-
-  _Alignas(8) uint8_t buf[1024];
-  emx__wire_buf b;
-  emx__wire_begin(&b, buf, EMX_WIRE_COMPLETE, c->id);
-  emx__wire_complete w = {
-      .status = status,
-      .device = t.device,
-      .queue_ns = t.started_ns ? t.started_ns - t.submitted_ns : 0,
-      .device_ns = t.device_ns,
-      .total_ns =
-          (t.finished_ns ? t.finished_ns : emx_now_ns()) - t.submitted_ns,
-      .msg_len = (uint32_t)mlen,
-      .batch = (uint32_t)t.batch};
-  emx__wire_put(&b, &w, sizeof w);
-  emx__wire_put(&b, msg, mlen);
-  size_t len = emx__wire_end(&b);
-
+/* on_done runs on an engine worker, in this session's stream order. */
+static void on_done(void *ctx, const emxd_done *d) {
+  emxd_session *s = ctx;
+  emx__wire_complete w = {.status = d->status,
+                          .device = d->device,
+                          .queue_ns = d->queue_ns,
+                          .device_ns = d->device_ns,
+                          .total_ns = d->total_ns,
+                          .msg_len = (uint32_t)d->msg_len,
+                          .batch = d->batch};
+  emxd_group *g = d->tag;
   pthread_mutex_lock(&s->lock);
-  bool was_listed = c->listed;
-  unlist_locked(s, c);
-  if (c->group)
-    group_add_locked(s, c->group, c->id, &w, msg);
-  else
-    send_locked(s, buf, len);
+  if (g) {
+    group_add_locked(s, g, d->id, &w, d->msg);
+  } else {
+    _Alignas(8) uint8_t buf[1024];
+    emx__wire_buf b;
+    emx__wire_begin(&b, buf, EMX_WIRE_COMPLETE, d->id);
+    emx__wire_put(&b, &w, sizeof w);
+    emx__wire_put(&b, d->msg, d->msg_len);
+    send_locked(s, buf, emx__wire_end(&b));
+  }
   pthread_mutex_unlock(&s->lock);
-  if (was_listed)
-    call_unref(c);
-  call_unref(c);
 }
 
-static void put_name(emx__wire_buf *b, const char *name) {
-  size_t len = strlen(name);
-  emx__wire_name n = {.len = (uint32_t)len};
-  emx__wire_put(b, &n, sizeof n);
-  emx__wire_put(b, name, len);
-}
-
-static void put_tensor(emx__wire_buf *b, const emx_tensor_info *ti) {
-  size_t len = strnlen(ti->name, EMX_WIRE_MAX_NAME);
-  emx__wire_tensor t = {.name_len = (uint32_t)len,
-                        .dtype = (uint32_t)ti->dtype,
-                        .rank = ti->rank,
-                        .zero_point = ti->zero_point,
-                        .scale = ti->scale,
-                        .bytes = ti->bytes};
-  for (int d = 0; d < ti->rank && d < 8; d++)
-    t.dims[d] = ti->dims[d];
-  emx__wire_put(b, &t, sizeof t);
-  emx__wire_put(b, ti->name, len);
-}
-
-static void reply_model(emxd_session *s, uint64_t id, const emxd_model *m) {
-  emx__wire_buf b;
-  emx__wire_begin(&b, rxbuf, EMX_WIRE_MODEL, id); /* rx is done with */
-  size_t nin = emx_model_input_count(m->model);
-  size_t nout = emx_model_output_count(m->model);
-  emx__wire_model wm = {
-      .model = m->id, .nin = (uint16_t)nin, .nout = (uint16_t)nout};
-  emx__wire_put(&b, &wm, sizeof wm);
-  emx_tensor_info ti;
-  for (size_t i = 0; i < nin; i++) {
-    emx_model_input_info(m->model, i, &ti);
-    put_tensor(&b, &ti);
-  }
-  for (size_t i = 0; i < nout; i++) {
-    emx_model_output_info(m->model, i, &ti);
-    put_tensor(&b, &ti);
-  }
-  size_t len = emx__wire_end(&b);
-  if (len == 0) {
-    send_error(s, id, EMX_EUNSUPPORTED,
-               "model description does not fit in one message");
-    return;
-  }
-  send_reply(s, rxbuf, len);
-}
-
-static void reply_models(emxd_session *s, uint64_t id) {
-  emx__wire_buf b;
-  emx__wire_begin(&b, rxbuf, EMX_WIRE_MODELS, id);
-  emx__wire_models *hdr = emx__wire_put(&b, NULL, sizeof *hdr);
-  uint32_t count = 0;
-  for (emxd_model *m = s->srv->models; m; m = m->next) {
-    put_name(&b, m->name);
-    count++;
-  }
-  size_t len = emx__wire_end(&b);
-  if (len == 0) {
-    send_error(s, id, EMX_EUNSUPPORTED,
-               "model list does not fit in one "
-               "message");
-    return;
-  }
-  hdr->count = count;
-  send_reply(s, rxbuf, len);
-}
+static const emxd_door_ops unix_ops = {.done = on_done,
+                                       .release = session_release};
 
 /* handle_infer queues one request. Returns -1 when the message is hostile
  * (a ref outside the arena) and the connection must go. */
 static int handle_infer(emxd_session *s, const emx__wire_req *wr,
                         emxd_group *g) {
-  emxd_server *srv = s->srv;
   const emx__wire_infer *in = wr->infer;
   size_t n = (size_t)in->nin + in->nout;
   for (size_t i = 0; i < n; i++) {
@@ -310,97 +202,50 @@ static int handle_infer(emxd_session *s, const emx__wire_req *wr,
       return -1;
     }
   }
-  pthread_mutex_lock(&s->lock);
-  size_t inflight = s->inflight;
-  pthread_mutex_unlock(&s->lock);
-  if (inflight >= srv->opt->max_inflight) {
-    char msg[160];
-    snprintf(msg, sizeof msg,
-             "too many requests in flight on this connection (%u): wait for "
-             "replies before sending more",
-             srv->opt->max_inflight);
-    send_error(s, wr->id, EMX_EBUSY, msg);
-    return 0;
-  }
-  emxd_model *m = emxd_model_by_id(srv, in->model);
+  emxd_model *m = emxd_model_get_id(s->srv, in->model);
   if (!m) {
     char msg[160];
     snprintf(msg, sizeof msg,
              "unknown model id %u: OPEN the model by name first (it may have "
              "been unloaded)",
              in->model);
-    send_error(s, wr->id, EMX_ENOENT, msg);
+    emxd__unix_error(s, wr->id, EMX_ENOENT, msg);
     return 0;
   }
-
   emx_tensor tensors[2 * EMX_WIRE_MAX_TENSORS];
   for (size_t i = 0; i < n; i++) {
     tensors[i].dtype = (emx_dtype)wr->refs[i].dtype;
     tensors[i].data = (uint8_t *)s->arena.base + wr->refs[i].offset;
     tensors[i].size = (size_t)wr->refs[i].length;
   }
-  emxd_call *c = calloc(1, sizeof *c);
-  if (!c) {
-    send_error(s, wr->id, EMX_ENOMEM, "daemon out of memory");
-    return 0;
-  }
-  c->s = s;
-  c->id = wr->id;
-  c->group = g;
-  atomic_init(&c->refs, 2);
-  atomic_fetch_add(&s->refs, 1);
-  pthread_mutex_lock(&s->lock);
-  if (g)
-    g->left++;
-  c->next = s->calls;
-  if (s->calls)
-    s->calls->prev = c;
-  s->calls = c;
-  c->listed = true;
-  s->inflight++;
-  pthread_mutex_unlock(&s->lock);
-
-  emx_request_desc d;
-  emx_request_desc_init(&d);
-  d.model = m->model;
-  d.inputs = tensors;
-  d.input_count = in->nin;
-  d.outputs = tensors + in->nin;
-  d.output_count = in->nout;
-  d.priority = in->priority;
-  int64_t timeout = in->timeout_ns ? in->timeout_ns : m->default_timeout_ns;
-  d.deadline_ns = timeout ? now_ns() + timeout : 0;
-  d.stream = s->stream;
-  d.on_complete = on_complete;
-  d.user = c;
-  int rc = emx_submit(srv->engine, &d, &c->req);
-  if (rc < 0) {
+  emxd_call_desc d = {.id = wr->id,
+                      .tag = g,
+                      .model = m,
+                      .inputs = tensors,
+                      .input_count = in->nin,
+                      .outputs = tensors + in->nin,
+                      .output_count = in->nout,
+                      .priority = in->priority,
+                      .timeout_ns = in->timeout_ns};
+  /* Count the request into its group first: it may complete before
+   * emxd_client_submit returns. */
+  if (g) {
     pthread_mutex_lock(&s->lock);
-    unlist_locked(s, c);
-    if (g)
-      group_done_locked(s, g);
+    g->left++;
     pthread_mutex_unlock(&s->lock);
-    send_error(s, wr->id, rc, emx_engine_last_error(srv->engine));
-    atomic_store(&c->refs, 1);
-    call_unref(c);
+  }
+  emx__errbuf err = {{0}};
+  int rc = emxd_client_submit(s->cl, &d, &err);
+  emxd_model_put(m);
+  if (rc < 0) {
+    if (g) {
+      pthread_mutex_lock(&s->lock);
+      group_done_locked(s, g);
+      pthread_mutex_unlock(&s->lock);
+    }
+    emxd__unix_error(s, wr->id, rc, err.msg);
   }
   return 0;
-}
-
-static void handle_cancel(emxd_session *s, uint64_t id) {
-  emxd_call *found = NULL;
-  pthread_mutex_lock(&s->lock);
-  for (emxd_call *c = s->calls; c; c = c->next)
-    if (c->id == id) {
-      found = c;
-      atomic_fetch_add(&c->refs, 1);
-      break;
-    }
-  pthread_mutex_unlock(&s->lock);
-  if (!found)
-    return; /* already complete: its COMPLETE is on the way */
-  emx_request_cancel(found->req);
-  call_unref(found);
 }
 
 static int handle_hello(emxd_session *s, const emx__wire_msg *m, int *fds,
@@ -442,16 +287,17 @@ static int handle_hello(emxd_session *s, const emx__wire_msg *m, int *fds,
                            .session = s->id};
   snprintf(ok.server, sizeof ok.server, "%s", emx_version());
   emx__wire_put(&b, &ok, sizeof ok);
-  send_reply(s, buf, emx__wire_end(&b));
+  emxd__unix_send(s, buf, emx__wire_end(&b));
   emx__log(EMX_LOG_INFO,
            "session %u: hello from pid %d uid %d, arena %llu "
            "bytes",
-           s->id, (int)s->pid, (int)s->uid, (unsigned long long)s->arena.size);
+           s->id, (int)s->pid, (int)emxd_client_peer(s->cl)->uid,
+           (unsigned long long)s->arena.size);
   return 0;
 refuse:
   emx__log(EMX_LOG_WARN, "session %u (pid %d): hello refused: %s", s->id,
            (int)s->pid, err.msg);
-  send_error(s, m->hdr.id, EMX_EPROTO, err.msg);
+  emxd__unix_error(s, m->hdr.id, EMX_EPROTO, err.msg);
   return -1;
 }
 
@@ -469,6 +315,8 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
     }
     return handle_hello(s, m, fds, nfds);
   }
+  if (m->hdr.type == EMX_WIRE_LOAD_BYTES)
+    return emxd__unix_load_bytes(s, m, fds, nfds);
   if (nfds) {
     emx__log(EMX_LOG_WARN,
              "session %u (pid %d): unexpected file descriptor "
@@ -502,48 +350,42 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
     return rc;
   }
   case EMX_WIRE_CANCEL:
-    handle_cancel(s, m->hdr.id);
+    /* Not found: already complete, its COMPLETE is on the way. */
+    emxd_client_cancel(s->cl, m->hdr.id);
     return 0;
   case EMX_WIRE_PING: {
     _Alignas(8) uint8_t buf[16];
     emx__wire_buf b;
     emx__wire_begin(&b, buf, EMX_WIRE_PONG, m->hdr.id);
-    send_reply(s, buf, emx__wire_end(&b));
+    emxd__unix_send(s, buf, emx__wire_end(&b));
     return 0;
   }
   case EMX_WIRE_OPEN: {
     memcpy(name, m->u.name.name, m->u.name.len);
     name[m->u.name.len] = '\0';
-    emxd_model *model = emxd_model_by_name(srv, name);
+    emxd_model *model = emxd_model_get(srv, name);
     if (model) {
-      reply_model(s, m->hdr.id, model);
+      emxd__unix_reply_model(s, m->hdr.id, model);
+      emxd_model_put(model);
     } else {
       snprintf(err.msg, sizeof err.msg,
                "no model named \"%s\" (list them with `edgemux models`)", name);
-      send_error(s, m->hdr.id, EMX_ENOENT, err.msg);
+      emxd__unix_error(s, m->hdr.id, EMX_ENOENT, err.msg);
     }
     return 0;
   }
-  case EMX_WIRE_LOAD: {
-    char path[4097];
-    memcpy(name, m->u.load.name, m->u.load.name_len);
-    name[m->u.load.name_len] = '\0';
-    memcpy(path, m->u.load.path, m->u.load.path_len);
-    path[m->u.load.path_len] = '\0';
-    emxd_model *model = NULL;
-    int rc = srv->opt->allow_load
-                 ? emxd_model_load(srv, name, path, NULL, false, &model, &err)
-                 : emx__errf(&err, EMX_EINVAL,
-                             "this daemon does not load models on request "
-                             "(start it with --allow-load)");
-    if (rc < 0)
-      send_error(s, m->hdr.id, rc, err.msg);
-    else
-      reply_model(s, m->hdr.id, model);
+  case EMX_WIRE_LOAD:
+    emxd__unix_error(
+        s, m->hdr.id, EMX_EUNSUPPORTED,
+        "LOAD by path is gone: the daemon never opens a client's "
+        "path; send the bytes (LOAD_BYTES; emx_client_model_load does "
+        "so from edgemux 0.2 on)");
     return 0;
-  }
+  case EMX_WIRE_UNLOAD:
+    emxd__unix_unload(s, m);
+    return 0;
   case EMX_WIRE_LIST:
-    reply_models(s, m->hdr.id);
+    emxd__unix_reply_models(s, m->hdr.id);
     return 0;
   case EMX_WIRE_STATUS: {
     emx__wire_buf b;
@@ -553,7 +395,7 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
     emx__wire_put(&b, txt, n);
     size_t len = emx__wire_end(&b);
     /* The text is padded to 8 with NULs, which readers strip. */
-    send_reply(s, rxbuf, len);
+    emxd__unix_send(s, rxbuf, len);
     return 0;
   }
   default:
@@ -563,10 +405,6 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
              s->id, (int)s->pid, m->hdr.type);
     return -1;
   }
-}
-
-void emxd_session_readable(emxd_session *s) {
-  emxd_session_read(s, READ_BUDGET);
 }
 
 /* emxd_session_read handles up to `budget` packets; returns false when the
@@ -611,7 +449,7 @@ bool emxd_session_read(emxd_session *s, size_t budget) {
   return true;
 }
 
-void emxd_session_writable(emxd_session *s) {
+static void session_writable(emxd_session *s) {
   pthread_mutex_lock(&s->lock);
   while (s->out_head && !s->dead) {
     emxd_packet *p = s->out_head;
@@ -673,52 +511,46 @@ void emxd_session_accept(emxd_server *srv, int fd) {
     close(fd);
     return;
   }
-  size_t same_uid = 0;
-  for (emxd_session *it = srv->sessions; it; it = it->next)
-    same_uid += it->uid == cred.uid;
-  if (same_uid >= o->max_conns_per_uid || srv->draining) {
-    emx__log(EMX_LOG_WARN, "refusing pid %d: %s", (int)cred.pid,
-             srv->draining ? "shutting down"
-                           : "too many connections for its uid "
-                             "(--max-conns-per-uid)");
+  emxd_session *s = calloc(1, sizeof *s);
+  if (!s) {
     close(fd);
     return;
   }
-  emxd_session *s = calloc(1, sizeof *s);
-  if (!s || emx_stream_create(srv->engine, &s->stream) < 0) {
+  emxd_peer peer = {.door = EMXD_DOOR_UNIX,
+                    .uid_known = true,
+                    .uid = cred.uid,
+                    .gid = cred.gid,
+                    .pid = cred.pid};
+  snprintf(peer.name, sizeof peer.name, "pid %d uid %d", (int)cred.pid,
+           (int)cred.uid);
+  emx__errbuf err = {{0}};
+  if (emxd_client_open(srv, &peer, &unix_ops, s, &s->cl, &err) < 0) {
+    emx__log(EMX_LOG_WARN, "refusing pid %d: %s", (int)cred.pid, err.msg);
     free(s);
     close(fd);
     return;
   }
-  /* Each connection is a stream: its share under sched=fair is its
-   * user's weight. */
-  for (size_t i = 0; i < o->weight_count; i++)
-    if (o->weights[i].uid == cred.uid)
-      emx_stream_set_weight(s->stream, o->weights[i].weight);
   s->srv = srv;
   s->fd = fd;
   s->id = ++srv->next_session_id;
-  s->uid = cred.uid;
-  s->gid = cred.gid;
   s->pid = cred.pid;
   s->arena.fd = -1;
   s->ev.kind = EMXD_EV_SESSION;
   s->ev.ptr = s;
   s->reading = true;
-  s->hello_deadline = now_ns() + o->handshake_timeout_ns;
-  atomic_init(&s->refs, 1);
+  s->hello_deadline =
+      emx__deadline_after(emx_now_ns(), o->handshake_timeout_ns);
   pthread_mutex_init(&s->lock, NULL);
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->ev};
   if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
     emx__log(EMX_LOG_ERROR, "epoll_ctl: %s", strerror(errno));
     close(fd);
     s->fd = -1;
-    session_unref(s);
+    emxd_client_close(s->cl); /* releases s */
     return;
   }
   s->next = srv->sessions;
   srv->sessions = s;
-  srv->session_count++;
   emx__log(EMX_LOG_DEBUG, "session %u: connection from pid %d", s->id,
            (int)s->pid);
 }
@@ -735,7 +567,6 @@ void emxd_session_close(emxd_session *s, const char *why) {
   for (emxd_session **p = &srv->sessions; *p; p = &(*p)->next)
     if (*p == s) {
       *p = s->next;
-      srv->session_count--;
       break;
     }
 
@@ -754,20 +585,8 @@ void emxd_session_close(emxd_session *s, const char *why) {
   }
   s->out_tail = NULL;
   s->out_bytes = 0;
-  size_t n = s->inflight;
-  emxd_call **pending = n ? malloc(n * sizeof *pending) : NULL;
-  size_t k = 0;
-  for (emxd_call *c = s->calls; c && pending && k < n; c = c->next) {
-    atomic_fetch_add(&c->refs, 1);
-    pending[k++] = c;
-  }
   pthread_mutex_unlock(&s->lock);
-  for (size_t i = 0; i < k; i++) {
-    emx_request_cancel(pending[i]->req);
-    call_unref(pending[i]);
-  }
-  free(pending);
-  session_unref(s);
+  emxd_client_close(s->cl); /* s lives until its last request completes */
   emxd_listen_resume(srv);
 }
 
@@ -787,18 +606,54 @@ int64_t emxd_session_check_timeouts(emxd_server *srv, int64_t now) {
   return next;
 }
 
-bool emxd_session_idle(emxd_session *s) {
+static bool session_idle(emxd_session *s) {
+  if (emxd_client_inflight(s->cl))
+    return false;
   pthread_mutex_lock(&s->lock);
-  bool idle = s->inflight == 0 && !s->out_head;
+  bool idle = !s->out_head;
   pthread_mutex_unlock(&s->lock);
   return idle;
 }
 
-void emxd_session_stop_reading(emxd_session *s) {
+bool emxd_sessions_idle(emxd_server *srv) {
+  for (emxd_session *s = srv->sessions; s; s = s->next)
+    if (!session_idle(s))
+      return false;
+  return true;
+}
+
+static void stop_reading(emxd_session *s) {
   pthread_mutex_lock(&s->lock);
   if (s->reading && !s->dead) {
     s->reading = false;
     arm_locked(s);
   }
   pthread_mutex_unlock(&s->lock);
+}
+
+void emxd_sessions_drain(emxd_server *srv) {
+  /* Requests a client has already sent are in-flight work too: read each
+   * connection dry before it stops being read. */
+  emxd_session *s = srv->sessions;
+  while (s) {
+    emxd_session *next = s->next;
+    if (emxd_session_read(s, SIZE_MAX))
+      stop_reading(s);
+    s = next;
+  }
+}
+
+void emxd_session_event(emxd_server *srv, void *ptr, uint32_t events) {
+  emxd_session *s = ptr;
+  /* Sessions closed earlier in this batch are gone from the list but may
+   * still have events here: skip those. */
+  bool live = false;
+  for (emxd_session *it = srv->sessions; it && !live; it = it->next)
+    live = it == s;
+  if (!live)
+    return;
+  if (events & EPOLLOUT)
+    session_writable(s);
+  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+    emxd_session_read(s, READ_BUDGET);
 }
