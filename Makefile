@@ -15,7 +15,7 @@ CMAKE_FLAGS ?=
 TEST_TIMEOUT ?= 900
 
 .PHONY: all setup build build-asan build-tsan demo check check-plain check-asan \
-        check-tsan check-fuzz check-python bench format clean
+        check-tsan check-fuzz check-python bench format clean install
 
 all: build
 
@@ -95,8 +95,17 @@ bench: build
 	./build/bin/bench-devices
 	./build/bin/bench-sched
 
+# Install (cmake/install.cmake): a build of its own, since the prefix is
+# compiled in (where the engine finds edgemux-devhost). DESTDIR is honoured.
+PREFIX ?= /usr/local
+install: setup
+	$(CMAKE) -S . -B build-install -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DEMX_TESTS=OFF $(CMAKE_FLAGS)
+	$(CMAKE) --build build-install -j$(JOBS)
+	DESTDIR=$(DESTDIR) $(CMAKE) --install build-install
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-install build-arm64
