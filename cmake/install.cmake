@@ -104,6 +104,27 @@ install(FILES ${CMAKE_SOURCE_DIR}/docs/man/edgemux.1
 install(FILES ${CMAKE_SOURCE_DIR}/docs/man/edgemuxd.8
         DESTINATION ${CMAKE_INSTALL_MANDIR}/man8 COMPONENT daemon)
 
+# ---- the service (packaging/) ------------------------------------------------
+# Folders systemd and udev read; Debian bookworm keeps them under /lib
+# (debian/rules passes /lib/...). Relative values are under the prefix.
+set(EMX_SYSTEMDUNITDIR lib/systemd/system CACHE STRING "systemd units")
+set(EMX_UDEVRULESDIR lib/udev/rules.d CACHE STRING "udev rules")
+set(EMX_SYSUSERSDIR lib/sysusers.d CACHE STRING "sysusers.d entries")
+set(EMX_TMPFILESDIR lib/tmpfiles.d CACHE STRING "tmpfiles.d entries")
+configure_file(${CMAKE_SOURCE_DIR}/packaging/systemd/edgemuxd.service.in
+               ${CMAKE_BINARY_DIR}/packaging/edgemuxd.service @ONLY)
+install(FILES ${CMAKE_BINARY_DIR}/packaging/edgemuxd.service
+              ${CMAKE_SOURCE_DIR}/packaging/systemd/edgemuxd.socket
+        DESTINATION ${EMX_SYSTEMDUNITDIR} COMPONENT daemon)
+install(FILES ${CMAKE_SOURCE_DIR}/packaging/udev/60-edgemux-coral.rules
+        DESTINATION ${EMX_UDEVRULESDIR} COMPONENT daemon)
+install(FILES ${CMAKE_SOURCE_DIR}/packaging/sysusers/edgemux.conf
+        DESTINATION ${EMX_SYSUSERSDIR} COMPONENT daemon)
+install(FILES ${CMAKE_SOURCE_DIR}/packaging/tmpfiles/edgemux.conf
+        DESTINATION ${EMX_TMPFILESDIR} COMPONENT daemon)
+install(FILES ${CMAKE_SOURCE_DIR}/packaging/config/edgemuxd.json
+        DESTINATION ${CMAKE_INSTALL_SYSCONFDIR}/edgemux COMPONENT daemon)
+
 # ---- Python ------------------------------------------------------------------
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/python/edgemux
         DESTINATION ${EMX_INSTALL_PYTHONDIR} COMPONENT python

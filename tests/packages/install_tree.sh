@@ -20,9 +20,17 @@ for f in sbin/edgemuxd bin/edgemux libexec/edgemux/edgemux-devhost \
          "$libdir/edgemux/libtensorflowlite_c.so" include/edgemux/edgemux.h \
          include/edgemux/client.h "$libdir/pkgconfig/edgemux.pc" \
          share/man/man1/edgemux.1 share/man/man8/edgemuxd.8 \
-         "$pydir/edgemux/__init__.py" "$pydir/edgemux/_lib.py"; do
+         "$pydir/edgemux/__init__.py" "$pydir/edgemux/_lib.py" \
+         lib/systemd/system/edgemuxd.service lib/systemd/system/edgemuxd.socket \
+         lib/udev/rules.d/60-edgemux-coral.rules lib/sysusers.d/edgemux.conf \
+         lib/tmpfiles.d/edgemux.conf; do
     [ -e "$root/$f" ] || fail "not installed: $prefix/$f"
 done
+sysconf=$(sed -n 's/^CMAKE_INSTALL_SYSCONFDIR:PATH=//p' "$build/CMakeCache.txt")
+case $sysconf in /*) conf=$tmp/dest$sysconf ;; *) conf=$root/$sysconf ;; esac
+[ -e "$conf/edgemux/edgemuxd.json" ] || fail "no $sysconf/edgemux/edgemuxd.json"
+grep -q "^ExecStart=$prefix/sbin/edgemuxd " "$root/lib/systemd/system/edgemuxd.service" \
+    || fail "edgemuxd.service does not run $prefix/sbin/edgemuxd"
 [ ! -e "$lib/libtensorflowlite_c.so" ] || fail "TFLite is on the library path ($libdir)"
 soname=$(readelf -d "$lib/libedgemux.so.0" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
 [ "$soname" = libedgemux.so.0 ] || fail "libedgemux SONAME is '$soname'"
