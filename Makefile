@@ -15,7 +15,8 @@ CMAKE_FLAGS ?=
 TEST_TIMEOUT ?= 900
 
 .PHONY: all setup build build-asan build-tsan demo check check-plain check-asan \
-        check-tsan check-fuzz check-python bench format clean install
+        check-tsan check-fuzz check-python bench format clean install deb \
+        check-packages
 
 all: build
 
@@ -103,6 +104,18 @@ install: setup
 	    -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DEMX_TESTS=OFF $(CMAKE_FLAGS)
 	$(CMAKE) --build build-install -j$(JOBS)
 	DESTDIR=$(DESTDIR) $(CMAKE) --install build-install
+
+# Debian packages with dpkg-buildpackage (debian/), into build-deb/<arch>/;
+# lintian errors fail it. ARCH=arm64 cross builds (scripts/setup --arm64).
+ARCH ?=
+deb: setup
+	scripts/make-deb $(ARCH)
+
+# Builds the packages, installs them on this machine (root; it refuses
+# otherwise, and when edgemux packages are already installed), runs the
+# installed daemon as the unit says, then purges and checks nothing is left.
+check-packages: deb
+	tests/packages/check_packages.sh build-deb/$$(dpkg --print-architecture)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
