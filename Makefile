@@ -16,7 +16,7 @@ TEST_TIMEOUT ?= 900
 
 .PHONY: all setup build build-asan build-tsan demo check check-plain check-asan \
         check-tsan check-fuzz check-python bench format clean install deb \
-        check-packages
+        check-packages build-arm64 check-arm64 arm64-smoke
 
 all: build
 
@@ -109,6 +109,7 @@ install: setup
 # lintian errors fail it. ARCH=arm64 cross builds (scripts/setup --arm64).
 ARCH ?=
 deb: setup
+	$(if $(filter arm64,$(ARCH)),scripts/setup --arm64)
 	scripts/make-deb $(ARCH)
 
 # Builds the packages, installs them on this machine (root; it refuses
@@ -118,6 +119,25 @@ check-packages: build deb
 	@if [ "$$(id -u)" -ne 0 ]; then \
 	    echo "check-packages: skipped: needs root (dpkg -i); CI runs it as root"; \
 	else tests/packages/check_packages.sh build-deb/$$(dpkg --print-architecture); fi
+
+# aarch64: cross build (cmake/aarch64-linux-gnu.cmake) and the tests under
+# qemu-aarch64 -L /usr/aarch64-linux-gnu (no binfmt needed). Tests whose
+# programs start other programs (the daemon, the device host) need binfmt
+# for qemu to follow their exec; ARM64_TESTS narrows the set.
+build-arm64:
+	scripts/setup --arm64
+	$(CMAKE) -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	$(CMAKE) --build build-arm64 -j$(JOBS)
+
+ARM64_TESTS ?= .
+check-arm64: build-arm64
+	cd build-arm64 && $(CTEST) --output-on-failure --timeout $(TEST_TIMEOUT) -R '$(ARM64_TESTS)'
+
+# CI's arm64 smoke test: the oracle test and the daemon seed test.
+arm64-smoke: build-arm64
+	cd build-arm64 && $(CTEST) --output-on-failure --timeout $(TEST_TIMEOUT) \
+	    -R '^(test_oracle|test_daemon_seed)$$'
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
