@@ -304,8 +304,8 @@ static bool dir_of(const char *path, char *dir, size_t cap) {
 }
 
 /* emx__devhost_find: $EMX_DEVHOST; next to the library (libedgemux.so in
- * <prefix>/lib, the program in <prefix>/bin, or both in one folder); next
- * to the executable; PATH. */
+ * <prefix>/lib, the program in <prefix>/bin, or both in one folder); the
+ * installed <libexecdir>/edgemux; next to the executable; PATH. */
 int emx__devhost_find(const char *spec, char *out, size_t cap,
                       emx__errbuf *err) {
   const char *env = getenv("EMX_DEVHOST");
@@ -326,6 +326,13 @@ int emx__devhost_find(const char *spec, char *out, size_t cap,
         try_dir(dir, EMX__DEVHOST_NAME, out, cap, tried, sizeof tried))
       return 0;
   }
+#ifdef EMX_DEVHOST_INSTALLED_DIR
+  /* Installed, it sits in <libexecdir>/edgemux (cmake/install.cmake), which
+   * is neither beside the library nor on PATH. */
+  if (try_dir(EMX_DEVHOST_INSTALLED_DIR, EMX__DEVHOST_NAME, out, cap, tried,
+              sizeof tried))
+    return 0;
+#endif
   char exe[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n > 0) {

@@ -29,7 +29,9 @@
  *                   isolation
  *
  * The child program is $EMX_DEVHOST, else edgemux-devhost found next to the
- * library (<libdir>/../bin, <libdir>), next to the executable, or on PATH. */
+ * library (<libdir>/../bin, <libdir>), in the installed folder
+ * (EMX_DEVHOST_INSTALLED_DIR, <libexecdir>/edgemux, set by
+ * cmake/install.cmake), next to the executable, or on PATH. */
 #ifndef EMX_BACKEND_ISOLATE_H
 #define EMX_BACKEND_ISOLATE_H
 
@@ -42,8 +44,8 @@
 #define EMX__ISO_DEFAULT_DEADLINE_MS 10000
 
 /* emx__devhost_find puts the path of the edgemux-devhost program in out:
- * $EMX_DEVHOST; else next to the library, or the executable; else on
- * PATH. EMX_ENOENT, naming `what` and the places tried, when there is
+ * $EMX_DEVHOST; else next to the library, the installed folder, or the
+ * executable; else on PATH. EMX_ENOENT, naming `what` and the places tried, when there is
  * none. */
 int emx__devhost_find(const char *what, char *out, size_t cap,
                       emx__errbuf *err);
