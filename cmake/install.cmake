@@ -64,6 +64,7 @@ install(FILES ${TFLITE_LIBRARY} DESTINATION ${EMX_PRIVATE_LIBDIR}
         COMPONENT runtime)
 install(FILES ${CMAKE_SOURCE_DIR}/include/edgemux/edgemux.h
               ${CMAKE_SOURCE_DIR}/include/edgemux/client.h
+              ${EMX_GEN_INCLUDE}/edgemux/version.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/edgemux COMPONENT dev)
 
 # pkg-config: an absolute libdir/includedir when GNUInstallDirs gives one.
