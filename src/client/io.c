@@ -14,7 +14,7 @@
 
 #include "client/internal.h"
 #include "core/clock.h"
-#include "wire/sock.h"
+#include "core/sock.h"
 
 #define DISCONNECTED_MSG                                                       \
   "edgemuxd at %s closed the connection (daemon stopped or restarted?)"

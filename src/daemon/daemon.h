@@ -12,7 +12,7 @@
 
 #include "core/error.h"
 #include "edgemux/edgemux.h"
-#include "wire/arena.h"
+#include "core/arena.h"
 #include "wire/wire.h"
 
 #define EMX_D_MAX_DEVICES 32

@@ -11,7 +11,7 @@
 
 #include "core/log.h"
 #include "daemon/daemon.h"
-#include "wire/sock.h"
+#include "core/sock.h"
 
 /* Packets read per wake-up before yielding to other clients: one flooding
  * client cannot monopolise the I/O thread. */

@@ -12,14 +12,6 @@ EMX_EXPORT const char *emx_version(void) {
   return "0.1.0";
 }
 
-void emx__cond_init_monotonic(pthread_cond_t *cv) {
-  pthread_condattr_t attr;
-  pthread_condattr_init(&attr);
-  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-  pthread_cond_init(cv, &attr);
-  pthread_condattr_destroy(&attr);
-}
-
 EMX_EXPORT void emx_engine_config_init(emx_engine_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->queue_capacity = EMX__DEFAULT_QUEUE_CAPACITY;

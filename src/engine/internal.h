@@ -1,5 +1,20 @@
 /* internal.h — the engine's objects, shared by the files of src/engine.
  *
+ * Layers: a file calls only files listed before it (scripts/check-layers,
+ * run by ctest, fails on any call circle between files):
+ *   queue.c stats.c placement.c  priority lists, counters, device choice
+ *   device.c     a device's queue bookkeeping and control-task mailbox
+ *   finish.c     a request's status, stream-order delivery, freeing
+ *   sched.c      which queued request a device runs next
+ *   batch.c      which queued requests share one invoke
+ *   worker.c     the device thread: runs requests and control tasks,
+ *                failover, re-probe
+ *   request.c    the public request and stream API: submit, wait, cancel
+ *   model.c      the model registry: load (prepare on every device), unload
+ *   engine.c     the public engine API: devices from specs, life cycle
+ * Below them all: src/core and src/backend. Upward calls go through
+ * function pointers only (completion callbacks, backend ops).
+ *
  * Locks, in the order they may nest (never take an earlier one while holding
  * a later one):
  *   engine->admin_lock (load, unload, shutdown: slow, rare)
@@ -217,11 +232,32 @@ static inline struct emx_request *emx__req_of(emx__qlink *link) {
                                 offsetof(struct emx_request, qlink));
 }
 
-/* Queue bookkeeping, with dev->lock held: emx__enqueue_locked pushes a
- * request and counts it; emx__dequeued_locked counts one that has just
- * left the queue (picked or removed). */
+/* device.c: queue bookkeeping, with dev->lock held: emx__enqueue_locked
+ * pushes a request and counts it; emx__dequeued_locked counts one that has
+ * just left the queue (picked or removed). */
 void emx__enqueue_locked(emx__device *dev, struct emx_request *r);
 void emx__dequeued_locked(emx__device *dev, struct emx_request *r);
+/* emx__device_post_ctl hands a control task to the device's worker;
+ * EMX_ESHUTDOWN once it is stopping. */
+int emx__device_post_ctl(emx__device *dev, emx__ctl *ctl);
+
+/* finish.c */
+/* emx__request_finish gives a request its status (and message) and delivers
+ * it in stream order. Called once per request, from any thread. */
+void emx__request_finish(struct emx_request *req, int status, const char *msg);
+void emx__request_unref(struct emx_request *req);
+/* emx__request_free frees a request nobody else has seen yet. */
+void emx__request_free(struct emx_request *req);
+/* emx__stream_free frees a destroyed stream once nothing is left in it. */
+void emx__stream_free(emx_stream *s);
+
+/* sched.c */
+enum { EMX__SCHED_FIFO = 0, EMX__SCHED_AFFINITY = 1, EMX__SCHED_FAIR = 2 };
+/* emx__sched_parse reads sched= and max_delay_ms= (marking them used). */
+int emx__sched_parse(emx__devspec *spec, int *policy, int64_t *max_delay_ns,
+                     emx__errbuf *err);
+/* emx__sched_pick unlinks the request the device's policy runs next. */
+emx__qlink *emx__sched_pick(emx__device *dev, int64_t now);
 
 /* batch.c: dynamic batching. Both called by the worker. */
 /* emx__batch_gather: the worker has taken group[0] (RUNNING) and holds
@@ -233,26 +269,8 @@ size_t emx__batch_gather(emx__device *dev, struct emx_request **group);
  * runs (preferred sizes first). */
 size_t emx__batch_size(const emx_model *m, size_t left);
 
-/* sched.c */
-enum { EMX__SCHED_FIFO = 0, EMX__SCHED_AFFINITY = 1, EMX__SCHED_FAIR = 2 };
-/* emx__sched_parse reads sched= and max_delay_ms= (marking them used). */
-int emx__sched_parse(emx__devspec *spec, int *policy, int64_t *max_delay_ns,
-                     emx__errbuf *err);
-/* emx__sched_pick unlinks the request the device's policy runs next. */
-emx__qlink *emx__sched_pick(emx__device *dev, int64_t now);
-
 /* worker.c */
 void *emx__worker_main(void *arg);
-int emx__device_post_ctl(emx__device *dev, emx__ctl *ctl);
-
-/* request.c */
-/* emx__request_finish gives a request its status (and message) and delivers
- * it in stream order. Called once per request, from any thread. */
-void emx__request_finish(struct emx_request *req, int status, const char *msg);
-void emx__request_unref(struct emx_request *req);
-
-/* engine.c */
-void emx__cond_init_monotonic(pthread_cond_t *cv);
 
 /* model.c: frees every model; the workers must be stopped. */
 void emx__model_free_all(struct emx_engine *e);

@@ -105,17 +105,6 @@ static int prepare_lazily(emx__device *dev, emx_model *m, emx__errbuf *err) {
   return 0;
 }
 
-void emx__enqueue_locked(emx__device *dev, struct emx_request *r) {
-  emx__queue_push(&dev->queue, &r->qlink, r->priority);
-  atomic_fetch_add(&r->model->queued, 1);
-  atomic_store_explicit(&dev->pending, dev->queue.length, memory_order_release);
-}
-
-void emx__dequeued_locked(emx__device *dev, struct emx_request *r) {
-  atomic_fetch_sub(&r->model->queued, 1);
-  atomic_store_explicit(&dev->pending, dev->queue.length, memory_order_release);
-}
-
 /* ---- failover -------------------------------------------------------------
  */
 
@@ -486,23 +475,4 @@ void *emx__worker_main(void *arg) {
   dev->prepared = NULL;
   dev->prepared_cap = 0;
   return NULL;
-}
-
-int emx__device_post_ctl(emx__device *dev, emx__ctl *ctl) {
-  pthread_mutex_lock(&dev->lock);
-  if (dev->stopping) {
-    pthread_mutex_unlock(&dev->lock);
-    return EMX_ESHUTDOWN;
-  }
-  ctl->done = false;
-  ctl->deferred = false;
-  ctl->next = NULL;
-  if (dev->ctl_tail)
-    dev->ctl_tail->next = ctl;
-  else
-    dev->ctl_head = ctl;
-  dev->ctl_tail = ctl;
-  pthread_cond_signal(&dev->work_cv);
-  pthread_mutex_unlock(&dev->lock);
-  return 0;
 }
