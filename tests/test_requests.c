@@ -434,6 +434,28 @@ static void backpressure_wait_bounded(void **state) {
   batch_free(b);
 }
 
+/* timeouts_near_int64_max: a relative timeout near INT64_MAX means "wait",
+ * not a deadline wrapped into the past (signed overflow: a full queue
+ * answered EMX_EBUSY at once and a wait EMX_EAGAIN at once). */
+static void timeouts_near_int64_max(void **state) {
+  (void)state;
+  emx_model *hand;
+  emx_engine *engine = one_worker(4, &hand);
+  batch *b = batch_new(engine, hand, MODEL_HAND_LITE, 30, 13);
+  emx_request_desc opts;
+  emx_request_desc_init(&opts);
+  opts.enqueue_timeout_ns = INT64_MAX;
+  for (size_t i = 0; i < b->count; i++)
+    assert_int_equal(batch_submit(b, i, &opts, true), 0);
+  /* The last one is still behind most of the others here. */
+  assert_int_equal(emx_request_wait(b->req[b->count - 1], INT64_MAX), 0);
+  assert_int_equal(emx_request_wait(b->req[0], INT64_MAX - 1), 0);
+  for (size_t i = 0; i < b->count; i++)
+    expect_ran(b, i);
+  emx_engine_destroy(engine);
+  batch_free(b);
+}
+
 /* ---- priorities ---------------------------------------------------------- */
 
 static void priorities(void **state) {
@@ -671,6 +693,7 @@ int main(void) {
       cmocka_unit_test(backpressure_fail_fast),
       cmocka_unit_test(backpressure_wait_forever),
       cmocka_unit_test(backpressure_wait_bounded),
+      cmocka_unit_test(timeouts_near_int64_max),
       cmocka_unit_test(priorities),
       cmocka_unit_test(callbacks_once),
       cmocka_unit_test(fire_and_forget),

@@ -114,8 +114,9 @@ static struct emx_request *request_new(const emx_request_desc *d) {
  * holding the device lock. */
 static int reserve_slot(emx_engine *e, emx__device *dev,
                         const emx_request_desc *d) {
-  int64_t until =
-      d->enqueue_timeout_ns > 0 ? emx_now_ns() + d->enqueue_timeout_ns : 0;
+  int64_t until = d->enqueue_timeout_ns > 0
+                      ? emx__deadline_after(emx_now_ns(), d->enqueue_timeout_ns)
+                      : 0;
   struct timespec ts = emx__abstime(until);
   pthread_mutex_lock(&dev->lock);
   while (!dev->stopping && dev->queue.length + dev->reserved >= dev->capacity) {
@@ -296,8 +297,9 @@ EMX_EXPORT int emx_request_wait(emx_request *r, int64_t timeout_ns) {
   if (timeout_ns == 0)
     return EMX_EAGAIN;
   int64_t now = emx_now_ns();
-  int64_t until = timeout_ns > 0 ? now + timeout_ns : INT64_MAX;
-  int64_t start_spin = now + WAIT_START_SPIN_NS;
+  int64_t until =
+      timeout_ns > 0 ? emx__deadline_after(now, timeout_ns) : INT64_MAX;
+  int64_t start_spin = emx__deadline_after(now, WAIT_START_SPIN_NS);
 
   /* A running request knows its expected finish (its model's recent run
    * time on that device): poll inside a window around it, sleep before. */
@@ -326,7 +328,7 @@ EMX_EXPORT int emx_request_wait(emx_request *r, int64_t timeout_ns) {
             : 0;
     if (expect > 0) {
       if (may_poll && now >= expect - WAIT_SPIN_NS &&
-          now < expect + WAIT_SPIN_AFTER_NS) {
+          now < emx__deadline_after(expect, WAIT_SPIN_AFTER_NS)) {
         emx__cpu_relax();
         continue;
       }

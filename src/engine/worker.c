@@ -165,7 +165,7 @@ static void go_down(emx__device *dev, const char *why) {
   atomic_store(&dev->healthy, 0);
   dev->faults++;
   dev->backoff_ns = PROBE_FIRST_NS;
-  dev->next_probe_ns = emx_now_ns() + dev->backoff_ns;
+  dev->next_probe_ns = emx__deadline_after(emx_now_ns(), dev->backoff_ns);
   drain_queue_locked(dev);
   pthread_mutex_unlock(&dev->lock);
   /* The backend's state is suspect: drop the models; without a probe,
@@ -218,7 +218,7 @@ static void try_recover(emx__device *dev) {
   } else {
     dev->backoff_ns =
         dev->backoff_ns * 2 > PROBE_MAX_NS ? PROBE_MAX_NS : dev->backoff_ns * 2;
-    dev->next_probe_ns = emx_now_ns() + dev->backoff_ns;
+    dev->next_probe_ns = emx__deadline_after(emx_now_ns(), dev->backoff_ns);
     emx__log(EMX_LOG_INFO, "device %s still down (%s); next probe in %lld ms",
              dev->name, err.msg, (long long)(dev->backoff_ns / 1000000));
   }
@@ -283,7 +283,7 @@ static int run_invoke(emx__device *dev, struct emx_request **reqs, size_t k) {
   }
   int64_t t1;
   if (dev->virtual_clock) {
-    t1 = t0 + device_ns;
+    t1 = emx__deadline_after(t0, device_ns);
     atomic_store_explicit(&dev->vclock, t1, memory_order_release);
   } else {
     t1 = emx_now_ns();
@@ -368,7 +368,7 @@ static void wait_for_work(emx__device *dev) {
     return;
   if (!down) {
     pthread_mutex_unlock(&dev->lock);
-    int64_t until = emx_now_ns() + IDLE_SPIN_NS;
+    int64_t until = emx__deadline_after(emx_now_ns(), IDLE_SPIN_NS);
     while (atomic_load_explicit(&dev->pending, memory_order_acquire) == 0 &&
            emx_now_ns() < until) {
       for (int i = 0; i < 64; i++)
