@@ -79,6 +79,10 @@ typedef struct emx__device {
   char name[32];               /* "cpu0" */
   char kind[16];               /* backend kind */
   char spec[256];              /* spec it came from */
+  emx__devspec resolved;       /* that spec parsed once, isolation and
+                                  scheduling keys consumed: what open and
+                                  every re-open use */
+  int unit;                    /* which unit of the spec */
   const emx__backend_ops *ops; /* backend functions */
   void *impl;                  /* backend state; worker thread only */
 

@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "core/clock.h"
-#include "backend/isolate.h"
 #include "core/log.h"
 #include "engine/internal.h"
 
@@ -178,38 +177,14 @@ static void go_down(emx__device *dev, const char *why) {
   }
 }
 
-/* unit_of: which unit of its spec this device is (devices of one spec are
- * consecutive). */
-static int unit_of(const emx__device *dev) {
-  int unit = 0;
-  const emx__device *all = dev->engine->devices;
-  for (size_t i = dev->index; i > 0 && strcmp(all[i - 1].spec, dev->spec) == 0;
-       i--)
-    unit++;
-  return unit;
-}
-
 static void try_recover(emx__device *dev) {
-  emx__devspec spec;
   emx__errbuf err = {{0}};
   void *impl = dev->impl;
   int rc;
-  if (impl) {
+  if (impl)
     rc = dev->ops->probe(impl, &err);
-  } else {
-    /* Re-open as at creation: the isolation keys are consumed (and the
-     * proxy chosen) before the backend sees the spec. */
-    const emx__backend_ops *ops = NULL;
-    rc = emx__devspec_parse(&spec, dev->spec, &err);
-    int policy;
-    int64_t max_delay;
-    if (rc == 0)
-      rc = emx__isolate_select(&spec, &ops, &err);
-    if (rc == 0)
-      rc = emx__sched_parse(&spec, &policy, &max_delay, &err);
-    if (rc == 0)
-      rc = dev->ops->open(&spec, unit_of(dev), &impl, &err);
-  }
+  else /* re-open as at creation, from the spec resolved then */
+    rc = dev->ops->open(&dev->resolved, dev->unit, &impl, &err);
   pthread_mutex_lock(&dev->lock);
   if (rc == 0) {
     dev->impl = impl;
