@@ -96,6 +96,8 @@ typedef struct emx__device {
   size_t reserved;               /* slots promised to submitters in flight */
   size_t capacity;               /* max queue.length + reserved */
   emx__ctl *ctl_head, *ctl_tail; /* pending control tasks */
+  emx__qlink *canceled;          /* canceled requests for the worker to
+                                    complete, linked through qlink.next */
   bool stopping;                 /* shutdown: drain and exit */
   atomic_bool worker_idle;       /* worker is blocked in work_cv */
   atomic_size_t pending;         /* queue.length, readable without the lock */
@@ -165,6 +167,8 @@ typedef enum {
   EMX__REQ_SUBMITTING, /* slot reserved, not yet in a queue */
   EMX__REQ_QUEUED,     /* in device->queue */
   EMX__REQ_RUNNING,    /* the worker has it */
+  EMX__REQ_CANCELED,   /* taken out of its queue by cancel; in
+                          device->canceled until the worker finishes it */
   EMX__REQ_FINISHED,   /* has a status, waits for stream order */
   EMX__REQ_COMPLETE,   /* delivered: visible to wait, callback ran */
 } emx__req_state;
@@ -183,6 +187,11 @@ struct emx_request {
   int64_t deadline_ns;
   atomic_llong expect_ns; /* RUNNING: expected finish time, 0 if
                              unknown (set by the worker) */
+  atomic_int cpu;         /* CPU its device's worker last ran on (from
+                             the device at submit and failover, then the
+                             worker's own as it starts it): waiters read
+                             this, never the device, which
+                             emx_engine_destroy may be freeing */
   emx_completion_fn on_complete;
   void *user;
   size_t nin, nout;

@@ -193,6 +193,7 @@ EMX_EXPORT int emx_submit(emx_engine *e, const emx_request_desc *d,
   }
   r->engine = e;
   atomic_store(&r->device, dev);
+  atomic_store_explicit(&r->cpu, atomic_load(&dev->cpu), memory_order_relaxed);
   r->timings.submitted_ns = emx__device_now(dev);
   if (!out)
     atomic_fetch_sub(&r->refs, 1); /* fire and forget: engine ref only */
@@ -313,9 +314,8 @@ EMX_EXPORT int emx_request_wait(emx_request *r, int64_t timeout_ns) {
     /* Poll only from another CPU than the worker's: polling on its CPU
      * would take the time the worker needs (the scheduler often wakes a
      * worker on its waker's CPU). */
-    emx__device *dev = atomic_load_explicit(&r->device, memory_order_relaxed);
     bool may_poll =
-        sched_getcpu() != atomic_load_explicit(&dev->cpu, memory_order_relaxed);
+        sched_getcpu() != atomic_load_explicit(&r->cpu, memory_order_relaxed);
     if (st == EMX__REQ_QUEUED && now < start_spin && may_poll) {
       emx__cpu_relax(); /* an idle worker takes it within microseconds */
       continue;
@@ -364,7 +364,8 @@ EMX_EXPORT int emx_request_cancel(emx_request *r) {
   if (!r)
     return EMX_EINVAL;
   emx__req_state st = atomic_load(&r->state);
-  if (st == EMX__REQ_FINISHED || st == EMX__REQ_COMPLETE)
+  if (st == EMX__REQ_CANCELED || st == EMX__REQ_FINISHED ||
+      st == EMX__REQ_COMPLETE)
     return EMX_EALREADY;
   /* Failover may move a queued request to another device: lock the device
    * it is on, then check it did not move meanwhile. */
@@ -383,10 +384,16 @@ EMX_EXPORT int emx_request_cancel(emx_request *r) {
   }
   emx__queue_remove(&dev->queue, &r->qlink);
   emx__dequeued_locked(dev, r);
-  atomic_store(&r->state, EMX__REQ_FINISHED);
+  /* Completed by the device's worker, as every request is: its callback
+   * runs on an engine thread, never inside the caller's cancel (which may
+   * hold locks the callback takes). The worker is still there: it leaves
+   * only once its queue is empty, and this request was in it. */
+  atomic_store(&r->state, EMX__REQ_CANCELED);
+  r->qlink.next = dev->canceled;
+  dev->canceled = &r->qlink;
   pthread_cond_signal(&dev->space_cv);
+  pthread_cond_signal(&dev->work_cv);
   pthread_mutex_unlock(&dev->lock);
-  emx__request_finish(r, EMX_ECANCELED, "canceled before it ran");
   return 0;
 }
 

@@ -133,6 +133,7 @@ static void redispatch(emx__device *from, struct emx_request *r) {
   /* Already-accepted work: it may exceed the new queue's capacity for a
    * moment rather than be dropped. */
   atomic_store(&r->device, to);
+  atomic_store_explicit(&r->cpu, atomic_load(&to->cpu), memory_order_relaxed);
   atomic_store(&r->state, EMX__REQ_QUEUED);
   emx__enqueue_locked(to, r);
   pthread_cond_signal(&to->work_cv);
@@ -210,7 +211,8 @@ static int run_invoke(emx__device *dev, struct emx_request **reqs, size_t k) {
   emx__errbuf err = {{0}};
   int64_t device_ns = 0;
   int64_t t0 = emx__device_now(dev);
-  atomic_store_explicit(&dev->cpu, sched_getcpu(), memory_order_relaxed);
+  int cpu = sched_getcpu();
+  atomic_store_explicit(&dev->cpu, cpu, memory_order_relaxed);
   atomic_llong *ewma = &m->service_ewma_ns[dev->index];
   long long expect = atomic_load_explicit(ewma, memory_order_relaxed);
   /* Only a single run has a known duration; waiters on a batch sleep until
@@ -221,6 +223,7 @@ static int run_invoke(emx__device *dev, struct emx_request **reqs, size_t k) {
     struct emx_request *req = reqs[i];
     req->timings.started_ns = t0;
     req->timings.device = (int)dev->index;
+    atomic_store_explicit(&req->cpu, cpu, memory_order_relaxed);
     atomic_store_explicit(&req->expect_ns, expect ? t0 + expect : 0,
                           memory_order_relaxed);
     /* Tell a sleeping waiter when to expect the result, so it can be awake
@@ -293,6 +296,21 @@ static void finish_expired(struct emx_request *req) {
                       "did not run");
 }
 
+/* finish_canceled_locked completes the requests emx_request_cancel took
+ * out of the queue (with dev->lock held; released meanwhile). */
+static void finish_canceled_locked(emx__device *dev) {
+  emx__qlink *link = dev->canceled;
+  dev->canceled = NULL;
+  pthread_mutex_unlock(&dev->lock);
+  while (link) {
+    emx__qlink *next = link->next;
+    emx__request_finish(emx__req_of(link), EMX_ECANCELED,
+                        "canceled before it ran");
+    link = next;
+  }
+  pthread_mutex_lock(&dev->lock);
+}
+
 /* run_group runs the requests the worker took (one, or a gathered batch
  * of one model) without consulting the scheduler in between. */
 static void run_group(emx__device *dev, struct emx_request **group, size_t n) {
@@ -334,7 +352,7 @@ static void run_group(emx__device *dev, struct emx_request **group, size_t n) {
  * not served, but control tasks and shutdown still are). */
 static bool has_work(emx__device *dev) {
   return (dev->queue.length && !atomic_load(&dev->engine->paused)) ||
-         dev->ctl_head || dev->stopping;
+         dev->ctl_head || dev->canceled || dev->stopping;
 }
 
 static void wait_for_work(emx__device *dev) {
@@ -386,6 +404,10 @@ void *emx__worker_main(void *arg) {
       pthread_mutex_lock(&dev->lock);
       ctl->done = true;
       pthread_cond_broadcast(&dev->ctl_cv);
+      continue;
+    }
+    if (dev->canceled) {
+      finish_canceled_locked(dev);
       continue;
     }
     if (!atomic_load(&dev->healthy) && !dev->stopping) {
