@@ -117,6 +117,9 @@ typedef struct emx__device {
   uint64_t faults;       /* device faults seen */
   int64_t backoff_ns;    /* current re-probe interval */
   int64_t next_probe_ns; /* when to try re-opening a down device */
+  int64_t down_since_ns; /* when it last went down (CLOCK_MONOTONIC) */
+  int64_t down_wake_ns;  /* down: when a held request's deadline or the
+                            hold ends (worker.c) */
   atomic_int healthy;    /* 1 while serving; 0 down (recovering) */
   int64_t started_ns;    /* for utilisation */
   bool virtual_clock;    /* the backend simulates time (see backend.h) */

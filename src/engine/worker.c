@@ -6,10 +6,12 @@
  * EMX_ESHUTDOWN.
  *
  * A device fault (EMX_EDEVICE from the backend) fails the request that was
- * running, marks the device down, moves its queued requests to healthy
- * devices that can run their models (or fails them clearly), closes the
- * device, and re-opens it with exponential backoff. Models are prepared
- * again lazily, by the first request that needs them. */
+ * running (only that one), marks the device down, moves its queued
+ * requests to healthy devices that can run their models, keeps the others
+ * queued for the re-probe (up to HOLD_NS, or their deadline, then fails
+ * them clearly), closes the device, and re-opens it with exponential
+ * backoff. Models are prepared again lazily, by the first request that
+ * needs them. */
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -30,6 +32,11 @@
  * device that comes back is noticed within seconds. */
 #define PROBE_FIRST_NS (20 * 1000000LL)
 #define PROBE_MAX_NS (2000 * 1000000LL)
+/* A down device keeps the queued requests no other healthy device can take
+ * this long for its re-probe (probes come 20, 60, 140, 300 and 620 ms after
+ * the fault): a glitch costs them a delay, not their result; a device gone
+ * for good fails them clearly. A request's deadline ends its wait sooner. */
+#define HOLD_NS (1000 * 1000000LL)
 
 /* ---- prepared models (worker-local bookkeeping) -------------------------- */
 
@@ -107,22 +114,27 @@ static int prepare_lazily(emx__device *dev, emx_model *m, emx__errbuf *err) {
 /* ---- failover -------------------------------------------------------------
  */
 
-/* redispatch moves a request taken off a failed device to a healthy one
- * that can run its model, or fails it. The request is in state RUNNING
- * meanwhile, so a concurrent cancel leaves it alone. */
+/* redispatch moves a request taken off a down device to a healthy one that
+ * can run its model; with none, it goes back to wait on the down device
+ * while the hold lasts, and fails after. The request is in state RUNNING
+ * meanwhile, so a concurrent cancel leaves it alone. Worker only. */
 static void redispatch(emx__device *from, struct emx_request *r) {
   emx_model *m = r->model;
   emx__device *to = emx__pick_device(from->engine, m);
-  if (!to) {
+  if (!to && !atomic_load(&from->healthy) &&
+      emx_now_ns() >= emx__deadline_after(from->down_since_ns, HOLD_NS)) {
     char msg[400];
     snprintf(msg, sizeof msg,
-             "device %s failed and no other healthy device can run model "
-             "\"%s\"%s%s%s",
-             from->name, m->name, m->placement[0] ? " (placement: " : "",
-             m->placement, m->placement[0] ? ")" : "");
+             "device %s failed and did not come back within %lld ms, and no "
+             "other healthy device can run model \"%s\"%s%s%s",
+             from->name, HOLD_NS / 1000000, m->name,
+             m->placement[0] ? " (placement: " : "", m->placement,
+             m->placement[0] ? ")" : "");
     emx__request_finish(r, EMX_EDEVICE, msg);
     return;
   }
+  if (!to)
+    to = from; /* wait there for the re-probe */
   pthread_mutex_lock(&to->lock);
   if (to->stopping) {
     pthread_mutex_unlock(&to->lock);
@@ -140,33 +152,75 @@ static void redispatch(emx__device *from, struct emx_request *r) {
   pthread_mutex_unlock(&to->lock);
 }
 
-/* drain_queue_locked takes every queued request off a down device and
- * hands it on (called with dev->lock held; returns with it held). */
-static void drain_queue_locked(emx__device *dev) {
-  emx__qlink *link;
-  while ((link = emx__queue_pick(&dev->queue))) {
-    struct emx_request *r = emx__req_of(link);
-    emx__dequeued_locked(dev, r);
-    atomic_store(&r->state, EMX__REQ_RUNNING);
-    pthread_mutex_unlock(&dev->lock);
-    redispatch(dev, r);
-    pthread_mutex_lock(&dev->lock);
+/* finish_expired completes a request whose deadline passed before it
+ * could start. */
+static void finish_expired(struct emx_request *req) {
+  emx__request_finish(req, EMX_ETIMEDOUT,
+                      "deadline passed while the request was queued; it "
+                      "did not run");
+}
+
+/* sweep_down_locked: on a down device (dev->lock held, released meanwhile)
+ * takes out of the queue every request that another healthy device can
+ * run (moved there), whose deadline passed (EMX_ETIMEDOUT), or, once the
+ * hold is over, all of them (EMX_EDEVICE); the rest stay queued for the
+ * re-probe. Sets dev->down_wake_ns to when the next of them is due. */
+static void sweep_down_locked(emx__device *dev) {
+  int64_t now = emx__device_now(dev);
+  int64_t hold_end = emx__deadline_after(dev->down_since_ns, HOLD_NS);
+  bool hold_over = emx_now_ns() >= hold_end;
+  emx__qlink *taken = NULL, **tail = &taken;
+  int64_t wake = INT64_MAX;
+  for (int p = EMX_PRIORITY_COUNT - 1; p >= 0; p--) {
+    emx__qlink *head = &dev->queue.lists[p];
+    for (emx__qlink *l = head->next, *next; l != head; l = next) {
+      next = l->next;
+      struct emx_request *r = emx__req_of(l);
+      if (hold_over || emx__expired(r, now) ||
+          emx__pick_device(dev->engine, r->model)) {
+        emx__queue_remove(&dev->queue, l);
+        emx__dequeued_locked(dev, r);
+        atomic_store(&r->state, EMX__REQ_RUNNING);
+        l->next = NULL;
+        *tail = l;
+        tail = &l->next;
+        continue;
+      }
+      wake = hold_end < wake ? hold_end : wake;
+      /* A virtual clock stands still while the device is down. */
+      if (r->deadline_ns && !dev->virtual_clock && r->deadline_ns + 1 < wake)
+        wake = r->deadline_ns + 1;
+    }
   }
+  dev->down_wake_ns = wake;
+  if (!taken)
+    return;
   pthread_cond_broadcast(&dev->space_cv);
+  pthread_mutex_unlock(&dev->lock);
+  for (emx__qlink *l = taken, *next; l; l = next) {
+    next = l->next;
+    struct emx_request *r = emx__req_of(l);
+    if (emx__expired(r, now))
+      finish_expired(r);
+    else
+      redispatch(dev, r);
+  }
+  pthread_mutex_lock(&dev->lock);
 }
 
 /* go_down: called by the worker, without dev->lock, after a fault. */
 static void go_down(emx__device *dev, const char *why) {
   emx__log(EMX_LOG_WARN,
-           "device %s failed: %s; moving its queue and "
-           "re-probing",
-           dev->name, why);
+           "device %s failed: %s; moving what other devices can run, "
+           "holding the rest up to %lld ms for the re-probe",
+           dev->name, why, HOLD_NS / 1000000);
   pthread_mutex_lock(&dev->lock);
   atomic_store(&dev->healthy, 0);
   dev->faults++;
+  dev->down_since_ns = emx_now_ns();
   dev->backoff_ns = PROBE_FIRST_NS;
   dev->next_probe_ns = emx__deadline_after(emx_now_ns(), dev->backoff_ns);
-  drain_queue_locked(dev);
+  sweep_down_locked(dev);
   pthread_mutex_unlock(&dev->lock);
   /* The backend's state is suspect: drop the models; without a probe,
    * drop the device too and re-open it later. */
@@ -288,14 +342,6 @@ static int run_invoke(emx__device *dev, struct emx_request **reqs, size_t k) {
   return rc;
 }
 
-/* finish_expired completes a request whose deadline passed before it
- * could start. */
-static void finish_expired(struct emx_request *req) {
-  emx__request_finish(req, EMX_ETIMEDOUT,
-                      "deadline passed while the request was queued; it "
-                      "did not run");
-}
-
 /* finish_canceled_locked completes the requests emx_request_cancel took
  * out of the queue (with dev->lock held; released meanwhile). */
 static void finish_canceled_locked(emx__device *dev) {
@@ -338,7 +384,7 @@ static void run_group(emx__device *dev, struct emx_request **group, size_t n) {
       continue; /* batch_ok is -1 now: one by one */
     i += k;
     if (rc == EMX_EDEVICE) {
-      /* The device is down and its queue moved on: so do the rest. */
+      /* The device is down: the rest go where its queue went. */
       while (i < n)
         redispatch(dev, group[i++]);
     }
@@ -351,7 +397,9 @@ static void run_group(emx__device *dev, struct emx_request **group, size_t n) {
 /* has_work: something for the worker now (a paused engine's queues are
  * not served, but control tasks and shutdown still are). */
 static bool has_work(emx__device *dev) {
-  return (dev->queue.length && !atomic_load(&dev->engine->paused)) ||
+  /* A down device's queue waits for the re-probe (sweep_down_locked). */
+  return (dev->queue.length && !atomic_load(&dev->engine->paused) &&
+          atomic_load(&dev->healthy)) ||
          dev->ctl_head || dev->canceled || dev->stopping;
 }
 
@@ -372,7 +420,10 @@ static void wait_for_work(emx__device *dev) {
   while (!has_work(dev)) {
     atomic_store(&dev->worker_idle, true);
     if (down) {
-      struct timespec ts = emx__abstime(dev->next_probe_ns);
+      int64_t wake = dev->down_wake_ns < dev->next_probe_ns
+                         ? dev->down_wake_ns
+                         : dev->next_probe_ns;
+      struct timespec ts = emx__abstime(wake);
       int timed_out = pthread_cond_timedwait(&dev->work_cv, &dev->lock, &ts);
       atomic_store(&dev->worker_idle, false);
       if (timed_out)
@@ -411,8 +462,8 @@ void *emx__worker_main(void *arg) {
       continue;
     }
     if (!atomic_load(&dev->healthy) && !dev->stopping) {
-      /* Requests that raced in before the fault was visible move on. */
-      drain_queue_locked(dev);
+      /* Move, expire or (the hold over) fail what waits here. */
+      sweep_down_locked(dev);
       if (emx_now_ns() >= dev->next_probe_ns) {
         pthread_mutex_unlock(&dev->lock);
         try_recover(dev);
