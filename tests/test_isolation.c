@@ -598,11 +598,39 @@ static bool free_within(const char *spec, double seconds) {
   return false;
 }
 
+/* hanging_within: has a device process started its `n`th invoke (the
+ * stub logs each one before it hangs there) within `seconds`? The log line
+ * is the ready signal that the device process is inside the hang. */
+static bool hanging_within(const char *log, long n, double seconds) {
+  int64_t t0 = emx_now_ns();
+  do {
+    stub_invoke inv[8];
+    size_t got = stub_log_read(log, inv, 8);
+    for (size_t i = 0; i < got && i < 8; i++)
+      if (inv[i].n == n)
+        return true;
+    struct timespec nap = {0, 1000000L};
+    nanosleep(&nap, NULL);
+  } while (seconds_since(t0) < seconds);
+  return false;
+}
+
 /* The engine process dies (SIGKILL) while its device process hangs inside
  * an invoke: the device process must die too and free the device. `thread`
  * creates the engine off the main thread (no PDEATHSIG: the device
- * process's watchdog must notice). */
-static void orphan_dies(const char *spec, const char *local, bool thread) {
+ * process's watchdog must notice). The device is a stub Edge TPU (isolated
+ * by default) that hangs at its 2nd invoke (the first request; the 1st is
+ * the warm-up of the load) and logs each invoke as it starts. */
+static void orphan_dies(const char *usb_path, bool thread) {
+  char devices[64], spec[480], local[512];
+  snprintf(devices, sizeof devices, "usb:%s", usb_path);
+  snprintf(spec, sizeof spec, "edgetpu:usb:0,lib=%s", EMX_STUB_EDGETPU);
+  snprintf(local, sizeof local, "%s,isolate=0", spec);
+  char *log = write_temp_file("", 0);
+  assert_non_null(log);
+  setenv("EMX_STUB_EDGETPU_DEVICES", devices, 1);
+  setenv("EMX_STUB_EDGETPU_HANG_AT", "2", 1);
+  setenv("EMX_STUB_EDGETPU_INVOKE_LOG", log, 1);
   int ready[2];
   assert_int_equal(pipe(ready), 0);
   pid_t pid = fork();
@@ -663,21 +691,30 @@ static void orphan_dies(const char *spec, const char *local, bool thread) {
     print_error("the engine process failed: %s\n", msg);
     fail();
   }
-  struct timespec nap = {0, 100 * 1000000L};
-  nanosleep(&nap, NULL); /* the device process is inside the hang now */
+  bool hanging = hanging_within(log, 2, 10.0);
+  unsetenv("EMX_STUB_EDGETPU_HANG_AT"); /* for the local opens below */
+  unsetenv("EMX_STUB_EDGETPU_INVOKE_LOG");
+  unlink(log);
+  free(log);
+  if (!hanging) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    fail_msg("the device process never started the invoke that hangs");
+  }
   assert_false(free_within(local, 0.0));
   kill(pid, SIGKILL);
   int status;
   assert_int_equal(waitpid(pid, &status, 0), pid);
   assert_true(free_within(local, 5.0));
+  unsetenv("EMX_STUB_EDGETPU_DEVICES");
 }
 
 static void orphan_dies_with_pdeathsig(void **state) {
-  orphan_dies("sim:30,isolate=1,hang_at=1", "sim:30", false);
+  orphan_dies("/orphan30", false);
 }
 
 static void orphan_dies_by_watchdog(void **state) {
-  orphan_dies("sim:32,isolate=1,hang_at=1", "sim:32", true);
+  orphan_dies("/orphan32", true);
 }
 
 /* ---- specs and the device host program ------------------------------------
