@@ -506,8 +506,11 @@ static void *wait_thread(void *arg) {
 }
 
 /* destroy_engine_while_waiting: emx_request_wait may run while
- * emx_engine_destroy frees the devices (the handles stay valid); a waiter
- * must never read its request's device (TSan and ASan see it if it does). */
+ * emx_engine_destroy frees the devices (the handles stay valid). The old
+ * wait read its request's device between two loads of its state, a window
+ * of a few instructions that this case exercises but does not reliably hit
+ * (it passed on the old code under TSan); the fix is that wait has no path
+ * to the device any more (the request carries the worker's CPU). */
 static void destroy_engine_while_waiting(void **state) {
   (void)state;
   emx_model *hand;
