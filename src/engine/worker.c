@@ -188,8 +188,9 @@ static void sweep_down_locked(emx__device *dev) {
       }
       wake = hold_end < wake ? hold_end : wake;
       /* A virtual clock stands still while the device is down. */
-      if (r->deadline_ns && !dev->virtual_clock && r->deadline_ns + 1 < wake)
-        wake = r->deadline_ns + 1;
+      int64_t due = emx__deadline_after(r->deadline_ns, 1); /* expired */
+      if (r->deadline_ns && !dev->virtual_clock && due < wake)
+        wake = due;
     }
   }
   dev->down_wake_ns = wake;
