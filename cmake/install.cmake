@@ -33,10 +33,10 @@ set(EMX_INSTALL_PYTHONDIR ${emx_pydefault} CACHE STRING
     "Where the Python package goes (relative to the prefix, or absolute)")
 
 # The engine runs edgemux-devhost from a folder that is neither beside the
-# library nor on PATH once installed: tell isolate.c where it will be
+# library nor on PATH once installed: tell child.c where it will be
 # (emx__devhost_find; $EMX_DEVHOST still comes first). A source property,
-# so it reaches every target that compiles isolate.c.
-set_property(SOURCE ${CMAKE_SOURCE_DIR}/src/backend/isolate.c APPEND PROPERTY
+# so it reaches every target that compiles child.c.
+set_property(SOURCE ${CMAKE_SOURCE_DIR}/src/backend/child.c APPEND PROPERTY
   COMPILE_DEFINITIONS
   EMX_DEVHOST_INSTALLED_DIR="${CMAKE_INSTALL_FULL_LIBEXECDIR}/edgemux")
 

@@ -481,6 +481,47 @@ static void edgetpu_all_devices(void **state) {
   assert_true(contains(emx_engine_last_error(NULL), "no such Edge TPU"));
 }
 
+/* edgetpu_plugged_while_creating: a TPU plugged in while the engine is
+ * created (the stub lists one more device at every listing) must not change
+ * how many devices the engine has: "edgetpu:*" is counted once, and that
+ * count sizes the device array and decides what is opened. Counting twice
+ * opened a second device past the end of a one-device array. */
+static void edgetpu_plugged_while_creating(void **state) {
+  (void)state;
+  char *plug = write_temp_file("", 0);
+  assert_non_null(plug);
+  setenv("EMX_STUB_EDGETPU_DEVICES", "usb:/u0", 1);
+  setenv("EMX_STUB_EDGETPU_PLUG", plug, 1);
+  emx_engine *e;
+  int rc = create("edgetpu:*" STUB, &e);
+  unsetenv("EMX_STUB_EDGETPU_PLUG");
+  size_t size = 0;
+  char *listings = read_file(plug, &size);
+  unlink(plug);
+  free(plug);
+  assert_int_equal(rc, 0);
+  assert_int_equal(emx_engine_device_count(e), 1);
+  /* The listings did go on growing, and only the device counted first was
+   * opened (the stub takes a lock file per device it opens). */
+  assert_non_null(listings);
+  assert_true(atoi(listings) >= 2);
+  free(listings);
+  char lock[600];
+  snprintf(lock, sizeof lock, "%s/edgetpu-stub-_u0.lock",
+           getenv("EMX_STUB_EDGETPU_LOCK_DIR"));
+  assert_int_equal(access(lock, F_OK), 0);
+  snprintf(lock, sizeof lock,
+           "%s/edgetpu-stub-_sys_bus_usb_devices_plugged-0.lock",
+           getenv("EMX_STUB_EDGETPU_LOCK_DIR"));
+  if (access(lock, F_OK) == 0)
+    fail_msg("a device plugged in after the count was opened: %s", lock);
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  emx_tensor *in, *out;
+  assert_int_equal(run_once(e, m, 5, &in, &out, NULL), 0);
+  free_io(m, in, out);
+  emx_engine_destroy(e);
+}
+
 static void edgetpu_busy_across_processes(void **state) {
   setenv("EMX_STUB_EDGETPU_DEVICES", "usb:/busy0", 1);
   emx_engine *e;
@@ -544,6 +585,7 @@ int main(void) {
       cmocka_unit_test_teardown(edgetpu_hang_is_killed_at_the_deadline,
                                 stub_teardown),
       cmocka_unit_test(edgetpu_all_devices),
+      cmocka_unit_test(edgetpu_plugged_while_creating),
       cmocka_unit_test(edgetpu_busy_across_processes),
       cmocka_unit_test(edgetpu_load_errors),
   };

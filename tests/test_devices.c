@@ -51,7 +51,8 @@ typedef struct job {
 
 /* submit_jobs prepares every buffer first, then submits in a burst, so
  * all requests are queued before the first can fail. */
-static void submit_jobs(emx_engine *e, emx_model *m, job *jobs, int n) {
+static void submit_jobs_by(emx_engine *e, emx_model *m, job *jobs, int n,
+                           int64_t deadline_ns) {
   for (int i = 0; i < n; i++) {
     jobs[i].in = tensors_inputs(m);
     jobs[i].out = tensors_outputs(m);
@@ -61,8 +62,13 @@ static void submit_jobs(emx_engine *e, emx_model *m, job *jobs, int n) {
     emx_request_desc d;
     request_init(&d, m, jobs[i].in, jobs[i].out);
     d.enqueue_timeout_ns = -1;
+    d.deadline_ns = deadline_ns;
     assert_int_equal(emx_submit(e, &d, &jobs[i].req), 0);
   }
+}
+
+static void submit_jobs(emx_engine *e, emx_model *m, job *jobs, int n) {
+  submit_jobs_by(e, m, jobs, n, 0);
 }
 
 static void free_jobs(job *jobs, int n) {
@@ -172,8 +178,60 @@ static void failover_moves_queue(void **state) {
   emx_engine_destroy(e);
 }
 
-/* No other device can run the model: the queued requests fail at once,
- * clearly, instead of waiting for a device that may never return. */
+/* One device fails mid-queue and comes back at its first re-probe: only
+ * the running request fails; the ones queued behind it wait for the
+ * re-probe and then run (they used to fail with it). */
+static void single_device_fault_fails_only_the_running(void **state) {
+  const char *specs[] = {"sim:40,compute_ms=5,fail_at=3"};
+  emx_engine *e = engine_of(specs, 1);
+  emx_model *m = load_on(e, NULL);
+  enum { N = 16 };
+  job jobs[N];
+  submit_jobs(e, m, jobs, N);
+  for (int i = 0; i < N; i++) {
+    int rc = emx_request_wait(jobs[i].req, -1);
+    if (i == 2) {
+      assert_int_equal(rc, EMX_EDEVICE);
+      assert_true(contains(emx_request_error(jobs[i].req), "injected"));
+    } else if (rc != 0) {
+      fail_msg("request %d: %s: %s", i, emx_err_name(rc),
+               emx_request_error(jobs[i].req));
+    }
+  }
+  check_outputs(m, jobs, N);
+  emx_device_info di;
+  emx_engine_device_info(e, 0, &di);
+  assert_int_equal(di.faults, 1);
+  assert_true(di.healthy);
+  free_jobs(jobs, N);
+  emx_engine_destroy(e);
+}
+
+/* The only device vanishes for good: the requests held for its re-probe
+ * end at their own deadline (EMX_ETIMEDOUT), not before and not with the
+ * fault's status. */
+static void held_requests_end_at_their_deadline(void **state) {
+  const char *specs[] = {"sim:41,compute_ms=5,vanish_at=1"};
+  emx_engine *e = engine_of(specs, 1);
+  emx_model *m = load_on(e, NULL);
+  enum { N = 5 };
+  job jobs[N];
+  int64_t deadline = emx_now_ns() + 300 * 1000000LL;
+  submit_jobs_by(e, m, jobs, N, deadline);
+  assert_int_equal(emx_request_wait(jobs[0].req, -1), EMX_EDEVICE);
+  assert_true(contains(emx_request_error(jobs[0].req), "vanished"));
+  for (int i = 1; i < N; i++) {
+    assert_int_equal(emx_request_wait(jobs[i].req, -1), EMX_ETIMEDOUT);
+    assert_true(emx_now_ns() > deadline);
+    assert_true(contains(emx_request_error(jobs[i].req), "deadline"));
+  }
+  free_jobs(jobs, N);
+  emx_engine_destroy(e);
+}
+
+/* No other device can run the model: the queued requests wait for the
+ * re-probe a bounded time (1 s), then fail clearly, instead of waiting for
+ * a device that may never return. */
 static void failover_without_a_peer(void **state) {
   const char *specs[] = {"sim:38,compute_ms=10,vanish_at=1", "cpu:workers=1"};
   emx_engine *e = engine_of(specs, 2);
@@ -227,6 +285,8 @@ int main(void) {
       cmocka_unit_test(placement_errors),
       cmocka_unit_test(failover_moves_queue),
       cmocka_unit_test(failover_without_a_peer),
+      cmocka_unit_test(single_device_fault_fails_only_the_running),
+      cmocka_unit_test(held_requests_end_at_their_deadline),
       cmocka_unit_test(cpu_fallback),
   };
   return cmocka_run_group_tests_name("devices", tests, group_setup, NULL);

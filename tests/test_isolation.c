@@ -598,11 +598,39 @@ static bool free_within(const char *spec, double seconds) {
   return false;
 }
 
+/* hanging_within: has a device process started its `n`th invoke (the
+ * stub logs each one before it hangs there) within `seconds`? The log line
+ * is the ready signal that the device process is inside the hang. */
+static bool hanging_within(const char *log, long n, double seconds) {
+  int64_t t0 = emx_now_ns();
+  do {
+    stub_invoke inv[8];
+    size_t got = stub_log_read(log, inv, 8);
+    for (size_t i = 0; i < got && i < 8; i++)
+      if (inv[i].n == n)
+        return true;
+    struct timespec nap = {0, 1000000L};
+    nanosleep(&nap, NULL);
+  } while (seconds_since(t0) < seconds);
+  return false;
+}
+
 /* The engine process dies (SIGKILL) while its device process hangs inside
  * an invoke: the device process must die too and free the device. `thread`
  * creates the engine off the main thread (no PDEATHSIG: the device
- * process's watchdog must notice). */
-static void orphan_dies(const char *spec, const char *local, bool thread) {
+ * process's watchdog must notice). The device is a stub Edge TPU (isolated
+ * by default) that hangs at its 2nd invoke (the first request; the 1st is
+ * the warm-up of the load) and logs each invoke as it starts. */
+static void orphan_dies(const char *usb_path, bool thread) {
+  char devices[64], spec[480], local[512];
+  snprintf(devices, sizeof devices, "usb:%s", usb_path);
+  snprintf(spec, sizeof spec, "edgetpu:usb:0,lib=%s", EMX_STUB_EDGETPU);
+  snprintf(local, sizeof local, "%s,isolate=0", spec);
+  char *log = write_temp_file("", 0);
+  assert_non_null(log);
+  setenv("EMX_STUB_EDGETPU_DEVICES", devices, 1);
+  setenv("EMX_STUB_EDGETPU_HANG_AT", "2", 1);
+  setenv("EMX_STUB_EDGETPU_INVOKE_LOG", log, 1);
   int ready[2];
   assert_int_equal(pipe(ready), 0);
   pid_t pid = fork();
@@ -625,13 +653,20 @@ static void orphan_dies(const char *spec, const char *local, bool thread) {
       rc = create(spec, &e);
     }
     emx_model *m = NULL;
+    /* The Edge TPU-compiled fixture: the stub claims its custom op, so it
+     * sees (and hangs in) the invoke. */
     if (rc == 0)
-      rc = emx_model_load_file(e, "face", MODEL_FACE_SHORT, &m);
-    static float in_buf[128 * 128 * 3];
-    static uint8_t out0[57344], out1[3584];
-    emx_tensor in = {EMX_DTYPE_FLOAT32, in_buf, sizeof in_buf};
-    emx_tensor outs[2] = {{EMX_DTYPE_FLOAT32, out0, sizeof out0},
-                          {EMX_DTYPE_FLOAT32, out1, sizeof out1}};
+      rc = emx_model_load_file(e, "tpu", MODEL_Q_EDGETPU, &m);
+    emx_tensor_info ii, oi;
+    if (rc == 0)
+      rc = emx_model_input_info(m, 0, &ii);
+    if (rc == 0)
+      rc = emx_model_output_info(m, 0, &oi);
+    static uint8_t in_buf[1 << 16], out0[1 << 16];
+    if (rc == 0 && (ii.bytes > sizeof in_buf || oi.bytes > sizeof out0))
+      rc = EMX_EINVAL;
+    emx_tensor in = {ii.dtype, in_buf, ii.bytes};
+    emx_tensor outs[1] = {{oi.dtype, out0, oi.bytes}};
     if (rc == 0) {
       emx_request_desc d;
       emx_request_desc_init(&d);
@@ -639,7 +674,7 @@ static void orphan_dies(const char *spec, const char *local, bool thread) {
       d.inputs = &in;
       d.input_count = 1;
       d.outputs = outs;
-      d.output_count = 2;
+      d.output_count = 1;
       rc = emx_submit(e, &d, NULL);
     }
     if (rc == 0)
@@ -663,21 +698,30 @@ static void orphan_dies(const char *spec, const char *local, bool thread) {
     print_error("the engine process failed: %s\n", msg);
     fail();
   }
-  struct timespec nap = {0, 100 * 1000000L};
-  nanosleep(&nap, NULL); /* the device process is inside the hang now */
+  bool hanging = hanging_within(log, 2, 10.0);
+  unsetenv("EMX_STUB_EDGETPU_HANG_AT"); /* for the local opens below */
+  unsetenv("EMX_STUB_EDGETPU_INVOKE_LOG");
+  unlink(log);
+  free(log);
+  if (!hanging) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    fail_msg("the device process never started the invoke that hangs");
+  }
   assert_false(free_within(local, 0.0));
   kill(pid, SIGKILL);
   int status;
   assert_int_equal(waitpid(pid, &status, 0), pid);
   assert_true(free_within(local, 5.0));
+  unsetenv("EMX_STUB_EDGETPU_DEVICES");
 }
 
 static void orphan_dies_with_pdeathsig(void **state) {
-  orphan_dies("sim:30,isolate=1,hang_at=1", "sim:30", false);
+  orphan_dies("/orphan30", false);
 }
 
 static void orphan_dies_by_watchdog(void **state) {
-  orphan_dies("sim:32,isolate=1,hang_at=1", "sim:32", true);
+  orphan_dies("/orphan32", true);
 }
 
 /* ---- specs and the device host program ------------------------------------

@@ -9,6 +9,7 @@
  * "still queued" it builds a queue long enough (tens of invokes) that the
  * opposite would need the worker to be hundreds of times faster.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +29,8 @@ typedef struct record {
   int status;          /* status passed to it */
   int user_ok;         /* emx_request_user(req) == user */
   uint64_t order;      /* position among the batch's callbacks */
+  pthread_t thread;    /* thread the callback ran on */
+  char thread_name[16];
 } record;
 
 /* batch is `count` requests of one model on one input, each with its own
@@ -93,6 +96,8 @@ static void on_record(emx_request *req, int status, void *user) {
   r->user_ok = emx_request_user(req) == user;
   r->status = status;
   r->calls++;
+  r->thread = pthread_self();
+  pthread_getname_np(r->thread, r->thread_name, sizeof r->thread_name);
   r->order = counter_add(&r->batch->sequence, 1);
   /* Last: counter_add's lock orders the writes above before the test reads
    * them (after counter_wait). */
@@ -434,6 +439,104 @@ static void backpressure_wait_bounded(void **state) {
   batch_free(b);
 }
 
+/* timeouts_near_int64_max: a relative timeout near INT64_MAX means "wait",
+ * not a deadline wrapped into the past (signed overflow: a full queue
+ * answered EMX_EBUSY at once and a wait EMX_EAGAIN at once). */
+static void timeouts_near_int64_max(void **state) {
+  (void)state;
+  emx_model *hand;
+  emx_engine *engine = one_worker(4, &hand);
+  batch *b = batch_new(engine, hand, MODEL_HAND_LITE, 30, 13);
+  emx_request_desc opts;
+  emx_request_desc_init(&opts);
+  opts.enqueue_timeout_ns = INT64_MAX;
+  for (size_t i = 0; i < b->count; i++)
+    assert_int_equal(batch_submit(b, i, &opts, true), 0);
+  /* The last one is still behind most of the others here. */
+  assert_int_equal(emx_request_wait(b->req[b->count - 1], INT64_MAX), 0);
+  assert_int_equal(emx_request_wait(b->req[0], INT64_MAX - 1), 0);
+  for (size_t i = 0; i < b->count; i++)
+    expect_ran(b, i);
+  emx_engine_destroy(engine);
+  batch_free(b);
+}
+
+/* cancel_completes_on_engine_thread: the header promises every completion
+ * callback an engine thread; a cancel ran it inside the caller's
+ * emx_request_cancel (where the caller may hold locks the callback takes). */
+static void cancel_completes_on_engine_thread(void **state) {
+  (void)state;
+  emx_model *hand;
+  emx_engine *engine = one_worker(128, &hand);
+  enum { COUNT = 40, KEEP = 8 };
+  batch *b = batch_new(engine, hand, MODEL_HAND_LITE, COUNT, 14);
+  batch_submit_all(b, EMX_PRIORITY_NORMAL);
+  for (size_t i = COUNT; i-- > KEEP;) {
+    assert_int_equal(emx_request_cancel(b->req[i]), 0);
+    /* Canceled: a second cancel has nothing left to do, whether or not the
+     * worker completed it yet. */
+    assert_int_equal(emx_request_cancel(b->req[i]), EMX_EALREADY);
+  }
+  for (size_t i = 0; i < KEEP; i++)
+    expect_ran(b, i);
+  for (size_t i = KEEP; i < COUNT; i++) {
+    expect_never_ran(b, i, EMX_ECANCELED, "cancel");
+    assert_int_equal(b->rec[i].calls, 1);
+    assert_false(pthread_equal(b->rec[i].thread, pthread_self()));
+    if (strncmp(b->rec[i].thread_name, "emx:", 4) != 0)
+      fail_msg("request %zu completed on thread \"%s\", not a worker", i,
+               b->rec[i].thread_name);
+  }
+  emx_engine_destroy(engine);
+  batch_free(b);
+}
+
+/* waiter: one thread in emx_request_wait while the engine is destroyed. */
+typedef struct waiter {
+  emx_request *req;
+  int status;
+  counter *started; /* counted once the thread is about to wait */
+} waiter;
+
+static void *wait_thread(void *arg) {
+  waiter *w = arg;
+  counter_add(w->started, 1);
+  w->status = emx_request_wait(w->req, -1);
+  return NULL;
+}
+
+/* destroy_engine_while_waiting: emx_request_wait may run while
+ * emx_engine_destroy frees the devices (the handles stay valid). The old
+ * wait read its request's device between two loads of its state, a window
+ * of a few instructions that this case exercises but does not reliably hit
+ * (it passed on the old code under TSan); the fix is that wait has no path
+ * to the device any more (the request carries the worker's CPU). */
+static void destroy_engine_while_waiting(void **state) {
+  (void)state;
+  emx_model *hand;
+  emx_engine *engine = one_worker(128, &hand);
+  enum { COUNT = 24 };
+  batch *b = batch_new(engine, hand, MODEL_HAND_LITE, COUNT, 15);
+  batch_submit_all(b, EMX_PRIORITY_NORMAL);
+  counter started;
+  counter_init(&started);
+  waiter w[COUNT];
+  pthread_t t[COUNT];
+  for (size_t i = 0; i < COUNT; i++) {
+    w[i] = (waiter){.req = b->req[i], .started = &started};
+    assert_int_equal(pthread_create(&t[i], NULL, wait_thread, &w[i]), 0);
+  }
+  assert_true(counter_wait(&started, COUNT));
+  emx_engine_destroy(engine); /* the queued ones complete EMX_ESHUTDOWN */
+  for (size_t i = 0; i < COUNT; i++) {
+    pthread_join(t[i], NULL);
+    assert_true(w[i].status == 0 || w[i].status == EMX_ESHUTDOWN);
+    assert_int_equal(emx_request_wait(b->req[i], 0), w[i].status);
+  }
+  counter_destroy(&started);
+  batch_free(b);
+}
+
 /* ---- priorities ---------------------------------------------------------- */
 
 static void priorities(void **state) {
@@ -671,6 +774,9 @@ int main(void) {
       cmocka_unit_test(backpressure_fail_fast),
       cmocka_unit_test(backpressure_wait_forever),
       cmocka_unit_test(backpressure_wait_bounded),
+      cmocka_unit_test(timeouts_near_int64_max),
+      cmocka_unit_test(cancel_completes_on_engine_thread),
+      cmocka_unit_test(destroy_engine_while_waiting),
       cmocka_unit_test(priorities),
       cmocka_unit_test(callbacks_once),
       cmocka_unit_test(fire_and_forget),

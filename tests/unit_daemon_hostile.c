@@ -54,7 +54,7 @@
 #include "daemon_support.h"
 #include "edgemux/client.h"
 #include "support.h"
-#include "wire/arena.h"
+#include "core/arena.h"
 #include "wire/wire.h"
 
 #define MODEL_NAME "face_detection_short_range"

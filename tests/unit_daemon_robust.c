@@ -60,7 +60,7 @@
 #include "daemon_support.h"
 #include "edgemux/client.h"
 #include "support.h"
-#include "wire/arena.h"
+#include "core/arena.h"
 #include "wire/wire.h"
 
 #define FACE_SHORT "face_detection_short_range"

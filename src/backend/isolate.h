@@ -35,34 +35,9 @@
 #ifndef EMX_BACKEND_ISOLATE_H
 #define EMX_BACKEND_ISOLATE_H
 
-#include <stdbool.h>
-#include <sys/types.h>
-
 #include "backend/backend.h"
 
-#define EMX__DEVHOST_NAME "edgemux-devhost"
 #define EMX__ISO_DEFAULT_DEADLINE_MS 10000
-
-/* emx__devhost_find puts the path of the edgemux-devhost program in out:
- * $EMX_DEVHOST; else next to the library, the installed folder, or the
- * executable; else on PATH. EMX_ENOENT, naming `what` and the places tried, when there is
- * none. */
-int emx__devhost_find(const char *what, char *out, size_t cap,
-                      emx__errbuf *err);
-
-/* emx__devhost_spawn starts `path` (the device host) with argv the way
- * every child of libedgemux starts: fd3 (if >= 0) on its fd 3, no stdin,
- * stdout into out_fd (-1: into our stderr), or stdout and stderr both
- * discarded when quiet; default signal mask and dispositions. 0 or an
- * errno. */
-int emx__devhost_spawn(const char *path, char *const argv[], int fd3,
-                       int out_fd, bool quiet, pid_t *pid);
-
-/* emx__child_end waits up to grace_ns for child pid to exit, then SIGKILLs
- * it (one that does not die even then is reaped later; `what` names it in
- * the log). Fills *status; 1 exited by itself, 0 had to be killed, -1 not
- * our child (reaped elsewhere). */
-int emx__child_end(pid_t pid, int *status, int64_t grace_ns, const char *what);
 
 /* emx__backend_isolate is the proxy. Its open reads the real kind from the
  * spec; its state per device names the child. */

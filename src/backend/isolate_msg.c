@@ -2,7 +2,7 @@
  * proxy and the device host (format in isolate_msg.h). */
 #include "backend/isolate_msg.h"
 
-#include "wire/sock.h"
+#include "core/sock.h"
 
 #include <errno.h>
 #include <stdlib.h>

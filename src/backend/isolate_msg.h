@@ -34,8 +34,9 @@
 #include <sys/types.h>
 
 #include "backend/backend.h"
+#include "backend/child.h"
 
-#define EMX__ISO_FD 3               /* the child's end of the socket */
+#define EMX__ISO_FD EMX__CHILD_FD   /* the child's end of the socket */
 #define EMX__ISO_ALIGN 64           /* tensor offsets in the region */
 #define EMX__ISO_MSG_MAX (64 << 10) /* largest packet, header included */
 

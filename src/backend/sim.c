@@ -292,7 +292,7 @@ static void spend(const sim_device *d, int64_t t0, int64_t cost,
     *device_ns = cost;
     return;
   }
-  sleep_until(t0 + cost);
+  sleep_until(emx__deadline_after(t0, cost));
   *device_ns = emx_now_ns() - t0;
 }
 

@@ -23,7 +23,7 @@
 
 #include "core/error.h"
 #include "edgemux/client.h"
-#include "wire/arena.h"
+#include "core/arena.h"
 #include "wire/wire.h"
 
 #define EMX__CLIENT_BUCKETS 256 /* pending-id hash; ids are sequential */

@@ -14,7 +14,7 @@
 
 #include "client/internal.h"
 #include "core/clock.h"
-#include "wire/sock.h"
+#include "core/sock.h"
 
 #define DISCONNECTED_MSG                                                       \
   "edgemuxd at %s closed the connection (daemon stopped or restarted?)"
@@ -155,7 +155,7 @@ static int hello(emx_client *c, int fd, int64_t deadline, emx__errbuf *err) {
 }
 
 int emx__client_open(emx_client *c, emx__errbuf *err) {
-  int64_t deadline = emx_now_ns() + c->timeout_ns;
+  int64_t deadline = emx__deadline_after(emx_now_ns(), c->timeout_ns);
   int fd = connect_socket(c->path, c->timeout_ns, err);
   if (fd < 0)
     return fd;

@@ -5,6 +5,7 @@
 
 #include "client/internal.h"
 #include "core/abi.h"
+#include "core/clock.h"
 
 /* ---- tensors ------------------------------------------------------------- */
 
@@ -369,7 +370,8 @@ EMX_EXPORT int emx_client_request_wait(emx_client_request *r,
     return EMX_EINVAL;
   emx_client *c = r->client;
   emx__client_enter(c, 1);
-  int64_t deadline = timeout_ns < 0 ? -1 : emx_now_ns() + timeout_ns;
+  int64_t deadline =
+      timeout_ns < 0 ? -1 : emx__deadline_after(emx_now_ns(), timeout_ns);
   int rc = emx__client_wait(c, request_done, r, deadline);
   if (r->p.done)
     rc = r->p.status;

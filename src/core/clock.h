@@ -2,6 +2,7 @@
 #ifndef EMX_CORE_CLOCK_H
 #define EMX_CORE_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -35,5 +36,10 @@ static inline int64_t emx__deadline_after(int64_t now_ns, int64_t dur_ns) {
     return now_ns;
   return now_ns > INT64_MAX - dur_ns ? INT64_MAX : now_ns + dur_ns;
 }
+
+/* emx__cond_init_monotonic initialises cv to time its waits on
+ * CLOCK_MONOTONIC (the clock of every deadline here), not the settable
+ * wall clock. */
+void emx__cond_init_monotonic(pthread_cond_t *cv);
 
 #endif

@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "backend/isolate.h"
+#include "backend/child.h"
 #include "backend/tflite.h"
 #include "daemon/daemon.h"
 

@@ -30,7 +30,7 @@
 #include "backend/backend.h"
 #include "backend/isolate_msg.h"
 #include "backend/tflite.h"
-#include "wire/arena.h"
+#include "core/arena.h"
 
 /* Regions beyond this are refused: no model's tensors come near it. */
 #define REGION_MAX (1ULL << 36)

@@ -49,7 +49,8 @@ size_t emx__batch_gather(emx__device *dev, struct emx_request **group) {
   emx_model *m = group[0]->model;
   size_t want = target(m);
   size_t n = 1;
-  int64_t until = group[0]->timings.submitted_ns + m->batch_delay_ns;
+  int64_t until =
+      emx__deadline_after(group[0]->timings.submitted_ns, m->batch_delay_ns);
   for (;;) {
     size_t got = take_more(dev, m, emx__device_now(dev), group + n, want - n);
     if (got)

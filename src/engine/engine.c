@@ -9,14 +9,6 @@
 #include "core/log.h"
 #include "engine/internal.h"
 
-void emx__cond_init_monotonic(pthread_cond_t *cv) {
-  pthread_condattr_t attr;
-  pthread_condattr_init(&attr);
-  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-  pthread_cond_init(cv, &attr);
-  pthread_condattr_destroy(&attr);
-}
-
 static void config_defaults(emx_engine_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->struct_size = sizeof *cfg;
@@ -34,45 +26,79 @@ EMX_EXPORT const char *emx_engine_last_error(const emx_engine *e) {
   return emx__last_error(e);
 }
 
-/* count_devices parses every spec and sums their units, so that a bad spec
- * is reported before any device is opened. */
-static int count_devices(const char *const *specs, size_t n, size_t *total,
-                         emx__errbuf *err) {
-  *total = 0;
-  for (size_t i = 0; i < n; i++) {
-    emx__devspec spec;
-    int rc = emx__devspec_parse(&spec, specs[i], err);
-    if (rc < 0)
-      return rc;
-    const emx__backend_ops *ops = emx__backend_find(spec.kind);
-    if (!ops)
-      return emx__errf(err, EMX_EINVAL,
-                       "device spec \"%s\": unknown device kind \"%s\" "
-                       "(known: %s)",
-                       spec.text, spec.kind, emx__backend_kinds());
-    /* Isolation (isolate=, deadline_ms=): maybe the proxy instead. */
-    const emx__backend_ops *own = ops;
-    rc = emx__isolate_select(&spec, &ops, err);
-    const char *clock = emx__devspec_str(&spec, "clock");
-    if (rc == 0 && ops != own && clock && strcmp(clock, "virtual") == 0)
-      return emx__errf(err, EMX_EINVAL,
-                       "device spec \"%s\": a virtual clock runs in-process "
-                       "only; drop isolate=1 or clock=virtual",
-                       spec.text);
-    int policy;
-    int64_t max_delay;
-    if (rc == 0) /* scheduling (sched=, max_delay_ms=) */
-      rc = emx__sched_parse(&spec, &policy, &max_delay, err);
-    if (rc < 0)
-      return rc;
+/* A device to open, resolved from its spec once: create opens it and its
+ * worker's recovery re-opens it from this, so nothing is parsed or
+ * counted twice (a TPU plugged in between two counts must not change how
+ * many devices there are). */
+typedef struct resolved {
+  emx__devspec spec;           /* isolation and scheduling keys consumed */
+  const emx__backend_ops *ops; /* the backend, or the isolating proxy */
+  int unit;                    /* which unit of the spec */
+  int policy;                  /* EMX__SCHED_* */
+  int64_t max_delay_ns;        /* sched=affinity's bound */
+} resolved;
+
+/* resolve_one parses one spec, picks its backend and counts its units. */
+static int resolve_one(const char *text, resolved *r, int *units,
+                       emx__errbuf *err) {
+  emx__devspec *spec = &r->spec;
+  int rc = emx__devspec_parse(spec, text, err);
+  if (rc < 0)
+    return rc;
+  const emx__backend_ops *own = emx__backend_find(spec->kind);
+  if (!own)
+    return emx__errf(err, EMX_EINVAL,
+                     "device spec \"%s\": unknown device kind \"%s\" "
+                     "(known: %s)",
+                     spec->text, spec->kind, emx__backend_kinds());
+  /* Isolation (isolate=, deadline_ms=): maybe the proxy instead. */
+  r->ops = own;
+  rc = emx__isolate_select(spec, &r->ops, err);
+  const char *clock = emx__devspec_str(spec, "clock");
+  if (rc == 0 && r->ops != own && clock && strcmp(clock, "virtual") == 0)
+    return emx__errf(err, EMX_EINVAL,
+                     "device spec \"%s\": a virtual clock runs in-process "
+                     "only; drop isolate=1 or clock=virtual",
+                     spec->text);
+  if (rc == 0) /* scheduling (sched=, max_delay_ms=) */
+    rc = emx__sched_parse(spec, &r->policy, &r->max_delay_ns, err);
+  if (rc == 0)
+    rc = r->ops->units(spec, units, err);
+  return rc;
+}
+
+/* resolve_all resolves every spec into one entry per unit (*out, malloc'd),
+ * so that a bad spec is reported before any device is opened. */
+static int resolve_all(const char *const *specs, size_t n, resolved **out,
+                       size_t *total, emx__errbuf *err) {
+  resolved *all = NULL, one;
+  size_t count = 0;
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
     int units = 0;
-    rc = ops->units(&spec, &units, err);
+    rc = resolve_one(specs[i], &one, &units, err);
     if (rc < 0)
-      return rc;
-    *total += (size_t)units;
+      break;
+    resolved *grown =
+        units > 0 ? realloc(all, (count + (size_t)units) * sizeof *all) : all;
+    if (!grown) {
+      rc = emx__errf(err, EMX_ENOMEM, "out of memory resolving devices");
+      break;
+    }
+    all = grown;
+    for (int u = 0; u < units; u++) {
+      all[count] = one;
+      all[count++].unit = u;
+    }
   }
-  if (*total == 0)
-    return emx__errf(err, EMX_EINVAL, "no devices configured");
+  if (rc == 0 && count == 0)
+    rc = emx__errf(err, EMX_EINVAL, "no devices configured");
+  if (rc < 0) {
+    free(all);
+    return rc;
+  }
+  *out = all;
+  *total = count;
   return 0;
 }
 
@@ -100,45 +126,34 @@ static void device_fini(emx__device *dev) {
   pthread_cond_destroy(&dev->ctl_cv);
 }
 
-/* open_devices opens each unit of each spec and starts its worker. Device
+/* open_devices opens each resolved device and starts its worker. Device
  * names are kind + a per-kind counter: cpu0, cpu1, sim0... */
-static int open_devices(emx_engine *e, const char *const *specs, size_t n,
+static int open_devices(emx_engine *e, const resolved *table,
                         emx__errbuf *err) {
-  size_t index = 0;
-  for (size_t i = 0; i < n; i++) {
-    emx__devspec spec;
-    emx__devspec_parse(&spec, specs[i], err); /* validated already */
-    const emx__backend_ops *ops = emx__backend_find(spec.kind);
-    /* Isolation: an isolated device (isolate=1; edgetpu by default) is
-     * driven through the proxy in backend/isolate.c, which runs the real
-     * backend in a child process. Validated already by count_devices. */
-    emx__isolate_select(&spec, &ops, err);
-    int policy;
-    int64_t max_delay;
-    emx__sched_parse(&spec, &policy, &max_delay, err);
-    int units = 0;
-    ops->units(&spec, &units, err);
-    for (int u = 0; u < units; u++, index++) {
-      emx__device *dev = &e->devices[index];
-      dev->policy = policy;
-      dev->max_delay_ns = max_delay;
-      size_t same_kind = 0;
-      for (size_t k = 0; k < index; k++)
-        same_kind += strcmp(e->devices[k].kind, spec.kind) == 0;
-      dev->ops = ops;
-      snprintf(dev->kind, sizeof dev->kind, "%s", spec.kind);
-      snprintf(dev->spec, sizeof dev->spec, "%s", spec.text);
-      snprintf(dev->name, sizeof dev->name, "%s%zu", spec.kind, same_kind);
-      int rc = ops->open(&spec, u, &dev->impl, err);
-      if (rc < 0)
-        return rc;
-      dev->virtual_clock = ops->virtual_clock && ops->virtual_clock(dev->impl);
-      dev->healthy = 1;
-      if (pthread_create(&dev->thread, NULL, emx__worker_main, dev) != 0)
-        return emx__errf(err, EMX_ENOMEM, "cannot start the worker of %s",
-                         dev->name);
-      dev->started = true;
-    }
+  for (size_t index = 0; index < e->device_count; index++) {
+    const resolved *r = &table[index];
+    emx__device *dev = &e->devices[index];
+    dev->policy = r->policy;
+    dev->max_delay_ns = r->max_delay_ns;
+    dev->ops = r->ops;
+    dev->resolved = r->spec;
+    dev->unit = r->unit;
+    size_t same_kind = 0;
+    for (size_t k = 0; k < index; k++)
+      same_kind += strcmp(e->devices[k].kind, r->spec.kind) == 0;
+    snprintf(dev->kind, sizeof dev->kind, "%s", r->spec.kind);
+    snprintf(dev->spec, sizeof dev->spec, "%s", r->spec.text);
+    snprintf(dev->name, sizeof dev->name, "%s%zu", r->spec.kind, same_kind);
+    int rc = r->ops->open(&dev->resolved, r->unit, &dev->impl, err);
+    if (rc < 0)
+      return rc;
+    dev->virtual_clock =
+        r->ops->virtual_clock && r->ops->virtual_clock(dev->impl);
+    dev->healthy = 1;
+    if (pthread_create(&dev->thread, NULL, emx__worker_main, dev) != 0)
+      return emx__errf(err, EMX_ENOMEM, "cannot start the worker of %s",
+                       dev->name);
+    dev->started = true;
   }
   return 0;
 }
@@ -187,7 +202,8 @@ EMX_EXPORT int emx_engine_create(emx_engine **out,
       cfg->queue_capacity ? cfg->queue_capacity : EMX__DEFAULT_QUEUE_CAPACITY;
 
   size_t ndev;
-  int rc = count_devices(specs, nspecs, &ndev, &err);
+  resolved *table;
+  int rc = resolve_all(specs, nspecs, &table, &ndev, &err);
   if (rc < 0)
     return emx__fail_buf(NULL, rc, &err);
 
@@ -196,6 +212,7 @@ EMX_EXPORT int emx_engine_create(emx_engine **out,
   if (!e || !devs) {
     free(e);
     free(devs);
+    free(table);
     return emx__fail(NULL, EMX_ENOMEM, "out of memory creating the engine");
   }
   pthread_mutex_init(&e->admin_lock, NULL);
@@ -205,7 +222,8 @@ EMX_EXPORT int emx_engine_create(emx_engine **out,
   for (size_t i = 0; i < ndev; i++)
     device_init(&devs[i], e, i, capacity);
 
-  rc = open_devices(e, specs, nspecs, &err);
+  rc = open_devices(e, table, &err);
+  free(table);
   if (rc < 0) {
     stop_workers(e);
     for (size_t i = 0; i < ndev; i++)

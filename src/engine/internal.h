@@ -1,5 +1,20 @@
 /* internal.h — the engine's objects, shared by the files of src/engine.
  *
+ * Layers: a file calls only files listed before it (scripts/check-layers,
+ * run by ctest, fails on any call circle between files):
+ *   queue.c stats.c placement.c  priority lists, counters, device choice
+ *   device.c     a device's queue bookkeeping and control-task mailbox
+ *   finish.c     a request's status, stream-order delivery, freeing
+ *   sched.c      which queued request a device runs next
+ *   batch.c      which queued requests share one invoke
+ *   worker.c     the device thread: runs requests and control tasks,
+ *                failover, re-probe
+ *   request.c    the public request and stream API: submit, wait, cancel
+ *   model.c      the model registry: load (prepare on every device), unload
+ *   engine.c     the public engine API: devices from specs, life cycle
+ * Below them all: src/core and src/backend. Upward calls go through
+ * function pointers only (completion callbacks, backend ops).
+ *
  * Locks, in the order they may nest (never take an earlier one while holding
  * a later one):
  *   engine->admin_lock (load, unload, shutdown: slow, rare)
@@ -64,6 +79,10 @@ typedef struct emx__device {
   char name[32];               /* "cpu0" */
   char kind[16];               /* backend kind */
   char spec[256];              /* spec it came from */
+  emx__devspec resolved;       /* that spec parsed once, isolation and
+                                  scheduling keys consumed: what open and
+                                  every re-open use */
+  int unit;                    /* which unit of the spec */
   const emx__backend_ops *ops; /* backend functions */
   void *impl;                  /* backend state; worker thread only */
 
@@ -77,6 +96,8 @@ typedef struct emx__device {
   size_t reserved;               /* slots promised to submitters in flight */
   size_t capacity;               /* max queue.length + reserved */
   emx__ctl *ctl_head, *ctl_tail; /* pending control tasks */
+  emx__qlink *canceled;          /* canceled requests for the worker to
+                                    complete, linked through qlink.next */
   bool stopping;                 /* shutdown: drain and exit */
   atomic_bool worker_idle;       /* worker is blocked in work_cv */
   atomic_size_t pending;         /* queue.length, readable without the lock */
@@ -96,6 +117,9 @@ typedef struct emx__device {
   uint64_t faults;       /* device faults seen */
   int64_t backoff_ns;    /* current re-probe interval */
   int64_t next_probe_ns; /* when to try re-opening a down device */
+  int64_t down_since_ns; /* when it last went down (CLOCK_MONOTONIC) */
+  int64_t down_wake_ns;  /* down: when a held request's deadline or the
+                            hold ends (worker.c) */
   atomic_int healthy;    /* 1 while serving; 0 down (recovering) */
   int64_t started_ns;    /* for utilisation */
   bool virtual_clock;    /* the backend simulates time (see backend.h) */
@@ -146,6 +170,8 @@ typedef enum {
   EMX__REQ_SUBMITTING, /* slot reserved, not yet in a queue */
   EMX__REQ_QUEUED,     /* in device->queue */
   EMX__REQ_RUNNING,    /* the worker has it */
+  EMX__REQ_CANCELED,   /* taken out of its queue by cancel; in
+                          device->canceled until the worker finishes it */
   EMX__REQ_FINISHED,   /* has a status, waits for stream order */
   EMX__REQ_COMPLETE,   /* delivered: visible to wait, callback ran */
 } emx__req_state;
@@ -164,6 +190,11 @@ struct emx_request {
   int64_t deadline_ns;
   atomic_llong expect_ns; /* RUNNING: expected finish time, 0 if
                              unknown (set by the worker) */
+  atomic_int cpu;         /* CPU its device's worker last ran on (from
+                             the device at submit and failover, then the
+                             worker's own as it starts it): waiters read
+                             this, never the device, which
+                             emx_engine_destroy may be freeing */
   emx_completion_fn on_complete;
   void *user;
   size_t nin, nout;
@@ -217,11 +248,32 @@ static inline struct emx_request *emx__req_of(emx__qlink *link) {
                                 offsetof(struct emx_request, qlink));
 }
 
-/* Queue bookkeeping, with dev->lock held: emx__enqueue_locked pushes a
- * request and counts it; emx__dequeued_locked counts one that has just
- * left the queue (picked or removed). */
+/* device.c: queue bookkeeping, with dev->lock held: emx__enqueue_locked
+ * pushes a request and counts it; emx__dequeued_locked counts one that has
+ * just left the queue (picked or removed). */
 void emx__enqueue_locked(emx__device *dev, struct emx_request *r);
 void emx__dequeued_locked(emx__device *dev, struct emx_request *r);
+/* emx__device_post_ctl hands a control task to the device's worker;
+ * EMX_ESHUTDOWN once it is stopping. */
+int emx__device_post_ctl(emx__device *dev, emx__ctl *ctl);
+
+/* finish.c */
+/* emx__request_finish gives a request its status (and message) and delivers
+ * it in stream order. Called once per request, from any thread. */
+void emx__request_finish(struct emx_request *req, int status, const char *msg);
+void emx__request_unref(struct emx_request *req);
+/* emx__request_free frees a request nobody else has seen yet. */
+void emx__request_free(struct emx_request *req);
+/* emx__stream_free frees a destroyed stream once nothing is left in it. */
+void emx__stream_free(emx_stream *s);
+
+/* sched.c */
+enum { EMX__SCHED_FIFO = 0, EMX__SCHED_AFFINITY = 1, EMX__SCHED_FAIR = 2 };
+/* emx__sched_parse reads sched= and max_delay_ms= (marking them used). */
+int emx__sched_parse(emx__devspec *spec, int *policy, int64_t *max_delay_ns,
+                     emx__errbuf *err);
+/* emx__sched_pick unlinks the request the device's policy runs next. */
+emx__qlink *emx__sched_pick(emx__device *dev, int64_t now);
 
 /* batch.c: dynamic batching. Both called by the worker. */
 /* emx__batch_gather: the worker has taken group[0] (RUNNING) and holds
@@ -233,26 +285,8 @@ size_t emx__batch_gather(emx__device *dev, struct emx_request **group);
  * runs (preferred sizes first). */
 size_t emx__batch_size(const emx_model *m, size_t left);
 
-/* sched.c */
-enum { EMX__SCHED_FIFO = 0, EMX__SCHED_AFFINITY = 1, EMX__SCHED_FAIR = 2 };
-/* emx__sched_parse reads sched= and max_delay_ms= (marking them used). */
-int emx__sched_parse(emx__devspec *spec, int *policy, int64_t *max_delay_ns,
-                     emx__errbuf *err);
-/* emx__sched_pick unlinks the request the device's policy runs next. */
-emx__qlink *emx__sched_pick(emx__device *dev, int64_t now);
-
 /* worker.c */
 void *emx__worker_main(void *arg);
-int emx__device_post_ctl(emx__device *dev, emx__ctl *ctl);
-
-/* request.c */
-/* emx__request_finish gives a request its status (and message) and delivers
- * it in stream order. Called once per request, from any thread. */
-void emx__request_finish(struct emx_request *req, int status, const char *msg);
-void emx__request_unref(struct emx_request *req);
-
-/* engine.c */
-void emx__cond_init_monotonic(pthread_cond_t *cv);
 
 /* model.c: frees every model; the workers must be stopped. */
 void emx__model_free_all(struct emx_engine *e);

@@ -117,25 +117,14 @@ static struct emx_request *request_new(const emx_request_desc *d) {
   return r;
 }
 
-static void request_free(struct emx_request *r) {
-  pthread_mutex_destroy(&r->lock);
-  pthread_cond_destroy(&r->done_cv);
-  free(r->error);
-  free(r);
-}
-
-void emx__request_unref(struct emx_request *r) {
-  if (atomic_fetch_sub(&r->refs, 1) == 1)
-    request_free(r);
-}
-
 /* reserve_slot waits (per the desc's enqueue timeout) for room in dev's
  * queue and reserves it, so the request can then join its stream without
  * holding the device lock. */
 static int reserve_slot(emx_engine *e, emx__device *dev,
                         const emx_request_desc *d) {
-  int64_t until =
-      d->enqueue_timeout_ns > 0 ? emx_now_ns() + d->enqueue_timeout_ns : 0;
+  int64_t until = d->enqueue_timeout_ns > 0
+                      ? emx__deadline_after(emx_now_ns(), d->enqueue_timeout_ns)
+                      : 0;
   struct timespec ts = emx__abstime(until);
   pthread_mutex_lock(&dev->lock);
   while (!dev->stopping && dev->queue.length + dev->reserved >= dev->capacity) {
@@ -218,11 +207,12 @@ EMX_EXPORT int emx_submit(emx_engine *e, const emx_request_desc *user_desc,
                        m->placement, m->placement[0] ? ")" : "");
   if (rc < 0) {
     model_release(m);
-    request_free(r);
+    emx__request_free(r);
     return rc;
   }
   r->engine = e;
   atomic_store(&r->device, dev);
+  atomic_store_explicit(&r->cpu, atomic_load(&dev->cpu), memory_order_relaxed);
   r->timings.submitted_ns = emx__device_now(dev);
   if (!out)
     atomic_fetch_sub(&r->refs, 1); /* fire and forget: engine ref only */
@@ -283,88 +273,6 @@ EMX_EXPORT int(emx_infer)(emx_engine *e, const emx_request_desc *d,
   return rc;
 }
 
-/* deliver: the request's turn in its stream has come. */
-static void deliver(struct emx_request *r) {
-  emx_model *m = r->model;
-  /* Submit → delivery; on a simulated clock, submit → finish (delivery
-   * happens in real time). */
-  int64_t now =
-      atomic_load(&r->device)->virtual_clock ? r->done_ns : emx_now_ns();
-  /* Release the model before the callback, so a callback can never hold
-   * up an unload that waits for the model's requests; after this the
-   * engine and model pointers are dead for this request. */
-  pthread_mutex_lock(&m->lock);
-  emx__counters_record(&m->stats, r->status, now - r->timings.submitted_ns,
-                       r->timings.finished_ns
-                           ? r->timings.finished_ns - r->timings.started_ns
-                           : 0);
-  if (--m->inflight == 0)
-    pthread_cond_broadcast(&m->idle_cv);
-  pthread_mutex_unlock(&m->lock);
-  r->engine = NULL;
-  r->model = NULL;
-
-  if (r->on_complete)
-    r->on_complete(r, r->status, r->user);
-
-  /* After COMPLETE the caller may destroy its handle at any moment. */
-  pthread_mutex_lock(&r->lock);
-  atomic_store_explicit(&r->state, EMX__REQ_COMPLETE, memory_order_release);
-  if (r->sleepers)
-    pthread_cond_broadcast(&r->done_cv);
-  pthread_mutex_unlock(&r->lock);
-  emx__request_unref(r);
-}
-
-static void stream_maybe_free(emx_stream *s) {
-  pthread_mutex_destroy(&s->lock);
-  free(s);
-}
-
-void emx__request_finish(struct emx_request *r, int status, const char *msg) {
-  r->status = status;
-  if (msg && status < 0)
-    r->error = strdup(msg);
-  emx__device *dev = atomic_load(&r->device);
-  const emx_timings *t = &r->timings;
-  r->done_ns = emx__device_now(dev);
-  pthread_mutex_lock(&dev->lock);
-  emx__counters_record(&dev->stats, status, r->done_ns - t->submitted_ns,
-                       t->finished_ns ? t->finished_ns - t->started_ns : 0);
-  pthread_mutex_unlock(&dev->lock);
-  emx_stream *s = r->stream;
-  if (!s) {
-    atomic_store(&r->state, EMX__REQ_FINISHED);
-    deliver(r);
-    return;
-  }
-  pthread_mutex_lock(&s->lock);
-  atomic_store(&r->state, EMX__REQ_FINISHED);
-  if (s->delivering) { /* the thread draining the stream will take it */
-    pthread_mutex_unlock(&s->lock);
-    return;
-  }
-  s->delivering = true;
-  for (;;) {
-    struct emx_request *h = s->head;
-    if (!h || atomic_load(&h->state) != EMX__REQ_FINISHED)
-      break;
-    s->head = h->snext;
-    if (!s->head)
-      s->tail = NULL;
-    /* Unlocked while delivering so a callback may submit on this stream;
-     * `delivering` keeps any other finisher from overtaking us. */
-    pthread_mutex_unlock(&s->lock);
-    deliver(h);
-    pthread_mutex_lock(&s->lock);
-  }
-  s->delivering = false;
-  bool free_it = s->destroyed && !s->head;
-  pthread_mutex_unlock(&s->lock);
-  if (free_it)
-    stream_maybe_free(s);
-}
-
 EMX_EXPORT int emx_stream_create(emx_engine *e, emx_stream **out) {
   if (!e || !out)
     return emx__fail(e, EMX_EINVAL, "engine and out must not be NULL");
@@ -401,7 +309,7 @@ EMX_EXPORT void emx_stream_destroy(emx_stream *s) {
   bool free_it = !s->head && !s->delivering;
   pthread_mutex_unlock(&s->lock);
   if (free_it)
-    stream_maybe_free(s);
+    emx__stream_free(s);
 }
 
 EMX_EXPORT int emx_request_wait(emx_request *r, int64_t timeout_ns) {
@@ -413,8 +321,9 @@ EMX_EXPORT int emx_request_wait(emx_request *r, int64_t timeout_ns) {
   if (timeout_ns == 0)
     return EMX_EAGAIN;
   int64_t now = emx_now_ns();
-  int64_t until = timeout_ns > 0 ? now + timeout_ns : INT64_MAX;
-  int64_t start_spin = now + WAIT_START_SPIN_NS;
+  int64_t until =
+      timeout_ns > 0 ? emx__deadline_after(now, timeout_ns) : INT64_MAX;
+  int64_t start_spin = emx__deadline_after(now, WAIT_START_SPIN_NS);
 
   /* A running request knows its expected finish (its model's recent run
    * time on that device): poll inside a window around it, sleep before. */
@@ -428,9 +337,8 @@ EMX_EXPORT int emx_request_wait(emx_request *r, int64_t timeout_ns) {
     /* Poll only from another CPU than the worker's: polling on its CPU
      * would take the time the worker needs (the scheduler often wakes a
      * worker on its waker's CPU). */
-    emx__device *dev = atomic_load_explicit(&r->device, memory_order_relaxed);
     bool may_poll =
-        sched_getcpu() != atomic_load_explicit(&dev->cpu, memory_order_relaxed);
+        sched_getcpu() != atomic_load_explicit(&r->cpu, memory_order_relaxed);
     if (st == EMX__REQ_QUEUED && now < start_spin && may_poll) {
       emx__cpu_relax(); /* an idle worker takes it within microseconds */
       continue;
@@ -443,7 +351,7 @@ EMX_EXPORT int emx_request_wait(emx_request *r, int64_t timeout_ns) {
             : 0;
     if (expect > 0) {
       if (may_poll && now >= expect - WAIT_SPIN_NS &&
-          now < expect + WAIT_SPIN_AFTER_NS) {
+          now < emx__deadline_after(expect, WAIT_SPIN_AFTER_NS)) {
         emx__cpu_relax();
         continue;
       }
@@ -479,7 +387,8 @@ EMX_EXPORT int emx_request_cancel(emx_request *r) {
   if (!r)
     return EMX_EINVAL;
   emx__req_state st = atomic_load(&r->state);
-  if (st == EMX__REQ_FINISHED || st == EMX__REQ_COMPLETE)
+  if (st == EMX__REQ_CANCELED || st == EMX__REQ_FINISHED ||
+      st == EMX__REQ_COMPLETE)
     return EMX_EALREADY;
   /* Failover may move a queued request to another device: lock the device
    * it is on, then check it did not move meanwhile. */
@@ -498,10 +407,16 @@ EMX_EXPORT int emx_request_cancel(emx_request *r) {
   }
   emx__queue_remove(&dev->queue, &r->qlink);
   emx__dequeued_locked(dev, r);
-  atomic_store(&r->state, EMX__REQ_FINISHED);
+  /* Completed by the device's worker, as every request is: its callback
+   * runs on an engine thread, never inside the caller's cancel (which may
+   * hold locks the callback takes). The worker is still there: it leaves
+   * only once its queue is empty, and this request was in it. */
+  atomic_store(&r->state, EMX__REQ_CANCELED);
+  r->qlink.next = dev->canceled;
+  dev->canceled = &r->qlink;
   pthread_cond_signal(&dev->space_cv);
+  pthread_cond_signal(&dev->work_cv);
   pthread_mutex_unlock(&dev->lock);
-  emx__request_finish(r, EMX_ECANCELED, "canceled before it ran");
   return 0;
 }
 

@@ -6,10 +6,12 @@
  * EMX_ESHUTDOWN.
  *
  * A device fault (EMX_EDEVICE from the backend) fails the request that was
- * running, marks the device down, moves its queued requests to healthy
- * devices that can run their models (or fails them clearly), closes the
- * device, and re-opens it with exponential backoff. Models are prepared
- * again lazily, by the first request that needs them. */
+ * running (only that one), marks the device down, moves its queued
+ * requests to healthy devices that can run their models, keeps the others
+ * queued for the re-probe (up to HOLD_NS, or their deadline, then fails
+ * them clearly), closes the device, and re-opens it with exponential
+ * backoff. Models are prepared again lazily, by the first request that
+ * needs them. */
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -17,7 +19,6 @@
 #include <string.h>
 
 #include "core/clock.h"
-#include "backend/isolate.h"
 #include "core/log.h"
 #include "engine/internal.h"
 
@@ -31,6 +32,11 @@
  * device that comes back is noticed within seconds. */
 #define PROBE_FIRST_NS (20 * 1000000LL)
 #define PROBE_MAX_NS (2000 * 1000000LL)
+/* A down device keeps the queued requests no other healthy device can take
+ * this long for its re-probe (probes come 20, 60, 140, 300 and 620 ms after
+ * the fault): a glitch costs them a delay, not their result; a device gone
+ * for good fails them clearly. A request's deadline ends its wait sooner. */
+#define HOLD_NS (1000 * 1000000LL)
 
 /* ---- prepared models (worker-local bookkeeping) -------------------------- */
 
@@ -105,36 +111,30 @@ static int prepare_lazily(emx__device *dev, emx_model *m, emx__errbuf *err) {
   return 0;
 }
 
-void emx__enqueue_locked(emx__device *dev, struct emx_request *r) {
-  emx__queue_push(&dev->queue, &r->qlink, r->priority);
-  atomic_fetch_add(&r->model->queued, 1);
-  atomic_store_explicit(&dev->pending, dev->queue.length, memory_order_release);
-}
-
-void emx__dequeued_locked(emx__device *dev, struct emx_request *r) {
-  atomic_fetch_sub(&r->model->queued, 1);
-  atomic_store_explicit(&dev->pending, dev->queue.length, memory_order_release);
-}
-
 /* ---- failover -------------------------------------------------------------
  */
 
-/* redispatch moves a request taken off a failed device to a healthy one
- * that can run its model, or fails it. The request is in state RUNNING
- * meanwhile, so a concurrent cancel leaves it alone. */
+/* redispatch moves a request taken off a down device to a healthy one that
+ * can run its model; with none, it goes back to wait on the down device
+ * while the hold lasts, and fails after. The request is in state RUNNING
+ * meanwhile, so a concurrent cancel leaves it alone. Worker only. */
 static void redispatch(emx__device *from, struct emx_request *r) {
   emx_model *m = r->model;
   emx__device *to = emx__pick_device(from->engine, m);
-  if (!to) {
+  if (!to && !atomic_load(&from->healthy) &&
+      emx_now_ns() >= emx__deadline_after(from->down_since_ns, HOLD_NS)) {
     char msg[400];
     snprintf(msg, sizeof msg,
-             "device %s failed and no other healthy device can run model "
-             "\"%s\"%s%s%s",
-             from->name, m->name, m->placement[0] ? " (placement: " : "",
-             m->placement, m->placement[0] ? ")" : "");
+             "device %s failed and did not come back within %lld ms, and no "
+             "other healthy device can run model \"%s\"%s%s%s",
+             from->name, HOLD_NS / 1000000, m->name,
+             m->placement[0] ? " (placement: " : "", m->placement,
+             m->placement[0] ? ")" : "");
     emx__request_finish(r, EMX_EDEVICE, msg);
     return;
   }
+  if (!to)
+    to = from; /* wait there for the re-probe */
   pthread_mutex_lock(&to->lock);
   if (to->stopping) {
     pthread_mutex_unlock(&to->lock);
@@ -145,39 +145,83 @@ static void redispatch(emx__device *from, struct emx_request *r) {
   /* Already-accepted work: it may exceed the new queue's capacity for a
    * moment rather than be dropped. */
   atomic_store(&r->device, to);
+  atomic_store_explicit(&r->cpu, atomic_load(&to->cpu), memory_order_relaxed);
   atomic_store(&r->state, EMX__REQ_QUEUED);
   emx__enqueue_locked(to, r);
   pthread_cond_signal(&to->work_cv);
   pthread_mutex_unlock(&to->lock);
 }
 
-/* drain_queue_locked takes every queued request off a down device and
- * hands it on (called with dev->lock held; returns with it held). */
-static void drain_queue_locked(emx__device *dev) {
-  emx__qlink *link;
-  while ((link = emx__queue_pick(&dev->queue))) {
-    struct emx_request *r = emx__req_of(link);
-    emx__dequeued_locked(dev, r);
-    atomic_store(&r->state, EMX__REQ_RUNNING);
-    pthread_mutex_unlock(&dev->lock);
-    redispatch(dev, r);
-    pthread_mutex_lock(&dev->lock);
+/* finish_expired completes a request whose deadline passed before it
+ * could start. */
+static void finish_expired(struct emx_request *req) {
+  emx__request_finish(req, EMX_ETIMEDOUT,
+                      "deadline passed while the request was queued; it "
+                      "did not run");
+}
+
+/* sweep_down_locked: on a down device (dev->lock held, released meanwhile)
+ * takes out of the queue every request that another healthy device can
+ * run (moved there), whose deadline passed (EMX_ETIMEDOUT), or, once the
+ * hold is over, all of them (EMX_EDEVICE); the rest stay queued for the
+ * re-probe. Sets dev->down_wake_ns to when the next of them is due. */
+static void sweep_down_locked(emx__device *dev) {
+  int64_t now = emx__device_now(dev);
+  int64_t hold_end = emx__deadline_after(dev->down_since_ns, HOLD_NS);
+  bool hold_over = emx_now_ns() >= hold_end;
+  emx__qlink *taken = NULL, **tail = &taken;
+  int64_t wake = INT64_MAX;
+  for (int p = EMX_PRIORITY_COUNT - 1; p >= 0; p--) {
+    emx__qlink *head = &dev->queue.lists[p];
+    for (emx__qlink *l = head->next, *next; l != head; l = next) {
+      next = l->next;
+      struct emx_request *r = emx__req_of(l);
+      if (hold_over || emx__expired(r, now) ||
+          emx__pick_device(dev->engine, r->model)) {
+        emx__queue_remove(&dev->queue, l);
+        emx__dequeued_locked(dev, r);
+        atomic_store(&r->state, EMX__REQ_RUNNING);
+        l->next = NULL;
+        *tail = l;
+        tail = &l->next;
+        continue;
+      }
+      wake = hold_end < wake ? hold_end : wake;
+      /* A virtual clock stands still while the device is down. */
+      int64_t due = emx__deadline_after(r->deadline_ns, 1); /* expired */
+      if (r->deadline_ns && !dev->virtual_clock && due < wake)
+        wake = due;
+    }
   }
+  dev->down_wake_ns = wake;
+  if (!taken)
+    return;
   pthread_cond_broadcast(&dev->space_cv);
+  pthread_mutex_unlock(&dev->lock);
+  for (emx__qlink *l = taken, *next; l; l = next) {
+    next = l->next;
+    struct emx_request *r = emx__req_of(l);
+    if (emx__expired(r, now))
+      finish_expired(r);
+    else
+      redispatch(dev, r);
+  }
+  pthread_mutex_lock(&dev->lock);
 }
 
 /* go_down: called by the worker, without dev->lock, after a fault. */
 static void go_down(emx__device *dev, const char *why) {
   emx__log(EMX_LOG_WARN,
-           "device %s failed: %s; moving its queue and "
-           "re-probing",
-           dev->name, why);
+           "device %s failed: %s; moving what other devices can run, "
+           "holding the rest up to %lld ms for the re-probe",
+           dev->name, why, HOLD_NS / 1000000);
   pthread_mutex_lock(&dev->lock);
   atomic_store(&dev->healthy, 0);
   dev->faults++;
+  dev->down_since_ns = emx_now_ns();
   dev->backoff_ns = PROBE_FIRST_NS;
-  dev->next_probe_ns = emx_now_ns() + dev->backoff_ns;
-  drain_queue_locked(dev);
+  dev->next_probe_ns = emx__deadline_after(emx_now_ns(), dev->backoff_ns);
+  sweep_down_locked(dev);
   pthread_mutex_unlock(&dev->lock);
   /* The backend's state is suspect: drop the models; without a probe,
    * drop the device too and re-open it later. */
@@ -189,38 +233,14 @@ static void go_down(emx__device *dev, const char *why) {
   }
 }
 
-/* unit_of: which unit of its spec this device is (devices of one spec are
- * consecutive). */
-static int unit_of(const emx__device *dev) {
-  int unit = 0;
-  const emx__device *all = dev->engine->devices;
-  for (size_t i = dev->index; i > 0 && strcmp(all[i - 1].spec, dev->spec) == 0;
-       i--)
-    unit++;
-  return unit;
-}
-
 static void try_recover(emx__device *dev) {
-  emx__devspec spec;
   emx__errbuf err = {{0}};
   void *impl = dev->impl;
   int rc;
-  if (impl) {
+  if (impl)
     rc = dev->ops->probe(impl, &err);
-  } else {
-    /* Re-open as at creation: the isolation keys are consumed (and the
-     * proxy chosen) before the backend sees the spec. */
-    const emx__backend_ops *ops = NULL;
-    rc = emx__devspec_parse(&spec, dev->spec, &err);
-    int policy;
-    int64_t max_delay;
-    if (rc == 0)
-      rc = emx__isolate_select(&spec, &ops, &err);
-    if (rc == 0)
-      rc = emx__sched_parse(&spec, &policy, &max_delay, &err);
-    if (rc == 0)
-      rc = dev->ops->open(&spec, unit_of(dev), &impl, &err);
-  }
+  else /* re-open as at creation, from the spec resolved then */
+    rc = dev->ops->open(&dev->resolved, dev->unit, &impl, &err);
   pthread_mutex_lock(&dev->lock);
   if (rc == 0) {
     dev->impl = impl;
@@ -229,7 +249,7 @@ static void try_recover(emx__device *dev) {
   } else {
     dev->backoff_ns =
         dev->backoff_ns * 2 > PROBE_MAX_NS ? PROBE_MAX_NS : dev->backoff_ns * 2;
-    dev->next_probe_ns = emx_now_ns() + dev->backoff_ns;
+    dev->next_probe_ns = emx__deadline_after(emx_now_ns(), dev->backoff_ns);
     emx__log(EMX_LOG_INFO, "device %s still down (%s); next probe in %lld ms",
              dev->name, err.msg, (long long)(dev->backoff_ns / 1000000));
   }
@@ -246,7 +266,8 @@ static int run_invoke(emx__device *dev, struct emx_request **reqs, size_t k) {
   emx__errbuf err = {{0}};
   int64_t device_ns = 0;
   int64_t t0 = emx__device_now(dev);
-  atomic_store_explicit(&dev->cpu, sched_getcpu(), memory_order_relaxed);
+  int cpu = sched_getcpu();
+  atomic_store_explicit(&dev->cpu, cpu, memory_order_relaxed);
   atomic_llong *ewma = &m->service_ewma_ns[dev->index];
   long long expect = atomic_load_explicit(ewma, memory_order_relaxed);
   /* Only a single run has a known duration; waiters on a batch sleep until
@@ -257,6 +278,7 @@ static int run_invoke(emx__device *dev, struct emx_request **reqs, size_t k) {
     struct emx_request *req = reqs[i];
     req->timings.started_ns = t0;
     req->timings.device = (int)dev->index;
+    atomic_store_explicit(&req->cpu, cpu, memory_order_relaxed);
     atomic_store_explicit(&req->expect_ns, expect ? t0 + expect : 0,
                           memory_order_relaxed);
     /* Tell a sleeping waiter when to expect the result, so it can be awake
@@ -294,7 +316,7 @@ static int run_invoke(emx__device *dev, struct emx_request **reqs, size_t k) {
   }
   int64_t t1;
   if (dev->virtual_clock) {
-    t1 = t0 + device_ns;
+    t1 = emx__deadline_after(t0, device_ns);
     atomic_store_explicit(&dev->vclock, t1, memory_order_release);
   } else {
     t1 = emx_now_ns();
@@ -321,12 +343,19 @@ static int run_invoke(emx__device *dev, struct emx_request **reqs, size_t k) {
   return rc;
 }
 
-/* finish_expired completes a request whose deadline passed before it
- * could start. */
-static void finish_expired(struct emx_request *req) {
-  emx__request_finish(req, EMX_ETIMEDOUT,
-                      "deadline passed while the request was queued; it "
-                      "did not run");
+/* finish_canceled_locked completes the requests emx_request_cancel took
+ * out of the queue (with dev->lock held; released meanwhile). */
+static void finish_canceled_locked(emx__device *dev) {
+  emx__qlink *link = dev->canceled;
+  dev->canceled = NULL;
+  pthread_mutex_unlock(&dev->lock);
+  while (link) {
+    emx__qlink *next = link->next;
+    emx__request_finish(emx__req_of(link), EMX_ECANCELED,
+                        "canceled before it ran");
+    link = next;
+  }
+  pthread_mutex_lock(&dev->lock);
 }
 
 /* run_group runs the requests the worker took (one, or a gathered batch
@@ -356,7 +385,7 @@ static void run_group(emx__device *dev, struct emx_request **group, size_t n) {
       continue; /* batch_ok is -1 now: one by one */
     i += k;
     if (rc == EMX_EDEVICE) {
-      /* The device is down and its queue moved on: so do the rest. */
+      /* The device is down: the rest go where its queue went. */
       while (i < n)
         redispatch(dev, group[i++]);
     }
@@ -369,8 +398,10 @@ static void run_group(emx__device *dev, struct emx_request **group, size_t n) {
 /* has_work: something for the worker now (a paused engine's queues are
  * not served, but control tasks and shutdown still are). */
 static bool has_work(emx__device *dev) {
-  return (dev->queue.length && !atomic_load(&dev->engine->paused)) ||
-         dev->ctl_head || dev->stopping;
+  /* A down device's queue waits for the re-probe (sweep_down_locked). */
+  return (dev->queue.length && !atomic_load(&dev->engine->paused) &&
+          atomic_load(&dev->healthy)) ||
+         dev->ctl_head || dev->canceled || dev->stopping;
 }
 
 static void wait_for_work(emx__device *dev) {
@@ -379,7 +410,7 @@ static void wait_for_work(emx__device *dev) {
     return;
   if (!down) {
     pthread_mutex_unlock(&dev->lock);
-    int64_t until = emx_now_ns() + IDLE_SPIN_NS;
+    int64_t until = emx__deadline_after(emx_now_ns(), IDLE_SPIN_NS);
     while (atomic_load_explicit(&dev->pending, memory_order_acquire) == 0 &&
            emx_now_ns() < until) {
       for (int i = 0; i < 64; i++)
@@ -390,7 +421,10 @@ static void wait_for_work(emx__device *dev) {
   while (!has_work(dev)) {
     atomic_store(&dev->worker_idle, true);
     if (down) {
-      struct timespec ts = emx__abstime(dev->next_probe_ns);
+      int64_t wake = dev->down_wake_ns < dev->next_probe_ns
+                         ? dev->down_wake_ns
+                         : dev->next_probe_ns;
+      struct timespec ts = emx__abstime(wake);
       int timed_out = pthread_cond_timedwait(&dev->work_cv, &dev->lock, &ts);
       atomic_store(&dev->worker_idle, false);
       if (timed_out)
@@ -424,9 +458,13 @@ void *emx__worker_main(void *arg) {
       pthread_cond_broadcast(&dev->ctl_cv);
       continue;
     }
+    if (dev->canceled) {
+      finish_canceled_locked(dev);
+      continue;
+    }
     if (!atomic_load(&dev->healthy) && !dev->stopping) {
-      /* Requests that raced in before the fault was visible move on. */
-      drain_queue_locked(dev);
+      /* Move, expire or (the hold over) fail what waits here. */
+      sweep_down_locked(dev);
       if (emx_now_ns() >= dev->next_probe_ns) {
         pthread_mutex_unlock(&dev->lock);
         try_recover(dev);
@@ -486,23 +524,4 @@ void *emx__worker_main(void *arg) {
   dev->prepared = NULL;
   dev->prepared_cap = 0;
   return NULL;
-}
-
-int emx__device_post_ctl(emx__device *dev, emx__ctl *ctl) {
-  pthread_mutex_lock(&dev->lock);
-  if (dev->stopping) {
-    pthread_mutex_unlock(&dev->lock);
-    return EMX_ESHUTDOWN;
-  }
-  ctl->done = false;
-  ctl->deferred = false;
-  ctl->next = NULL;
-  if (dev->ctl_tail)
-    dev->ctl_tail->next = ctl;
-  else
-    dev->ctl_head = ctl;
-  dev->ctl_tail = ctl;
-  pthread_cond_signal(&dev->work_cv);
-  pthread_mutex_unlock(&dev->lock);
-  return 0;
 }

@@ -29,6 +29,11 @@
  * edgemux-devhost child inherits the environment):
  *
  *   EMX_STUB_EDGETPU_LIST_ABORT=1  abort() in edgetpu_list_devices
+ *   EMX_STUB_EDGETPU_PLUG=PATH   a TPU is plugged in after every listing:
+ *                                edgetpu_list_devices lists N more USB
+ *                                devices than configured, N read from
+ *                                PATH (0 when absent), and writes N+1
+ *                                there (locked: counts across processes).
  *   EMX_STUB_EDGETPU_ABORT_AT=N  abort() at the Nth invoke, as libedgetpu
  *                                does on a fatal USB error.
  *   EMX_STUB_EDGETPU_HANG_AT=N   block forever (a pause() loop) at the Nth
@@ -88,10 +93,39 @@ static const char *device_list(void) {
 
 /* One allocation holds the array and the strings after it, so
  * edgetpu_free_devices is a single free(), as in the real library. */
+/* plugged: EMX_STUB_EDGETPU_PLUG's count before this listing, bumped. */
+static int plugged(void) {
+  const char *path = getenv("EMX_STUB_EDGETPU_PLUG");
+  if (!path)
+    return 0;
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return 0;
+  flock(fd, LOCK_EX);
+  char buf[32] = "";
+  ssize_t got = pread(fd, buf, sizeof buf - 1, 0);
+  int n = got > 0 ? atoi(buf) : 0;
+  int len = snprintf(buf, sizeof buf, "%d\n", n + 1);
+  if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)len, 0) != len)
+    n = 0;
+  close(fd); /* drops the lock */
+  return n;
+}
+
 struct edgetpu_device *edgetpu_list_devices(size_t *num_devices) {
   if (getenv("EMX_STUB_EDGETPU_LIST_ABORT"))
     abort();
+  char grown[4096];
   const char *list = device_list();
+  int extra = plugged();
+  if (extra > 0) {
+    size_t used = (size_t)snprintf(grown, sizeof grown, "%s", list);
+    for (int i = 0; i < extra && used < sizeof grown; i++)
+      used += (size_t)snprintf(grown + used, sizeof grown - used,
+                               "%susb:/sys/bus/usb/devices/plugged-%d",
+                               used ? "," : "", i);
+    list = grown;
+  }
   size_t n = 0, len = strlen(list);
   for (const char *p = list; *p; p++)
     n += *p == ',';

@@ -15,10 +15,10 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/arena.h"
+#include "core/sock.h"
 #include "daemon/front/unix.h"
 #include "daemon/front/unix_int.h"
-#include "wire/arena.h"
-#include "wire/sock.h"
 #include "wire/wire.h"
 
 /* Packets read per wake-up before yielding to other clients: one flooding

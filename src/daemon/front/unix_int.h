@@ -4,7 +4,7 @@
 #define EMX_DAEMON_FRONT_UNIX_INT_H
 
 #include "daemon/daemon.h"
-#include "wire/arena.h"
+#include "core/arena.h"
 #include "wire/wire.h"
 
 /* A queued outgoing packet, for a client that reads slower than we reply. */

@@ -5,8 +5,8 @@
  * F_SEAL_SHRINK and F_SEAL_GROW and whose size equals what the client
  * declared: a client can then never make the daemon fault (SIGBUS) by
  * truncating the file under a mapping. */
-#ifndef EMX_WIRE_ARENA_H
-#define EMX_WIRE_ARENA_H
+#ifndef EMX_CORE_ARENA_H
+#define EMX_CORE_ARENA_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* sock.c — packet I/O with SCM_RIGHTS. */
-#include "wire/sock.h"
+#include "core/sock.h"
 
 #include <errno.h>
 #include <string.h>

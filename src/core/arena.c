@@ -1,5 +1,5 @@
 /* arena.c — create, check and map sealed memfd arenas. */
-#include "wire/arena.h"
+#include "core/arena.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* sock.h — SOCK_SEQPACKET send/receive with descriptor passing. */
-#ifndef EMX_WIRE_SOCK_H
-#define EMX_WIRE_SOCK_H
+#ifndef EMX_CORE_SOCK_H
+#define EMX_CORE_SOCK_H
 
 #include <stddef.h>
 #include <sys/types.h>

@@ -1,0 +1,102 @@
+/* finish.c — the end of a request's life: its status, its delivery in
+ * stream order (the completion callback, the waiters), and freeing it.
+ * Called by the worker, by cancel and by submit; calls nothing above it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "engine/internal.h"
+
+void emx__request_free(struct emx_request *r) {
+  pthread_mutex_destroy(&r->lock);
+  pthread_cond_destroy(&r->done_cv);
+  free(r->error);
+  free(r);
+}
+
+void emx__request_unref(struct emx_request *r) {
+  if (atomic_fetch_sub(&r->refs, 1) == 1)
+    emx__request_free(r);
+}
+
+/* deliver: the request's turn in its stream has come. */
+static void deliver(struct emx_request *r) {
+  emx_model *m = r->model;
+  /* Submit → delivery; on a simulated clock, submit → finish (delivery
+   * happens in real time). */
+  int64_t now =
+      atomic_load(&r->device)->virtual_clock ? r->done_ns : emx_now_ns();
+  /* Release the model before the callback, so a callback can never hold
+   * up an unload that waits for the model's requests; after this the
+   * engine and model pointers are dead for this request. */
+  pthread_mutex_lock(&m->lock);
+  emx__counters_record(&m->stats, r->status, now - r->timings.submitted_ns,
+                       r->timings.finished_ns
+                           ? r->timings.finished_ns - r->timings.started_ns
+                           : 0);
+  if (--m->inflight == 0)
+    pthread_cond_broadcast(&m->idle_cv);
+  pthread_mutex_unlock(&m->lock);
+  r->engine = NULL;
+  r->model = NULL;
+
+  if (r->on_complete)
+    r->on_complete(r, r->status, r->user);
+
+  /* After COMPLETE the caller may destroy its handle at any moment. */
+  pthread_mutex_lock(&r->lock);
+  atomic_store_explicit(&r->state, EMX__REQ_COMPLETE, memory_order_release);
+  if (r->sleepers)
+    pthread_cond_broadcast(&r->done_cv);
+  pthread_mutex_unlock(&r->lock);
+  emx__request_unref(r);
+}
+
+void emx__stream_free(emx_stream *s) {
+  pthread_mutex_destroy(&s->lock);
+  free(s);
+}
+
+void emx__request_finish(struct emx_request *r, int status, const char *msg) {
+  r->status = status;
+  if (msg && status < 0)
+    r->error = strdup(msg);
+  emx__device *dev = atomic_load(&r->device);
+  const emx_timings *t = &r->timings;
+  r->done_ns = emx__device_now(dev);
+  pthread_mutex_lock(&dev->lock);
+  emx__counters_record(&dev->stats, status, r->done_ns - t->submitted_ns,
+                       t->finished_ns ? t->finished_ns - t->started_ns : 0);
+  pthread_mutex_unlock(&dev->lock);
+  emx_stream *s = r->stream;
+  if (!s) {
+    atomic_store(&r->state, EMX__REQ_FINISHED);
+    deliver(r);
+    return;
+  }
+  pthread_mutex_lock(&s->lock);
+  atomic_store(&r->state, EMX__REQ_FINISHED);
+  if (s->delivering) { /* the thread draining the stream will take it */
+    pthread_mutex_unlock(&s->lock);
+    return;
+  }
+  s->delivering = true;
+  for (;;) {
+    struct emx_request *h = s->head;
+    if (!h || atomic_load(&h->state) != EMX__REQ_FINISHED)
+      break;
+    s->head = h->snext;
+    if (!s->head)
+      s->tail = NULL;
+    /* Unlocked while delivering so a callback may submit on this stream;
+     * `delivering` keeps any other finisher from overtaking us. */
+    pthread_mutex_unlock(&s->lock);
+    deliver(h);
+    pthread_mutex_lock(&s->lock);
+  }
+  s->delivering = false;
+  bool free_it = s->destroyed && !s->head;
+  pthread_mutex_unlock(&s->lock);
+  if (free_it)
+    emx__stream_free(s);
+}
