@@ -41,6 +41,17 @@ typedef struct emxd_options {
     unsigned weight;
   } weights[EMX_D_MAX_ALLOW]; /* fair share of a user's connections */
   size_t weight_count;
+  /* HTTP front door (KServe v2) and Prometheus; "" = off. */
+  char http_listen[128];              /* [ADDR:]PORT for /v2 (and /metrics) */
+  char metrics_listen[128];           /* [ADDR:]PORT for /metrics alone */
+  size_t http_max_body;               /* bytes of one request body */
+  size_t http_max_header;             /* bytes of a request's headers */
+  unsigned http_max_conns;            /* open HTTP connections, all clients */
+  unsigned http_idle_timeout_s;       /* silent connection closed after this */
+  int64_t http_request_timeout_ns;    /* body upload + default deadline */
+  unsigned http_threads;              /* libmicrohttpd polling threads */
+  char http_token_file[4096];         /* bearer token, "" = no auth */
+  char tls_cert[4096], tls_key[4096]; /* PEM files, "" = plain HTTP */
 } emxd_options;
 
 /* emxd_weight_add records --client-weight UID:W; -1 with a message in err
@@ -145,7 +156,12 @@ struct emxd_server {
   uint32_t next_model_id;
   emxd_session *sessions; /* I/O thread only */
   uint32_t next_session_id;
-  size_t session_count;
+  size_t session_count; /* Unix-socket connections (atomic reads) */
+  /* Guards the `models` list against readers on other threads (the HTTP
+   * door): the I/O thread takes it to link and unlink, others to read. */
+  pthread_mutex_t models_lock;
+  struct emxd_http *http;    /* the KServe v2 door, or NULL */
+  struct emxd_http *metrics; /* a /metrics-only door, or NULL */
 };
 
 /* listener.c */
@@ -179,6 +195,21 @@ void emxd_session_stop_reading(emxd_session *s);
 
 /* status.c: the STATUS_OK text; returns bytes written (<= cap). */
 size_t emxd_status_text(emxd_server *srv, char *buf, size_t cap);
+
+/* front/http.c: the HTTP door (KServe v2, /metrics). emxd_http_start
+ * listens on `listen` ([ADDR:]PORT); metrics_only serves /metrics alone.
+ * emxd_http_quiesce stops accepting; emxd_http_idle says no request is in
+ * flight; emxd_http_stop needs the engine shut down first (it completes
+ * every suspended request). */
+int emxd_http_start(emxd_server *srv, const char *listen, bool metrics_only,
+                    struct emxd_http **out, emx__errbuf *err);
+void emxd_http_quiesce(struct emxd_http *h);
+bool emxd_http_idle(struct emxd_http *h);
+void emxd_http_stop(struct emxd_http *h);
+size_t emxd_http_connections(struct emxd_http *h);
+
+/* front/metrics.c: Prometheus text for /metrics; malloc'd, NULL on OOM. */
+char *emxd_metrics_text(emxd_server *srv, size_t *len);
 
 /* server.c */
 int emxd_server_run(emxd_options *opt);

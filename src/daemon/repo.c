@@ -79,8 +79,10 @@ int emxd_model_load(emxd_server *srv, const char *name, const char *path,
   if (set)
     m->settings = *set;
   m->seen = true;
+  pthread_mutex_lock(&srv->models_lock);
   m->next = srv->models;
   srv->models = m;
+  pthread_mutex_unlock(&srv->models_lock);
   emx__log(EMX_LOG_INFO, "model \"%s\" loaded from %s (id %u)", name, path,
            m->id);
   *out = m;
@@ -88,11 +90,15 @@ int emxd_model_load(emxd_server *srv, const char *name, const char *path,
 }
 
 static void unload(emxd_server *srv, emxd_model *m) {
+  /* Unlinked under the lock, unloaded outside it: the unload waits for
+   * the model's requests, and other doors must not wait with it. */
+  pthread_mutex_lock(&srv->models_lock);
   for (emxd_model **p = &srv->models; *p; p = &(*p)->next)
     if (*p == m) {
       *p = m->next;
       break;
     }
+  pthread_mutex_unlock(&srv->models_lock);
   emx_model_unload(srv->engine, m->model);
   emx__log(EMX_LOG_INFO, "model \"%s\" unloaded", m->name);
   free(m);

@@ -61,6 +61,8 @@ static void start_drain(emxd_server *srv) {
   if (srv->listen_fd >= 0)
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
   emxd_listen_close(srv);
+  emxd_http_quiesce(srv->http);
+  emxd_http_quiesce(srv->metrics);
   /* Requests a client has already sent are in-flight work too: read each
    * connection dry before it stops being read. */
   emxd_session *s = srv->sessions;
@@ -73,6 +75,8 @@ static void start_drain(emxd_server *srv) {
 }
 
 static bool drained(emxd_server *srv) {
+  if (!emxd_http_idle(srv->http))
+    return false;
   for (emxd_session *s = srv->sessions; s; s = s->next)
     if (!emxd_session_idle(s))
       return false;
@@ -145,6 +149,7 @@ int emxd_server_run(emxd_options *opt) {
   srv.started_ns = emx_now_ns();
   srv.listen_ev.kind = EMXD_EV_LISTEN;
   srv.signal_ev.kind = EMXD_EV_SIGNAL;
+  pthread_mutex_init(&srv.models_lock, NULL);
   if (setup_signals(&srv) < 0) {
     emx__log(EMX_LOG_ERROR, "signalfd: %s", strerror(errno));
     return 1;
@@ -162,6 +167,16 @@ int emxd_server_run(emxd_options *opt) {
   }
   emxd_repo_scan(&srv);
   if (emxd_listen(&srv, &err) < 0) {
+    emx__log(EMX_LOG_ERROR, "%s", err.msg);
+    goto out;
+  }
+  /* The HTTP doors run on libmicrohttpd's threads, started after the
+   * engine and the repository scan so their first request finds both. */
+  if ((opt->http_listen[0] &&
+       emxd_http_start(&srv, opt->http_listen, false, &srv.http, &err) < 0) ||
+      (opt->metrics_listen[0] &&
+       emxd_http_start(&srv, opt->metrics_listen, true, &srv.metrics, &err) <
+           0)) {
     emx__log(EMX_LOG_ERROR, "%s", err.msg);
     goto out;
   }
@@ -188,8 +203,14 @@ out:
   emxd_listen_close(&srv);
   /* Shutting the engine down completes any request still running; only
    * then can sessions' arenas be unmapped (the last reference does it). */
+  /* Shutting the engine down completes every request, which resumes the
+   * HTTP connections waiting on them; only then may libmicrohttpd stop. */
+  emx_engine_shutdown(srv.engine);
+  emxd_http_stop(srv.http);
+  emxd_http_stop(srv.metrics);
   emx_engine_destroy(srv.engine);
   emxd_models_free(&srv);
+  pthread_mutex_destroy(&srv.models_lock);
   if (srv.epfd > 0)
     close(srv.epfd);
   if (srv.signal_fd >= 0)

@@ -718,7 +718,7 @@ void emxd_session_accept(emxd_server *srv, int fd) {
   }
   s->next = srv->sessions;
   srv->sessions = s;
-  srv->session_count++;
+  __atomic_fetch_add(&srv->session_count, 1, __ATOMIC_RELAXED);
   emx__log(EMX_LOG_DEBUG, "session %u: connection from pid %d", s->id,
            (int)s->pid);
 }
@@ -735,7 +735,7 @@ void emxd_session_close(emxd_session *s, const char *why) {
   for (emxd_session **p = &srv->sessions; *p; p = &(*p)->next)
     if (*p == s) {
       *p = s->next;
-      srv->session_count--;
+      __atomic_fetch_sub(&srv->session_count, 1, __ATOMIC_RELAXED);
       break;
     }
 
