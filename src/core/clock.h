@@ -22,17 +22,6 @@ static inline void emx__cpu_relax(void) {
   __builtin_ia32_pause();
 #elif defined(__aarch64__)
   __asm__ __volatile__("yield");
-/* emx__deadline_after returns now_ns + dur_ns saturated at INT64_MAX, so
- * no caller-given duration (a timeout near INT64_MAX, say) can overflow
- * into a deadline in the past; dur_ns <= 0 gives now_ns. Every
- * "now + duration" in the engine, the daemon and the client goes through
- * it. */
-static inline int64_t emx__deadline_after(int64_t now_ns, int64_t dur_ns) {
-  if (dur_ns <= 0)
-    return now_ns;
-  return now_ns > INT64_MAX - dur_ns ? INT64_MAX : now_ns + dur_ns;
-}
-
 #endif
 }
 

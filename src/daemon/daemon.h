@@ -1,5 +1,6 @@
-/* daemon.h — edgemuxd's pieces: options, the server loop, sessions, the
- * model repository. The daemon is a transport around one engine; it uses
+/* daemon.h — edgemuxd's pieces: options, the server loop, the model table
+ * and repository; path.h is what front doors use, front/unix.h the Unix
+ * socket door. The daemon is a transport around one engine; it uses
  * the public engine API plus the wire layer. */
 #ifndef EMX_DAEMON_DAEMON_H
 #define EMX_DAEMON_DAEMON_H
@@ -11,9 +12,8 @@
 #include <sys/types.h>
 
 #include "core/error.h"
+#include "daemon/path.h"
 #include "edgemux/edgemux.h"
-#include "wire/arena.h"
-#include "wire/wire.h"
 
 #define EMX_D_MAX_DEVICES 32
 #define EMX_D_MAX_ALLOW 32
@@ -63,7 +63,6 @@ void emxd_options_init(emxd_options *o);
 /* emxd_config_load applies a JSON config file (same keys as the flags). */
 int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err);
 
-/* One model the daemon serves, with the id clients use on the wire. */
 /* emxd_model_settings: a model's config.json (all optional). */
 typedef struct emxd_model_settings {
   char file[256];     /* "model": the .tflite in the model's folder */
@@ -74,19 +73,24 @@ typedef struct emxd_model_settings {
   int64_t batch_delay_ns;
 } emxd_model_settings;
 
-typedef struct emxd_model {
-  uint32_t id;                /* wire id; never reused while the daemon runs */
-  char name[64];              /* registry name */
-  char path[4096];            /* file it came from */
-  emx_model *model;           /* engine handle */
-  int64_t default_timeout_ns; /* from config.json; 0 = none */
-  bool from_repo;             /* found by a repository scan */
-  emxd_model_settings settings; /* what it was loaded with (repository) */
-  bool seen;                    /* rescan bookkeeping */
-  struct emxd_model *next;
-} emxd_model;
+/* emxd_model: one model in the table (models.c). Doors see it through
+ * path.h's accessors and references; the fields are the daemon's own. */
+struct emxd_model {
+  uint32_t id;                        /* wire id; never reused while the
+                                         daemon runs */
+  char name[64];                      /* registry name */
+  char path[4096];                    /* file it came from */
+  emx_model *model;                   /* engine handle */
+  _Atomic int64_t default_timeout_ns; /* from config.json; 0 = none */
+  bool from_repo;                     /* found by a repository scan */
+  emxd_model_settings settings;       /* what it was loaded with */
+  bool seen;                          /* rescan bookkeeping (I/O thread) */
+  atomic_int refs;                    /* the table's + one per holder */
+  atomic_ullong submitted, rejected;  /* emxd_model_counters */
+  atomic_ullong completed, failed;
+  struct emxd_model *next; /* srv->models (under models_lock) */
+};
 
-typedef struct emxd_server emxd_server;
 typedef struct emxd_session emxd_session;
 typedef struct emxd_ev emxd_ev;
 
@@ -102,44 +106,11 @@ struct emxd_ev {
   void *ptr;         /* the session, for EMXD_EV_SESSION */
 };
 
-/* A queued outgoing packet, for a client that reads slower than we reply. */
-typedef struct emxd_packet {
-  struct emxd_packet *next;
-  size_t len;
-  uint8_t data[];
-} emxd_packet;
-
-/* emxd_session: one client connection. The I/O thread owns its life; the
- * engine's workers reply through it (under `lock`) when requests complete.
- * It is freed when the I/O thread has closed it and the last in-flight
- * request has completed, because those requests still write into the
- * arena. */
-struct emxd_session {
-  emxd_server *srv;
-  emxd_ev ev;  /* epoll tag */
-  int fd;      /* the connection; -1 once closed */
-  uint32_t id; /* for logs */
-  uid_t uid;   /* peer credentials (SO_PEERCRED) */
-  gid_t gid;
-  pid_t pid;
-  bool hello_done;        /* arena accepted */
-  bool complete_many;     /* the client takes a BATCH's replies together */
-  bool reading;           /* EPOLLIN armed */
-  int64_t hello_deadline; /* drop if no hello by then */
-  emx__arena arena;       /* client tensors; unmapped at free */
-  emx_stream *stream;     /* completions in submission order */
-  atomic_int refs;        /* 1 (I/O thread) + 1 per in-flight request */
-
-  pthread_mutex_t lock;             /* guards everything below */
-  bool dead;                        /* closed: send nothing more */
-  bool want_write;                  /* EPOLLOUT armed */
-  emxd_packet *out_head, *out_tail; /* unsent replies, in order */
-  size_t out_bytes;
-  struct emxd_call *calls; /* in-flight requests (for CANCEL, teardown) */
-  size_t inflight;
-
-  emxd_session *next; /* server's list (I/O thread only) */
-};
+/* emxd_door_counters: emxd_door_stats, updated from any thread. */
+typedef struct emxd_door_counters {
+  atomic_ullong clients, opened, refused;
+  atomic_ullong submitted, rejected, completed, failed;
+} emxd_door_counters;
 
 struct emxd_server {
   emxd_options *opt;
@@ -152,14 +123,18 @@ struct emxd_server {
   emxd_ev listen_ev, signal_ev; /* epoll tags */
   bool draining;                /* SIGTERM seen */
   int64_t started_ns;
-  emxd_model *models; /* I/O thread only */
+
+  pthread_mutex_t models_lock; /* guards models, next_model_id */
+  emxd_model *models;
   uint32_t next_model_id;
-  emxd_session *sessions; /* I/O thread only */
+
+  pthread_mutex_t clients_lock; /* guards clients, client_count */
+  emxd_client *clients;         /* every door's (path.c) */
+  size_t client_count;
+  emxd_door_counters doors[EMXD_DOOR_COUNT];
+
+  emxd_session *sessions; /* Unix door's (I/O thread only) */
   uint32_t next_session_id;
-  size_t session_count; /* Unix-socket connections (atomic reads) */
-  /* Guards the `models` list against readers on other threads (the HTTP
-   * door): the I/O thread takes it to link and unlink, others to read. */
-  pthread_mutex_t models_lock;
   struct emxd_http *http;    /* the KServe v2 door, or NULL */
   struct emxd_http *metrics; /* a /metrics-only door, or NULL */
 };
@@ -174,24 +149,18 @@ void emxd_listen_resume(emxd_server *srv);
 
 /* repo.c: (re)scan the model repository; loads new, unloads removed. */
 void emxd_repo_scan(emxd_server *srv);
-emxd_model *emxd_model_by_name(emxd_server *srv, const char *name);
-emxd_model *emxd_model_by_id(emxd_server *srv, uint32_t id);
 
-/* emxd_model_load loads a model (settings NULL: the defaults). */
+/* models.c. emxd_model_load loads a model into the table (settings NULL:
+ * the defaults); *out is the table's entry, not a reference. */
 int emxd_model_load(emxd_server *srv, const char *name, const char *path,
                     const emxd_model_settings *settings, bool from_repo,
                     emxd_model **out, emx__errbuf *err);
+/* emxd_model_unload takes m out of the table and unloads it from the
+ * engine (waiting for its accepted requests); holders' references stay
+ * readable. */
+void emxd_model_unload(emxd_server *srv, emxd_model *m);
+int64_t emxd_model_default_timeout(emxd_model *m);
 void emxd_models_free(emxd_server *srv);
-
-/* session.c */
-void emxd_session_accept(emxd_server *srv, int fd);
-void emxd_session_readable(emxd_session *s);
-bool emxd_session_read(emxd_session *s, size_t budget);
-void emxd_session_writable(emxd_session *s);
-void emxd_session_close(emxd_session *s, const char *why);
-int64_t emxd_session_check_timeouts(emxd_server *srv, int64_t now);
-bool emxd_session_idle(emxd_session *s);
-void emxd_session_stop_reading(emxd_session *s);
 
 /* status.c: the STATUS_OK text; returns bytes written (<= cap). */
 size_t emxd_status_text(emxd_server *srv, char *buf, size_t cap);

@@ -19,91 +19,6 @@ static int join(char *dst, size_t cap, const char *a, const char *b) {
   return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
-emxd_model *emxd_model_by_name(emxd_server *srv, const char *name) {
-  for (emxd_model *m = srv->models; m; m = m->next)
-    if (strcmp(m->name, name) == 0)
-      return m;
-  return NULL;
-}
-
-emxd_model *emxd_model_by_id(emxd_server *srv, uint32_t id) {
-  for (emxd_model *m = srv->models; m; m = m->next)
-    if (m->id == id)
-      return m;
-  return NULL;
-}
-
-int emxd_model_load(emxd_server *srv, const char *name, const char *path,
-                    const emxd_model_settings *set, bool from_repo,
-                    emxd_model **out, emx__errbuf *err) {
-  emxd_model *have = emxd_model_by_name(srv, name);
-  if (have) {
-    /* The same file (e.g. every worker of a pool loading it, or a path
-     * to the repository's own symlink target) is the same model. */
-    struct stat a, b;
-    if (strcmp(have->path, path) == 0 ||
-        (stat(have->path, &a) == 0 && stat(path, &b) == 0 &&
-         a.st_dev == b.st_dev && a.st_ino == b.st_ino)) {
-      *out = have;
-      return 0;
-    }
-    return emx__errf(err, EMX_EEXIST,
-                     "a model named \"%s\" is already loaded from \"%s\"", name,
-                     have->path);
-  }
-  emxd_model *m = calloc(1, sizeof *m);
-  if (!m)
-    return emx__errf(err, EMX_ENOMEM, "out of memory");
-  if (snprintf(m->name, sizeof m->name, "%s", name) >= (int)sizeof m->name ||
-      snprintf(m->path, sizeof m->path, "%s", path) >= (int)sizeof m->path) {
-    free(m);
-    return emx__errf(err, EMX_EINVAL, "model name or path too long");
-  }
-  emx_model_config mc;
-  emx_model_config_init(&mc);
-  mc.path = path;
-  if (set) {
-    mc.devices = set->devices[0] ? set->devices : NULL;
-    mc.max_batch = set->max_batch;
-    memcpy(mc.preferred_batch, set->preferred_batch, sizeof mc.preferred_batch);
-    mc.batch_delay_ns = set->batch_delay_ns;
-  }
-  int rc = emx_model_load(srv->engine, name, &mc, &m->model);
-  if (rc < 0) {
-    emx__errf(err, rc, "%s", emx_engine_last_error(srv->engine));
-    free(m);
-    return rc;
-  }
-  m->id = ++srv->next_model_id;
-  m->from_repo = from_repo;
-  if (set)
-    m->settings = *set;
-  m->seen = true;
-  pthread_mutex_lock(&srv->models_lock);
-  m->next = srv->models;
-  srv->models = m;
-  pthread_mutex_unlock(&srv->models_lock);
-  emx__log(EMX_LOG_INFO, "model \"%s\" loaded from %s (id %u)", name, path,
-           m->id);
-  *out = m;
-  return 0;
-}
-
-static void unload(emxd_server *srv, emxd_model *m) {
-  /* Unlinked under the lock, unloaded outside it: the unload waits for
-   * the model's requests, and other doors must not wait with it. */
-  pthread_mutex_lock(&srv->models_lock);
-  for (emxd_model **p = &srv->models; *p; p = &(*p)->next)
-    if (*p == m) {
-      *p = m->next;
-      break;
-    }
-  pthread_mutex_unlock(&srv->models_lock);
-  emx_model_unload(srv->engine, m->model);
-  emx__log(EMX_LOG_INFO, "model \"%s\" unloaded", m->name);
-  free(m);
-}
-
 /* read_batching applies "dynamic_batching": {"max_batch_size": N,
  * "preferred_batch_size": [N, ...], "max_queue_delay_us": N} (the names
  * Triton's model configs use). The engine checks the values at load. */
@@ -236,10 +151,11 @@ void emxd_repo_scan(emxd_server *srv) {
                  set.file);
         continue;
       }
-      emxd_model *m = emxd_model_by_name(srv, de->d_name);
+      emxd_model *m = emxd_model_get(srv, de->d_name);
+      emxd_model_put(m); /* only this thread changes the table */
       if (m) {
         m->seen = true;
-        m->default_timeout_ns = set.timeout_ns;
+        atomic_store(&m->default_timeout_ns, set.timeout_ns);
         /* Only the timeout applies to a loaded model: say so, rather than
          * let an edit seem to have taken effect. */
         if (m->from_repo && !same_settings(&set, &m->settings))
@@ -256,7 +172,7 @@ void emxd_repo_scan(emxd_server *srv) {
         emx__log(EMX_LOG_ERROR, "model repository: %s", err.msg);
         continue;
       }
-      m->default_timeout_ns = set.timeout_ns;
+      atomic_store(&m->default_timeout_ns, set.timeout_ns);
     }
     closedir(d);
   }
@@ -264,15 +180,7 @@ void emxd_repo_scan(emxd_server *srv) {
   while (m) {
     emxd_model *next = m->next;
     if (!m->seen)
-      unload(srv, m);
+      emxd_model_unload(srv, m);
     m = next;
-  }
-}
-
-void emxd_models_free(emxd_server *srv) {
-  while (srv->models) {
-    emxd_model *m = srv->models;
-    srv->models = m->next;
-    free(m); /* engine models die with the engine */
   }
 }

@@ -14,10 +14,16 @@
 
 #include "core/log.h"
 #include "daemon/daemon.h"
+#include "daemon/front/unix.h"
 
 /* On SIGTERM the daemon finishes in-flight work, but a wedged client or
  * device must not keep it alive forever. */
 #define DRAIN_LIMIT_NS (30 * 1000000000LL)
+
+static void count_name(void *arg, const char *name) {
+  (void)name;
+  ++*(size_t *)arg;
+}
 
 static int setup_signals(emxd_server *srv) {
   sigset_t set;
@@ -63,24 +69,7 @@ static void start_drain(emxd_server *srv) {
   emxd_listen_close(srv);
   emxd_http_quiesce(srv->http);
   emxd_http_quiesce(srv->metrics);
-  /* Requests a client has already sent are in-flight work too: read each
-   * connection dry before it stops being read. */
-  emxd_session *s = srv->sessions;
-  while (s) {
-    emxd_session *next = s->next;
-    if (emxd_session_read(s, SIZE_MAX))
-      emxd_session_stop_reading(s);
-    s = next;
-  }
-}
-
-static bool drained(emxd_server *srv) {
-  if (!emxd_http_idle(srv->http))
-    return false;
-  for (emxd_session *s = srv->sessions; s; s = s->next)
-    if (!emxd_session_idle(s))
-      return false;
-  return true;
+  emxd_sessions_drain(srv);
 }
 
 static void on_signal(emxd_server *srv) {
@@ -104,7 +93,8 @@ static int loop(emxd_server *srv) {
     if (srv->draining) {
       if (!drain_until)
         drain_until = now + DRAIN_LIMIT_NS;
-      if (drained(srv) || now >= drain_until)
+      if ((emxd_sessions_idle(srv) && emxd_http_idle(srv->http)) ||
+          now >= drain_until)
         return 0;
       next = now + 10000000; /* poll the drain every 10 ms */
     }
@@ -125,18 +115,7 @@ static int loop(emxd_server *srv) {
       } else if (ev->kind == EMXD_EV_SIGNAL) {
         on_signal(srv);
       } else {
-        emxd_session *s = ev->ptr;
-        /* Sessions closed earlier in this batch are gone from the list but
-         * may still have events here: skip those. */
-        bool live = false;
-        for (emxd_session *it = srv->sessions; it && !live; it = it->next)
-          live = it == s;
-        if (!live)
-          continue;
-        if (evs[i].events & EPOLLOUT)
-          emxd_session_writable(s);
-        if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-          emxd_session_readable(s);
+        emxd_session_event(srv, ev->ptr, evs[i].events);
       }
     }
   }
@@ -144,12 +123,13 @@ static int loop(emxd_server *srv) {
 
 int emxd_server_run(emxd_options *opt) {
   emxd_server srv = {.opt = opt, .listen_fd = -1, .signal_fd = -1};
+  pthread_mutex_init(&srv.models_lock, NULL);
+  pthread_mutex_init(&srv.clients_lock, NULL);
   emx__errbuf err = {{0}};
   int rc = 1;
   srv.started_ns = emx_now_ns();
   srv.listen_ev.kind = EMXD_EV_LISTEN;
   srv.signal_ev.kind = EMXD_EV_SIGNAL;
-  pthread_mutex_init(&srv.models_lock, NULL);
   if (setup_signals(&srv) < 0) {
     emx__log(EMX_LOG_ERROR, "signalfd: %s", strerror(errno));
     return 1;
@@ -191,8 +171,7 @@ int emxd_server_run(emxd_options *opt) {
   }
   size_t ndev = emx_engine_device_count(srv.engine);
   size_t nmodels = 0;
-  for (emxd_model *m = srv.models; m; m = m->next)
-    nmodels++;
+  emxd_model_names(&srv, count_name, &nmodels);
   emx__log(EMX_LOG_INFO, "edgemuxd %s ready: %zu device(s), %zu model(s)",
            emx_version(), ndev, nmodels);
   rc = loop(&srv) < 0 ? 1 : 0;
@@ -211,6 +190,7 @@ out:
   emx_engine_destroy(srv.engine);
   emxd_models_free(&srv);
   pthread_mutex_destroy(&srv.models_lock);
+  pthread_mutex_destroy(&srv.clients_lock);
   if (srv.epfd > 0)
     close(srv.epfd);
   if (srv.signal_fd >= 0)

@@ -27,11 +27,12 @@ size_t emxd_status_text(emxd_server *srv, char *buf, size_t cap) {
   buf[0] = '\0';
   say(&o, "version %s\n", emx_version());
   say(&o, "uptime_s %.1f\n", (emx_now_ns() - srv->started_ns) / 1e9);
-  say(&o, "clients %zu\n", srv->session_count);
+  say(&o, "clients %zu\n", emxd_client_count(srv, false, 0));
   /* Liveness: this answer itself. Readiness, as KServe's health endpoints
    * mean it: every loaded model has a healthy device to run on. */
   say(&o, "live 1\n");
   int ready = 1;
+  pthread_mutex_lock(&srv->models_lock);
   for (emxd_model *m = srv->models; m; m = m->next)
     ready &= emx_model_healthy(m->model);
   say(&o, "ready %d\n", ready);
@@ -62,5 +63,6 @@ size_t emxd_status_text(emxd_server *srv, char *buf, size_t cap) {
         (unsigned long long)st.errors, (unsigned long long)st.timeouts,
         st.latency_p50_us, st.latency_p99_us);
   }
+  pthread_mutex_unlock(&srv->models_lock);
   return o.len;
 }

@@ -21,13 +21,16 @@
 #include "daemon/daemon.h"
 #include "daemon/front/http_codec.h"
 #include "daemon/front/http_door.h"
+#include "daemon/path.h"
 
-/* A stream per client address, shared by that address's connections, so
- * sched=fair shares a device between hosts, not between sockets. */
+/* One path client per client address, shared by that address's
+ * connections: each address is one engine stream, so sched=fair shares a
+ * device between hosts, not between sockets. */
 typedef struct peer {
   struct peer *next;
   char addr[INET6_ADDRSTRLEN];
-  emx_stream *stream;
+  emxd_client *cl; /* NULL: refused at admission (draining) */
+  char refused[160];
   size_t conns; /* connections from this address */
 } peer;
 
@@ -63,13 +66,12 @@ typedef struct hreq {
   bool done, suspended;
   int status;
   char errmsg[512];
-  emxd_model *m; /* looked up under the models lock */
+  emxd_model *m; /* a reference, held until the request is freed */
   emx_tensor_info in[EMXH_MAX_TENSORS], out[EMXH_MAX_TENSORS];
   emxh_model_desc desc;
   emxh_request parsed;
   emx_tensor outs[EMXH_MAX_TENSORS];
   uint8_t *outbuf; /* every output, one block */
-  emx_request *req;
 } hreq;
 
 /* The response owns what its iovec points at until MHD is done with it. */
@@ -81,7 +83,8 @@ typedef struct held {
 static void hreq_unref(hreq *r) {
   if (atomic_fetch_sub(&r->refs, 1) != 1)
     return;
-  emx_request_destroy(r->req);
+  if (r->m)
+    emxd_model_put(r->m);
   emxh_request_free(&r->parsed);
   free(r->outbuf);
   free(r->body);
@@ -129,6 +132,16 @@ static void peer_addr(struct MHD_Connection *c, char *out, size_t cap) {
               (socklen_t)cap);
 }
 
+static void on_done(void *door_ctx, const emxd_done *d);
+
+/* The path frees a client only after its last request completed; the
+ * peer goes with it. */
+static void on_release(void *door_ctx) {
+  free(door_ctx);
+}
+
+static const emxd_door_ops door_ops = {on_done, on_release};
+
 static void on_connection(void *cls, struct MHD_Connection *c,
                           void **socket_context,
                           enum MHD_ConnectionNotificationCode code) {
@@ -145,13 +158,13 @@ static void on_connection(void *cls, struct MHD_Connection *c,
       p = p->next;
     if (!p && (p = calloc(1, sizeof *p))) {
       snprintf(p->addr, sizeof p->addr, "%s", addr);
-      if (emx_stream_create(h->srv->engine, &p->stream) < 0) {
-        free(p);
-        p = NULL;
-      } else {
-        p->next = h->peers;
-        h->peers = p;
-      }
+      emxd_peer who = {.door = EMXD_DOOR_HTTP};
+      snprintf(who.name, sizeof who.name, "http %s", addr);
+      emx__errbuf err = {{0}};
+      if (emxd_client_open(h->srv, &who, &door_ops, p, &p->cl, &err) < 0)
+        snprintf(p->refused, sizeof p->refused, "%.150s", err.msg);
+      p->next = h->peers;
+      h->peers = p;
     }
     if (p)
       p->conns++;
@@ -170,29 +183,30 @@ static void on_connection(void *cls, struct MHD_Connection *c,
         *pp = p->next;
         break;
       }
-    emx_stream_destroy(p->stream); /* freed once its requests complete */
-    free(p);
+    if (p->cl)
+      emxd_client_close(p->cl); /* on_release frees p */
+    else
+      free(p);
   }
   pthread_mutex_unlock(&h->lock);
 }
 
-static emx_stream *peer_stream(struct MHD_Connection *c) {
+static peer *conn_peer(struct MHD_Connection *c) {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-  peer *p = ci ? ci->socket_context : NULL;
-  return p ? p->stream : NULL;
+  return ci ? ci->socket_context : NULL;
 }
 
 /* ---- infer ---------------------------------------------------------------- */
 
-/* on_complete runs on an engine worker: it must not block, so it only
+/* on_done runs on an engine worker: it must not block, so it only
  * records the outcome and wakes the suspended connection. */
-static void on_complete(emx_request *req, int status, void *user) {
-  hreq *r = user;
+static void on_done(void *door_ctx, const emxd_done *d) {
+  hreq *r = d->tag;
   pthread_mutex_lock(&r->lock);
-  r->status = status;
-  if (status < 0)
-    snprintf(r->errmsg, sizeof r->errmsg, "%s", emx_request_error(req));
+  r->status = d->status;
+  if (d->status < 0)
+    snprintf(r->errmsg, sizeof r->errmsg, "%.*s", (int)d->msg_len, d->msg);
   r->done = true;
   bool wake = r->suspended;
   pthread_mutex_unlock(&r->lock);
@@ -202,25 +216,20 @@ static void on_complete(emx_request *req, int status, void *user) {
   hreq_unref(r);
 }
 
-/* lookup copies what the request needs to know of the model while the
- * models lock keeps it from being unloaded. */
-static emxd_model *lookup(hreq *r) {
-  emxd_server *srv = r->h->srv;
-  emxd_model *m = emxd_model_by_name(srv, r->model);
-  if (!m)
-    return NULL;
-  r->desc.name = m->name;
-  r->desc.nin = emx_model_input_count(m->model);
-  r->desc.nout = emx_model_output_count(m->model);
+/* describe copies the model's tensor descriptions for the codec. */
+static void describe(hreq *r) {
+  emx_model *em = emxd_model_engine(r->m);
+  r->desc.name = emxd_model_name(r->m);
+  r->desc.nin = emx_model_input_count(em);
+  r->desc.nout = emx_model_output_count(em);
   if (r->desc.nin > EMXH_MAX_TENSORS || r->desc.nout > EMXH_MAX_TENSORS)
-    return m; /* the codec refuses it with 501 */
+    return; /* the codec refuses it with 501 */
   for (size_t i = 0; i < r->desc.nin; i++)
-    emx_model_input_info(m->model, i, &r->in[i]);
+    emx_model_input_info(em, i, &r->in[i]);
   for (size_t i = 0; i < r->desc.nout; i++)
-    emx_model_output_info(m->model, i, &r->out[i]);
+    emx_model_output_info(em, i, &r->out[i]);
   r->desc.in = r->in;
   r->desc.out = r->out;
-  return m;
 }
 
 static size_t header_len(struct MHD_Connection *c, bool *bad) {
@@ -247,57 +256,51 @@ static enum MHD_Result start_infer(hreq *r) {
     return send_error(r->conn, 400,
                       "Inference-Header-Content-Length must be a "
                       "non-negative integer");
-  /* The model lock covers lookup to submit: an unload (SIGHUP rescan)
-   * unlinks the model under it, and the engine refuses submits to a model
-   * being unloaded, so a request never reaches a freed model. */
-  pthread_mutex_lock(&srv->models_lock);
-  r->m = lookup(r);
+  peer *p = conn_peer(r->conn);
+  if (!p || !p->cl)
+    return send_error(r->conn, 503,
+                      p && p->refused[0] ? p->refused
+                                         : "this client was not admitted");
+  r->m = emxd_model_get(srv, r->model);
   if (!r->m) {
-    pthread_mutex_unlock(&srv->models_lock);
     char msg[160];
     snprintf(msg, sizeof msg, "unknown model \"%s\"", r->model);
     return send_error(r->conn, 404, msg);
   }
-  if (emxh_request_parse(&r->parsed, &r->desc, r->body, r->len, hlen, &e) < 0) {
-    pthread_mutex_unlock(&srv->models_lock);
+  describe(r);
+  if (emxh_request_parse(&r->parsed, &r->desc, r->body, r->len, hlen, &e) < 0)
     return send_error(r->conn, e.status, e.msg);
-  }
   size_t total = 0;
   for (size_t i = 0; i < r->desc.nout; i++)
     total += (r->out[i].bytes + 63) & ~(size_t)63;
   r->outbuf = malloc(total ? total : 1);
-  if (!r->outbuf) {
-    pthread_mutex_unlock(&srv->models_lock);
+  if (!r->outbuf)
     return send_error(r->conn, 500, "out of memory for the outputs");
-  }
   for (size_t i = 0, at = 0; i < r->desc.nout; i++) {
     r->outs[i] = (emx_tensor){r->out[i].dtype, r->outbuf + at, r->out[i].bytes};
     at += (r->out[i].bytes + 63) & ~(size_t)63;
   }
-  emx_request_desc d;
-  emx_request_desc_init(&d);
-  d.model = r->m->model;
-  d.inputs = r->parsed.inputs;
-  d.input_count = r->desc.nin;
-  d.outputs = r->outs;
-  d.output_count = r->desc.nout;
-  d.priority = r->parsed.priority;
-  int64_t t = r->parsed.timeout_ns       ? r->parsed.timeout_ns
-              : r->m->default_timeout_ns ? r->m->default_timeout_ns
-                                         : srv->opt->http_request_timeout_ns;
-  d.deadline_ns = emx_now_ns() + t;
-  d.stream = peer_stream(r->conn);
-  d.on_complete = on_complete;
-  d.user = r;
+  /* No deadline given and none in the model's config.json: the door's
+   * request timeout bounds how long a connection waits. */
+  int64_t t = r->parsed.timeout_ns;
+  if (!t && !emxd_model_default_timeout(r->m))
+    t = srv->opt->http_request_timeout_ns;
+  emxd_call_desc d = {.tag = r,
+                      .model = r->m,
+                      .inputs = r->parsed.inputs,
+                      .input_count = r->desc.nin,
+                      .outputs = r->outs,
+                      .output_count = r->desc.nout,
+                      .priority = r->parsed.priority,
+                      .timeout_ns = t};
   atomic_fetch_add(&r->refs, 1);
   atomic_fetch_add(&h->inflight, 1);
-  int rc = emx_submit(srv->engine, &d, &r->req);
-  pthread_mutex_unlock(&srv->models_lock);
+  emx__errbuf err = {{0}};
+  int rc = emxd_client_submit(p->cl, &d, &err);
   if (rc < 0) {
     atomic_fetch_sub(&h->inflight, 1);
     atomic_fetch_sub(&r->refs, 1);
-    return send_error(r->conn, emxh_status_for(rc),
-                      emx_engine_last_error(srv->engine));
+    return send_error(r->conn, emxh_status_for(rc), err.msg);
   }
   pthread_mutex_lock(&r->lock);
   if (!r->done) {
@@ -653,12 +656,8 @@ void emxd_http_stop(struct emxd_http *h) {
   if (!h)
     return;
   MHD_stop_daemon(h->mhd);
-  while (h->peers) {
-    peer *p = h->peers;
-    h->peers = p->next;
-    emx_stream_destroy(p->stream);
-    free(p);
-  }
+  /* MHD_stop_daemon closed every connection, and each close released
+   * its peer. */
   pthread_mutex_destroy(&h->lock);
   free(h->tls_cert);
   free(h->tls_key);

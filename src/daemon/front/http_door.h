@@ -35,4 +35,12 @@ enum MHD_Result emxh_door_answer(struct emxd_server *srv,
                                  struct MHD_Connection *c, int route,
                                  const char *model);
 
+/* emxh_names: a snapshot of the model table's names. */
+typedef struct emxh_names {
+  char (*v)[64]; /* malloc'd; free(v) */
+  size_t count, cap;
+} emxh_names;
+
+void emxh_names_get(struct emxd_server *srv, emxh_names *n);
+
 #endif

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "daemon/front/http_door.h"
+#include "daemon/path.h"
 #include "daemon/front/prom.h"
 
 #define M(name) "edgemux_" name
@@ -29,7 +31,8 @@ static void models(emxd_server *srv, emx__prom *p) {
       {M("model_requests_succeeded_total"), "counter",
        "Requests for the model that completed successfully, all front doors."},
       {M("model_requests_failed_total"), "counter",
-       "Requests for the model that failed, by reason."},
+       "Requests for the model that failed, by reason: refused at "
+       "submission (a full queue, a bad tensor), deadline passed, other."},
       {M("model_queue_depth"), "gauge",
        "Requests for the model waiting for a device."},
       {M("model_latency_p50_seconds"), "gauge",
@@ -39,22 +42,32 @@ static void models(emxd_server *srv, emx__prom *p) {
       {M("model_ready"), "gauge",
        "1 when a device the model may use is healthy."},
   };
+  emxh_names n;
+  emxh_names_get(srv, &n);
   for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
     emx__prom_family(p, fam[f].name, fam[f].type, fam[f].help);
-    for (emxd_model *m = srv->models; m; m = m->next) {
+    for (size_t i = 0; i < n.count; i++) {
+      emxd_model *m = emxd_model_get(srv, n.v[i]);
+      if (!m)
+        continue; /* unloaded since the listing */
+      emx_model *em = emxd_model_engine(m);
       emx_stats st;
-      emx_model_stats(m->model, &st);
-      const char *l[] = {"model", m->name, "reason", "timeout"};
+      emxd_model_counters mc;
+      emx_model_stats(em, &st);
+      emxd_model_counters_get(m, &mc);
+      const char *l[] = {"model", n.v[i], "reason", "rejected"};
       switch (f) {
       case 0:
-        emx__prom_sample(p, fam[f].name, l, 1,
-                         (double)(st.requests - st.errors));
+        emx__prom_sample(p, fam[f].name, l, 1, (double)mc.completed);
         break;
       case 1:
+        emx__prom_sample(p, fam[f].name, l, 2, (double)mc.rejected);
+        l[3] = "timeout";
         emx__prom_sample(p, fam[f].name, l, 2, (double)st.timeouts);
         l[3] = "other";
-        emx__prom_sample(p, fam[f].name, l, 2,
-                         (double)(st.errors - st.timeouts));
+        emx__prom_sample(
+            p, fam[f].name, l, 2,
+            mc.failed > st.timeouts ? (double)(mc.failed - st.timeouts) : 0);
         break;
       case 2:
         emx__prom_sample(p, fam[f].name, l, 1, (double)st.queue_depth);
@@ -66,10 +79,41 @@ static void models(emxd_server *srv, emx__prom *p) {
         emx__prom_sample(p, fam[f].name, l, 1, st.latency_p99_us / 1e6);
         break;
       default:
-        emx__prom_sample(p, fam[f].name, l, 1, emx_model_healthy(m->model));
+        emx__prom_sample(p, fam[f].name, l, 1, emx_model_healthy(em));
       }
+      emxd_model_put(m);
     }
   }
+  free(n.v);
+}
+
+static void doors(emxd_server *srv, emx__prom *p) {
+  emxd_door_stats ds[EMXD_DOOR_COUNT];
+  for (int d = 0; d < EMXD_DOOR_COUNT; d++)
+    emxd_door_stats_get(srv, (emxd_door)d, &ds[d]);
+  /* A family's samples must be contiguous: one loop per family. */
+  emx__prom_family(p, M("clients"), "gauge",
+                   "Clients open now, by front door (HTTP: one per client "
+                   "address).");
+  for (int d = 0; d < EMXD_DOOR_COUNT; d++) {
+    const char *l[] = {"door", emxd_door_name((emxd_door)d)};
+    emx__prom_sample(p, M("clients"), l, 1, (double)ds[d].clients);
+  }
+  emx__prom_family(p, M("door_requests_total"), "counter",
+                   "Requests through each front door, by outcome.");
+  for (int d = 0; d < EMXD_DOOR_COUNT; d++) {
+    const char *l[] = {"door", emxd_door_name((emxd_door)d), "outcome",
+                       "completed"};
+    emx__prom_sample(p, M("door_requests_total"), l, 2,
+                     (double)ds[d].completed);
+    l[3] = "failed";
+    emx__prom_sample(p, M("door_requests_total"), l, 2, (double)ds[d].failed);
+    l[3] = "rejected";
+    emx__prom_sample(p, M("door_requests_total"), l, 2, (double)ds[d].rejected);
+  }
+  emx__prom_family(p, M("http_connections"), "gauge", "Open HTTP connections.");
+  emx__prom_sample(p, M("http_connections"), NULL, 0,
+                   (double)emxd_http_connections(srv->http));
 }
 
 static void devices(emxd_server *srv, emx__prom *p) {
@@ -116,18 +160,9 @@ static void devices(emxd_server *srv, emx__prom *p) {
 
 char *emxd_metrics_text(emxd_server *srv, size_t *len) {
   emx__prom p = {0};
-  pthread_mutex_lock(&srv->models_lock);
   models(srv, &p);
-  pthread_mutex_unlock(&srv->models_lock);
   devices(srv, &p);
-  emx__prom_family(&p, M("connections"), "gauge",
-                   "Open client connections, by front door.");
-  const char *unix_l[] = {"door", "unix"}, *http_l[] = {"door", "http"};
-  emx__prom_sample(
-      &p, M("connections"), unix_l, 1,
-      (double)__atomic_load_n(&srv->session_count, __ATOMIC_RELAXED));
-  emx__prom_sample(&p, M("connections"), http_l, 1,
-                   (double)emxd_http_connections(srv->http));
+  doors(srv, &p);
   emx__prom_family(&p, M("uptime_seconds"), "gauge",
                    "Seconds since edgemuxd started.");
   emx__prom_sample(&p, M("uptime_seconds"), NULL, 0,

@@ -1,5 +1,7 @@
-/* session.c — one client connection: handshake, requests, replies, and a
- * teardown that never leaves a request writing into freed memory. */
+/* unix.c — the Unix-socket front door: one SEQPACKET connection per
+ * client, its handshake and memfd arena, wire decode and encode, and
+ * replies (one COMPLETE each, or a BATCH's together as COMPLETE_MANY).
+ * Admission, submission, completion and teardown are path.c's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,9 +11,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/log.h"
-#include "daemon/daemon.h"
+#include "daemon/front/unix.h"
+#include "wire/arena.h"
 #include "wire/sock.h"
+#include "wire/wire.h"
 
 /* Packets read per wake-up before yielding to other clients: one flooding
  * client cannot monopolise the I/O thread. */
@@ -30,55 +35,50 @@ typedef struct emxd_group {
   _Alignas(8) uint8_t data[EMX_WIRE_MAX_MSG];
 } emxd_group;
 
-typedef struct emxd_call {
-  struct emxd_call *prev, *next; /* session->calls */
-  emxd_session *s;
-  uint64_t id;       /* client's request id */
-  emx_request *req;  /* engine handle */
-  emxd_group *group; /* its BATCH's replies, or NULL: a COMPLETE */
-  atomic_int refs;   /* engine callback + list membership */
-  bool listed;       /* in session->calls (under s->lock) */
-} emxd_call;
+/* A queued outgoing packet, for a client that reads slower than we reply. */
+typedef struct emxd_packet {
+  struct emxd_packet *next;
+  size_t len;
+  uint8_t data[];
+} emxd_packet;
+
+/* emxd_session: one connection. The I/O thread owns its life; engine
+ * workers reply through it (under `lock`) from path.h's done(). It is freed
+ * in release(), once the I/O thread has closed it and the last request has
+ * completed, because those requests write into the arena. */
+struct emxd_session {
+  emxd_server *srv;
+  emxd_ev ev;             /* epoll tag */
+  int fd;                 /* the connection; -1 once closed */
+  uint32_t id;            /* for logs */
+  pid_t pid;              /* SO_PEERCRED's, for logs */
+  emxd_client *cl;        /* the path's side of this connection */
+  bool hello_done;        /* arena accepted */
+  bool complete_many;     /* the client takes a BATCH's replies together */
+  bool reading;           /* EPOLLIN armed */
+  int64_t hello_deadline; /* drop if no hello by then */
+  emx__arena arena;       /* client tensors; unmapped at release */
+
+  pthread_mutex_t lock;             /* guards everything below */
+  bool dead;                        /* closed: send nothing more */
+  bool want_write;                  /* EPOLLOUT armed */
+  emxd_packet *out_head, *out_tail; /* unsent replies, in order */
+  size_t out_bytes;
+
+  emxd_session *next; /* server's list (I/O thread only) */
+};
 
 /* The I/O thread's receive buffer: one packet at a time, 8-byte aligned so
  * decoded structs can be read in place. */
 static _Alignas(8) uint8_t rxbuf[EMX_WIRE_MAX_MSG + 8];
 
-static int64_t now_ns(void) {
-  return emx_now_ns();
-}
-
-static void session_unref(emxd_session *s) {
-  if (atomic_fetch_sub(&s->refs, 1) != 1)
-    return;
-  /* Last reference: the I/O thread closed it and every request completed,
-   * so nothing can touch the arena any more. */
-  emx_stream_destroy(s->stream);
+/* release: the path's last reference is gone, so no request can touch
+ * the arena any more. */
+static void session_release(void *ctx) {
+  emxd_session *s = ctx;
   emx__arena_close(&s->arena);
   pthread_mutex_destroy(&s->lock);
   free(s);
-}
-
-static void call_unref(emxd_call *c) {
-  if (atomic_fetch_sub(&c->refs, 1) != 1)
-    return;
-  emxd_session *s = c->s;
-  emx_request_destroy(c->req);
-  free(c);
-  session_unref(s);
-}
-
-static void unlist_locked(emxd_session *s, emxd_call *c) {
-  if (!c->listed)
-    return;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    s->calls = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  c->listed = false;
-  s->inflight--;
 }
 
 static void arm_locked(emxd_session *s) {
@@ -185,43 +185,33 @@ static void group_add_locked(emxd_session *s, emxd_group *g, uint64_t id,
   group_done_locked(s, g);
 }
 
-/* on_complete runs on an engine worker, in this session's stream order. */
-static void on_complete(emx_request *req, int status, void *user) {
-  emxd_call *c = user;
-  emxd_session *s = c->s;
-  emx_timings t;
-  emx_request_timings(req, &t);
-  const char *msg = status < 0 ? emx_request_error(req) : "";
-  size_t mlen = strnlen(msg, 900);
-
-  _Alignas(8) uint8_t buf[1024];
-  emx__wire_buf b;
-  emx__wire_begin(&b, buf, EMX_WIRE_COMPLETE, c->id);
-  emx__wire_complete w = {
-      .status = status,
-      .device = t.device,
-      .queue_ns = t.started_ns ? t.started_ns - t.submitted_ns : 0,
-      .device_ns = t.device_ns,
-      .total_ns =
-          (t.finished_ns ? t.finished_ns : emx_now_ns()) - t.submitted_ns,
-      .msg_len = (uint32_t)mlen,
-      .batch = (uint32_t)t.batch};
-  emx__wire_put(&b, &w, sizeof w);
-  emx__wire_put(&b, msg, mlen);
-  size_t len = emx__wire_end(&b);
-
+/* on_done runs on an engine worker, in this session's stream order. */
+static void on_done(void *ctx, const emxd_done *d) {
+  emxd_session *s = ctx;
+  emx__wire_complete w = {.status = d->status,
+                          .device = d->device,
+                          .queue_ns = d->queue_ns,
+                          .device_ns = d->device_ns,
+                          .total_ns = d->total_ns,
+                          .msg_len = (uint32_t)d->msg_len,
+                          .batch = d->batch};
+  emxd_group *g = d->tag;
   pthread_mutex_lock(&s->lock);
-  bool was_listed = c->listed;
-  unlist_locked(s, c);
-  if (c->group)
-    group_add_locked(s, c->group, c->id, &w, msg);
-  else
-    send_locked(s, buf, len);
+  if (g) {
+    group_add_locked(s, g, d->id, &w, d->msg);
+  } else {
+    _Alignas(8) uint8_t buf[1024];
+    emx__wire_buf b;
+    emx__wire_begin(&b, buf, EMX_WIRE_COMPLETE, d->id);
+    emx__wire_put(&b, &w, sizeof w);
+    emx__wire_put(&b, d->msg, d->msg_len);
+    send_locked(s, buf, emx__wire_end(&b));
+  }
   pthread_mutex_unlock(&s->lock);
-  if (was_listed)
-    call_unref(c);
-  call_unref(c);
 }
+
+static const emxd_door_ops unix_ops = {.done = on_done,
+                                       .release = session_release};
 
 static void put_name(emx__wire_buf *b, const char *name) {
   size_t len = strlen(name);
@@ -244,21 +234,22 @@ static void put_tensor(emx__wire_buf *b, const emx_tensor_info *ti) {
   emx__wire_put(b, ti->name, len);
 }
 
-static void reply_model(emxd_session *s, uint64_t id, const emxd_model *m) {
+static void reply_model(emxd_session *s, uint64_t id, const emxd_model *dm) {
   emx__wire_buf b;
   emx__wire_begin(&b, rxbuf, EMX_WIRE_MODEL, id); /* rx is done with */
-  size_t nin = emx_model_input_count(m->model);
-  size_t nout = emx_model_output_count(m->model);
+  emx_model *m = emxd_model_engine(dm);
+  size_t nin = emx_model_input_count(m);
+  size_t nout = emx_model_output_count(m);
   emx__wire_model wm = {
-      .model = m->id, .nin = (uint16_t)nin, .nout = (uint16_t)nout};
+      .model = emxd_model_id(dm), .nin = (uint16_t)nin, .nout = (uint16_t)nout};
   emx__wire_put(&b, &wm, sizeof wm);
   emx_tensor_info ti;
   for (size_t i = 0; i < nin; i++) {
-    emx_model_input_info(m->model, i, &ti);
+    emx_model_input_info(m, i, &ti);
     put_tensor(&b, &ti);
   }
   for (size_t i = 0; i < nout; i++) {
-    emx_model_output_info(m->model, i, &ti);
+    emx_model_output_info(m, i, &ti);
     put_tensor(&b, &ti);
   }
   size_t len = emx__wire_end(&b);
@@ -270,15 +261,24 @@ static void reply_model(emxd_session *s, uint64_t id, const emxd_model *m) {
   send_reply(s, rxbuf, len);
 }
 
+typedef struct name_list {
+  emx__wire_buf *b;
+  uint32_t count;
+} name_list;
+
+static void add_name(void *arg, const char *name) {
+  name_list *l = arg;
+  put_name(l->b, name);
+  l->count++;
+}
+
 static void reply_models(emxd_session *s, uint64_t id) {
   emx__wire_buf b;
   emx__wire_begin(&b, rxbuf, EMX_WIRE_MODELS, id);
   emx__wire_models *hdr = emx__wire_put(&b, NULL, sizeof *hdr);
-  uint32_t count = 0;
-  for (emxd_model *m = s->srv->models; m; m = m->next) {
-    put_name(&b, m->name);
-    count++;
-  }
+  name_list l = {&b, 0};
+  emxd_model_names(s->srv, add_name, &l);
+  uint32_t count = l.count;
   size_t len = emx__wire_end(&b);
   if (len == 0) {
     send_error(s, id, EMX_EUNSUPPORTED,
@@ -294,7 +294,6 @@ static void reply_models(emxd_session *s, uint64_t id) {
  * (a ref outside the arena) and the connection must go. */
 static int handle_infer(emxd_session *s, const emx__wire_req *wr,
                         emxd_group *g) {
-  emxd_server *srv = s->srv;
   const emx__wire_infer *in = wr->infer;
   size_t n = (size_t)in->nin + in->nout;
   for (size_t i = 0; i < n; i++) {
@@ -310,19 +309,7 @@ static int handle_infer(emxd_session *s, const emx__wire_req *wr,
       return -1;
     }
   }
-  pthread_mutex_lock(&s->lock);
-  size_t inflight = s->inflight;
-  pthread_mutex_unlock(&s->lock);
-  if (inflight >= srv->opt->max_inflight) {
-    char msg[160];
-    snprintf(msg, sizeof msg,
-             "too many requests in flight on this connection (%u): wait for "
-             "replies before sending more",
-             srv->opt->max_inflight);
-    send_error(s, wr->id, EMX_EBUSY, msg);
-    return 0;
-  }
-  emxd_model *m = emxd_model_by_id(srv, in->model);
+  emxd_model *m = emxd_model_get_id(s->srv, in->model);
   if (!m) {
     char msg[160];
     snprintf(msg, sizeof msg,
@@ -332,75 +319,40 @@ static int handle_infer(emxd_session *s, const emx__wire_req *wr,
     send_error(s, wr->id, EMX_ENOENT, msg);
     return 0;
   }
-
   emx_tensor tensors[2 * EMX_WIRE_MAX_TENSORS];
   for (size_t i = 0; i < n; i++) {
     tensors[i].dtype = (emx_dtype)wr->refs[i].dtype;
     tensors[i].data = (uint8_t *)s->arena.base + wr->refs[i].offset;
     tensors[i].size = (size_t)wr->refs[i].length;
   }
-  emxd_call *c = calloc(1, sizeof *c);
-  if (!c) {
-    send_error(s, wr->id, EMX_ENOMEM, "daemon out of memory");
-    return 0;
-  }
-  c->s = s;
-  c->id = wr->id;
-  c->group = g;
-  atomic_init(&c->refs, 2);
-  atomic_fetch_add(&s->refs, 1);
-  pthread_mutex_lock(&s->lock);
-  if (g)
-    g->left++;
-  c->next = s->calls;
-  if (s->calls)
-    s->calls->prev = c;
-  s->calls = c;
-  c->listed = true;
-  s->inflight++;
-  pthread_mutex_unlock(&s->lock);
-
-  emx_request_desc d;
-  emx_request_desc_init(&d);
-  d.model = m->model;
-  d.inputs = tensors;
-  d.input_count = in->nin;
-  d.outputs = tensors + in->nin;
-  d.output_count = in->nout;
-  d.priority = in->priority;
-  int64_t timeout = in->timeout_ns ? in->timeout_ns : m->default_timeout_ns;
-  d.deadline_ns = timeout ? now_ns() + timeout : 0;
-  d.stream = s->stream;
-  d.on_complete = on_complete;
-  d.user = c;
-  int rc = emx_submit(srv->engine, &d, &c->req);
-  if (rc < 0) {
+  emxd_call_desc d = {.id = wr->id,
+                      .tag = g,
+                      .model = m,
+                      .inputs = tensors,
+                      .input_count = in->nin,
+                      .outputs = tensors + in->nin,
+                      .output_count = in->nout,
+                      .priority = in->priority,
+                      .timeout_ns = in->timeout_ns};
+  /* Count the request into its group first: it may complete before
+   * emxd_client_submit returns. */
+  if (g) {
     pthread_mutex_lock(&s->lock);
-    unlist_locked(s, c);
-    if (g)
-      group_done_locked(s, g);
+    g->left++;
     pthread_mutex_unlock(&s->lock);
-    send_error(s, wr->id, rc, emx_engine_last_error(srv->engine));
-    atomic_store(&c->refs, 1);
-    call_unref(c);
+  }
+  emx__errbuf err = {{0}};
+  int rc = emxd_client_submit(s->cl, &d, &err);
+  emxd_model_put(m);
+  if (rc < 0) {
+    if (g) {
+      pthread_mutex_lock(&s->lock);
+      group_done_locked(s, g);
+      pthread_mutex_unlock(&s->lock);
+    }
+    send_error(s, wr->id, rc, err.msg);
   }
   return 0;
-}
-
-static void handle_cancel(emxd_session *s, uint64_t id) {
-  emxd_call *found = NULL;
-  pthread_mutex_lock(&s->lock);
-  for (emxd_call *c = s->calls; c; c = c->next)
-    if (c->id == id) {
-      found = c;
-      atomic_fetch_add(&c->refs, 1);
-      break;
-    }
-  pthread_mutex_unlock(&s->lock);
-  if (!found)
-    return; /* already complete: its COMPLETE is on the way */
-  emx_request_cancel(found->req);
-  call_unref(found);
 }
 
 static int handle_hello(emxd_session *s, const emx__wire_msg *m, int *fds,
@@ -446,7 +398,8 @@ static int handle_hello(emxd_session *s, const emx__wire_msg *m, int *fds,
   emx__log(EMX_LOG_INFO,
            "session %u: hello from pid %d uid %d, arena %llu "
            "bytes",
-           s->id, (int)s->pid, (int)s->uid, (unsigned long long)s->arena.size);
+           s->id, (int)s->pid, (int)emxd_client_peer(s->cl)->uid,
+           (unsigned long long)s->arena.size);
   return 0;
 refuse:
   emx__log(EMX_LOG_WARN, "session %u (pid %d): hello refused: %s", s->id,
@@ -502,7 +455,8 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
     return rc;
   }
   case EMX_WIRE_CANCEL:
-    handle_cancel(s, m->hdr.id);
+    /* Not found: already complete, its COMPLETE is on the way. */
+    emxd_client_cancel(s->cl, m->hdr.id);
     return 0;
   case EMX_WIRE_PING: {
     _Alignas(8) uint8_t buf[16];
@@ -514,9 +468,10 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
   case EMX_WIRE_OPEN: {
     memcpy(name, m->u.name.name, m->u.name.len);
     name[m->u.name.len] = '\0';
-    emxd_model *model = emxd_model_by_name(srv, name);
+    emxd_model *model = emxd_model_get(srv, name);
     if (model) {
       reply_model(s, m->hdr.id, model);
+      emxd_model_put(model);
     } else {
       snprintf(err.msg, sizeof err.msg,
                "no model named \"%s\" (list them with `edgemux models`)", name);
@@ -565,10 +520,6 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
   }
 }
 
-void emxd_session_readable(emxd_session *s) {
-  emxd_session_read(s, READ_BUDGET);
-}
-
 /* emxd_session_read handles up to `budget` packets; returns false when the
  * session was closed (it is then freed or about to be). */
 bool emxd_session_read(emxd_session *s, size_t budget) {
@@ -611,7 +562,7 @@ bool emxd_session_read(emxd_session *s, size_t budget) {
   return true;
 }
 
-void emxd_session_writable(emxd_session *s) {
+static void session_writable(emxd_session *s) {
   pthread_mutex_lock(&s->lock);
   while (s->out_head && !s->dead) {
     emxd_packet *p = s->out_head;
@@ -673,52 +624,46 @@ void emxd_session_accept(emxd_server *srv, int fd) {
     close(fd);
     return;
   }
-  size_t same_uid = 0;
-  for (emxd_session *it = srv->sessions; it; it = it->next)
-    same_uid += it->uid == cred.uid;
-  if (same_uid >= o->max_conns_per_uid || srv->draining) {
-    emx__log(EMX_LOG_WARN, "refusing pid %d: %s", (int)cred.pid,
-             srv->draining ? "shutting down"
-                           : "too many connections for its uid "
-                             "(--max-conns-per-uid)");
+  emxd_session *s = calloc(1, sizeof *s);
+  if (!s) {
     close(fd);
     return;
   }
-  emxd_session *s = calloc(1, sizeof *s);
-  if (!s || emx_stream_create(srv->engine, &s->stream) < 0) {
+  emxd_peer peer = {.door = EMXD_DOOR_UNIX,
+                    .uid_known = true,
+                    .uid = cred.uid,
+                    .gid = cred.gid,
+                    .pid = cred.pid};
+  snprintf(peer.name, sizeof peer.name, "pid %d uid %d", (int)cred.pid,
+           (int)cred.uid);
+  emx__errbuf err = {{0}};
+  if (emxd_client_open(srv, &peer, &unix_ops, s, &s->cl, &err) < 0) {
+    emx__log(EMX_LOG_WARN, "refusing pid %d: %s", (int)cred.pid, err.msg);
     free(s);
     close(fd);
     return;
   }
-  /* Each connection is a stream: its share under sched=fair is its
-   * user's weight. */
-  for (size_t i = 0; i < o->weight_count; i++)
-    if (o->weights[i].uid == cred.uid)
-      emx_stream_set_weight(s->stream, o->weights[i].weight);
   s->srv = srv;
   s->fd = fd;
   s->id = ++srv->next_session_id;
-  s->uid = cred.uid;
-  s->gid = cred.gid;
   s->pid = cred.pid;
   s->arena.fd = -1;
   s->ev.kind = EMXD_EV_SESSION;
   s->ev.ptr = s;
   s->reading = true;
-  s->hello_deadline = now_ns() + o->handshake_timeout_ns;
-  atomic_init(&s->refs, 1);
+  s->hello_deadline =
+      emx__deadline_after(emx_now_ns(), o->handshake_timeout_ns);
   pthread_mutex_init(&s->lock, NULL);
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->ev};
   if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
     emx__log(EMX_LOG_ERROR, "epoll_ctl: %s", strerror(errno));
     close(fd);
     s->fd = -1;
-    session_unref(s);
+    emxd_client_close(s->cl); /* releases s */
     return;
   }
   s->next = srv->sessions;
   srv->sessions = s;
-  __atomic_fetch_add(&srv->session_count, 1, __ATOMIC_RELAXED);
   emx__log(EMX_LOG_DEBUG, "session %u: connection from pid %d", s->id,
            (int)s->pid);
 }
@@ -735,7 +680,6 @@ void emxd_session_close(emxd_session *s, const char *why) {
   for (emxd_session **p = &srv->sessions; *p; p = &(*p)->next)
     if (*p == s) {
       *p = s->next;
-      __atomic_fetch_sub(&srv->session_count, 1, __ATOMIC_RELAXED);
       break;
     }
 
@@ -754,20 +698,8 @@ void emxd_session_close(emxd_session *s, const char *why) {
   }
   s->out_tail = NULL;
   s->out_bytes = 0;
-  size_t n = s->inflight;
-  emxd_call **pending = n ? malloc(n * sizeof *pending) : NULL;
-  size_t k = 0;
-  for (emxd_call *c = s->calls; c && pending && k < n; c = c->next) {
-    atomic_fetch_add(&c->refs, 1);
-    pending[k++] = c;
-  }
   pthread_mutex_unlock(&s->lock);
-  for (size_t i = 0; i < k; i++) {
-    emx_request_cancel(pending[i]->req);
-    call_unref(pending[i]);
-  }
-  free(pending);
-  session_unref(s);
+  emxd_client_close(s->cl); /* s lives until its last request completes */
   emxd_listen_resume(srv);
 }
 
@@ -787,18 +719,54 @@ int64_t emxd_session_check_timeouts(emxd_server *srv, int64_t now) {
   return next;
 }
 
-bool emxd_session_idle(emxd_session *s) {
+static bool session_idle(emxd_session *s) {
+  if (emxd_client_inflight(s->cl))
+    return false;
   pthread_mutex_lock(&s->lock);
-  bool idle = s->inflight == 0 && !s->out_head;
+  bool idle = !s->out_head;
   pthread_mutex_unlock(&s->lock);
   return idle;
 }
 
-void emxd_session_stop_reading(emxd_session *s) {
+bool emxd_sessions_idle(emxd_server *srv) {
+  for (emxd_session *s = srv->sessions; s; s = s->next)
+    if (!session_idle(s))
+      return false;
+  return true;
+}
+
+static void stop_reading(emxd_session *s) {
   pthread_mutex_lock(&s->lock);
   if (s->reading && !s->dead) {
     s->reading = false;
     arm_locked(s);
   }
   pthread_mutex_unlock(&s->lock);
+}
+
+void emxd_sessions_drain(emxd_server *srv) {
+  /* Requests a client has already sent are in-flight work too: read each
+   * connection dry before it stops being read. */
+  emxd_session *s = srv->sessions;
+  while (s) {
+    emxd_session *next = s->next;
+    if (emxd_session_read(s, SIZE_MAX))
+      stop_reading(s);
+    s = next;
+  }
+}
+
+void emxd_session_event(emxd_server *srv, void *ptr, uint32_t events) {
+  emxd_session *s = ptr;
+  /* Sessions closed earlier in this batch are gone from the list but may
+   * still have events here: skip those. */
+  bool live = false;
+  for (emxd_session *it = srv->sessions; it && !live; it = it->next)
+    live = it == s;
+  if (!live)
+    return;
+  if (events & EPOLLOUT)
+    session_writable(s);
+  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+    emxd_session_read(s, READ_BUDGET);
 }
