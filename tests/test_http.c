@@ -157,17 +157,10 @@ static int setup(void **state) {
   emx_tensor out[2] = {{EMX_DTYPE_FLOAT32, want0, sizeof want0},
                        {EMX_DTYPE_FLOAT32, want1, sizeof want1}};
   direct_run(MODEL_FACE_SHORT, &in, 1, out, 2);
-  static const char *const args[] = {"--device",
-                                     "cpu:workers=1",
-                                     "--http",
-                                     "127.0.0.1:0",
-                                     "--http-idle-timeout-s",
-                                     "1",
-                                     "--http-request-timeout-ms",
-                                     "1500",
-                                     "--http-max-body-bytes",
-                                     "1000000",
-                                     NULL};
+  static const char *const args[] = {
+      "--device",    "cpu:workers=1",         "--http",
+      "127.0.0.1:0", "--http-max-body-bytes", "1000000",
+      NULL};
   if (emxt_daemon_start(&daemon_, args) < 0)
     return -1;
   port = daemon_port(&daemon_);
@@ -371,8 +364,14 @@ static void thousand_keepalive_connections(void **state) {
       free(r.body);
     }
   }
+  /* These 1000 and the scrape's own; a connection an earlier test closed
+   * may not have been reaped yet. */
   resp m = call("GET", "/metrics", NULL, NULL, 0);
-  assert_non_null(strstr(m.body, "edgemux_http_connections 1001"));
+  const char *v = strstr(m.body, "\nedgemux_http_connections ");
+  assert_non_null(v);
+  long open_now = atol(v + strlen("\nedgemux_http_connections "));
+  if (open_now < CONNS + 1 || open_now > CONNS + 4)
+    fail_msg("edgemux_http_connections %ld, want %d", open_now, CONNS + 1);
   free(m.body);
   for (int i = 0; i < CONNS; i++)
     close(fds[i]);
@@ -400,6 +399,21 @@ static bool closed_within(int fd, int ms) {
  * timeout (1 s here); one that trickles a body a byte at a time, never
  * idle, by the request timeout (1.5 s here). */
 static void slowloris_is_cut_off(void **state) {
+  /* A daemon of its own with short timeouts: the shared one keeps the
+   * defaults, which the 1000 connections need on a loaded machine. */
+  static const char *const args[] = {"--device",
+                                     "cpu:workers=1",
+                                     "--http",
+                                     "127.0.0.1:0",
+                                     "--http-idle-timeout-s",
+                                     "1",
+                                     "--http-request-timeout-ms",
+                                     "1500",
+                                     NULL};
+  emxt_daemon slow;
+  assert_int_equal(emxt_daemon_start(&slow, args), 0);
+  int shared_port = port;
+  port = daemon_port(&slow);
   int fd = http_connect();
   const char *part = "GET /v2 HTTP/1.1\r\nHost: x\r\nX-Slow: ";
   send_all(fd, part, strlen(part));
@@ -423,6 +437,10 @@ static void slowloris_is_cut_off(void **state) {
   assert_true(cut);
   close(fd);
   expect("GET", "/v2/health/live", 200, NULL);
+  assert_int_equal(emxt_daemon_stop(&slow), 0);
+  port = shared_port;
+  /* emxt_daemon_start pointed EDGEMUX_SOCKET at the short-lived one. */
+  setenv("EDGEMUX_SOCKET", daemon_.socket, 1);
 }
 
 /* Clients killed with SIGKILL halfway through a body leave the daemon

@@ -43,8 +43,10 @@ struct emxd_http {
   char *tls_cert, *tls_key; /* PEM text, kept for the daemon's life */
   pthread_mutex_t lock;     /* guards peers */
   peer *peers;
-  atomic_size_t conns;    /* open connections */
-  atomic_size_t inflight; /* infers submitted, not completed */
+  atomic_size_t conns;         /* open connections */
+  size_t max_conns;            /* --http-max-connections */
+  atomic_llong refused_log_ns; /* last "limit reached" log line */
+  atomic_size_t inflight;      /* infers submitted, not completed */
 };
 
 /* hreq: one request on a connection, from its first header callback to
@@ -478,6 +480,22 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   *con_cls = NULL;
 }
 
+/* on_accept applies --http-max-connections to all threads together. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr,
+                                 socklen_t len) {
+  struct emxd_http *h = cls;
+  if (atomic_load(&h->conns) < h->max_conns)
+    return MHD_YES;
+  int64_t now = emx_now_ns(), last = atomic_load(&h->refused_log_ns);
+  if (now - last > 10000000000LL &&
+      atomic_compare_exchange_strong(&h->refused_log_ns, &last, now))
+    emx__log(EMX_LOG_WARN,
+             "http: %zu connections open, refusing more (raise "
+             "--http-max-connections)",
+             h->max_conns);
+  return MHD_NO;
+}
+
 /* ---- start and stop ------------------------------------------------------- */
 
 static int parse_listen(const char *text, struct sockaddr_storage *ss,
@@ -604,15 +622,20 @@ int emxd_http_start(emxd_server *srv, const char *listen, bool metrics_only,
        h->tls_cert},
       {MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key},
       {MHD_OPTION_END, 0, NULL}};
+  /* libmicrohttpd splits its connection limit evenly between its
+   * threads, and one thread may accept more than its share: its limit is
+   * set past ours, and on_accept applies ours to the total. */
+  unsigned threads = metrics_only ? 1u : o->http_threads;
+  h->max_conns = o->http_max_conns;
   h->mhd = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+      flags, 0, on_accept, h, on_request, h, MHD_OPTION_SOCK_ADDR,
       (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)o->http_max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
+      (unsigned)o->http_max_conns * threads, MHD_OPTION_CONNECTION_TIMEOUT,
       (unsigned)o->http_idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-      o->http_max_header, MHD_OPTION_THREAD_POOL_SIZE,
-      metrics_only ? 1u : o->http_threads, MHD_OPTION_NOTIFY_CONNECTION,
-      on_connection, h, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-      MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+      o->http_max_header, MHD_OPTION_THREAD_POOL_SIZE, threads,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_ARRAY, tls,
+      MHD_OPTION_END);
   if (!h->mhd) {
     emx__errf(err, EMX_EIO,
               "cannot serve HTTP on %s: %s (is the port in use, or the "
