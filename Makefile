@@ -70,14 +70,24 @@ check-tsan: build-tsan
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0:suppressions=$(CURDIR)/tests/sanitizers/tsan.supp \
 	EMX_SANITIZER=thread $(CTEST) --output-on-failure --timeout $(TEST_TIMEOUT)
 
-# libFuzzer over the wire decoder for a bounded time, from seeds of every
-# message type; any crash or sanitizer report fails the check.
+# libFuzzer over the wire decoder and over model bytes (through the model
+# trial) for a bounded time each; any crash or sanitizer report fails the
+# check.
 FUZZ_SECONDS ?= 60
 check-fuzz: build-asan
 	rm -rf build-asan/fuzz-corpus && mkdir -p build-asan/fuzz-corpus
 	./build-asan/bin/fuzz-make-seeds build-asan/fuzz-corpus
 	./build-asan/bin/fuzz-wire -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	    -print_final_stats=1 build-asan/fuzz-corpus 2>&1 | tail -n 12
+	@# Model bytes through the trial child: seeds are two real models; each
+	@# run spawns a child, so this explores slowly (tens of runs a second).
+	@# Leaks are TFLite's (see tests/sanitizers/lsan.supp): not checked here.
+	rm -rf build-asan/fuzz-models && mkdir -p build-asan/fuzz-models
+	cp .deps/models/face_detection_short_range.tflite \
+	   .deps/models/selfie_segmentation.tflite build-asan/fuzz-models/
+	./build-asan/bin/fuzz-model -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=300000 -detect_leaks=0 -print_final_stats=1 \
+	    build-asan/fuzz-models 2>&1 | grep -v "^INFO: Created\|^ERROR: \|^WARNING" | tail -n 12
 
 # The Python package against the plain build, with Debian's python3 (it has
 # numpy; a python3 earlier on PATH may not).

@@ -30,7 +30,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -492,6 +494,98 @@ static int ping_loop(emx_client *c, double seconds, bench_samples *lat) {
   return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Admin stall                                                               */
+
+/* A 10 MB-class client model, new bytes each time (the pad's last word
+ * varies), loaded and unloaded in a loop on its own connection. */
+#define STALL_MODEL "hand_landmark_full"
+#define STALL_BYTES (10u << 20)
+
+typedef struct stall_loader {
+  const bench_daemon *d;
+  uint8_t *bytes; /* the model, zero-padded to STALL_BYTES */
+  atomic_int stop;
+  int loads, errors;
+} stall_loader;
+
+static void *stall_loader_main(void *arg) {
+  stall_loader *l = arg;
+  emx_client *c;
+  if (connect_to(l->d, 0, &c) < 0) {
+    l->errors++;
+    return NULL;
+  }
+  for (uint32_t n = 1; !atomic_load(&l->stop); n++) {
+    memcpy(l->bytes + STALL_BYTES - sizeof n, &n, sizeof n);
+    emx_client_model *m;
+    if (emx_client_model_load_bytes(c, "stall", l->bytes, STALL_BYTES, &m) <
+            0 ||
+        emx_client_model_unload(c, "stall") < 0) {
+      fprintf(stderr, "bench-daemon: admin stall loader: %s\n",
+              emx_client_last_error(c));
+      l->errors++;
+      break;
+    }
+    l->loads++;
+  }
+  emx_client_destroy(c);
+  return NULL;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double p99_us(bench_samples *s) {
+  qsort(s->values, s->count, sizeof *s->values, cmp_double);
+  return bench_percentile(s->values, s->count, 99) / 1e3;
+}
+
+/* admin_stall measures another client's PING p99 while a model loads and
+ * unloads in a loop, beside the same p99 with the daemon otherwise idle. */
+static int admin_stall(const bench_daemon *d, const char *repo, emx_client *c,
+                       double seconds, double *quiet, double *loading,
+                       int *loads) {
+  char path[PATH_MAX];
+  int n = snprintf(path, sizeof path, "%s/%s/model.tflite", repo, STALL_MODEL);
+  FILE *f = n > 0 && (size_t)n < sizeof path ? fopen(path, "rb") : NULL;
+  stall_loader l = {.d = d, .bytes = calloc(1, STALL_BYTES)};
+  size_t got = f && l.bytes ? fread(l.bytes, 1, STALL_BYTES, f) : 0;
+  if (f)
+    fclose(f);
+  if (got == 0 || got == STALL_BYTES) {
+    fprintf(stderr,
+            "bench-daemon: cannot read %s (or it is not under %u "
+            "bytes)\n",
+            path, STALL_BYTES);
+    free(l.bytes);
+    return -1;
+  }
+  bench_samples a = {0}, b = {0};
+  int rc = ping_loop(c, seconds / 2, &a);
+  pthread_t t;
+  if (rc == 0 && pthread_create(&t, NULL, stall_loader_main, &l) == 0) {
+    rc = ping_loop(c, seconds, &b);
+    atomic_store(&l.stop, 1);
+    pthread_join(t, NULL);
+  } else {
+    rc = -1;
+  }
+  if (rc == 0 && (l.errors || !a.count || !b.count))
+    rc = -1;
+  if (rc == 0) {
+    *quiet = p99_us(&a);
+    *loading = p99_us(&b);
+    *loads = l.loads;
+  }
+  free(a.values);
+  free(b.values);
+  free(l.bytes);
+  return rc;
+}
+
 /* bare is the transport baseline: a forked echo process at the other end
  * of a SOCK_SEQPACKET socketpair. */
 typedef struct bare {
@@ -858,6 +952,11 @@ int main(int argc, char **argv) {
   /* Stop everything before the summary, so that it comes last. */
   bare_close(&pair);
   workers_stop(workers, CLIENTS);
+  double stall_quiet = 0, stall_loading = 0;
+  int stall_loads = 0;
+  if (admin_stall(&d, opt.repo, c, opt.seconds * 2, &stall_quiet,
+                  &stall_loading, &stall_loads) < 0)
+    goto done;
   buffers_free(&check_buf, c);
   emx_client_destroy(c);
   c = NULL;
@@ -867,6 +966,10 @@ int main(int argc, char **argv) {
   printf("\n");
   printf("daemon_throughput_ratio: %.3f (target >= 0.95)\n", ratio[0]);
   printf("daemon_roundtrip_ratio: %.3f (target <= 1.5)\n", ratio[1]);
+  printf("admin_stall_ping_p99_us: %.1f (target <= 1000; %d loads and "
+         "unloads of a %u MiB model meanwhile; p99 %.1f us with the daemon "
+         "idle)\n",
+         stall_loading, stall_loads, STALL_BYTES >> 20, stall_quiet);
   printf("daemon_rss_kib: %ld (report)\n", rss_base);
   printf("daemon_conn_kib: %ld (report)\n", rss_conn);
   rc = 0;

@@ -136,8 +136,8 @@ static int log_port(const bench_daemon *d) {
 /* http_child: post binary infers until `until`; writes its count. */
 static void http_child(int port, int64_t start, int64_t until, int out) {
   size_t len;
-  char *req = infer_request("/v2/models/" MODEL "/infer", 128 * 128 * 3 * 4,
-                            &len);
+  char *req =
+      infer_request("/v2/models/" MODEL "/infer", 128 * 128 * 3 * 4, &len);
   char *buf = malloc(1 << 20);
   int fd = tcp_connect(port);
   uint64_t done = 0;
@@ -283,9 +283,11 @@ static int latency_slice(int fd, const char *req, size_t len, int n,
 
 static double overhead(const options *o, const bench_repo *repo) {
   bench_daemon d = {0};
-  const char *args[] = {"--models", repo->dir, "--device",
-                        "sim:0,fixed_us=0,outputs=none,bandwidth_mbps=0",
-                        "--http", "127.0.0.1:0", NULL};
+  const char *args[] = {
+      "--models", repo->dir,
+      "--device", "sim:0,fixed_us=0,outputs=none,bandwidth_mbps=0",
+      "--http",   "127.0.0.1:0",
+      NULL};
   struct MHD_Daemon *mhd = MHD_start_daemon(
       MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, echo, NULL,
       MHD_OPTION_NOTIFY_COMPLETED, echo_done, NULL, MHD_OPTION_END);
@@ -296,8 +298,8 @@ static double overhead(const options *o, const bench_repo *repo) {
   }
   int eport = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT)->port;
   size_t ilen, elen;
-  char *ireq = infer_request("/v2/models/" MODEL "/infer", 128 * 128 * 3 * 4,
-                             &ilen);
+  char *ireq =
+      infer_request("/v2/models/" MODEL "/infer", 128 * 128 * 3 * 4, &ilen);
   char *ereq = infer_request("/echo", 128 * 128 * 3 * 4, &elen);
   char *buf = malloc(1 << 20);
   bench_samples si = {0}, se = {0};
@@ -393,9 +395,15 @@ int main(int argc, char **argv) {
   int rc = 1;
   if (bench_repo_make(&repo, PROG, MODEL, file) < 0)
     return 1;
-  const char *args[] = {"--models", repo.dir, "--device",
-                        "cpu:workers=1,threads=1", "--http", "127.0.0.1:0",
-                        "--max-conns-per-uid", "256", NULL};
+  const char *args[] = {"--models",
+                        repo.dir,
+                        "--device",
+                        "cpu:workers=1,threads=1",
+                        "--http",
+                        "127.0.0.1:0",
+                        "--max-conns-per-uid",
+                        "256",
+                        NULL};
   if (bench_daemon_start(&d, PROG, args) < 0)
     goto done;
   int port = log_port(&d);

@@ -59,6 +59,18 @@ int main(int argc, char **argv) {
   emx__wire_put(&b, "/tmp/x.tfl", 10);
   save(dir, "load", emx__wire_end(&b));
 
+  emx__wire_begin(&b, buf, EMX_WIRE_LOAD_BYTES, 3);
+  emx__wire_load_bytes lb = {.size = 4096};
+  emx__wire_put(&b, &lb, sizeof lb);
+  emx__wire_put(&b, &n, sizeof n);
+  emx__wire_put(&b, "face", 4);
+  save(dir, "load_bytes", emx__wire_end(&b));
+
+  emx__wire_begin(&b, buf, EMX_WIRE_UNLOAD, 3);
+  emx__wire_put(&b, &n, sizeof n);
+  emx__wire_put(&b, "face", 4);
+  save(dir, "unload", emx__wire_end(&b));
+
   emx__wire_begin(&b, buf, EMX_WIRE_INFER, 4);
   put_infer(&b, 1, 2);
   save(dir, "infer", emx__wire_end(&b));

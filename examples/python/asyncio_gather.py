@@ -5,7 +5,7 @@ First as a tflite_runtime program writes it — one Interpreter per task,
 invoke() in a worker thread — then with edgemux.aio, where every request
 goes over one daemon connection without threads. Both results must agree.
 
-Run (edgemuxd started with --allow-load; see docs/python.md):
+Run (edgemuxd as in docs/python.md; clients may load models unless it runs with --no-client-models):
   PYTHONPATH=python /usr/bin/python3 examples/python/asyncio_gather.py \
       [--model FILE.tflite] [-n REQUESTS]
 """

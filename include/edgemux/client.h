@@ -88,10 +88,26 @@ EMX_EXPORT int emx_client_models(emx_client *c,
 EMX_EXPORT int emx_client_model_open(emx_client *c, const char *name,
                                      emx_client_model **out);
 
-/* emx_client_model_load asks the daemon to load a .tflite file (a path the
- * daemon can read) under `name`, then opens it. */
+/* emx_client_model_load reads a .tflite file (with the caller's rights;
+ * the daemon never opens a client's path) and loads its bytes under `name`
+ * as emx_client_model_load_bytes does, then opens it. */
 EMX_EXPORT int emx_client_model_load(emx_client *c, const char *name,
                                      const char *path, emx_client_model **out);
+
+/* emx_client_model_load_bytes sends `size` bytes of a .tflite model (the
+ * caller keeps them) in a sealed memfd; the daemon names models by their
+ * SHA-256, so the same bytes already loaded (from its repository or any
+ * client) are shared, whatever the name. A new model is first run once in
+ * a throwaway process: one TensorFlow Lite cannot run fails with
+ * EMX_EMODEL and the reason. EMX_EEXIST: the name is taken by other bytes;
+ * EMX_EBUSY: a per-user quota (the message names the flag). */
+EMX_EXPORT int emx_client_model_load_bytes(emx_client *c, const char *name,
+                                           const void *data, size_t size,
+                                           emx_client_model **out);
+
+/* emx_client_model_unload unloads a model this user loaded (root: any
+ * client's); requests still queued for it fail with EMX_ECANCELED. */
+EMX_EXPORT int emx_client_model_unload(emx_client *c, const char *name);
 
 EMX_EXPORT size_t emx_client_model_input_count(const emx_client_model *m);
 EMX_EXPORT size_t emx_client_model_output_count(const emx_client_model *m);

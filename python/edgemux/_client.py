@@ -11,7 +11,6 @@ import ctypes
 import hashlib
 import os
 import re
-import tempfile
 
 import numpy as np
 
@@ -143,6 +142,20 @@ class Connection:
             self.handle, name.encode(), os.fsencode(path), ctypes.byref(h)))
         return Model(self, h, name)
 
+    def load_bytes(self, name, content):
+        """Send a model's bytes (a sealed memfd) to the daemon under name."""
+        h = ctypes.c_void_p()
+        content = bytes(content)
+        self.check(_lib.lib().emx_client_model_load_bytes(
+            self.handle, name.encode(), content, len(content),
+            ctypes.byref(h)))
+        return Model(self, h, name)
+
+    def unload(self, name):
+        """Unload a model this user loaded."""
+        self.check(_lib.lib().emx_client_model_unload(self.handle,
+                                                      name.encode()))
+
     def models(self):
         names = []
         cb = _lib._MODELS_FN(lambda n, u: names.append(_lib.decode(n)))
@@ -204,7 +217,7 @@ def _same_file(a, b):
 
 def _load_hint(conn, name, e):
     """A clearer error for a daemon that does not load by path."""
-    if e.code != _lib.EMX_EINVAL or "--allow-load" not in e.message:
+    if e.code != _lib.EMX_EINVAL or "--no-client-models" not in e.message:
         return e
     msg = e.message
     try:
@@ -258,23 +271,13 @@ def resolve_model(conn, model_path=None, model_content=None, model_name=None):
 
 def _resolve_content(conn, content, model_name):
     name = model_name or _hashed("", content)
-    fd, tmp = tempfile.mkstemp(prefix="edgemux-", suffix=".tflite")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.chmod(tmp, 0o644)  # the daemon may run as another user
-        try:
-            return conn.load(name, tmp), name
-        except EdgemuxError as e:
-            # A hash-derived name taken means the same bytes: reuse it.
-            if e.code == _lib.EMX_EEXIST and not model_name:
-                return conn.open(name), name
-            raise
-    finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        return conn.load_bytes(name, content), name
+    except EdgemuxError as e:
+        # A hash-derived name taken means the same bytes: reuse it.
+        if e.code == _lib.EMX_EEXIST and not model_name:
+            return conn.open(name), name
+        raise
 
 
 def connect_for(model_path, model_content, model_name, socket,

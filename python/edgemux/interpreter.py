@@ -116,8 +116,9 @@ class Interpreter:
     """``tflite_runtime.interpreter.Interpreter``, served by edgemuxd.
 
     Args:
-      model_path: a .tflite file. edgemuxd loads it (the daemon must run
-        with ``--allow-load``) under ``model_name``, else the file's stem
+      model_path: a .tflite file. This process reads it and sends its
+        bytes (refused by a daemon run with ``--no-client-models``) under
+        ``model_name``, else the file's stem
         (``face_detection_short_range.tflite`` → ``face_detection_short_range``);
         a model of that name already loaded from the same file (e.g. the
         daemon's repository) is shared.

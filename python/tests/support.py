@@ -3,8 +3,9 @@ in-process through ctypes) that the daemon's outputs must equal bit for bit.
 
 Paths come from the repository layout (override with EDGEMUX_BIN_DIR,
 EDGEMUX_MODELS_DIR, EDGEMUX_REPO_DIR). The daemon is started once per test
-process, on a socket in a fresh temporary directory, with --allow-load and
---device cpu:workers=2, and stopped at exit. EDGEMUX_SOCKET is set to it, so
+process, on a socket in a fresh temporary directory, with --device
+cpu:workers=2 (and --no-client-models when a test passes
+allow_load=False), and stopped at exit. EDGEMUX_SOCKET is set to it, so
 child processes (fork or spawn) find it too.
 """
 
@@ -56,8 +57,8 @@ class Daemon:
             args += ["--models", repo]
         for d in devices:
             args += ["--device", d]
-        if allow_load:
-            args.append("--allow-load")
+        if not allow_load:
+            args.append("--no-client-models")
         self.args = args
         self.proc = None
 

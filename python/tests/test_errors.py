@@ -113,7 +113,7 @@ class ErrorTest(unittest.TestCase):
             with self.assertRaises(edgemux.EdgemuxError) as cm:
                 tflite.Interpreter(model_path=support.HAND, socket=d.socket)
             self.assertEqual(cm.exception.name, "EMX_EINVAL")
-            self.assertIn("--allow-load", str(cm.exception))
+            self.assertIn("--no-client-models", str(cm.exception))
             self.assertIn('model_name="hand_landmark_lite"',
                           str(cm.exception))
             # Its repository's models are served by name.

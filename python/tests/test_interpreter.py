@@ -150,11 +150,20 @@ class InferenceTest(unittest.TestCase):
         # the same file: the name is shared.
         same = tflite.Interpreter(model_path=support.FACE)
         self.assertEqual(same.model_name, "face_detection_short_range")
-        # Another file with that stem gets a unique name.
+        # Models are their bytes: a copy elsewhere is the same model, under
+        # the same name.
         d = tempfile.mkdtemp()
         try:
+            copy = os.path.join(d, "copy", "face_detection_short_range.tflite")
+            os.mkdir(os.path.dirname(copy))
+            shutil.copy(support.FACE, copy)
+            self.assertEqual(tflite.Interpreter(model_path=copy).model_name,
+                             "face_detection_short_range")
+            # Other bytes (zeros after the flatbuffer) with that stem get a
+            # unique name.
             other = os.path.join(d, "face_detection_short_range.tflite")
-            shutil.copy(support.FACE, other)
+            with open(support.FACE, "rb") as f, open(other, "wb") as g:
+                g.write(f.read() + bytes(16))
             interp = tflite.Interpreter(model_path=other)
             self.assertNotEqual(interp.model_name,
                                 "face_detection_short_range")

@@ -1,9 +1,12 @@
 /* client.c — the client's public face: connect/destroy, models, ping and
  * status. Requests and tensors are in request.c, the connection in io.c. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "client/internal.h"
@@ -332,44 +335,118 @@ EMX_EXPORT int emx_client_model_open(emx_client *c, const char *name,
   return rc;
 }
 
+/* sealed_copy puts size bytes into a memfd sealed against any change, so
+ * the daemon can check them once and trust them after. */
+static int sealed_copy(emx_client *c, const void *data, size_t size, int *out) {
+  int fd = memfd_create("edgemux-model", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0)
+    return emx__fail(c, EMX_EIO, "memfd_create: %s", strerror(errno));
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = write(fd, (const char *)data + done, size - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : ENOSPC;
+      close(fd);
+      return emx__fail(c, EMX_EIO, "copying the model into a memfd: %s",
+                       strerror(e));
+    }
+    done += (size_t)n;
+  }
+  if (fcntl(fd, F_ADD_SEALS,
+            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+    int e = errno;
+    close(fd);
+    return emx__fail(c, EMX_EIO, "sealing the model memfd: %s", strerror(e));
+  }
+  *out = fd;
+  return 0;
+}
+
+EMX_EXPORT int emx_client_model_load_bytes(emx_client *c, const char *name,
+                                           const void *data, size_t size,
+                                           emx_client_model **out) {
+  if (!c || !out || !data || size == 0)
+    return emx__fail(c, EMX_EINVAL,
+                     "client, data (of at least one byte) and out must not be "
+                     "NULL");
+  *out = NULL;
+  int rc = check_name(c, name);
+  if (rc < 0)
+    return rc;
+  int fd = -1;
+  if ((rc = sealed_copy(c, data, size, &fd)) < 0)
+    return rc;
+  uint64_t storage[(sizeof(emx__wire_hdr) + sizeof(emx__wire_load_bytes) +
+                    sizeof(emx__wire_name) + EMX_WIRE_MAX_NAME + 8) /
+                       8 +
+                   1];
+  emx__wire_buf b;
+  emx__wire_begin(&b, storage, EMX_WIRE_LOAD_BYTES, 0);
+  emx__wire_load_bytes lb = {.size = size};
+  emx__wire_put(&b, &lb, sizeof lb);
+  put_name(&b, name, strlen(name));
+  size_t len = emx__wire_end(&b);
+  emx__client_enter(c, 1);
+  void *reply;
+  emx__wire_msg msg;
+  rc = emx__client_rpc_fd(c, storage, len, fd, EMX_WIRE_MODEL, &reply, &msg);
+  if (rc == 0)
+    rc = open_reply(c, name, &msg, out);
+  emx__client_leave(c);
+  free(reply);
+  close(fd);
+  return rc;
+}
+
 EMX_EXPORT int emx_client_model_load(emx_client *c, const char *name,
                                      const char *path, emx_client_model **out) {
   if (!c || !out || !path)
     return emx__fail(c, EMX_EINVAL, "client, path and out must not be NULL");
   *out = NULL;
+  /* Opened here, with the caller's rights: the daemon never opens a
+   * client's path. O_NONBLOCK: a FIFO must not hang the open. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  struct stat st;
+  if (fd < 0)
+    return emx__fail(c, errno == ENOENT ? EMX_ENOENT : EMX_EIO,
+                     "model file \"%s\": %s", path, strerror(errno));
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
+    close(fd);
+    return emx__fail(c, EMX_EINVAL,
+                     "model file \"%s\" is not a non-empty regular file", path);
+  }
+  void *data = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (data == MAP_FAILED)
+    return emx__fail(c, EMX_EIO, "model file \"%s\": mmap: %s", path,
+                     strerror(errno));
+  int rc = emx_client_model_load_bytes(c, name, data, (size_t)st.st_size, out);
+  munmap(data, (size_t)st.st_size);
+  return rc;
+}
+
+EMX_EXPORT int emx_client_model_unload(emx_client *c, const char *name) {
+  if (!c)
+    return emx__fail(c, EMX_EINVAL, "client must not be NULL");
   int rc = check_name(c, name);
   if (rc < 0)
     return rc;
-  /* The daemon has its own working directory: send an absolute path. */
-  char abs[4097];
-  if (path[0] == '/') {
-    snprintf(abs, sizeof abs, "%s", path);
-  } else {
-    char cwd[4096];
-    if (!getcwd(cwd, sizeof cwd))
-      return emx__fail(c, EMX_EIO, "getcwd: %s", strerror(errno));
-    snprintf(abs, sizeof abs, "%s/%s", cwd, path);
-  }
-  size_t plen = strlen(abs);
-  if (plen == 0 || plen >= 4096 || strlen(path) >= 4096)
-    return emx__fail(c, EMX_EINVAL, "model path \"%s\" is too long", path);
-  void *storage = malloc(EMX_WIRE_MAX_MSG);
-  if (!storage)
-    return emx__fail(c, EMX_ENOMEM, "out of memory");
+  uint64_t storage[(sizeof(emx__wire_hdr) + sizeof(emx__wire_name) +
+                    EMX_WIRE_MAX_NAME + 8) /
+                       8 +
+                   1];
   emx__wire_buf b;
-  emx__wire_begin(&b, storage, EMX_WIRE_LOAD, 0);
+  emx__wire_begin(&b, storage, EMX_WIRE_UNLOAD, 0);
   put_name(&b, name, strlen(name));
-  put_name(&b, abs, plen);
   size_t len = emx__wire_end(&b);
   emx__client_enter(c, 1);
   void *reply;
   emx__wire_msg msg;
-  rc = emx__client_rpc(c, storage, len, EMX_WIRE_MODEL, &reply, &msg);
-  if (rc == 0)
-    rc = open_reply(c, name, &msg, out);
+  rc = emx__client_rpc(c, storage, len, EMX_WIRE_PONG, &reply, &msg);
   emx__client_leave(c);
   free(reply);
-  free(storage);
   return rc;
 }
 

@@ -155,6 +155,9 @@ void emx__client_unregister(struct emx_client *c, emx__pending *p);
 /* emx__client_send sends one packet, dropping the lock meanwhile. A failure
  * breaks the connection. Returns 0 or the broken status. Locked. */
 int emx__client_send(struct emx_client *c, const void *pkt, size_t len);
+/* emx__client_send_fd is emx__client_send passing fd (SCM_RIGHTS) too. */
+int emx__client_send_fd(struct emx_client *c, const void *pkt, size_t len,
+                        int fd);
 
 /* emx__client_wait makes progress (reading replies as the leader, or
  * sleeping as a follower) until pred(c, arg) holds (0), the deadline passes
@@ -169,6 +172,9 @@ int emx__client_wait(struct emx_client *c,
  * decoded reply. On failure the thread's last error is set. Locked. */
 int emx__client_rpc(struct emx_client *c, void *pkt, size_t len, uint8_t expect,
                     void **reply, emx__wire_msg *msg);
+/* emx__client_rpc_fd is emx__client_rpc passing fd with the request. */
+int emx__client_rpc_fd(struct emx_client *c, void *pkt, size_t len, int fd,
+                       uint8_t expect, void **reply, emx__wire_msg *msg);
 
 /* emx__client_reopen re-OPENs m on the current connection when its id is
  * from an older one (after fork). Locked. */

@@ -272,13 +272,18 @@ int emx__client_fail_broken(emx_client *c) {
 /* ---- sending ------------------------------------------------------------- */
 
 int emx__client_send(emx_client *c, const void *pkt, size_t len) {
+  return emx__client_send_fd(c, pkt, len, -1);
+}
+
+int emx__client_send_fd(emx_client *c, const void *pkt, size_t len,
+                        int pass_fd) {
   if (c->broken)
     return c->broken;
   /* Unlocked: a send that blocks (the daemon's queue full) must not stop
    * this client's reader from dispatching the replies that unblock it. */
   int fd = c->sock;
   pthread_mutex_unlock(&c->mu);
-  ssize_t n = emx__sock_send(fd, pkt, len, -1, 0);
+  ssize_t n = emx__sock_send(fd, pkt, len, pass_fd, 0);
   pthread_mutex_lock(&c->mu);
   if (n == (ssize_t)len)
     return 0;
@@ -480,13 +485,18 @@ static int pending_done(emx_client *c, void *arg) {
 
 int emx__client_rpc(emx_client *c, void *pkt, size_t len, uint8_t expect,
                     void **reply, emx__wire_msg *msg) {
+  return emx__client_rpc_fd(c, pkt, len, -1, expect, reply, msg);
+}
+
+int emx__client_rpc_fd(emx_client *c, void *pkt, size_t len, int pass_fd,
+                       uint8_t expect, void **reply, emx__wire_msg *msg) {
   *reply = NULL;
   if (c->broken)
     return emx__client_fail_broken(c);
   emx__pending p = {0};
   emx__client_register(c, &p, expect);
   memcpy((uint8_t *)pkt + offsetof(emx__wire_hdr, id), &p.id, sizeof p.id);
-  int rc = emx__client_send(c, pkt, len);
+  int rc = emx__client_send_fd(c, pkt, len, pass_fd);
   if (rc == 0)
     rc = emx__client_wait(c, pending_done, &p, -1);
   if (rc < 0 && !p.done) {

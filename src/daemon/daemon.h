@@ -35,7 +35,10 @@ typedef struct emxd_options {
   size_t allow_uid_count;
   gid_t allow_gids[EMX_D_MAX_ALLOW];
   size_t allow_gid_count;
-  bool allow_load; /* clients may LOAD models by path */
+  bool no_client_models;           /* refuse LOAD_BYTES */
+  uint32_t max_client_models;      /* per uid (--max-client-models) */
+  uint64_t max_client_model_bytes; /* per uid (--max-client-model-mb) */
+  int64_t model_idle_ns;           /* unload unused client models; 0 never */
   struct {
     uid_t uid;
     unsigned weight;
@@ -73,6 +76,9 @@ typedef struct emxd_model_settings {
   int64_t batch_delay_ns;
 } emxd_model_settings;
 
+#define EMXD_MAX_ALIASES 8
+#define EMXD_RETIRED 64
+
 /* emxd_model: one model in the table (models.c). Doors see it through
  * path.h's accessors and references; the fields are the daemon's own. */
 struct emxd_model {
@@ -86,19 +92,28 @@ struct emxd_model {
   emxd_model_settings settings;       /* what it was loaded with */
   bool seen;                          /* rescan bookkeeping (I/O thread) */
   atomic_int refs;                    /* the table's + one per holder */
+  char sha256[65];                    /* hex of its bytes: its identity */
+  uint64_t size;                      /* bytes */
+  bool client;                        /* loaded by a client (LOAD_BYTES) */
+  uid_t owner;                        /* that client's uid (quota, UNLOAD) */
+  _Atomic int64_t last_used_ns;       /* last request (idle unload) */
+  char aliases[EMXD_MAX_ALIASES][64]; /* other names for the same bytes */
+  size_t alias_count;                 /* (under models_lock) */
   atomic_ullong submitted, rejected;  /* emxd_model_counters */
   atomic_ullong completed, failed;
   struct emxd_model *next; /* srv->models (under models_lock) */
 };
 
 typedef struct emxd_session emxd_session;
+typedef struct emxd_admin emxd_admin;
 typedef struct emxd_ev emxd_ev;
 
 /* epoll user data: tells sessions from the daemon's own fds. */
 typedef enum {
   EMXD_EV_LISTEN = 1,
   EMXD_EV_SIGNAL = 2,
-  EMXD_EV_SESSION = 3
+  EMXD_EV_SESSION = 3,
+  EMXD_EV_ADMIN = 4
 } emxd_ev_kind;
 
 struct emxd_ev {
@@ -120,13 +135,21 @@ struct emxd_server {
   bool owns_socket_path; /* we bound it (not socket activation): unlink */
   bool listen_paused;    /* out of fds: listener out of the epoll set */
   int signal_fd;         /* SIGTERM, SIGINT, SIGHUP */
-  emxd_ev listen_ev, signal_ev; /* epoll tags */
-  bool draining;                /* SIGTERM seen */
+  emxd_ev listen_ev, signal_ev, admin_ev; /* epoll tags */
+  bool draining;                          /* SIGTERM seen */
   int64_t started_ns;
 
   pthread_mutex_t models_lock; /* guards models, next_model_id */
-  emxd_model *models;
+  emxd_model *models;          /* changed only by the admin thread */
   uint32_t next_model_id;
+  struct {
+    char name[64];
+    char sha256[65];
+    uint32_t id;
+  } retired[EMXD_RETIRED]; /* unloaded repository models: a model that
+                              comes back keeps its id (admin thread) */
+  size_t retired_next;
+  emxd_admin *admin; /* admin.c */
 
   pthread_mutex_t clients_lock; /* guards clients, client_count */
   emxd_client *clients;         /* every door's (path.c) */
@@ -150,17 +173,69 @@ void emxd_listen_resume(emxd_server *srv);
 /* repo.c: (re)scan the model repository; loads new, unloads removed. */
 void emxd_repo_scan(emxd_server *srv);
 
-/* models.c. emxd_model_load loads a model into the table (settings NULL:
+/* models.c: the table. Only the admin thread (and startup, before it
+ * runs) changes it. emxd_model_load loads a repository file (settings NULL:
  * the defaults); *out is the table's entry, not a reference. */
 int emxd_model_load(emxd_server *srv, const char *name, const char *path,
                     const emxd_model_settings *settings, bool from_repo,
                     emxd_model **out, emx__errbuf *err);
-/* emxd_model_unload takes m out of the table and unloads it from the
- * engine (waiting for its accepted requests); holders' references stay
- * readable. */
+/* emxd_model_load_client loads a client's bytes (already hashed to hex,
+ * and survived the trial unless it is already loaded) under name for uid:
+ * shares a loaded copy of the same bytes; checks names and quotas. */
+int emxd_model_load_client(emxd_server *srv, const char *name, const void *data,
+                           size_t size, const char *hex, uid_t uid,
+                           emxd_model **out, emx__errbuf *err);
+/* emxd_model_client_check: what emxd_model_load_client would refuse
+ * before any trial (name taken, quota); 1 when the bytes are loaded
+ * already (no trial needed), 0 when they need loading. */
+int emxd_model_client_check(emxd_server *srv, const char *name, const char *hex,
+                            uint64_t size, uid_t uid, emx__errbuf *err);
+/* emxd_model_unload takes m out of the table, cancels its queued requests
+ * and unloads it from the engine (waiting for the running ones: admin
+ * thread only); holders' references stay readable. */
 void emxd_model_unload(emxd_server *srv, emxd_model *m);
+/* emxd_model_unload_name: UNLOAD from a client of uid. */
+int emxd_model_unload_name(emxd_server *srv, const char *name, uid_t uid,
+                           emx__errbuf *err);
+/* emxd_models_sweep unloads client models unused for --model-idle-s;
+ * returns when the next one may fall idle (INT64_MAX: none). */
+int64_t emxd_models_sweep(emxd_server *srv, int64_t now);
 int64_t emxd_model_default_timeout(emxd_model *m);
 void emxd_models_free(emxd_server *srv);
+
+/* path.c: emxd_path_cancel_model cancels every queued request for m. */
+void emxd_path_cancel_model(emxd_server *srv, emxd_model *m);
+
+/* trial.c: run the model in memfd once in a throwaway edgemux-devhost;
+ * 0, or EMX_EMODEL / EMX_ETIMEDOUT with a message for the client. */
+int emxd_trial(int memfd, emx__errbuf *err);
+
+/* admin.c: the admin thread. Loads, unloads and rescans run there; it
+ * answers the I/O thread through an eventfd in the epoll set. */
+typedef enum { EMXD_JOB_LOAD, EMXD_JOB_UNLOAD, EMXD_JOB_RESCAN } emxd_job_kind;
+typedef struct emxd_job {
+  struct emxd_job *next;
+  emxd_job_kind kind;
+  uint32_t session;  /* who asked (0: SIGHUP) */
+  uint64_t req;      /* the request id to answer */
+  uid_t uid;         /* the asker's */
+  char name[256];    /* LOAD, UNLOAD */
+  int fd;            /* LOAD: the sealed memfd (owned by the job) */
+  uint64_t size;     /* its size */
+  int status;        /* result */
+  char msg[512];     /* error text */
+  emxd_model *model; /* LOAD: a reference, for the reply */
+} emxd_job;
+int emxd_admin_start(emxd_server *srv, emx__errbuf *err);
+void emxd_admin_stop(emxd_server *srv);
+/* emxd_admin_post hands a job over (I/O thread; never waits on work). */
+void emxd_admin_post(emxd_server *srv, emxd_job *job);
+/* emxd_admin_fd: the eventfd that says finished jobs are waiting. */
+int emxd_admin_fd(emxd_server *srv);
+/* emxd_admin_take returns the finished jobs (a list; the caller frees). */
+emxd_job *emxd_admin_take(emxd_server *srv);
+void emxd_job_free(emxd_job *job);
+void emxd_job_free_list(emxd_job *list);
 
 /* status.c: the STATUS_OK text; returns bytes written (<= cap). */
 size_t emxd_status_text(emxd_server *srv, char *buf, size_t cap);

@@ -44,7 +44,12 @@ static void usage(FILE *f) {
       "                           daemon's own user and group are always "
       "allowed)\n"
       "  --allow-gid GID          also accept this group (repeatable)\n"
-      "  --allow-load             let clients load model files by path\n"
+      "  --no-client-models       refuse clients' LOAD (only the repository)\n"
+      "  --max-client-models N    models one uid may load (default 16)\n"
+      "  --max-client-model-mb N  MiB of models one uid may load (default "
+      "1024)\n"
+      "  --model-idle-s N         unload a client's model unused this long\n"
+      "                           (default 600; 0 = never)\n"
       "  --client-weight UID:W    fair share of this user's connections on\n"
       "                           devices with sched=fair (default 1; W up\n"
       "                           to 1000; repeatable)\n"
@@ -113,6 +118,10 @@ int main(int argc, char **argv) {
     O_HTOKEN,
     O_TLSCERT,
     O_TLSKEY,
+    O_NOCLIENT,
+    O_CMODELS,
+    O_CMB,
+    O_IDLE,
     O_HELP,
     O_VERSION
   };
@@ -131,6 +140,10 @@ int main(int argc, char **argv) {
       {"allow-uid", required_argument, 0, O_UID},
       {"allow-gid", required_argument, 0, O_GID},
       {"allow-load", no_argument, 0, O_LOAD},
+      {"no-client-models", no_argument, 0, O_NOCLIENT},
+      {"max-client-models", required_argument, 0, O_CMODELS},
+      {"max-client-model-mb", required_argument, 0, O_CMB},
+      {"model-idle-s", required_argument, 0, O_IDLE},
       {"client-weight", required_argument, 0, O_WEIGHT},
       {"http", required_argument, 0, O_HTTP},
       {"metrics", required_argument, 0, O_METRICS},
@@ -223,7 +236,22 @@ int main(int argc, char **argv) {
       break;
     }
     case O_LOAD:
-      o.allow_load = true;
+      /* Clients send bytes now, and may unless --no-client-models. */
+      fprintf(stderr, "edgemuxd: --allow-load is no longer needed (clients "
+                      "send model bytes; --no-client-models refuses them)\n");
+      break;
+    case O_NOCLIENT:
+      o.no_client_models = true;
+      break;
+    case O_CMODELS:
+      o.max_client_models = (uint32_t)number("--max-client-models", optarg, 0);
+      break;
+    case O_CMB:
+      o.max_client_model_bytes =
+          (uint64_t)number("--max-client-model-mb", optarg, 1) << 20;
+      break;
+    case O_IDLE:
+      o.model_idle_ns = number("--model-idle-s", optarg, 0) * 1000000000LL;
       break;
     case O_WEIGHT:
       if (emxd_weight_add(&o, optarg, &err) < 0) {

@@ -26,6 +26,9 @@ void emxd_options_init(emxd_options *o) {
   o->http_idle_timeout_s = 30;
   o->http_request_timeout_ns = 60LL * 1000000000;
   o->http_threads = 2;
+  o->max_client_models = 16;
+  o->max_client_model_bytes = 1ULL << 30;
+  o->model_idle_ns = 600LL * 1000000000;
 }
 
 static char *dup_or_die(const char *s) {
@@ -112,7 +115,9 @@ int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
         rc = BAD("%s: \"%s\" is too long (at most %zu bytes)", path, key,
                  cap - 1);
     } else if (strcmp(key, "allow_load") == 0 && json_is_boolean(v)) {
-      o->allow_load = json_is_true(v);
+      /* Accepted for old configs: clients send bytes now. */
+    } else if (strcmp(key, "no_client_models") == 0 && json_is_boolean(v)) {
+      o->no_client_models = json_is_true(v);
     } else if (json_is_integer(v) && json_integer_value(v) > 0) {
       json_int_t n = json_integer_value(v);
       if (strcmp(key, "queue_capacity") == 0)
@@ -139,6 +144,12 @@ int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
         o->http_request_timeout_ns = n * 1000000;
       else if (strcmp(key, "http_threads") == 0)
         o->http_threads = (unsigned)n;
+      else if (strcmp(key, "max_client_models") == 0)
+        o->max_client_models = (uint32_t)n;
+      else if (strcmp(key, "max_client_model_mb") == 0)
+        o->max_client_model_bytes = (uint64_t)n << 20;
+      else if (strcmp(key, "model_idle_s") == 0)
+        o->model_idle_ns = n * 1000000000LL;
       else
         rc = BAD("%s: unknown key \"%s\"", path, key);
     } else if (strcmp(key, "client_weights") == 0 && json_is_object(v)) {

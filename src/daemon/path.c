@@ -265,6 +265,7 @@ int emxd_client_submit(emxd_client *c, const emxd_call_desc *d,
   }
   atomic_fetch_add(&dc->submitted, 1);
   atomic_fetch_add(&d->model->submitted, 1);
+  atomic_store(&d->model->last_used_ns, emx_now_ns());
   return 0;
 }
 
@@ -316,6 +317,37 @@ void emxd_client_close(emxd_client *c) {
   }
   free(pending);
   client_unref(c);
+}
+
+void emxd_path_cancel_model(emxd_server *srv, emxd_model *m) {
+  /* Collect under the locks, cancel outside them: a cancel completes the
+   * request, and its done() takes the door's lock. */
+  size_t cap = 64, n = 0;
+  emxd_call **found = malloc(cap * sizeof *found);
+  pthread_mutex_lock(&srv->clients_lock);
+  for (emxd_client *c = srv->clients; c && found; c = c->next) {
+    pthread_mutex_lock(&c->lock);
+    for (emxd_call *k = c->calls; k && found; k = k->next) {
+      if (k->model != m)
+        continue;
+      if (n == cap) {
+        emxd_call **more = realloc(found, 2 * cap * sizeof *found);
+        if (!more)
+          break;
+        found = more;
+        cap *= 2;
+      }
+      atomic_fetch_add(&k->refs, 1);
+      found[n++] = k;
+    }
+    pthread_mutex_unlock(&c->lock);
+  }
+  pthread_mutex_unlock(&srv->clients_lock);
+  for (size_t i = 0; i < n; i++) {
+    emx_request_cancel(found[i]->req);
+    call_unref(found[i]);
+  }
+  free(found);
 }
 
 void emxd_door_stats_get(emxd_server *srv, emxd_door door,

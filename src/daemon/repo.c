@@ -1,6 +1,7 @@
 /* repo.c — the model repository: DIR/<name>/model.tflite, with an optional
- * DIR/<name>/config.json of per-model settings. A rescan (SIGHUP) loads
- * new models and unloads removed ones once their requests have finished. */
+ * DIR/<name>/config.json of per-model settings. A rescan (SIGHUP, on the
+ * admin thread) loads new models and unloads removed ones; a config.json
+ * with errors or a missing repository keeps what is loaded. */
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -132,7 +133,14 @@ void emxd_repo_scan(emxd_server *srv) {
     m->seen = !m->from_repo;
   DIR *d = opendir(dir);
   if (!d) {
-    emx__log(EMX_LOG_ERROR, "model repository %s: %s", dir, strerror(errno));
+    /* A repository briefly missing (a remount, a deploy swapping a
+     * symlink) must not take every model away: keep what is loaded, as
+     * `nginx -s reload` keeps the old config on error. */
+    emx__log(EMX_LOG_ERROR,
+             "model repository %s: %s; keeping the loaded models (fix it "
+             "and send SIGHUP again)",
+             dir, strerror(errno));
+    return;
   } else {
     struct dirent *de;
     while ((de = readdir(d))) {
@@ -144,8 +152,18 @@ void emxd_repo_scan(emxd_server *srv) {
       if (join(sub, sizeof sub, dir, de->d_name) < 0 || stat(sub, &st) < 0 ||
           !S_ISDIR(st.st_mode))
         continue;
-      if (read_config(sub, &set) < 0)
+      if (read_config(sub, &set) < 0) {
+        emxd_model *old = emxd_model_get(srv, de->d_name);
+        emxd_model_put(old); /* only this thread changes the table */
+        if (old) {
+          old->seen = true;
+          emx__log(EMX_LOG_ERROR,
+                   "model repository: %s/config.json has errors (above); "
+                   "keeping the loaded \"%s\" as it was",
+                   sub, de->d_name);
+        }
         continue;
+      }
       if (join(path, sizeof path, sub, set.file) < 0 || stat(path, &st) < 0) {
         emx__log(EMX_LOG_WARN, "model repository: %s has no %s; skipped", sub,
                  set.file);

@@ -77,7 +77,12 @@ static void on_signal(emxd_server *srv) {
   while (read(srv->signal_fd, &si, sizeof si) == sizeof si) {
     if (si.ssi_signo == SIGHUP) {
       emx__log(EMX_LOG_INFO, "SIGHUP: rescanning the model repository");
-      emxd_repo_scan(srv);
+      emxd_job *j = calloc(1, sizeof *j);
+      if (j) {
+        j->kind = EMXD_JOB_RESCAN;
+        j->fd = -1;
+        emxd_admin_post(srv, j);
+      }
     } else if (!srv->draining) {
       start_drain(srv);
     }
@@ -114,6 +119,8 @@ static int loop(emxd_server *srv) {
         accept_all(srv);
       } else if (ev->kind == EMXD_EV_SIGNAL) {
         on_signal(srv);
+      } else if (ev->kind == EMXD_EV_ADMIN) {
+        emxd_sessions_answer(srv);
       } else {
         emxd_session_event(srv, ev->ptr, evs[i].events);
       }
@@ -130,6 +137,7 @@ int emxd_server_run(emxd_options *opt) {
   srv.started_ns = emx_now_ns();
   srv.listen_ev.kind = EMXD_EV_LISTEN;
   srv.signal_ev.kind = EMXD_EV_SIGNAL;
+  srv.admin_ev.kind = EMXD_EV_ADMIN;
   if (setup_signals(&srv) < 0) {
     emx__log(EMX_LOG_ERROR, "signalfd: %s", strerror(errno));
     return 1;
@@ -145,8 +153,8 @@ int emxd_server_run(emxd_options *opt) {
     emx__log(EMX_LOG_ERROR, "%s", emx_engine_last_error(NULL));
     goto out;
   }
-  emxd_repo_scan(&srv);
-  if (emxd_listen(&srv, &err) < 0) {
+  emxd_repo_scan(&srv); /* before any client: no admin thread needed yet */
+  if (emxd_admin_start(&srv, &err) < 0 || emxd_listen(&srv, &err) < 0) {
     emx__log(EMX_LOG_ERROR, "%s", err.msg);
     goto out;
   }
@@ -163,9 +171,11 @@ int emxd_server_run(emxd_options *opt) {
   srv.epfd = epoll_create1(EPOLL_CLOEXEC);
   struct epoll_event le = {.events = EPOLLIN, .data.ptr = &srv.listen_ev};
   struct epoll_event se = {.events = EPOLLIN, .data.ptr = &srv.signal_ev};
+  struct epoll_event ae = {.events = EPOLLIN, .data.ptr = &srv.admin_ev};
   if (srv.epfd < 0 ||
       epoll_ctl(srv.epfd, EPOLL_CTL_ADD, srv.listen_fd, &le) < 0 ||
-      epoll_ctl(srv.epfd, EPOLL_CTL_ADD, srv.signal_fd, &se) < 0) {
+      epoll_ctl(srv.epfd, EPOLL_CTL_ADD, srv.signal_fd, &se) < 0 ||
+      epoll_ctl(srv.epfd, EPOLL_CTL_ADD, emxd_admin_fd(&srv), &ae) < 0) {
     emx__log(EMX_LOG_ERROR, "epoll: %s", strerror(errno));
     goto out;
   }
@@ -180,6 +190,10 @@ out:
   while (srv.sessions)
     emxd_session_close(srv.sessions, NULL);
   emxd_listen_close(&srv);
+  /* The admin thread finishes the job it is on (a trial is bounded; an
+   * unload waits for running requests, which devices finish) before the
+   * engine goes. */
+  emxd_admin_stop(&srv);
   /* Shutting the engine down completes any request still running; only
    * then can sessions' arenas be unmapped (the last reference does it). */
   /* Shutting the engine down completes every request, which resumes the

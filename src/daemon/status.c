@@ -57,11 +57,13 @@ size_t emxd_status_text(emxd_server *srv, char *buf, size_t cap) {
     emx_model_stats(m->model, &st);
     say(&o,
         "model %s id=%u healthy=%d queue=%llu requests=%llu errors=%llu "
-        "timeouts=%llu p50_us=%.1f p99_us=%.1f\n",
+        "timeouts=%llu p50_us=%.1f p99_us=%.1f sha256=%.16s aliases=%zu "
+        "source=%s\n",
         m->name, m->id, emx_model_healthy(m->model),
         (unsigned long long)st.queue_depth, (unsigned long long)st.requests,
         (unsigned long long)st.errors, (unsigned long long)st.timeouts,
-        st.latency_p50_us, st.latency_p99_us);
+        st.latency_p50_us, st.latency_p99_us, m->sha256, m->alias_count,
+        m->client ? "client" : "repository");
   }
   pthread_mutex_unlock(&srv->models_lock);
   return o.len;

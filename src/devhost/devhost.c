@@ -317,6 +317,7 @@ static int usage(void) {
           "edgemux-devhost --parent=PID --unit=N [--pdeathsig] SPEC\n"
           "edgemux-devhost --count SPEC\n"
           "edgemux-devhost --try-batch N THREADS (model on fd 3)\n"
+          "edgemux-devhost --trial (untrusted model on fd 3)\n"
           "runs one device for libedgemux's device isolation (isolate=1); "
           "libedgemux starts it with a socket on fd 3\n");
   return 2;
@@ -376,11 +377,64 @@ static int try_batch(const char *n_text, const char *threads_text) {
   return rc == 0 ? 0 : EMX__TRIAL_REFUSED;
 }
 
+/* trial_model: `--trial`, a client's model bytes in a memfd on fd 3: parse
+ * them, build the interpreter the cpu backend builds (XNNPACK, 1 thread),
+ * allocate, and invoke once on zeros — everything the daemon will do with
+ * them in its own process. Exit 0: it survived; EMX__TRIAL_REFUSED with
+ * TFLite's reason on stdout: refused cleanly; anything else (a signal, a
+ * sanitizer's exit) is the crash the daemon is spared (edgemuxd's trial.c). */
+static int trial_model(void) {
+  struct stat st;
+  if (fstat(EMX__ISO_FD, &st) < 0 || st.st_size <= 0)
+    return usage();
+  void *data =
+      mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, EMX__ISO_FD, 0);
+  if (data == MAP_FAILED)
+    return usage();
+  emx__tfl_model m;
+  emx__model_desc desc;
+  emx__errbuf err = {{0}};
+  if (emx__tfl_prepare_xnnpack(&m, data, (size_t)st.st_size, 1, &desc, &err) <
+      0) {
+    printf("%s", err.msg);
+    return EMX__TRIAL_REFUSED;
+  }
+  size_t n = desc.input_count + desc.output_count;
+  emx_tensor *t = calloc(n ? n : 1, sizeof *t);
+  int rc = t ? 0 : EMX_ENOMEM;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    const emx_tensor_info *ti = i < desc.input_count
+                                    ? &desc.inputs[i]
+                                    : &desc.outputs[i - desc.input_count];
+    t[i].dtype = ti->dtype;
+    t[i].size = ti->bytes;
+    t[i].data = calloc(1, ti->bytes ? ti->bytes : 1);
+    if (!t[i].data)
+      rc = emx__errf(&err, EMX_ENOMEM,
+                     "tensor \"%s\" of %zu bytes does not fit in memory",
+                     ti->name, ti->bytes);
+  }
+  int64_t device_ns = 0;
+  if (rc == 0)
+    rc = emx__tfl_invoke(&m, t, desc.input_count, t + desc.input_count,
+                         desc.output_count, &device_ns, &err);
+  if (rc < 0)
+    printf("%s", err.msg);
+  for (size_t i = 0; t && i < n; i++)
+    free(t[i].data);
+  free(t);
+  emx__model_desc_free(&desc);
+  emx__tfl_release(&m);
+  return rc == 0 ? 0 : EMX__TRIAL_REFUSED;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--count") == 0)
     return count_units(argv[2]);
   if (argc == 4 && strcmp(argv[1], "--try-batch") == 0)
     return try_batch(argv[2], argv[3]);
+  if (argc == 2 && strcmp(argv[1], "--trial") == 0)
+    return trial_model();
   long unit = -1;
   int pdeathsig = 0;
   const char *spec_text = NULL;

@@ -108,7 +108,14 @@ static int decode_body(cur *c, emx__wire_msg *m, emx__errbuf *err) {
   case EMX_WIRE_PONG:
   case EMX_WIRE_CANCEL:
     break;
+  case EMX_WIRE_LOAD_BYTES:
+    if (!(m->u.load_bytes.l = take(c, sizeof *m->u.load_bytes.l)))
+      return PROTO("load_bytes: truncated");
+    rc = decode_name(c, &m->u.load_bytes.name, &m->u.load_bytes.name_len,
+                     EMX_WIRE_MAX_NAME, "model name", err);
+    break;
   case EMX_WIRE_OPEN:
+  case EMX_WIRE_UNLOAD:
     rc = decode_name(c, &m->u.name.name, &m->u.name.len, EMX_WIRE_MAX_NAME,
                      "model name", err);
     break;

@@ -39,9 +39,11 @@ typedef enum emx__wire_type {
   EMX_WIRE_STATUS_OK = 13,     /* d→c: text */
   EMX_WIRE_PING = 14,          /* c→d */
   EMX_WIRE_PONG = 15,          /* d→c */
-  EMX_WIRE_LOAD = 16,          /* c→d: load a model file by path */
+  EMX_WIRE_LOAD = 16,          /* c→d: by path; refused since LOAD_BYTES */
   EMX_WIRE_COMPLETE_MANY = 17, /* d→c: several COMPLETEs (a BATCH's) */
-  EMX_WIRE_TYPE_MAX = 17,
+  EMX_WIRE_LOAD_BYTES = 18,    /* c→d: model bytes in a sealed memfd */
+  EMX_WIRE_UNLOAD = 19,        /* c→d: a model this uid loaded, by name */
+  EMX_WIRE_TYPE_MAX = 19,
 } emx__wire_type;
 
 typedef struct emx__wire_hdr {
@@ -142,6 +144,15 @@ typedef struct emx__wire_tensor {
   int32_t dims[8];
 } emx__wire_tensor;
 
+/* LOAD_BYTES: this, then the name; the packet carries one memfd (SCM_RIGHTS)
+ * of exactly `size` bytes, sealed F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE so
+ * the bytes cannot change after the daemon has checked them. */
+typedef struct emx__wire_load_bytes {
+  uint64_t size;  /* the model's bytes */
+  uint32_t flags; /* 0 */
+  uint32_t reserved;
+} emx__wire_load_bytes;
+
 typedef struct emx__wire_models {
   uint32_t count; /* names that follow, each an emx__wire_name + bytes
                      padded to 8 */
@@ -161,6 +172,7 @@ _Static_assert(sizeof(emx__wire_many_rec) == 48, "wire layout");
 _Static_assert(sizeof(emx__wire_name) == 8, "wire layout");
 _Static_assert(sizeof(emx__wire_model) == 8, "wire layout");
 _Static_assert(sizeof(emx__wire_tensor) == 64, "wire layout");
+_Static_assert(sizeof(emx__wire_load_bytes) == 16, "wire layout");
 
 #define EMX_WIRE_PAD8(n) (((n) + 7u) & ~(size_t)7u)
 
@@ -186,7 +198,12 @@ typedef struct emx__wire_msg {
     struct {
       const char *name;
       size_t len;
-    } name; /* OPEN */
+    } name; /* OPEN, UNLOAD */
+    struct {
+      const emx__wire_load_bytes *l;
+      const char *name;
+      size_t name_len;
+    } load_bytes; /* LOAD_BYTES */
     struct {
       const char *name;
       size_t name_len; /* LOAD */

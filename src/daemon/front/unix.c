@@ -1,7 +1,8 @@
 /* unix.c — the Unix-socket front door: one SEQPACKET connection per
  * client, its handshake and memfd arena, wire decode and encode, and
  * replies (one COMPLETE each, or a BATCH's together as COMPLETE_MANY).
- * Admission, submission, completion and teardown are path.c's. */
+ * Admission, submission, completion and teardown are path.c's; model
+ * messages (OPEN, LIST, LOAD_BYTES, UNLOAD) are unix_models.c's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,11 +10,13 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
 #include "daemon/front/unix.h"
+#include "daemon/front/unix_int.h"
 #include "wire/arena.h"
 #include "wire/sock.h"
 #include "wire/wire.h"
@@ -34,39 +37,6 @@ typedef struct emxd_group {
   emx__wire_buf b; /* that packet */
   _Alignas(8) uint8_t data[EMX_WIRE_MAX_MSG];
 } emxd_group;
-
-/* A queued outgoing packet, for a client that reads slower than we reply. */
-typedef struct emxd_packet {
-  struct emxd_packet *next;
-  size_t len;
-  uint8_t data[];
-} emxd_packet;
-
-/* emxd_session: one connection. The I/O thread owns its life; engine
- * workers reply through it (under `lock`) from path.h's done(). It is freed
- * in release(), once the I/O thread has closed it and the last request has
- * completed, because those requests write into the arena. */
-struct emxd_session {
-  emxd_server *srv;
-  emxd_ev ev;             /* epoll tag */
-  int fd;                 /* the connection; -1 once closed */
-  uint32_t id;            /* for logs */
-  pid_t pid;              /* SO_PEERCRED's, for logs */
-  emxd_client *cl;        /* the path's side of this connection */
-  bool hello_done;        /* arena accepted */
-  bool complete_many;     /* the client takes a BATCH's replies together */
-  bool reading;           /* EPOLLIN armed */
-  int64_t hello_deadline; /* drop if no hello by then */
-  emx__arena arena;       /* client tensors; unmapped at release */
-
-  pthread_mutex_t lock;             /* guards everything below */
-  bool dead;                        /* closed: send nothing more */
-  bool want_write;                  /* EPOLLOUT armed */
-  emxd_packet *out_head, *out_tail; /* unsent replies, in order */
-  size_t out_bytes;
-
-  emxd_session *next; /* server's list (I/O thread only) */
-};
 
 /* The I/O thread's receive buffer: one packet at a time, 8-byte aligned so
  * decoded structs can be read in place. */
@@ -131,14 +101,14 @@ static void send_locked(emxd_session *s, const void *buf, size_t len) {
   }
 }
 
-static void send_reply(emxd_session *s, const void *buf, size_t len) {
+void emxd__unix_send(emxd_session *s, const void *buf, size_t len) {
   pthread_mutex_lock(&s->lock);
   send_locked(s, buf, len);
   pthread_mutex_unlock(&s->lock);
 }
 
-static void send_error(emxd_session *s, uint64_t id, int status,
-                       const char *msg) {
+void emxd__unix_error(emxd_session *s, uint64_t id, int status,
+                      const char *msg) {
   _Alignas(8) uint8_t buf[1024];
   emx__wire_buf b;
   size_t mlen = strnlen(msg, 900);
@@ -146,7 +116,7 @@ static void send_error(emxd_session *s, uint64_t id, int status,
   emx__wire_error e = {.status = status, .msg_len = (uint32_t)mlen};
   emx__wire_put(&b, &e, sizeof e);
   emx__wire_put(&b, msg, mlen);
-  send_reply(s, buf, emx__wire_end(&b));
+  emxd__unix_send(s, buf, emx__wire_end(&b));
 }
 
 static void group_start(emxd_group *g) {
@@ -213,83 +183,6 @@ static void on_done(void *ctx, const emxd_done *d) {
 static const emxd_door_ops unix_ops = {.done = on_done,
                                        .release = session_release};
 
-static void put_name(emx__wire_buf *b, const char *name) {
-  size_t len = strlen(name);
-  emx__wire_name n = {.len = (uint32_t)len};
-  emx__wire_put(b, &n, sizeof n);
-  emx__wire_put(b, name, len);
-}
-
-static void put_tensor(emx__wire_buf *b, const emx_tensor_info *ti) {
-  size_t len = strnlen(ti->name, EMX_WIRE_MAX_NAME);
-  emx__wire_tensor t = {.name_len = (uint32_t)len,
-                        .dtype = (uint32_t)ti->dtype,
-                        .rank = ti->rank,
-                        .zero_point = ti->zero_point,
-                        .scale = ti->scale,
-                        .bytes = ti->bytes};
-  for (int d = 0; d < ti->rank && d < 8; d++)
-    t.dims[d] = ti->dims[d];
-  emx__wire_put(b, &t, sizeof t);
-  emx__wire_put(b, ti->name, len);
-}
-
-static void reply_model(emxd_session *s, uint64_t id, const emxd_model *dm) {
-  emx__wire_buf b;
-  emx__wire_begin(&b, rxbuf, EMX_WIRE_MODEL, id); /* rx is done with */
-  emx_model *m = emxd_model_engine(dm);
-  size_t nin = emx_model_input_count(m);
-  size_t nout = emx_model_output_count(m);
-  emx__wire_model wm = {
-      .model = emxd_model_id(dm), .nin = (uint16_t)nin, .nout = (uint16_t)nout};
-  emx__wire_put(&b, &wm, sizeof wm);
-  emx_tensor_info ti;
-  for (size_t i = 0; i < nin; i++) {
-    emx_model_input_info(m, i, &ti);
-    put_tensor(&b, &ti);
-  }
-  for (size_t i = 0; i < nout; i++) {
-    emx_model_output_info(m, i, &ti);
-    put_tensor(&b, &ti);
-  }
-  size_t len = emx__wire_end(&b);
-  if (len == 0) {
-    send_error(s, id, EMX_EUNSUPPORTED,
-               "model description does not fit in one message");
-    return;
-  }
-  send_reply(s, rxbuf, len);
-}
-
-typedef struct name_list {
-  emx__wire_buf *b;
-  uint32_t count;
-} name_list;
-
-static void add_name(void *arg, const char *name) {
-  name_list *l = arg;
-  put_name(l->b, name);
-  l->count++;
-}
-
-static void reply_models(emxd_session *s, uint64_t id) {
-  emx__wire_buf b;
-  emx__wire_begin(&b, rxbuf, EMX_WIRE_MODELS, id);
-  emx__wire_models *hdr = emx__wire_put(&b, NULL, sizeof *hdr);
-  name_list l = {&b, 0};
-  emxd_model_names(s->srv, add_name, &l);
-  uint32_t count = l.count;
-  size_t len = emx__wire_end(&b);
-  if (len == 0) {
-    send_error(s, id, EMX_EUNSUPPORTED,
-               "model list does not fit in one "
-               "message");
-    return;
-  }
-  hdr->count = count;
-  send_reply(s, rxbuf, len);
-}
-
 /* handle_infer queues one request. Returns -1 when the message is hostile
  * (a ref outside the arena) and the connection must go. */
 static int handle_infer(emxd_session *s, const emx__wire_req *wr,
@@ -316,7 +209,7 @@ static int handle_infer(emxd_session *s, const emx__wire_req *wr,
              "unknown model id %u: OPEN the model by name first (it may have "
              "been unloaded)",
              in->model);
-    send_error(s, wr->id, EMX_ENOENT, msg);
+    emxd__unix_error(s, wr->id, EMX_ENOENT, msg);
     return 0;
   }
   emx_tensor tensors[2 * EMX_WIRE_MAX_TENSORS];
@@ -350,7 +243,7 @@ static int handle_infer(emxd_session *s, const emx__wire_req *wr,
       group_done_locked(s, g);
       pthread_mutex_unlock(&s->lock);
     }
-    send_error(s, wr->id, rc, err.msg);
+    emxd__unix_error(s, wr->id, rc, err.msg);
   }
   return 0;
 }
@@ -394,7 +287,7 @@ static int handle_hello(emxd_session *s, const emx__wire_msg *m, int *fds,
                            .session = s->id};
   snprintf(ok.server, sizeof ok.server, "%s", emx_version());
   emx__wire_put(&b, &ok, sizeof ok);
-  send_reply(s, buf, emx__wire_end(&b));
+  emxd__unix_send(s, buf, emx__wire_end(&b));
   emx__log(EMX_LOG_INFO,
            "session %u: hello from pid %d uid %d, arena %llu "
            "bytes",
@@ -404,7 +297,7 @@ static int handle_hello(emxd_session *s, const emx__wire_msg *m, int *fds,
 refuse:
   emx__log(EMX_LOG_WARN, "session %u (pid %d): hello refused: %s", s->id,
            (int)s->pid, err.msg);
-  send_error(s, m->hdr.id, EMX_EPROTO, err.msg);
+  emxd__unix_error(s, m->hdr.id, EMX_EPROTO, err.msg);
   return -1;
 }
 
@@ -422,6 +315,8 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
     }
     return handle_hello(s, m, fds, nfds);
   }
+  if (m->hdr.type == EMX_WIRE_LOAD_BYTES)
+    return emxd__unix_load_bytes(s, m, fds, nfds);
   if (nfds) {
     emx__log(EMX_LOG_WARN,
              "session %u (pid %d): unexpected file descriptor "
@@ -462,7 +357,7 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
     _Alignas(8) uint8_t buf[16];
     emx__wire_buf b;
     emx__wire_begin(&b, buf, EMX_WIRE_PONG, m->hdr.id);
-    send_reply(s, buf, emx__wire_end(&b));
+    emxd__unix_send(s, buf, emx__wire_end(&b));
     return 0;
   }
   case EMX_WIRE_OPEN: {
@@ -470,35 +365,27 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
     name[m->u.name.len] = '\0';
     emxd_model *model = emxd_model_get(srv, name);
     if (model) {
-      reply_model(s, m->hdr.id, model);
+      emxd__unix_reply_model(s, m->hdr.id, model);
       emxd_model_put(model);
     } else {
       snprintf(err.msg, sizeof err.msg,
                "no model named \"%s\" (list them with `edgemux models`)", name);
-      send_error(s, m->hdr.id, EMX_ENOENT, err.msg);
+      emxd__unix_error(s, m->hdr.id, EMX_ENOENT, err.msg);
     }
     return 0;
   }
-  case EMX_WIRE_LOAD: {
-    char path[4097];
-    memcpy(name, m->u.load.name, m->u.load.name_len);
-    name[m->u.load.name_len] = '\0';
-    memcpy(path, m->u.load.path, m->u.load.path_len);
-    path[m->u.load.path_len] = '\0';
-    emxd_model *model = NULL;
-    int rc = srv->opt->allow_load
-                 ? emxd_model_load(srv, name, path, NULL, false, &model, &err)
-                 : emx__errf(&err, EMX_EINVAL,
-                             "this daemon does not load models on request "
-                             "(start it with --allow-load)");
-    if (rc < 0)
-      send_error(s, m->hdr.id, rc, err.msg);
-    else
-      reply_model(s, m->hdr.id, model);
+  case EMX_WIRE_LOAD:
+    emxd__unix_error(
+        s, m->hdr.id, EMX_EUNSUPPORTED,
+        "LOAD by path is gone: the daemon never opens a client's "
+        "path; send the bytes (LOAD_BYTES; emx_client_model_load does "
+        "so from edgemux 0.2 on)");
     return 0;
-  }
+  case EMX_WIRE_UNLOAD:
+    emxd__unix_unload(s, m);
+    return 0;
   case EMX_WIRE_LIST:
-    reply_models(s, m->hdr.id);
+    emxd__unix_reply_models(s, m->hdr.id);
     return 0;
   case EMX_WIRE_STATUS: {
     emx__wire_buf b;
@@ -508,7 +395,7 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
     emx__wire_put(&b, txt, n);
     size_t len = emx__wire_end(&b);
     /* The text is padded to 8 with NULs, which readers strip. */
-    send_reply(s, rxbuf, len);
+    emxd__unix_send(s, rxbuf, len);
     return 0;
   }
   default:

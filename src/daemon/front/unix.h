@@ -29,5 +29,8 @@ void emxd_sessions_drain(emxd_server *srv);
 /* emxd_sessions_idle: no session has a request in flight or a reply
  * unsent. */
 bool emxd_sessions_idle(emxd_server *srv);
+/* emxd_sessions_answer sends the admin thread's finished LOADs and
+ * UNLOADs to the sessions that asked (those still open). */
+void emxd_sessions_answer(emxd_server *srv);
 
 #endif
