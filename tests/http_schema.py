@@ -144,7 +144,7 @@ def main():
             for method, path, body, status in [
                     ("GET", "/v2/models/nope", None, 404),
                     ("POST", "/v2/models/%s/infer" % MODEL, {"inputs": 3}, 400),
-                    ("POST", "/v2/repository/models/%s/load" % MODEL, {}, 501),
+                    ("POST", "/v2/repository/models/junk/load", {}, 400),
                     ("GET", "/v2/nothing", None, 404)]:
                 st, doc = call(port, method, path, body)
                 assert st == status, (path, st, doc)

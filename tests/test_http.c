@@ -172,7 +172,8 @@ static int teardown(void **state) {
 }
 
 static void every_endpoint(void **state) {
-  expect("GET", "/v2", 200, "\"extensions\":[\"binary_tensor_data\"]");
+  expect("GET", "/v2", 200,
+         "\"extensions\":[\"binary_tensor_data\",\"model_repository\"]");
   expect("GET", "/v2/health/live", 200, NULL);
   expect("GET", "/v2/health/ready", 200, NULL);
   expect("GET", "/v2/models/" MODEL, 200,
@@ -187,8 +188,8 @@ static void every_endpoint(void **state) {
   expect("POST", "/v2/models/nope/infer", 404, "unknown model");
   expect("POST", "/v2/repository/index", 200,
          "{\"name\":\"" MODEL "\",\"version\":\"1\",\"state\":\"READY\"}");
-  expect("POST", "/v2/repository/models/" MODEL "/load", 501, "SIGHUP");
-  expect("POST", "/v2/repository/models/" MODEL "/unload", 501, "SIGHUP");
+  expect("POST", "/v2/repository/models/" MODEL "/unload", 400,
+         "repository model");
   expect("GET", "/v2/models/" MODEL "/infer", 405, "POST");
   expect("POST", "/v2/health/live", 405, "GET");
   expect("GET", "/v3", 404, "no endpoint");
@@ -306,6 +307,79 @@ static void binary_infer_equals_direct(void **state) {
   }
   close(fd);
   free(body);
+}
+
+/* A model loaded with its bytes in the request (raw, then Triton's base64
+ * JSON), run, unloaded; junk bytes are refused by the trial. */
+static void load_infer_unload(void **state) {
+  size_t size;
+  uint8_t *bytes = read_file(MODEL_FACE_SHORT, &size);
+  resp r = call("POST", "/v2/repository/models/mine/load",
+                "Content-Type: application/octet-stream\r\n", bytes, size);
+  if (r.status != 200)
+    fail_msg("load: %d %s", r.status, r.body);
+  free(r.body);
+  char *body;
+  size_t h = binary_body(&body, ",\"parameters\":{\"binary_data_output\":"
+                                "true}");
+  char headers[128];
+  snprintf(headers, sizeof headers, "Inference-Header-Content-Length: %zu\r\n",
+           h);
+  r = call("POST", "/v2/models/mine/infer", headers, body, h + sizeof input);
+  assert_int_equal(r.status, 200);
+  const char *hv = strcasestr(r.head, "Inference-Header-Content-Length:");
+  size_t jl = strtoull(hv + 32, NULL, 10);
+  assert_memory_equal(r.body + jl, want0, sizeof want0);
+  free(r.body);
+  free(body);
+  /* The same bytes as a repository model are that model (models are
+   * content): it stays, however it is asked for. */
+  r = call("POST", "/v2/repository/models/mine/unload", NULL, NULL, 0);
+  assert_int_equal(r.status, 400);
+  assert_non_null(strstr(r.body, "repository model"));
+  free(r.body);
+  free(bytes);
+  bytes = read_file(EMX_MODELS_DIR "/face_detection_full_range_sparse.tflite",
+                    &size);
+
+  /* Triton's form: the file in a JSON parameter, base64. */
+  static const char b64[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t blen = (size + 2) / 3 * 4;
+  char *json = malloc(blen + 128);
+  size_t n = (size_t)sprintf(json, "{\"parameters\":{\"file:1/model."
+                                   "tflite\":\"");
+  for (size_t i = 0; i < size; i += 3) {
+    uint32_t v = (uint32_t)bytes[i] << 16;
+    if (i + 1 < size)
+      v |= (uint32_t)bytes[i + 1] << 8;
+    if (i + 2 < size)
+      v |= bytes[i + 2];
+    json[n++] = b64[v >> 18];
+    json[n++] = b64[(v >> 12) & 63];
+    json[n++] = i + 1 < size ? b64[(v >> 6) & 63] : '=';
+    json[n++] = i + 2 < size ? b64[v & 63] : '=';
+  }
+  n += (size_t)sprintf(json + n, "\"}}");
+  r = call("POST", "/v2/repository/models/mine2/load",
+           "Content-Type: application/json\r\n", json, n);
+  if (r.status != 200)
+    fail_msg("load (base64): %d %s", r.status, r.body);
+  free(r.body);
+  free(json);
+  expect("GET", "/v2/models/mine2", 200, "\"name\":\"mine2\"");
+  r = call("POST", "/v2/repository/models/mine2/unload", NULL, NULL, 0);
+  if (r.status != 200)
+    fail_msg("unload: %d %s", r.status, r.body);
+  free(r.body);
+  expect("GET", "/v2/models/mine2", 404, "unknown model");
+
+  memset(bytes, 0x5a, size / 2);
+  r = call("POST", "/v2/repository/models/junk/load", NULL, bytes, size / 2);
+  assert_int_equal(r.status, 400);
+  assert_non_null(strstr(r.body, "not a valid TensorFlow Lite model"));
+  free(r.body);
+  free(bytes);
 }
 
 static void malformed_over_http(void **state) {
@@ -517,6 +591,7 @@ int main(void) {
       cmocka_unit_test(every_endpoint),
       cmocka_unit_test(json_infer_equals_direct),
       cmocka_unit_test(binary_infer_equals_direct),
+      cmocka_unit_test(load_infer_unload),
       cmocka_unit_test(malformed_over_http),
       cmocka_unit_test(thousand_keepalive_connections),
       cmocka_unit_test(slowloris_is_cut_off),

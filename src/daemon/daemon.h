@@ -225,10 +225,16 @@ typedef struct emxd_job {
   int status;        /* result */
   char msg[512];     /* error text */
   emxd_model *model; /* LOAD: a reference, for the reply */
+  /* A door other than the Unix socket (HTTP) answers its own jobs: called
+   * on the I/O thread with the finished job, instead of a session lookup;
+   * it must not block. The job is freed after it returns. */
+  void (*answer)(struct emxd_job *job);
+  void *answer_ctx;
 } emxd_job;
 int emxd_admin_start(emxd_server *srv, emx__errbuf *err);
 void emxd_admin_stop(emxd_server *srv);
-/* emxd_admin_post hands a job over (I/O thread; never waits on work). */
+/* emxd_admin_post hands a job over (a door's thread: the I/O thread or
+ * the HTTP door's; never waits on work). */
 void emxd_admin_post(emxd_server *srv, emxd_job *job);
 /* emxd_admin_fd: the eventfd that says finished jobs are waiting. */
 int emxd_admin_fd(emxd_server *srv);
@@ -245,6 +251,11 @@ size_t emxd_status_text(emxd_server *srv, char *buf, size_t cap);
  * emxd_http_quiesce stops accepting; emxd_http_idle says no request is in
  * flight; emxd_http_stop needs the engine shut down first (it completes
  * every suspended request). */
+/* EMXD_HTTP_UID owns models loaded over HTTP: TCP has no peer uid, so
+ * all HTTP clients count as one user for --max-client-models and only
+ * they (or root) may unload what they loaded. */
+#define EMXD_HTTP_UID ((uid_t)-2)
+
 int emxd_http_start(emxd_server *srv, const char *listen, bool metrics_only,
                     struct emxd_http **out, emx__errbuf *err);
 void emxd_http_quiesce(struct emxd_http *h);

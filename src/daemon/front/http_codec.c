@@ -413,3 +413,37 @@ int emxh_status_for(int st) {
     return 500;
   }
 }
+
+int emxh_base64_decode(const char *in, size_t len, uint8_t **out,
+                       size_t *out_len) {
+  while (len && in[len - 1] == '=')
+    len--;
+  uint8_t *o = malloc(len / 4 * 3 + 3);
+  if (!o)
+    return -1;
+  size_t n = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = in[i];
+    int v = c >= 'A' && c <= 'Z'   ? c - 'A'
+            : c >= 'a' && c <= 'z' ? c - 'a' + 26
+            : c >= '0' && c <= '9' ? c - '0' + 52
+            : c == '+'             ? 62
+            : c == '/'             ? 63
+                                   : -1;
+    if (v < 0) {
+      free(o);
+      return -1;
+    }
+    acc = (acc << 6) | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      o[n++] = (uint8_t)(acc >> bits);
+    }
+  }
+  *out = o;
+  *out_len = n;
+  return 0;
+}

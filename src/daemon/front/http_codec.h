@@ -82,6 +82,11 @@ char *emxh_model_metadata(const emxh_model_desc *m);
 /* emxh_error_json: {"error": msg}; malloc'd. */
 char *emxh_error_json(const char *msg);
 
+/* emxh_base64_decode decodes standard base64 (padding optional, no
+ * whitespace) into a malloc'd *out; 0, or -1 on a bad character. */
+int emxh_base64_decode(const char *in, size_t len, uint8_t **out,
+                       size_t *out_len);
+
 /* emxh_errf fills e and returns -1. */
 int emxh_errf(emxh_error *e, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

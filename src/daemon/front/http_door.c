@@ -43,10 +43,10 @@ static char *server_metadata(void) {
   json_t *doc = json_object();
   json_object_set_new(doc, "name", json_string("edgemux"));
   json_object_set_new(doc, "version", json_string(emx_version()));
-  /* Only what works end to end: model loading over HTTP does not yet, so
-   * "model_repository" is not claimed although the index answers. */
+  /* Only what works end to end. */
   json_t *ext = json_array();
   json_array_append_new(ext, json_string("binary_tensor_data"));
+  json_array_append_new(ext, json_string("model_repository"));
   json_object_set_new(doc, "extensions", ext);
   return dump(doc);
 }
@@ -124,12 +124,6 @@ enum MHD_Result emxh_door_answer(emxd_server *srv, struct MHD_Connection *c,
     char *text = emxd_metrics_text(srv, &len);
     return reply(c, 200, text, "text/plain; version=0.0.4; charset=utf-8");
   }
-  case ROUTE_LOAD:
-  case ROUTE_UNLOAD:
-    return error(c, 501,
-                 "loading and unloading models over HTTP is not available "
-                 "yet: put the model in the --models repository and send "
-                 "edgemuxd SIGHUP");
   default:
     break;
   }
