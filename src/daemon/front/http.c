@@ -22,61 +22,9 @@
 #include "core/log.h"
 #include "daemon/daemon.h"
 #include "daemon/front/http_codec.h"
+#include "daemon/front/http_conn.h"
 #include "daemon/front/http_door.h"
 #include "daemon/path.h"
-
-/* One path client per client address, shared by that address's
- * connections: each address is one engine stream, so sched=fair shares a
- * device between hosts, not between sockets. */
-typedef struct peer {
-  struct peer *next;
-  char addr[INET6_ADDRSTRLEN];
-  emxd_client *cl; /* NULL: refused at admission (draining) */
-  char refused[160];
-  size_t conns; /* connections from this address */
-} peer;
-
-struct emxd_http {
-  emxd_server *srv;
-  struct MHD_Daemon *mhd;
-  bool metrics_only;
-  char token[256]; /* bearer token; "" = no auth */
-  size_t token_len;
-  char *tls_cert, *tls_key; /* PEM text, kept for the daemon's life */
-  pthread_mutex_t lock;     /* guards peers */
-  peer *peers;
-  atomic_size_t conns;         /* open connections */
-  size_t max_conns;            /* --http-max-connections */
-  atomic_llong refused_log_ns; /* last "limit reached" log line */
-  atomic_size_t inflight;      /* infers submitted, not completed */
-};
-
-/* hreq: one request on a connection, from its first header callback to
- * MHD's "completed" notification. An infer has a second owner, the engine
- * (refs), until its completion callback has run. */
-typedef struct hreq {
-  struct emxd_http *h;
-  struct MHD_Connection *conn;
-  int route;           /* ROUTE_* */
-  char model[64];      /* from the URL */
-  uint8_t *body;       /* POST body, accumulated */
-  size_t len, cap;     /* bytes in body / allocated */
-  int64_t deadline_ns; /* the body must have arrived by then */
-  bool posted;         /* the body is complete and was handled */
-  emxh_error early;    /* a refusal found before the body ended */
-  /* infer */
-  atomic_int refs;
-  pthread_mutex_t lock; /* guards done, suspended, status */
-  bool done, suspended;
-  int status;
-  char errmsg[512];
-  emxd_model *m; /* a reference, held until the request is freed */
-  emx_tensor_info in[EMXH_MAX_TENSORS], out[EMXH_MAX_TENSORS];
-  emxh_model_desc desc;
-  emxh_request parsed;
-  emx_tensor outs[EMXH_MAX_TENSORS];
-  uint8_t *outbuf; /* every output, one block */
-} hreq;
 
 /* The response owns what its iovec points at until MHD is done with it. */
 typedef struct held {
@@ -84,7 +32,7 @@ typedef struct held {
   uint8_t *outbuf;
 } held;
 
-static void hreq_unref(hreq *r) {
+void emxh__hreq_unref(hreq *r) {
   if (atomic_fetch_sub(&r->refs, 1) != 1)
     return;
   if (r->m)
@@ -96,8 +44,8 @@ static void hreq_unref(hreq *r) {
   free(r);
 }
 
-static enum MHD_Result send_body(struct MHD_Connection *c, int status,
-                                 char *text, const char *type) {
+enum MHD_Result emxh__send_body(struct MHD_Connection *c, int status,
+                                char *text, const char *type) {
   struct MHD_Response *resp = MHD_create_response_from_buffer(
       text ? strlen(text) : 0, text, MHD_RESPMEM_MUST_FREE);
   if (!resp) {
@@ -113,10 +61,10 @@ static enum MHD_Result send_body(struct MHD_Connection *c, int status,
   return rc;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, int status,
-                                  const char *msg) {
+enum MHD_Result emxh__send_error(struct MHD_Connection *c, int status,
+                                 const char *msg) {
   emx__log(EMX_LOG_DEBUG, "http: %d %s", status, msg);
-  return send_body(c, status, emxh_error_json(msg), "application/json");
+  return emxh__send_body(c, status, emxh_error_json(msg), "application/json");
 }
 
 /* ---- peers (streams per client address) -------------------------------- */
@@ -217,7 +165,7 @@ static void on_done(void *door_ctx, const emxd_done *d) {
   atomic_fetch_sub(&r->h->inflight, 1);
   if (wake)
     MHD_resume_connection(r->conn);
-  hreq_unref(r);
+  emxh__hreq_unref(r);
 }
 
 /* describe copies the model's tensor descriptions for the codec. */
@@ -257,29 +205,29 @@ static enum MHD_Result start_infer(hreq *r) {
   bool bad_len;
   size_t hlen = header_len(r->conn, &bad_len);
   if (bad_len)
-    return send_error(r->conn, 400,
-                      "Inference-Header-Content-Length must be a "
-                      "non-negative integer");
+    return emxh__send_error(r->conn, 400,
+                            "Inference-Header-Content-Length must be a "
+                            "non-negative integer");
   peer *p = conn_peer(r->conn);
   if (!p || !p->cl)
-    return send_error(r->conn, 503,
-                      p && p->refused[0] ? p->refused
-                                         : "this client was not admitted");
+    return emxh__send_error(
+        r->conn, 503,
+        p && p->refused[0] ? p->refused : "this client was not admitted");
   r->m = emxd_model_get(srv, r->model);
   if (!r->m) {
     char msg[160];
     snprintf(msg, sizeof msg, "unknown model \"%s\"", r->model);
-    return send_error(r->conn, 404, msg);
+    return emxh__send_error(r->conn, 404, msg);
   }
   describe(r);
   if (emxh_request_parse(&r->parsed, &r->desc, r->body, r->len, hlen, &e) < 0)
-    return send_error(r->conn, e.status, e.msg);
+    return emxh__send_error(r->conn, e.status, e.msg);
   size_t total = 0;
   for (size_t i = 0; i < r->desc.nout; i++)
     total += (r->out[i].bytes + 63) & ~(size_t)63;
   r->outbuf = malloc(total ? total : 1);
   if (!r->outbuf)
-    return send_error(r->conn, 500, "out of memory for the outputs");
+    return emxh__send_error(r->conn, 500, "out of memory for the outputs");
   for (size_t i = 0, at = 0; i < r->desc.nout; i++) {
     r->outs[i] = (emx_tensor){r->out[i].dtype, r->outbuf + at, r->out[i].bytes};
     at += (r->out[i].bytes + 63) & ~(size_t)63;
@@ -304,7 +252,7 @@ static enum MHD_Result start_infer(hreq *r) {
   if (rc < 0) {
     atomic_fetch_sub(&h->inflight, 1);
     atomic_fetch_sub(&r->refs, 1);
-    return send_error(r->conn, emxh_status_for(rc), err.msg);
+    return emxh__send_error(r->conn, emxh_status_for(rc), err.msg);
   }
   pthread_mutex_lock(&r->lock);
   if (!r->done) {
@@ -324,16 +272,17 @@ static void free_held(void *cls) {
 
 static enum MHD_Result finish_infer(hreq *r) {
   if (r->status < 0)
-    return send_error(r->conn, emxh_status_for(r->status), r->errmsg);
+    return emxh__send_error(r->conn, emxh_status_for(r->status), r->errmsg);
   size_t jlen;
   char *json = emxh_response_json(&r->desc, &r->parsed, r->outs, &jlen);
   held *k = malloc(sizeof *k);
   if (!json || !k) {
     free(json);
     free(k);
-    return send_error(r->conn, 500,
-                      "could not encode the outputs as JSON (out of memory, "
-                      "or a NaN or infinity: request binary_data)");
+    return emxh__send_error(
+        r->conn, 500,
+        "could not encode the outputs as JSON (out of memory, "
+        "or a NaN or infinity: request binary_data)");
   }
   struct MHD_IoVec iov[1 + EMXH_MAX_TENSORS];
   unsigned n = 0;
@@ -366,158 +315,6 @@ static enum MHD_Result finish_infer(hreq *r) {
   enum MHD_Result rc = MHD_queue_response(r->conn, 200, resp);
   MHD_destroy_response(resp);
   return rc;
-}
-
-/* ---- repository: load and unload ----------------------------------------- */
-
-/* suspend_until_done suspends the connection unless the answer already
- * came; the handler runs again on resume. */
-static enum MHD_Result suspend_until_done(hreq *r) {
-  pthread_mutex_lock(&r->lock);
-  if (!r->done) {
-    MHD_suspend_connection(r->conn);
-    r->suspended = true;
-  }
-  pthread_mutex_unlock(&r->lock);
-  return MHD_YES;
-}
-
-/* on_admin_answer: the admin thread finished a LOAD or UNLOAD (called on
- * the I/O thread, which must not wait: it records and wakes). */
-static void on_admin_answer(emxd_job *j) {
-  hreq *r = j->answer_ctx;
-  pthread_mutex_lock(&r->lock);
-  r->status = j->status;
-  if (j->status < 0)
-    snprintf(r->errmsg, sizeof r->errmsg, "%s", j->msg);
-  r->done = true;
-  bool wake = r->suspended;
-  pthread_mutex_unlock(&r->lock);
-  atomic_fetch_sub(&r->h->inflight, 1);
-  if (wake)
-    MHD_resume_connection(r->conn);
-  hreq_unref(r);
-}
-
-/* model_bytes finds the model in a load body: the raw bytes
- * (application/octet-stream), or Triton's JSON override
- * {"parameters": {"file:<anything>": "<base64>"}}, decoded into *owned. */
-static int model_bytes(hreq *r, const uint8_t **data, size_t *len,
-                       uint8_t **owned, emxh_error *e) {
-  *owned = NULL;
-  const char *type = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
-  if (!type || strncmp(type, "application/json", 16) != 0) {
-    *data = r->body;
-    *len = r->len;
-    return 0;
-  }
-  if (!emxh_json_depth_ok((const char *)r->body, r->len))
-    return emxh_errf(e, 400, "JSON nested too deep");
-  json_t *doc = json_loadb((const char *)r->body, r->len, 0, NULL);
-  const char *key;
-  json_t *v, *b64 = NULL;
-  json_object_foreach(json_object_get(doc, "parameters"), key, v) {
-    if (strncmp(key, "file:", 5) == 0 && json_is_string(v))
-      b64 = v;
-  }
-  if (!b64) {
-    json_decref(doc);
-    return emxh_errf(e, 400,
-                     "send the model's bytes as the body "
-                     "(application/octet-stream), or as Triton's "
-                     "{\"parameters\": {\"file:model.tflite\": "
-                     "\"<base64>\"}}");
-  }
-  int rc = emxh_base64_decode(json_string_value(b64), json_string_length(b64),
-                              owned, len);
-  json_decref(doc);
-  if (rc < 0)
-    return emxh_errf(e, 400, "the \"file:\" parameter is not valid base64");
-  *data = *owned;
-  return 0;
-}
-
-/* sealed_memfd puts the bytes where the Unix door's clients put theirs:
- * a memfd sealed against change, which the admin thread tries in a
- * throwaway child before the engine parses it. */
-static int sealed_memfd(const uint8_t *data, size_t len) {
-  int fd = memfd_create("edgemux-http-model", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0)
-    return -1;
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = write(fd, data + done, len - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      close(fd);
-      return -1;
-    }
-    done += (size_t)n;
-  }
-  if (fcntl(fd, F_ADD_SEALS,
-            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-static enum MHD_Result start_admin(hreq *r) {
-  emxd_server *srv = r->h->srv;
-  const emxd_options *o = srv->opt;
-  emxh_error e = {0};
-  if (r->route == ROUTE_LOAD && o->no_client_models)
-    return send_error(r->conn, 403,
-                      "this daemon serves only its model repository "
-                      "(--no-client-models): ask its administrator to add "
-                      "the model");
-  emxd_job *j = calloc(1, sizeof *j);
-  if (!j)
-    return send_error(r->conn, 500, "out of memory");
-  j->fd = -1;
-  j->uid = EMXD_HTTP_UID;
-  snprintf(j->name, sizeof j->name, "%s", r->model);
-  j->kind = r->route == ROUTE_LOAD ? EMXD_JOB_LOAD : EMXD_JOB_UNLOAD;
-  if (r->route == ROUTE_LOAD) {
-    const uint8_t *data = NULL;
-    size_t len = 0;
-    uint8_t *owned = NULL;
-    if (model_bytes(r, &data, &len, &owned, &e) < 0) {
-      free(j);
-      return send_error(r->conn, e.status, e.msg);
-    }
-    if (len == 0 || len > o->max_client_model_bytes) {
-      free(owned);
-      free(j);
-      return send_error(r->conn, len ? 413 : 400,
-                        len ? "the model is larger than one user may load "
-                              "(raise --max-client-model-mb)"
-                            : "no model bytes in the request");
-    }
-    j->fd = sealed_memfd(data, len);
-    j->size = len;
-    free(owned);
-    if (j->fd < 0) {
-      free(j);
-      return send_error(r->conn, 500, "could not put the model in a memfd");
-    }
-  }
-  j->answer = on_admin_answer;
-  j->answer_ctx = r;
-  atomic_fetch_add(&r->refs, 1);
-  atomic_fetch_add(&r->h->inflight, 1);
-  emxd_admin_post(srv, j);
-  return suspend_until_done(r);
-}
-
-static enum MHD_Result finish_admin(hreq *r) {
-  if (r->status < 0)
-    return send_error(
-        r->conn, r->status == EMX_EMODEL ? 400 : emxh_status_for(r->status),
-        r->errmsg);
-  return send_body(r->conn, 200, NULL, NULL);
 }
 
 /* ---- routes --------------------------------------------------------------- */
@@ -575,7 +372,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
      * closes the connection after this answer. */
     if (r->early.status) {
       r->posted = true;
-      return send_error(c, r->early.status, r->early.msg);
+      return emxh__send_error(c, r->early.status, r->early.msg);
     }
     return MHD_YES;
   }
@@ -613,18 +410,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     return MHD_YES;
   }
   if (r->posted) /* resumed: the engine or the admin thread is done */
-    return r->route == ROUTE_INFER ? finish_infer(r) : finish_admin(r);
+    return r->route == ROUTE_INFER ? finish_infer(r) : emxh__finish_admin(r);
   r->posted = true;
   if (r->early.status)
-    return send_error(c, r->early.status, r->early.msg);
+    return emxh__send_error(c, r->early.status, r->early.msg);
   if (r->route != ROUTE_LIVE && r->route != ROUTE_READY && !authorized(h, c))
-    return send_error(c, 401,
-                      "missing or wrong bearer token (send "
-                      "'Authorization: Bearer <token>')");
+    return emxh__send_error(c, 401,
+                            "missing or wrong bearer token (send "
+                            "'Authorization: Bearer <token>')");
   if (r->route == ROUTE_INFER)
     return start_infer(r);
   if (r->route == ROUTE_LOAD || r->route == ROUTE_UNLOAD)
-    return start_admin(r);
+    return emxh__start_admin(r);
   return emxh_door_answer(h->srv, c, r->route, r->model);
 }
 
@@ -632,7 +429,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   hreq *r = *con_cls;
   if (r)
-    hreq_unref(r);
+    emxh__hreq_unref(r);
   *con_cls = NULL;
 }
 
