@@ -198,6 +198,8 @@ static size_t header_len(struct MHD_Connection *c, bool *bad) {
 }
 
 /* start_infer parses, submits and suspends; or answers at once. */
+static enum MHD_Result finish_infer(hreq *r);
+
 static enum MHD_Result start_infer(hreq *r) {
   struct emxd_http *h = r->h;
   emxd_server *srv = h->srv;
@@ -255,12 +257,15 @@ static enum MHD_Result start_infer(hreq *r) {
     return emxh__send_error(r->conn, emxh_status_for(rc), err.msg);
   }
   pthread_mutex_lock(&r->lock);
-  if (!r->done) {
+  bool done = r->done;
+  if (!done) {
     MHD_suspend_connection(r->conn);
     r->suspended = true;
   }
   pthread_mutex_unlock(&r->lock);
-  return MHD_YES; /* the handler runs again: at once, or on resume */
+  /* Done already (a fast device): answer in this turn. Returning MHD_YES
+   * would wait for libmicrohttpd's next turn on the connection. */
+  return done ? finish_infer(r) : MHD_YES;
 }
 
 static void free_held(void *cls) {
