@@ -32,10 +32,10 @@ struct emxd_http {
   char *tls_cert, *tls_key; /* PEM text, kept for the daemon's life */
   pthread_mutex_t lock;     /* guards peers */
   peer *peers;
-  atomic_size_t conns;         /* open connections */
-  size_t max_conns;            /* --http-max-connections */
-  atomic_llong refused_log_ns; /* last "limit reached" log line */
-  atomic_size_t inflight;      /* infers submitted, not completed */
+  atomic_size_t conns;            /* open connections */
+  size_t max_conns;               /* --http-max-connections */
+  _Atomic int64_t refused_log_ns; /* last "limit reached" log line */
+  atomic_size_t inflight;         /* infers submitted, not completed */
 };
 
 /* hreq: one request on a connection, from its first header callback to
