@@ -136,7 +136,7 @@ struct emxd_server {
   bool listen_paused;    /* out of fds: listener out of the epoll set */
   int signal_fd;         /* SIGTERM, SIGINT, SIGHUP */
   emxd_ev listen_ev, signal_ev, admin_ev; /* epoll tags */
-  bool draining;                          /* SIGTERM seen */
+  atomic_bool draining;                   /* SIGTERM seen */
   int64_t started_ns;
 
   pthread_mutex_t models_lock; /* guards models, next_model_id */
