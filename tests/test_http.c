@@ -568,6 +568,34 @@ static void killed_clients_mid_body(void **state) {
   binary_infer_equals_direct(state);
 }
 
+/* --http-token-file: every endpoint but health needs the bearer token. */
+static void bearer_token(void **state) {
+  char *tok = write_temp_file("s3cret-token\n", 13);
+  const char *const args[] = {"--device",    "cpu:workers=1",     "--http",
+                              "127.0.0.1:0", "--http-token-file", tok,
+                              NULL};
+  emxt_daemon d;
+  assert_int_equal(emxt_daemon_start(&d, args), 0);
+  int shared_port = port;
+  port = daemon_port(&d);
+  expect("GET", "/v2/health/live", 200, NULL);
+  expect("GET", "/v2", 401, "bearer token");
+  resp r = call("GET", "/v2", "Authorization: Bearer s3cret-toke\r\n", NULL, 0);
+  int short_status = r.status;
+  free(r.body);
+  r = call("GET", "/v2", "Authorization: Bearer s3cret-token\r\n", NULL, 0);
+  int good_status = r.status;
+  free(r.body);
+  int status = emxt_daemon_stop(&d);
+  port = shared_port;
+  setenv("EDGEMUX_SOCKET", daemon_.socket, 1);
+  unlink(tok);
+  free(tok);
+  assert_int_equal(short_status, 401);
+  assert_int_equal(good_status, 200);
+  assert_int_equal(status, 0);
+}
+
 /* /metrics is valid Prometheus text with no lint warnings. */
 static void metrics_pass_promtool(void **state) {
   resp r = call("GET", "/metrics", NULL, NULL, 0);
@@ -605,6 +633,7 @@ int main(void) {
       cmocka_unit_test(thousand_keepalive_connections),
       cmocka_unit_test(slowloris_is_cut_off),
       cmocka_unit_test(killed_clients_mid_body),
+      cmocka_unit_test(bearer_token),
       cmocka_unit_test(metrics_pass_promtool),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
