@@ -44,6 +44,17 @@ typedef struct emxd_options {
     unsigned weight;
   } weights[EMX_D_MAX_ALLOW]; /* fair share of a user's connections */
   size_t weight_count;
+  /* HTTP front door (KServe v2) and Prometheus; "" = off. */
+  char http_listen[128];              /* [ADDR:]PORT for /v2 (and /metrics) */
+  char metrics_listen[128];           /* [ADDR:]PORT for /metrics alone */
+  size_t http_max_body;               /* bytes of one request body */
+  size_t http_max_header;             /* bytes of a request's headers */
+  unsigned http_max_conns;            /* open HTTP connections, all clients */
+  unsigned http_idle_timeout_s;       /* silent connection closed after this */
+  int64_t http_request_timeout_ns;    /* body upload + default deadline */
+  unsigned http_threads;              /* libmicrohttpd polling threads */
+  char http_token_file[4096];         /* bearer token, "" = no auth */
+  char tls_cert[4096], tls_key[4096]; /* PEM files, "" = plain HTTP */
 } emxd_options;
 
 /* emxd_weight_add records --client-weight UID:W; -1 with a message in err
@@ -125,7 +136,7 @@ struct emxd_server {
   bool listen_paused;    /* out of fds: listener out of the epoll set */
   int signal_fd;         /* SIGTERM, SIGINT, SIGHUP */
   emxd_ev listen_ev, signal_ev, admin_ev; /* epoll tags */
-  bool draining;                          /* SIGTERM seen */
+  atomic_bool draining;                   /* SIGTERM seen */
   int64_t started_ns;
 
   pthread_mutex_t models_lock; /* guards models, next_model_id */
@@ -147,6 +158,8 @@ struct emxd_server {
 
   emxd_session *sessions; /* Unix door's (I/O thread only) */
   uint32_t next_session_id;
+  struct emxd_http *http;    /* the KServe v2 door, or NULL */
+  struct emxd_http *metrics; /* a /metrics-only door, or NULL */
 };
 
 /* listener.c */
@@ -212,10 +225,16 @@ typedef struct emxd_job {
   int status;        /* result */
   char msg[512];     /* error text */
   emxd_model *model; /* LOAD: a reference, for the reply */
+  /* A door other than the Unix socket (HTTP) answers its own jobs: called
+   * on the I/O thread with the finished job, instead of a session lookup;
+   * it must not block. The job is freed after it returns. */
+  void (*answer)(struct emxd_job *job);
+  void *answer_ctx;
 } emxd_job;
 int emxd_admin_start(emxd_server *srv, emx__errbuf *err);
 void emxd_admin_stop(emxd_server *srv);
-/* emxd_admin_post hands a job over (I/O thread; never waits on work). */
+/* emxd_admin_post hands a job over (a door's thread: the I/O thread or
+ * the HTTP door's; never waits on work). */
 void emxd_admin_post(emxd_server *srv, emxd_job *job);
 /* emxd_admin_fd: the eventfd that says finished jobs are waiting. */
 int emxd_admin_fd(emxd_server *srv);
@@ -226,6 +245,26 @@ void emxd_job_free_list(emxd_job *list);
 
 /* status.c: the STATUS_OK text; returns bytes written (<= cap). */
 size_t emxd_status_text(emxd_server *srv, char *buf, size_t cap);
+
+/* front/http.c: the HTTP door (KServe v2, /metrics). emxd_http_start
+ * listens on `listen` ([ADDR:]PORT); metrics_only serves /metrics alone.
+ * emxd_http_quiesce stops accepting; emxd_http_idle says no request is in
+ * flight; emxd_http_stop needs the engine shut down first (it completes
+ * every suspended request). */
+/* EMXD_HTTP_UID owns models loaded over HTTP: TCP has no peer uid, so
+ * all HTTP clients count as one user for --max-client-models and only
+ * they (or root) may unload what they loaded. */
+#define EMXD_HTTP_UID ((uid_t)-2)
+
+int emxd_http_start(emxd_server *srv, const char *listen, bool metrics_only,
+                    struct emxd_http **out, emx__errbuf *err);
+void emxd_http_quiesce(struct emxd_http *h);
+bool emxd_http_idle(struct emxd_http *h);
+void emxd_http_stop(struct emxd_http *h);
+size_t emxd_http_connections(struct emxd_http *h);
+
+/* front/metrics.c: Prometheus text for /metrics; malloc'd, NULL on OOM. */
+char *emxd_metrics_text(emxd_server *srv, size_t *len);
 
 /* server.c */
 int emxd_server_run(emxd_options *opt);

@@ -53,6 +53,25 @@ static void usage(FILE *f) {
       "  --client-weight UID:W    fair share of this user's connections on\n"
       "                           devices with sched=fair (default 1; W up\n"
       "                           to 1000; repeatable)\n"
+      "  --http [ADDR:]PORT       serve KServe v2 / Open Inference Protocol "
+      "over\n"
+      "                           HTTP, with Triton's binary tensors and "
+      "/metrics\n"
+      "                           (off by default; ADDR defaults to "
+      "127.0.0.1)\n"
+      "  --metrics [ADDR:]PORT    serve Prometheus /metrics alone on this "
+      "port\n"
+      "  --http-max-body-bytes N  largest request body (67108864)\n"
+      "  --http-max-header-bytes N  largest request header block (16384)\n"
+      "  --http-max-connections N open HTTP connections, all clients (1024)\n"
+      "  --http-idle-timeout-s N  close a silent HTTP connection (30)\n"
+      "  --http-request-timeout-ms N  time to upload a body, and the default\n"
+      "                           deadline of an HTTP infer (60000)\n"
+      "  --http-threads N         HTTP polling threads (2)\n"
+      "  --http-token-file FILE   require 'Authorization: Bearer <token>' "
+      "(the\n"
+      "                           file's first line) except on /v2/health\n"
+      "  --tls-cert FILE, --tls-key FILE  serve HTTPS (PEM)\n"
       "  --help, --version\n"
       "\n"
       "Signals: SIGTERM/SIGINT finish in-flight work and exit 0; SIGHUP "
@@ -88,6 +107,17 @@ int main(int argc, char **argv) {
     O_GID,
     O_LOAD,
     O_WEIGHT,
+    O_HTTP,
+    O_METRICS,
+    O_HBODY,
+    O_HHEADER,
+    O_HCONNS,
+    O_HIDLE,
+    O_HREQ,
+    O_HTHREADS,
+    O_HTOKEN,
+    O_TLSCERT,
+    O_TLSKEY,
     O_NOCLIENT,
     O_CMODELS,
     O_CMB,
@@ -115,6 +145,17 @@ int main(int argc, char **argv) {
       {"max-client-model-mb", required_argument, 0, O_CMB},
       {"model-idle-s", required_argument, 0, O_IDLE},
       {"client-weight", required_argument, 0, O_WEIGHT},
+      {"http", required_argument, 0, O_HTTP},
+      {"metrics", required_argument, 0, O_METRICS},
+      {"http-max-body-bytes", required_argument, 0, O_HBODY},
+      {"http-max-header-bytes", required_argument, 0, O_HHEADER},
+      {"http-max-connections", required_argument, 0, O_HCONNS},
+      {"http-idle-timeout-s", required_argument, 0, O_HIDLE},
+      {"http-request-timeout-ms", required_argument, 0, O_HREQ},
+      {"http-threads", required_argument, 0, O_HTHREADS},
+      {"http-token-file", required_argument, 0, O_HTOKEN},
+      {"tls-cert", required_argument, 0, O_TLSCERT},
+      {"tls-key", required_argument, 0, O_TLSKEY},
       {"help", no_argument, 0, O_HELP},
       {"version", no_argument, 0, O_VERSION},
       {0, 0, 0, 0}};
@@ -217,6 +258,46 @@ int main(int argc, char **argv) {
         fprintf(stderr, "edgemuxd: --client-weight: %s\n", err.msg);
         return 2;
       }
+      break;
+    case O_HTTP:
+    case O_METRICS:
+    case O_HTOKEN:
+    case O_TLSCERT:
+    case O_TLSKEY: {
+      char *dst = c == O_HTTP      ? o.http_listen
+                  : c == O_METRICS ? o.metrics_listen
+                  : c == O_HTOKEN  ? o.http_token_file
+                  : c == O_TLSCERT ? o.tls_cert
+                                   : o.tls_key;
+      size_t cap = c == O_HTTP || c == O_METRICS ? sizeof o.http_listen
+                                                 : sizeof o.tls_cert;
+      if (snprintf(dst, cap, "%s", optarg) >= (int)cap) {
+        fprintf(stderr, "edgemuxd: %s is too long (at most %zu bytes)\n",
+                argv[optind - 1], cap - 1);
+        return 2;
+      }
+      break;
+    }
+    case O_HBODY:
+      o.http_max_body = (size_t)number("--http-max-body-bytes", optarg, 1);
+      break;
+    case O_HHEADER:
+      o.http_max_header =
+          (size_t)number("--http-max-header-bytes", optarg, 1024);
+      break;
+    case O_HCONNS:
+      o.http_max_conns = (unsigned)number("--http-max-connections", optarg, 1);
+      break;
+    case O_HIDLE:
+      o.http_idle_timeout_s =
+          (unsigned)number("--http-idle-timeout-s", optarg, 1);
+      break;
+    case O_HREQ:
+      o.http_request_timeout_ns =
+          number("--http-request-timeout-ms", optarg, 1) * 1000000LL;
+      break;
+    case O_HTHREADS:
+      o.http_threads = (unsigned)number("--http-threads", optarg, 1);
       break;
     case O_HELP:
       usage(stdout);

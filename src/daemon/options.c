@@ -20,6 +20,12 @@ void emxd_options_init(emxd_options *o) {
   o->handshake_timeout_ns = 5LL * 1000000000;
   o->max_outbox = 1 << 20;
   o->max_arena = 1ULL << 32;
+  o->http_max_body = 64u << 20;
+  o->http_max_header = 16u << 10;
+  o->http_max_conns = 1024;
+  o->http_idle_timeout_s = 30;
+  o->http_request_timeout_ns = 60LL * 1000000000;
+  o->http_threads = 2;
   o->max_client_models = 16;
   o->max_client_model_bytes = 1ULL << 30;
   o->model_idle_ns = 600LL * 1000000000;
@@ -43,6 +49,26 @@ int emxd_log_level_parse(const char *s) {
   return -1;
 }
 
+/* string_key: where a string setting of the HTTP door goes; NULL for
+ * other keys. */
+static char *string_key(emxd_options *o, const char *key, size_t *cap) {
+  const struct {
+    const char *key;
+    char *dst;
+    size_t cap;
+  } t[] = {{"http", o->http_listen, sizeof o->http_listen},
+           {"metrics", o->metrics_listen, sizeof o->metrics_listen},
+           {"http_token_file", o->http_token_file, sizeof o->http_token_file},
+           {"tls_cert", o->tls_cert, sizeof o->tls_cert},
+           {"tls_key", o->tls_key, sizeof o->tls_key}};
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+    if (strcmp(key, t[i].key) == 0) {
+      *cap = t[i].cap;
+      return t[i].dst;
+    }
+  return NULL;
+}
+
 #define BAD(...) (emx__errf(err, EMX_EINVAL, __VA_ARGS__))
 
 int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
@@ -57,6 +83,7 @@ int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
   }
   const char *key;
   json_t *v;
+  size_t cap;
   json_object_foreach(root, key, v) {
     if (strcmp(key, "socket") == 0 && json_is_string(v)) {
       if (snprintf(o->socket_path, sizeof o->socket_path, "%s",
@@ -82,6 +109,11 @@ int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
         rc = BAD("%s: log_level must be error, warn, info or debug", path);
       else
         o->log_level = l;
+    } else if (json_is_string(v) && string_key(o, key, &cap)) {
+      char *dst = string_key(o, key, &cap);
+      if (snprintf(dst, cap, "%s", json_string_value(v)) >= (int)cap)
+        rc = BAD("%s: \"%s\" is too long (at most %zu bytes)", path, key,
+                 cap - 1);
     } else if (strcmp(key, "allow_load") == 0 && json_is_boolean(v)) {
       /* Accepted for old configs: clients send bytes now. */
     } else if (strcmp(key, "no_client_models") == 0 && json_is_boolean(v)) {
@@ -100,6 +132,18 @@ int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
         o->max_outbox = (size_t)n;
       else if (strcmp(key, "max_arena_bytes") == 0)
         o->max_arena = (uint64_t)n;
+      else if (strcmp(key, "http_max_body_bytes") == 0)
+        o->http_max_body = (size_t)n;
+      else if (strcmp(key, "http_max_header_bytes") == 0)
+        o->http_max_header = (size_t)n;
+      else if (strcmp(key, "http_max_connections") == 0)
+        o->http_max_conns = (unsigned)n;
+      else if (strcmp(key, "http_idle_timeout_s") == 0)
+        o->http_idle_timeout_s = (unsigned)n;
+      else if (strcmp(key, "http_request_timeout_ms") == 0)
+        o->http_request_timeout_ns = n * 1000000;
+      else if (strcmp(key, "http_threads") == 0)
+        o->http_threads = (unsigned)n;
       else if (strcmp(key, "max_client_models") == 0)
         o->max_client_models = (uint32_t)n;
       else if (strcmp(key, "max_client_model_mb") == 0)

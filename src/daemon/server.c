@@ -67,6 +67,8 @@ static void start_drain(emxd_server *srv) {
   if (srv->listen_fd >= 0)
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listen_fd, NULL);
   emxd_listen_close(srv);
+  emxd_http_quiesce(srv->http);
+  emxd_http_quiesce(srv->metrics);
   emxd_sessions_drain(srv);
 }
 
@@ -96,7 +98,8 @@ static int loop(emxd_server *srv) {
     if (srv->draining) {
       if (!drain_until)
         drain_until = now + DRAIN_LIMIT_NS;
-      if (emxd_sessions_idle(srv) || now >= drain_until)
+      if ((emxd_sessions_idle(srv) && emxd_http_idle(srv->http)) ||
+          now >= drain_until)
         return 0;
       next = now + 10000000; /* poll the drain every 10 ms */
     }
@@ -155,6 +158,16 @@ int emxd_server_run(emxd_options *opt) {
     emx__log(EMX_LOG_ERROR, "%s", err.msg);
     goto out;
   }
+  /* The HTTP doors run on libmicrohttpd's threads, started after the
+   * engine and the repository scan so their first request finds both. */
+  if ((opt->http_listen[0] &&
+       emxd_http_start(&srv, opt->http_listen, false, &srv.http, &err) < 0) ||
+      (opt->metrics_listen[0] &&
+       emxd_http_start(&srv, opt->metrics_listen, true, &srv.metrics, &err) <
+           0)) {
+    emx__log(EMX_LOG_ERROR, "%s", err.msg);
+    goto out;
+  }
   srv.epfd = epoll_create1(EPOLL_CLOEXEC);
   struct epoll_event le = {.events = EPOLLIN, .data.ptr = &srv.listen_ev};
   struct epoll_event se = {.events = EPOLLIN, .data.ptr = &srv.signal_ev};
@@ -183,6 +196,11 @@ out:
   emxd_admin_stop(&srv);
   /* Shutting the engine down completes any request still running; only
    * then can sessions' arenas be unmapped (the last reference does it). */
+  /* Shutting the engine down completes every request, which resumes the
+   * HTTP connections waiting on them; only then may libmicrohttpd stop. */
+  emx_engine_shutdown(srv.engine);
+  emxd_http_stop(srv.http);
+  emxd_http_stop(srv.metrics);
   emx_engine_destroy(srv.engine);
   emxd_models_free(&srv);
   pthread_mutex_destroy(&srv.models_lock);

@@ -160,6 +160,10 @@ int emxd__unix_load_bytes(emxd_session *s, const emx__wire_msg *m, int *fds,
 void emxd_sessions_answer(emxd_server *srv) {
   emxd_job *list = emxd_admin_take(srv);
   for (emxd_job *j = list; j; j = j->next) {
+    if (j->answer) {
+      j->answer(j);
+      continue;
+    }
     emxd_session *s = srv->sessions;
     while (s && s->id != j->session)
       s = s->next;

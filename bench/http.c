@@ -1,0 +1,441 @@
+/*
+ * bench/http.c — what edgemuxd's HTTP door (KServe v2 with Triton's binary
+ * tensors) costs, measured side by side in one run:
+ *
+ *   http_throughput_ratio  4 keep-alive HTTP clients posting binary infers
+ *                          of face_detection_short_range ÷ 4 Unix-socket
+ *                          clients, same daemon (one CPU worker), rounds
+ *                          alternating the two; median of per-round ratios.
+ *   http_overhead_ratio    p50 of a binary infer on a device with no work
+ *                          (sim, fixed_us=0, outputs=none, free transfers)
+ *                          ÷ p50 of a bare libmicrohttpd server in this
+ *                          process that echoes the same request bytes: the
+ *                          floor of this stack. Alternating slices.
+ *   http_rss_kib_per_conn  what 1000 idle keep-alive connections add to
+ *                          the daemon's resident set, per connection.
+ *
+ * The last three lines have the form `name: value (target ...)`.
+ */
+#include <edgemux/client.h>
+#include <edgemux/edgemux.h>
+
+#include "common/baseline.h"
+#include "common/daemon.h"
+#include "common/sys.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PROG "bench-http"
+#define MODEL "face_detection_short_range"
+#define CLIENTS 4
+#define IDLE_CONNS 1000
+#define MAX_T 8
+
+typedef struct options {
+  double seconds; /* each side of a throughput round */
+  int rounds;
+  const char *models; /* folder of .tflite files */
+} options;
+
+/* ---- a minimal HTTP/1.1 client (keep-alive, Content-Length bodies) ---- */
+
+static int tcp_connect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int one = 1;
+  if (fd >= 0)
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    if (fd >= 0)
+      close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* roundtrip sends req and reads one response into buf; its status, or -1. */
+static int roundtrip(int fd, const void *req, size_t len, char *buf,
+                     size_t cap) {
+  if (bench_write_full(fd, req, len) < 0)
+    return -1;
+  size_t have = 0, need = SIZE_MAX, hl = 0;
+  while (have < need) {
+    if (have == cap)
+      return -1;
+    ssize_t n = recv(fd, buf + have, cap - have, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1;
+    have += (size_t)n;
+    if (!hl) {
+      char *end = memmem(buf, have, "\r\n\r\n", 4);
+      if (!end)
+        continue;
+      hl = (size_t)(end - buf) + 4;
+      char *cl = memmem(buf, hl, "Content-Length: ", 16);
+      if (!cl)
+        return -1;
+      need = hl + strtoull(cl + 16, NULL, 10);
+    }
+  }
+  return atoi(buf + 9);
+}
+
+/* infer_request builds a binary infer of the model's one FP32 input. */
+static char *infer_request(const char *path, size_t in_bytes, size_t *len) {
+  char hdr[512];
+  int h = snprintf(hdr, sizeof hdr,
+                   "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,128,128,3],"
+                   "\"datatype\":\"FP32\",\"parameters\":{\"binary_data_size\""
+                   ":%zu}}],\"parameters\":{\"binary_data_output\":true}}",
+                   in_bytes);
+  char head[512];
+  int n = snprintf(head, sizeof head,
+                   "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Length: "
+                   "%zu\r\nInference-Header-Content-Length: %d\r\n\r\n",
+                   path, (size_t)h + in_bytes, h);
+  char *req = malloc((size_t)n + (size_t)h + in_bytes);
+  memcpy(req, head, (size_t)n);
+  memcpy(req + n, hdr, (size_t)h);
+  unsigned seed = 7;
+  emx_tensor t = {EMX_DTYPE_FLOAT32, req + n + h, in_bytes};
+  bench_fill_random(&t, &seed);
+  *len = (size_t)n + (size_t)h + in_bytes;
+  return req;
+}
+
+static int log_port(const bench_daemon *d) {
+  FILE *f = fopen(d->log, "r");
+  char line[512];
+  int port = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (strstr(line, "HTTP (KServe v2)") && strstr(line, "(port "))
+      port = atoi(strstr(line, "(port ") + 6);
+  if (f)
+    fclose(f);
+  return port;
+}
+
+/* ---- throughput: child processes ------------------------------------- */
+
+/* http_child: post binary infers until `until`; writes its count. */
+static void http_child(int port, int64_t start, int64_t until, int out) {
+  size_t len;
+  char *req =
+      infer_request("/v2/models/" MODEL "/infer", 128 * 128 * 3 * 4, &len);
+  char *buf = malloc(1 << 20);
+  int fd = tcp_connect(port);
+  uint64_t done = 0;
+  while (emx_now_ns() < start) {
+  }
+  while (fd >= 0 && emx_now_ns() < until) {
+    if (roundtrip(fd, req, len, buf, 1 << 20) != 200) {
+      done = 0;
+      break;
+    }
+    done++;
+  }
+  bench_write_full(out, &done, sizeof done);
+  _exit(0);
+}
+
+static void unix_child(const bench_daemon *d, int64_t start, int64_t until,
+                       int out) {
+  emx_client *c = NULL;
+  emx_client_model *m = NULL;
+  uint64_t done = 0;
+  emx_tensor in[MAX_T], outs[MAX_T];
+  if (bench_daemon_connect(d, 4u << 20, &c) < 0 ||
+      emx_client_model_open(c, MODEL, &m) < 0)
+    goto out;
+  size_t nin = emx_client_model_input_count(m);
+  size_t nout = emx_client_model_output_count(m);
+  unsigned seed = 7;
+  for (size_t i = 0; i < nin; i++) {
+    emx_tensor_info ti;
+    emx_client_model_input_info(m, i, &ti);
+    if (emx_client_tensor_alloc(c, ti.dtype, ti.bytes, &in[i]) < 0)
+      goto out;
+    bench_fill_random(&in[i], &seed);
+  }
+  for (size_t i = 0; i < nout; i++) {
+    emx_tensor_info ti;
+    emx_client_model_output_info(m, i, &ti);
+    if (emx_client_tensor_alloc(c, ti.dtype, ti.bytes, &outs[i]) < 0)
+      goto out;
+  }
+  while (emx_now_ns() < start) {
+  }
+  while (emx_now_ns() < until) {
+    if (emx_client_infer(c, m, in, nin, outs, nout, NULL) < 0) {
+      done = 0;
+      break;
+    }
+    done++;
+  }
+out:
+  bench_write_full(out, &done, sizeof done);
+  _exit(0);
+}
+
+/* side runs CLIENTS children of one kind for `seconds`; requests/s or -1. */
+static double side(const bench_daemon *d, int port, double seconds) {
+  int p[2];
+  if (pipe(p) < 0)
+    return -1;
+  /* A common start a little ahead, so that all connect first. */
+  int64_t start = emx_now_ns() + 300000000;
+  int64_t until = start + (int64_t)(seconds * 1e9);
+  pid_t kids[CLIENTS];
+  for (int i = 0; i < CLIENTS; i++) {
+    kids[i] = fork();
+    if (kids[i] == 0) {
+      close(p[0]);
+      if (port)
+        http_child(port, start, until, p[1]);
+      unix_child(d, start, until, p[1]);
+    }
+  }
+  close(p[1]);
+  uint64_t total = 0;
+  bool ok = true;
+  for (int i = 0; i < CLIENTS; i++) {
+    uint64_t n = 0;
+    if (bench_read_full(p[0], &n, sizeof n, 0) < 0 || n == 0)
+      ok = false;
+    total += n;
+  }
+  close(p[0]);
+  for (int i = 0; i < CLIENTS; i++)
+    waitpid(kids[i], NULL, 0);
+  return ok ? (double)total / seconds : -1;
+}
+
+/* ---- overhead: a bare libmicrohttpd echo server ----------------------- */
+
+typedef struct echo_req {
+  char *buf;
+  size_t len, cap;
+} echo_req;
+
+static enum MHD_Result echo(void *cls, struct MHD_Connection *c,
+                            const char *url, const char *method,
+                            const char *version, const char *upload,
+                            size_t *upload_size, void **con_cls) {
+  echo_req *r = *con_cls;
+  if (!r) {
+    *con_cls = calloc(1, sizeof *r);
+    return *con_cls ? MHD_YES : MHD_NO;
+  }
+  if (*upload_size) {
+    if (r->len + *upload_size > r->cap) {
+      r->cap = (r->len + *upload_size) * 2;
+      r->buf = realloc(r->buf, r->cap);
+    }
+    memcpy(r->buf + r->len, upload, *upload_size);
+    r->len += *upload_size;
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer(r->len, r->buf, MHD_RESPMEM_MUST_FREE);
+  r->buf = NULL;
+  enum MHD_Result rc = MHD_queue_response(c, 200, resp);
+  MHD_destroy_response(resp);
+  return rc;
+}
+
+static void echo_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe) {
+  echo_req *r = *con_cls;
+  if (r)
+    free(r->buf);
+  free(r);
+  *con_cls = NULL;
+}
+
+/* latency_slice adds n sequential round trips on fd to s. */
+static int latency_slice(int fd, const char *req, size_t len, int n,
+                         bench_samples *s, char *buf) {
+  for (int i = 0; i < n; i++) {
+    int64_t t0 = emx_now_ns();
+    if (roundtrip(fd, req, len, buf, 1 << 20) != 200)
+      return -1;
+    bench_samples_add(s, (double)(emx_now_ns() - t0));
+  }
+  return 0;
+}
+
+static double overhead(const options *o, const bench_repo *repo) {
+  bench_daemon d = {0};
+  const char *args[] = {
+      "--models", repo->dir,
+      "--device", "sim:0,fixed_us=0,outputs=none,bandwidth_mbps=0",
+      "--http",   "127.0.0.1:0",
+      NULL};
+  struct MHD_Daemon *mhd = MHD_start_daemon(
+      MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, echo, NULL,
+      MHD_OPTION_NOTIFY_COMPLETED, echo_done, NULL, MHD_OPTION_END);
+  if (!mhd || bench_daemon_start(&d, PROG, args) < 0) {
+    if (mhd)
+      MHD_stop_daemon(mhd);
+    return -1;
+  }
+  int eport = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT)->port;
+  size_t ilen, elen;
+  char *ireq =
+      infer_request("/v2/models/" MODEL "/infer", 128 * 128 * 3 * 4, &ilen);
+  char *ereq = infer_request("/echo", 128 * 128 * 3 * 4, &elen);
+  char *buf = malloc(1 << 20);
+  bench_samples si = {0}, se = {0};
+  int fi = tcp_connect(log_port(&d)), fe = tcp_connect(eport);
+  double ratio = -1;
+  int slices = o->rounds * 4;
+  /* Warm both up, then alternate slices so drift hits both alike. */
+  bench_samples warm = {0};
+  if (fi < 0 || fe < 0 || latency_slice(fi, ireq, ilen, 50, &warm, buf) < 0 ||
+      latency_slice(fe, ereq, elen, 50, &warm, buf) < 0)
+    goto out;
+  for (int k = 0; k < slices; k++)
+    if (latency_slice(fi, ireq, ilen, 100, &si, buf) < 0 ||
+        latency_slice(fe, ereq, elen, 100, &se, buf) < 0)
+      goto out;
+  double pi = bench_median(si.values, si.count);
+  double pe = bench_median(se.values, se.count);
+  printf("overhead: binary infer on sim (no work) p50 %.1f us | bare "
+         "libmicrohttpd echo p50 %.1f us\n",
+         pi / 1e3, pe / 1e3);
+  ratio = pi / pe;
+out:
+  if (fi >= 0)
+    close(fi);
+  if (fe >= 0)
+    close(fe);
+  free(warm.values);
+  free(si.values);
+  free(se.values);
+  free(buf);
+  free(ireq);
+  free(ereq);
+  MHD_stop_daemon(mhd);
+  bench_daemon_stop(&d);
+  return ratio;
+}
+
+/* ---- memory ------------------------------------------------------------ */
+
+static double rss_per_conn(const bench_daemon *d, int port) {
+  static int fds[IDLE_CONNS];
+  char buf[4096];
+  const char *ping = "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+  long before = bench_rss_kib(d->pid);
+  int n = 0;
+  for (; n < IDLE_CONNS; n++) {
+    fds[n] = tcp_connect(port);
+    /* One request each, so that every connection is accepted and has
+     * had its buffers, as a client between requests has. */
+    if (fds[n] < 0 ||
+        roundtrip(fds[n], ping, strlen(ping), buf, sizeof buf) != 200)
+      break;
+  }
+  long after = bench_rss_kib(d->pid);
+  for (int i = 0; i < n; i++)
+    close(fds[i]);
+  if (n < IDLE_CONNS) {
+    fprintf(stderr, PROG ": only %d of %d connections: %s\n", n, IDLE_CONNS,
+            strerror(errno));
+    return -1;
+  }
+  return (double)(after - before) / IDLE_CONNS;
+}
+
+int main(int argc, char **argv) {
+  options o = {.seconds = 2, .rounds = 3, .models = EMX_MODELS_DIR};
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+      o.seconds = atof(argv[++i]);
+    else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc)
+      o.rounds = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--models") == 0 && i + 1 < argc)
+      o.models = argv[++i];
+    else {
+      fprintf(stderr, "usage: %s [--seconds S] [--rounds N] [--models DIR]\n",
+              argv[0]);
+      return 2;
+    }
+  }
+  if (o.seconds <= 0 || o.rounds < 1)
+    return 2;
+  signal(SIGPIPE, SIG_IGN);
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+  setrlimit(RLIMIT_NOFILE, &rl);
+
+  char file[4096];
+  snprintf(file, sizeof file, "%s/" MODEL ".tflite", o.models);
+  bench_repo repo;
+  memset(&repo, 0, sizeof repo);
+  bench_daemon d = {0};
+  int rc = 1;
+  if (bench_repo_make(&repo, PROG, MODEL, file) < 0)
+    return 1;
+  const char *args[] = {"--models",
+                        repo.dir,
+                        "--device",
+                        "cpu:workers=1,threads=1",
+                        "--http",
+                        "127.0.0.1:0",
+                        "--max-conns-per-uid",
+                        "256",
+                        NULL};
+  if (bench_daemon_start(&d, PROG, args) < 0)
+    goto done;
+  int port = log_port(&d);
+  double *ratios = calloc((size_t)o.rounds, sizeof *ratios);
+  for (int r = 0; r < o.rounds; r++) {
+    double u = side(&d, 0, o.seconds);
+    double h = side(&d, port, o.seconds);
+    if (u <= 0 || h <= 0) {
+      fprintf(stderr, PROG ": a client failed (see the daemon's log)\n");
+      free(ratios);
+      goto done;
+    }
+    ratios[r] = h / u;
+    printf("round %d/%d: http x%d %.1f/s | unix x%d %.1f/s (%.3f)\n", r + 1,
+           o.rounds, CLIENTS, h, CLIENTS, u, ratios[r]);
+    fflush(stdout);
+  }
+  double throughput = bench_median(ratios, (size_t)o.rounds);
+  free(ratios);
+  double per_conn = rss_per_conn(&d, port);
+  if (bench_daemon_stop(&d) != 0 || per_conn < 0)
+    goto done;
+  double over = overhead(&o, &repo);
+  if (over < 0)
+    goto done;
+  printf("\n");
+  printf("http_throughput_ratio: %.3f (target >= 0.9)\n", throughput);
+  printf("http_overhead_ratio: %.3f (target <= 1.5)\n", over);
+  printf("http_rss_kib_per_conn: %.1f (report)\n", per_conn);
+  rc = 0;
+done:
+  bench_daemon_stop(&d);
+  bench_repo_remove(&repo);
+  return rc;
+}
