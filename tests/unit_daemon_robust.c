@@ -615,6 +615,9 @@ static void daemon_killed(void **state) {
   /* All must still be blocked, or the test proves nothing. */
   assert_false(atomic_load(&w.done));
   assert_false(atomic_load(&w2.done));
+  if (atomic_load(&s.done))
+    fprintf(stderr, "the sync infer returned before the kill: rc %d (%s)\n",
+            s.rc, emx_client_last_error(b.c));
   assert_false(atomic_load(&s.done));
 
   emxt_daemon_kill(&d);

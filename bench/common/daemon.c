@@ -20,7 +20,7 @@
 #define START_TIMEOUT_NS ((int64_t)10 * 1000000000)
 #define START_POLL_NS ((int64_t)10000000)
 /* On SIGTERM edgemuxd finishes the work in flight for up to 30 s
- * (DRAIN_LIMIT_NS in src/daemon/server.c) before it exits. */
+ * (DRAIN_LIMIT_NS in src/daemon/app/server.c) before it exits. */
 #define STOP_TIMEOUT_NS ((int64_t)30 * 1000000000)
 #define STOP_POLL_NS ((int64_t)5000000)
 

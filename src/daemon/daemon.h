@@ -159,6 +159,7 @@ struct emxd_server {
   emxd_session *sessions; /* Unix door's (I/O thread only) */
   uint32_t next_session_id;
   struct emxd_http *http;    /* the KServe v2 door, or NULL */
+  atomic_size_t http_conns;  /* its open connections, for /metrics */
   struct emxd_http *metrics; /* a /metrics-only door, or NULL */
 };
 
@@ -261,12 +262,11 @@ int emxd_http_start(emxd_server *srv, const char *listen, bool metrics_only,
 void emxd_http_quiesce(struct emxd_http *h);
 bool emxd_http_idle(struct emxd_http *h);
 void emxd_http_stop(struct emxd_http *h);
-size_t emxd_http_connections(struct emxd_http *h);
 
 /* front/metrics.c: Prometheus text for /metrics; malloc'd, NULL on OOM. */
 char *emxd_metrics_text(emxd_server *srv, size_t *len);
 
-/* server.c */
+/* app/server.c */
 int emxd_server_run(emxd_options *opt);
 
 #endif

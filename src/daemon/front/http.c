@@ -32,41 +32,6 @@ typedef struct held {
   uint8_t *outbuf;
 } held;
 
-void emxh__hreq_unref(hreq *r) {
-  if (atomic_fetch_sub(&r->refs, 1) != 1)
-    return;
-  if (r->m)
-    emxd_model_put(r->m);
-  emxh_request_free(&r->parsed);
-  free(r->outbuf);
-  free(r->body);
-  pthread_mutex_destroy(&r->lock);
-  free(r);
-}
-
-enum MHD_Result emxh__send_body(struct MHD_Connection *c, int status,
-                                char *text, const char *type) {
-  struct MHD_Response *resp = MHD_create_response_from_buffer(
-      text ? strlen(text) : 0, text, MHD_RESPMEM_MUST_FREE);
-  if (!resp) {
-    free(text);
-    return MHD_NO;
-  }
-  if (type)
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-  if (status == MHD_HTTP_UNAUTHORIZED)
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-  enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
-  MHD_destroy_response(resp);
-  return rc;
-}
-
-enum MHD_Result emxh__send_error(struct MHD_Connection *c, int status,
-                                 const char *msg) {
-  emx__log(EMX_LOG_DEBUG, "http: %d %s", status, msg);
-  return emxh__send_body(c, status, emxh_error_json(msg), "application/json");
-}
-
 /* ---- peers (streams per client address) -------------------------------- */
 
 static void peer_addr(struct MHD_Connection *c, char *out, size_t cap) {
@@ -100,6 +65,7 @@ static void on_connection(void *cls, struct MHD_Connection *c,
   struct emxd_http *h = cls;
   if (code == MHD_CONNECTION_NOTIFY_STARTED) {
     atomic_fetch_add(&h->conns, 1);
+    atomic_fetch_add(&h->srv->http_conns, 1);
     if (h->metrics_only)
       return;
     char addr[INET6_ADDRSTRLEN];
@@ -125,6 +91,7 @@ static void on_connection(void *cls, struct MHD_Connection *c,
     return;
   }
   atomic_fetch_sub(&h->conns, 1);
+  atomic_fetch_sub(&h->srv->http_conns, 1);
   peer *p = *socket_context;
   if (!p)
     return;
@@ -627,10 +594,6 @@ void emxd_http_quiesce(struct emxd_http *h) {
 
 bool emxd_http_idle(struct emxd_http *h) {
   return !h || atomic_load(&h->inflight) == 0;
-}
-
-size_t emxd_http_connections(struct emxd_http *h) {
-  return h ? atomic_load(&h->conns) : 0;
 }
 
 void emxd_http_stop(struct emxd_http *h) {

@@ -65,24 +65,6 @@ static char *model_metadata(emxd_model *m) {
   return emxh_model_metadata(&d);
 }
 
-static void add_name(void *arg, const char *name) {
-  emxh_names *n = arg;
-  if (n->count == n->cap) {
-    size_t cap = n->cap ? 2 * n->cap : 16;
-    char(*v)[64] = realloc(n->v, cap * sizeof *v);
-    if (!v)
-      return;
-    n->v = v;
-    n->cap = cap;
-  }
-  snprintf(n->v[n->count++], 64, "%s", name);
-}
-
-void emxh_names_get(emxd_server *srv, emxh_names *n) {
-  memset(n, 0, sizeof *n);
-  emxd_model_names(srv, add_name, n);
-}
-
 /* health: every model (NULL: each of them) has a healthy device. A model
  * gone between the listing and the lookup no longer counts. */
 static int healthy(emxd_server *srv, const char *name) {

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "daemon/front/http_codec.h"
+#include "daemon/front/model_names.h"
 
 struct emxd_server;
 
@@ -34,13 +35,5 @@ int emxh_route(const char *url, const char *method, int metrics_only,
 enum MHD_Result emxh_door_answer(struct emxd_server *srv,
                                  struct MHD_Connection *c, int route,
                                  const char *model);
-
-/* emxh_names: a snapshot of the model table's names. */
-typedef struct emxh_names {
-  char (*v)[64]; /* malloc'd; free(v) */
-  size_t count, cap;
-} emxh_names;
-
-void emxh_names_get(struct emxd_server *srv, emxh_names *n);
 
 #endif

@@ -3,11 +3,12 @@
  * units spelled out) so that `promtool check metrics` finds nothing. */
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "daemon/daemon.h"
-#include "daemon/front/http_door.h"
+#include "daemon/front/model_names.h"
 #include "daemon/path.h"
 #include "daemon/front/prom.h"
 
@@ -113,7 +114,7 @@ static void doors(emxd_server *srv, emx__prom *p) {
   }
   emx__prom_family(p, M("http_connections"), "gauge", "Open HTTP connections.");
   emx__prom_sample(p, M("http_connections"), NULL, 0,
-                   (double)emxd_http_connections(srv->http));
+                   (double)atomic_load(&srv->http_conns));
 }
 
 static void devices(emxd_server *srv, emx__prom *p) {

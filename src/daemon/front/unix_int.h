@@ -1,5 +1,5 @@
-/* unix_int.h — what the Unix door's two files (unix.c: connection,
- * framing, requests; unix_models.c: model messages) share. */
+/* unix_int.h — what the Unix door's files (unix.c: connection, framing,
+ * requests; unix_models.c: model messages; unix_send.c: replies) share. */
 #ifndef EMX_DAEMON_FRONT_UNIX_INT_H
 #define EMX_DAEMON_FRONT_UNIX_INT_H
 
@@ -40,6 +40,11 @@ struct emxd_session {
   emxd_session *next; /* server's list (I/O thread only) */
 };
 
+/* unix_send.c. emxd__unix_arm_locked: epoll interest follows `reading`
+ * and `want_write` (session lock held). */
+void emxd__unix_arm_locked(emxd_session *s);
+/* emxd__unix_send_locked: emxd__unix_send with the session lock held. */
+void emxd__unix_send_locked(emxd_session *s, const void *buf, size_t len);
 /* emxd__unix_send sends a reply now or queues it (any thread). */
 void emxd__unix_send(emxd_session *s, const void *buf, size_t len);
 /* emxd__unix_error sends ERROR for request id (any thread). */
