@@ -1,3 +1,6 @@
+/* One file, over 800 lines: every case shares one daemon fixture, its
+ * descriptor/memfd baselines and the forked-client helpers below; split, each
+ * part would start its own daemon and repeat that setup. */
 /*
  * unit_daemon_robust.c — a real edgemuxd when clients and the daemon
  * itself misbehave or die.
