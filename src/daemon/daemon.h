@@ -55,6 +55,12 @@ typedef struct emxd_options {
   unsigned http_threads;              /* libmicrohttpd polling threads */
   char http_token_file[4096];         /* bearer token, "" = no auth */
   char tls_cert[4096], tls_key[4096]; /* PEM files, "" = plain HTTP */
+  /* Connection limits (front/unix.c). */
+  uint32_t max_incomplete_conns; /* connections that have not said hello */
+  uint64_t max_arena_per_uid;    /* arena bytes of one uid's connections */
+  unsigned socket_mode;          /* the socket file's mode (0660) */
+  bool socket_group_set;         /* chown the socket to socket_group */
+  gid_t socket_group;
 } emxd_options;
 
 /* emxd_weight_add records --client-weight UID:W; -1 with a message in err
@@ -62,6 +68,11 @@ typedef struct emxd_options {
 int emxd_weight_add(emxd_options *o, const char *text, emx__errbuf *err);
 
 void emxd_options_init(emxd_options *o);
+
+/* --socket-mode (octal) and --socket-group (name or gid); -1 with a
+ * message in err when the text is bad. */
+int emxd_socket_mode_set(emxd_options *o, const char *text, emx__errbuf *err);
+int emxd_socket_group_set(emxd_options *o, const char *text, emx__errbuf *err);
 
 /* emxd_config_load applies a JSON config file (same keys as the flags). */
 int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err);

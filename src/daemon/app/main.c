@@ -33,12 +33,12 @@ static void usage(FILE *f) {
       "  --log-level LEVEL        error, warn, info (default), debug\n"
       "  --queue-capacity N       queued requests per device (256)\n"
       "  --max-inflight N         requests in flight per client (256)\n"
-      "  --max-conns-per-uid N    connections per user id (64)\n"
+      "  --max-conns-per-uid N    connections per user id (256)\n"
       "  --handshake-timeout-ms N time a client has to say hello (5000)\n"
       "  --max-outbox-bytes N     replies queued for a client that does not "
       "read\n"
       "                           before it is dropped (1048576)\n"
-      "  --max-arena-bytes N      largest shared arena accepted (4294967296)\n"
+      "  --max-arena-bytes N      largest shared arena accepted (1073741824)\n"
       "  --allow-uid UID          also accept this user (repeatable; root and "
       "the\n"
       "                           daemon's own user and group are always "
@@ -72,6 +72,15 @@ static void usage(FILE *f) {
       "(the\n"
       "                           file's first line) except on /v2/health\n"
       "  --tls-cert FILE, --tls-key FILE  serve HTTPS (PEM)\n"
+      "  --max-incomplete-conns N connections that have not said hello yet, "
+      "all\n"
+      "                           users together (64)\n"
+      "  --max-arena-bytes-per-uid N  shared arena bytes of one user's\n"
+      "                           connections together (17179869184)\n"
+      "  --socket-mode MODE       the socket file's mode, octal (0660)\n"
+      "  --socket-group GROUP     the socket file's group (name or gid): "
+      "with\n"
+      "                           --socket-mode, who may connect at all\n"
       "  --help, --version\n"
       "\n"
       "Signals: SIGTERM/SIGINT finish in-flight work and exit 0; SIGHUP "
@@ -123,7 +132,11 @@ int main(int argc, char **argv) {
     O_CMB,
     O_IDLE,
     O_HELP,
-    O_VERSION
+    O_VERSION,
+    O_INCOMPLETE,
+    O_ARENA_UID,
+    O_SMODE,
+    O_SGROUP
   };
   static const struct option opts[] = {
       {"socket", required_argument, 0, O_SOCKET},
@@ -158,6 +171,10 @@ int main(int argc, char **argv) {
       {"tls-key", required_argument, 0, O_TLSKEY},
       {"help", no_argument, 0, O_HELP},
       {"version", no_argument, 0, O_VERSION},
+      {"max-incomplete-conns", required_argument, 0, O_INCOMPLETE},
+      {"max-arena-bytes-per-uid", required_argument, 0, O_ARENA_UID},
+      {"socket-mode", required_argument, 0, O_SMODE},
+      {"socket-group", required_argument, 0, O_SGROUP},
       {0, 0, 0, 0}};
   static emxd_options o;
   emxd_options_init(&o);
@@ -298,6 +315,22 @@ int main(int argc, char **argv) {
       break;
     case O_HTHREADS:
       o.http_threads = (unsigned)number("--http-threads", optarg, 1);
+      break;
+    case O_INCOMPLETE:
+      o.max_incomplete_conns =
+          (uint32_t)number("--max-incomplete-conns", optarg, 1);
+      break;
+    case O_ARENA_UID:
+      o.max_arena_per_uid =
+          (uint64_t)number("--max-arena-bytes-per-uid", optarg, 1);
+      break;
+    case O_SMODE:
+    case O_SGROUP:
+      if ((c == O_SMODE ? emxd_socket_mode_set
+                        : emxd_socket_group_set)(&o, optarg, &err) < 0) {
+        fprintf(stderr, "edgemuxd: %s: %s\n", argv[optind - 1], err.msg);
+        return 2;
+      }
       break;
     case O_HELP:
       usage(stdout);

@@ -1,5 +1,6 @@
 /* options.c — edgemuxd's settings: defaults, and the JSON config file
  * (--config FILE) with the same names as the flags. */
+#include <grp.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +17,12 @@ void emxd_options_init(emxd_options *o) {
   o->log_level = EMX_LOG_INFO;
   o->queue_capacity = 256;
   o->max_inflight = 256;
-  o->max_conns_per_uid = 64;
+  /* dbus-daemon's max_connections_per_user: one user's process pool with
+   * an Interpreter per model per process reaches 64. */
+  o->max_conns_per_uid = 256;
   o->handshake_timeout_ns = 5LL * 1000000000;
   o->max_outbox = 1 << 20;
-  o->max_arena = 1ULL << 32;
+  o->max_arena = 1ULL << 30;
   o->http_max_body = 64u << 20;
   o->http_max_header = 16u << 10;
   o->http_max_conns = 1024;
@@ -29,6 +32,9 @@ void emxd_options_init(emxd_options *o) {
   o->max_client_models = 16;
   o->max_client_model_bytes = 1ULL << 30;
   o->model_idle_ns = 600LL * 1000000000;
+  o->max_incomplete_conns = 64; /* dbus' max_incomplete_connections */
+  o->max_arena_per_uid = 16ULL << 30;
+  o->socket_mode = 0660;
 }
 
 static char *dup_or_die(const char *s) {
@@ -109,6 +115,10 @@ int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
         rc = BAD("%s: log_level must be error, warn, info or debug", path);
       else
         o->log_level = l;
+    } else if (strcmp(key, "socket_mode") == 0 && json_is_string(v)) {
+      rc = emxd_socket_mode_set(o, json_string_value(v), err);
+    } else if (strcmp(key, "socket_group") == 0 && json_is_string(v)) {
+      rc = emxd_socket_group_set(o, json_string_value(v), err);
     } else if (json_is_string(v) && string_key(o, key, &cap)) {
       char *dst = string_key(o, key, &cap);
       if (snprintf(dst, cap, "%s", json_string_value(v)) >= (int)cap)
@@ -146,6 +156,10 @@ int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
         o->http_threads = (unsigned)n;
       else if (strcmp(key, "max_client_models") == 0)
         o->max_client_models = (uint32_t)n;
+      else if (strcmp(key, "max_incomplete_conns") == 0)
+        o->max_incomplete_conns = (uint32_t)n;
+      else if (strcmp(key, "max_arena_bytes_per_uid") == 0)
+        o->max_arena_per_uid = (uint64_t)n;
       else if (strcmp(key, "max_client_model_mb") == 0)
         o->max_client_model_bytes = (uint64_t)n << 20;
       else if (strcmp(key, "model_idle_s") == 0)
@@ -207,5 +221,38 @@ int emxd_weight_add(emxd_options *o, const char *text, emx__errbuf *err) {
                      EMX_D_MAX_ALLOW);
   o->weights[o->weight_count].uid = (uid_t)uid;
   o->weights[o->weight_count++].weight = (unsigned)w;
+  return 0;
+}
+
+int emxd_socket_mode_set(emxd_options *o, const char *text, emx__errbuf *err) {
+  char *end;
+  long mode = strtol(text, &end, 8);
+  /* Owner read/write is the daemon's own; never any execute or special
+   * bit; "other" access is allowed (a deliberately open socket). */
+  if (!*text || *end || mode < 0 || mode > 0777 || (mode & 0600) != 0600 ||
+      (mode & 0111))
+    return emx__errf(err, EMX_EINVAL,
+                     "socket mode \"%s\" must be octal, like 0660: owner "
+                     "read+write, no execute bits",
+                     text);
+  o->socket_mode = (unsigned)mode;
+  return 0;
+}
+
+int emxd_socket_group_set(emxd_options *o, const char *text, emx__errbuf *err) {
+  char *end;
+  long gid = strtol(text, &end, 10);
+  if (*text && !*end && gid >= 0) {
+    o->socket_group = (gid_t)gid;
+  } else {
+    struct group *g = getgrnam(text);
+    if (!g)
+      return emx__errf(err, EMX_EINVAL,
+                       "socket group \"%s\" is neither a group name nor a "
+                       "gid (see getent group)",
+                       text);
+    o->socket_group = g->gr_gid;
+  }
+  o->socket_group_set = true;
   return 0;
 }
