@@ -384,6 +384,12 @@ EMX_EXPORT int emx_client_model_load_bytes(emx_client *c, const char *name,
                      "client, data (of at least one byte) and out must not be "
                      "NULL");
   *out = NULL;
+  if (size > EMX_CLIENT_MODEL_MAX_BYTES)
+    return emx__fail(c, EMX_EINVAL,
+                     "the model is %zu MiB; a client may send at most %zu MiB "
+                     "(EMX_CLIENT_MODEL_MAX_BYTES): serve it from the "
+                     "daemon's model repository (--models)",
+                     size >> 20, EMX_CLIENT_MODEL_MAX_BYTES >> 20);
   int rc = check_name(c, name);
   if (rc < 0)
     return rc;
@@ -427,7 +433,20 @@ EMX_EXPORT int emx_client_model_load(emx_client *c, const char *name,
   if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
     close(fd);
     return emx__fail(c, EMX_EINVAL,
-                     "model file \"%s\" is not a non-empty regular file", path);
+                     "model file \"%s\" is not a non-empty regular file "
+                     "(a FIFO, device or socket is refused unread)",
+                     path);
+  }
+  /* Checked before a byte is read: a 1 GiB sparse file must not be
+   * copied first and refused after. */
+  if ((uint64_t)st.st_size > EMX_CLIENT_MODEL_MAX_BYTES) {
+    close(fd);
+    return emx__fail(c, EMX_EINVAL,
+                     "model file \"%s\" is %llu MiB; a client may send at "
+                     "most %zu MiB (EMX_CLIENT_MODEL_MAX_BYTES): serve it "
+                     "from the daemon's model repository (--models)",
+                     path, (unsigned long long)st.st_size >> 20,
+                     EMX_CLIENT_MODEL_MAX_BYTES >> 20);
   }
   void *data = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);

@@ -50,7 +50,7 @@ static int load(emxd_server *srv, emxd_job *j, emx__errbuf *err) {
              "session %u: LOAD \"%s\" (%llu bytes, sha256 %.16s): new "
              "bytes, trying them in a child",
              j->session, j->name, (unsigned long long)j->size, hex);
-    rc = emxd_trial(j->fd, err);
+    rc = emxd_trial(j->fd, srv->opt->max_model_memory, err);
   }
   emxd_model *m = NULL;
   if (rc >= 0)

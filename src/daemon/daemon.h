@@ -39,6 +39,10 @@ typedef struct emxd_options {
   uint32_t max_client_models;      /* per uid (--max-client-models) */
   uint64_t max_client_model_bytes; /* per uid (--max-client-model-mb) */
   int64_t model_idle_ns;           /* unload unused client models; 0 never */
+  uint64_t max_model_memory;       /* a client model's memory in its trial
+                                      (--max-model-memory-mb) */
+  int64_t load_timeout_ns;         /* a device's worker takes a model */
+  int64_t stop_timeout_ns;         /* SIGTERM → exit, whatever hangs */
   struct {
     uid_t uid;
     unsigned weight;
@@ -97,7 +101,9 @@ struct emxd_model {
                                          daemon runs */
   char name[64];                      /* registry name */
   char path[4096];                    /* file it came from */
-  emx_model *model;                   /* engine handle */
+  emx_model *model;                   /* engine handle (until the last
+                                         reference goes) */
+  emx_engine *engine;                 /* its engine */
   _Atomic int64_t default_timeout_ns; /* from config.json; 0 = none */
   bool from_repo;                     /* found by a repository scan */
   emxd_model_settings settings;       /* what it was loaded with */
@@ -161,6 +167,9 @@ struct emxd_server {
                               comes back keeps its id (admin thread) */
   size_t retired_next;
   emxd_admin *admin; /* admin.c */
+  /* emxd_path_cancel_model, set by server.c: models.c cancels an unloaded
+   * model's queued requests through it (path.c calls models.c). */
+  void (*cancel_model)(emxd_server *srv, emxd_model *m);
 
   pthread_mutex_t clients_lock; /* guards clients, client_count */
   emxd_client *clients;         /* every door's (path.c) */
@@ -218,9 +227,11 @@ void emxd_models_free(emxd_server *srv);
 /* path.c: emxd_path_cancel_model cancels every queued request for m. */
 void emxd_path_cancel_model(emxd_server *srv, emxd_model *m);
 
-/* trial.c: run the model in memfd once in a throwaway edgemux-devhost;
- * 0, or EMX_EMODEL / EMX_ETIMEDOUT with a message for the client. */
-int emxd_trial(int memfd, emx__errbuf *err);
+/* trial.c: run the model in memfd once in a throwaway edgemux-devhost,
+ * which also measures the memory it takes loaded (at most max_bytes); 0,
+ * or EMX_EMODEL / EMX_ETIMEDOUT / EMX_EBUSY (too big) with a message for
+ * the client. */
+int emxd_trial(int memfd, uint64_t max_bytes, emx__errbuf *err);
 
 /* admin.c: the admin thread. Loads, unloads and rescans run there; it
  * answers the I/O thread through an eventfd in the epoll set. */

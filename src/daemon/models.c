@@ -133,8 +133,15 @@ void emxd_model_ref(emxd_model *m) {
 }
 
 void emxd_model_put(emxd_model *m) {
-  if (m && atomic_fetch_sub(&m->refs, 1) == 1)
-    free(m); /* out of the table, its engine model already unloaded */
+  if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
+    return;
+  /* Out of the table, and no door holds it: the engine may release it.
+   * The engine's unload does not wait (the last running request releases
+   * it), so this is safe on any thread. Until here a holder's
+   * emxd_model_engine stayed valid. */
+  if (m->engine && m->model)
+    emx_model_unload(m->engine, m->model);
+  free(m);
 }
 
 uint32_t emxd_model_id(const emxd_model *m) {
@@ -192,6 +199,9 @@ static int insert(emxd_server *srv, const char *name, const char *path,
     memcpy(mc.preferred_batch, set->preferred_batch, sizeof mc.preferred_batch);
     mc.batch_delay_ns = set->batch_delay_ns;
   }
+  /* A device stuck in a request must not hold the admin thread (and every
+   * LOAD, UNLOAD and rescan behind it) forever. */
+  mc.prepare_timeout_ns = srv->opt->load_timeout_ns;
   int rc = emx_model_load(srv->engine, name, &mc, &m->model);
   if (rc < 0) {
     emx__errf(err, rc, "%s", emx_engine_last_error(srv->engine));
@@ -199,6 +209,7 @@ static int insert(emxd_server *srv, const char *name, const char *path,
     return rc;
   }
   atomic_init(&m->refs, 1); /* the table's */
+  m->engine = srv->engine;
   snprintf(m->sha256, sizeof m->sha256, "%s", hex);
   m->size = size;
   m->from_repo = from_repo;
@@ -351,8 +362,8 @@ int emxd_model_load_client(emxd_server *srv, const char *name, const void *data,
 
 void emxd_model_unload(emxd_server *srv, emxd_model *m) {
   emx__log(EMX_LOG_INFO,
-           "model \"%s\" unloaded: no new requests; released once the "
-           "accepted ones finish",
+           "model \"%s\" unloaded: no new requests, queued ones cancelled; "
+           "released once the running ones finish",
            m->name);
   pthread_mutex_lock(&srv->models_lock);
   for (emxd_model **p = &srv->models; *p; p = &(*p)->next)
@@ -368,13 +379,14 @@ void emxd_model_unload(emxd_server *srv, emxd_model *m) {
              m->sha256);
     srv->retired[i].id = m->id;
   }
-  /* No new request can find it now; the engine lets those it accepted
-   * finish (they were the client's to expect), on this admin thread, so
-   * the I/O thread does not wait. emxd_path_cancel_model would fail the
-   * queued ones at once instead. */
-  emx_model_unload(srv->engine, m->model);
-  emx__log(EMX_LOG_INFO, "model \"%s\" released", m->name);
-  emxd_model_put(m);
+  /* No new request can find it now. Its queued ones are cancelled (a hung
+   * device would keep them forever); the engine releases the model when
+   * the last running one completes, on whichever thread that is: nobody
+   * here waits, so a busy or hung device never holds the admin thread,
+   * and never the I/O thread. */
+  if (srv->cancel_model)
+    srv->cancel_model(srv, m);
+  emxd_model_put(m); /* the table's: the last holder's unloads it */
 }
 
 int emxd_model_unload_name(emxd_server *srv, const char *name, uid_t uid,
@@ -424,6 +436,7 @@ void emxd_models_free(emxd_server *srv) {
   while (srv->models) {
     emxd_model *m = srv->models;
     srv->models = m->next;
-    emxd_model_put(m); /* engine models die with the engine */
+    m->model = NULL; /* engine models died with the engine */
+    emxd_model_put(m);
   }
 }

@@ -50,6 +50,12 @@ static void usage(FILE *f) {
       "1024)\n"
       "  --model-idle-s N         unload a client's model unused this long\n"
       "                           (default 600; 0 = never)\n"
+      "  --max-model-memory-mb N  memory a client's model may take when its\n"
+      "                           trial runs it (default 1024)\n"
+      "  --load-timeout-s N       longest a LOAD waits for a busy device to\n"
+      "                           take the model (default 30)\n"
+      "  --stop-timeout-s N       after SIGTERM, exit within this even if a\n"
+      "                           device hangs (default 90)\n"
       "  --client-weight UID:W    fair share of this user's connections on\n"
       "                           devices with sched=fair (default 1; W up\n"
       "                           to 1000; repeatable)\n"
@@ -131,6 +137,9 @@ int main(int argc, char **argv) {
     O_CMODELS,
     O_CMB,
     O_IDLE,
+    O_MODELMEM,
+    O_LOADTIME,
+    O_STOPTIME,
     O_HELP,
     O_VERSION,
     O_INCOMPLETE,
@@ -157,6 +166,9 @@ int main(int argc, char **argv) {
       {"max-client-models", required_argument, 0, O_CMODELS},
       {"max-client-model-mb", required_argument, 0, O_CMB},
       {"model-idle-s", required_argument, 0, O_IDLE},
+      {"max-model-memory-mb", required_argument, 0, O_MODELMEM},
+      {"load-timeout-s", required_argument, 0, O_LOADTIME},
+      {"stop-timeout-s", required_argument, 0, O_STOPTIME},
       {"client-weight", required_argument, 0, O_WEIGHT},
       {"http", required_argument, 0, O_HTTP},
       {"metrics", required_argument, 0, O_METRICS},
@@ -269,6 +281,18 @@ int main(int argc, char **argv) {
       break;
     case O_IDLE:
       o.model_idle_ns = number("--model-idle-s", optarg, 0) * 1000000000LL;
+      break;
+    case O_MODELMEM:
+      o.max_model_memory =
+          (uint64_t)number("--max-model-memory-mb", optarg, 1) << 20;
+      break;
+    case O_LOADTIME:
+      o.load_timeout_ns =
+          number("--load-timeout-s", optarg, 1) * 1000000000LL;
+      break;
+    case O_STOPTIME:
+      o.stop_timeout_ns =
+          number("--stop-timeout-s", optarg, 1) * 1000000000LL;
       break;
     case O_WEIGHT:
       if (emxd_weight_add(&o, optarg, &err) < 0) {

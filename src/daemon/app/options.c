@@ -35,6 +35,9 @@ void emxd_options_init(emxd_options *o) {
   o->max_incomplete_conns = 64; /* dbus' max_incomplete_connections */
   o->max_arena_per_uid = 16ULL << 30;
   o->socket_mode = 0660;
+  o->max_model_memory = 1ULL << 30;
+  o->load_timeout_ns = 30LL * 1000000000;
+  o->stop_timeout_ns = 90LL * 1000000000;
 }
 
 static char *dup_or_die(const char *s) {
@@ -164,6 +167,12 @@ int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
         o->max_client_model_bytes = (uint64_t)n << 20;
       else if (strcmp(key, "model_idle_s") == 0)
         o->model_idle_ns = n * 1000000000LL;
+      else if (strcmp(key, "max_model_memory_mb") == 0 && n > 0)
+        o->max_model_memory = (uint64_t)n << 20;
+      else if (strcmp(key, "load_timeout_s") == 0 && n > 0)
+        o->load_timeout_ns = n * 1000000000LL;
+      else if (strcmp(key, "stop_timeout_s") == 0 && n > 0)
+        o->stop_timeout_ns = n * 1000000000LL;
       else
         rc = BAD("%s: unknown key \"%s\"", path, key);
     } else if (strcmp(key, "client_weights") == 0 && json_is_object(v)) {
