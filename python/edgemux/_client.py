@@ -164,19 +164,19 @@ class Connection:
             self.handle, name.encode(), os.fsencode(path), ctypes.byref(h)))
         return Model(self, h, name)
 
-    def load_bytes(self, name, content):
+    def load_bytes(self, name, content, placement=None):
         """Send a model's bytes (a sealed memfd) to the daemon under name;
         a name this connection already opened is reused (callers make names
         from the bytes' hash, so the same name is the same bytes)."""
         content = bytes(content)
-        key = (name, content)  # a name alone could be another model's
+        key = (name, content, placement)  # a name alone could be another's
         m = self.opened.get(key)
         if m is not None:
             return m
         h = ctypes.c_void_p()
-        self.check(_lib.lib().emx_client_model_load_bytes(
+        self.check(_lib.lib().emx_client_model_load_placed(
             self.handle, name.encode(), content, len(content),
-            ctypes.byref(h)))
+            placement.encode() if placement else None, ctypes.byref(h)))
         m = self.opened[key] = Model(self, h, name)
         return m
 
@@ -266,14 +266,19 @@ def _stem(path):
     return stem
 
 
-def content_name(stem, content):
+def content_name(stem, content, placement=None):
     """The daemon's name for these bytes: stem-<12 hex of their SHA-256>
     (content identity: a file edited after it was loaded is new bytes, so
-    a new name; the same bytes from any process are one model)."""
+    a new name; the same bytes from any process are one model), then
+    "@<placement>" for bytes pinned to devices (another model there)."""
     digest = hashlib.sha256(content).hexdigest()[:12]
+    tail = "-" + digest
+    if placement:
+        tail += "@" + re.sub(r"[^A-Za-z0-9_.-]", "+", placement)
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", stem or "model")
-    stem = stem.encode()[: _NAME_MAX - 13].decode("utf-8", "ignore")
-    return "%s-%s" % (stem or "model", digest)
+    stem = stem.encode()[: max(_NAME_MAX - len(tail), 1)].decode(
+        "utf-8", "ignore")
+    return ((stem or "model") + tail)[:_NAME_MAX]
 
 
 def read_model(path):
@@ -289,7 +294,7 @@ def read_model(path):
 
 
 def resolve_model(conn, model_path=None, model_content=None, model_name=None,
-                  stem=None):
+                  stem=None, placement=None):
     """Open the model on conn; return (Model, the daemon's name for it).
 
     - model_name only: the daemon's model of that name (its repository, or
@@ -311,9 +316,9 @@ def resolve_model(conn, model_path=None, model_content=None, model_name=None,
     else:
         stem = stem or "model"
     content = bytes(model_content)
-    name = model_name or content_name(stem, content)
+    name = model_name or content_name(stem, content, placement)
     try:
-        return conn.load_bytes(name, content), name
+        return conn.load_bytes(name, content, placement), name
     except EdgemuxError as e:
         if e.code == _lib.EMX_EMODEL:
             # tflite_runtime raises ValueError for a model it cannot build.
@@ -337,20 +342,20 @@ def _repo_hint(conn, stem, e):
 
 
 def connect_for(model_path, model_content, model_name, socket,
-                arena_bytes=None, stem=None):
+                arena_bytes=None, stem=None, placement=None):
     """A Connection with an arena big enough for the model, and the model:
     the process's shared one, else (a model too big for it, or an explicit
     arena size) one of its own."""
     if not arena_bytes:
         conn = shared(socket)
         model, name = resolve_model(conn, model_path, model_content,
-                                    model_name, stem)
+                                    model_name, stem, placement)
         if model.arena_bytes() <= conn.arena_bytes // 2:
             return conn, model, name
         arena_bytes = model.arena_bytes()
     conn = Connection(socket, max(arena_bytes, 1 << 20))
     model, name = resolve_model(conn, model_path, model_content, model_name,
-                                stem)
+                                stem, placement)
     return conn, model, name
 
 

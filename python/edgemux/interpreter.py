@@ -294,6 +294,7 @@ class Interpreter:
             "socket": os.fspath(socket) if socket else _client.default_socket(),
             "arena_bytes": arena_bytes,
             "stem": stem,
+            "placement": None,
         }
         #: The Edge TPU the program asked for ("usb:0", "pci:0", "edgetpu"
         #: for any), from an Edge TPU delegate; None without one.
@@ -306,30 +307,50 @@ class Interpreter:
         self._outputs = None
         self._shapes = {}  # input tensor index -> shape asked by resize
         self._token = object()
+        if content is not None:
+            self._spec["placement"] = self._placement()
         #: The daemon's name for the model.
         self.model_name = model_name or (
-            _client.content_name(stem, content) if content is not None
-            else None)
-        if self._file is not None and self._file.is_edgetpu:
-            self._check_edgetpu()
+            _client.content_name(stem, content, self._spec["placement"])
+            if content is not None else None)
         self._get_session()  # connect now: errors surface here, as in TFLite
 
-    def _check_edgetpu(self):
-        found, devs = _devices.find_tpu(self._spec["socket"],
-                                        _pycoral_device(self.device))
-        found = [d for d in found if d.get("kind") == "edgetpu"]
+    def _placement(self):
+        """Where the daemon runs the model, sent with its bytes: an Edge
+        TPU delegate naming a device pins it to that device, one without
+        a device to the Edge TPUs; an Edge TPU-compiled model goes to the
+        Edge TPUs (no CPU runs its custom op); else None, the daemon's
+        choice."""
+        edgetpu_model = self._file is not None and self._file.is_edgetpu
+        if self.device is None and not edgetpu_model:
+            return None
+        want = _pycoral_device(self.device)
+        found, devs = _devices.find_tpu(self._spec["socket"], want)
+        if edgetpu_model:
+            found = [d for d in found if d.get("kind") == "edgetpu"]
         if not found:
-            raise EdgemuxError(
-                _lib.EMX_EDEVICE,
-                "model \"%s\" is compiled for the Edge TPU (its graph is the "
-                "custom op %s, which only an Edge TPU runs) and edgemuxd at "
-                "%s has no healthy Edge TPU%s (its devices: %s); plug one "
-                "in, or use the model as it was before edgetpu_compiler"
-                % (self.model_name, _tflite.EDGETPU_CUSTOM_OP,
-                   self._spec["socket"],
-                   " matching %r" % self.device
-                   if _pycoral_device(self.device) else "",
-                   _devices.describe(devs)))
+            if edgetpu_model:
+                self._no_edgetpu(devs)
+            raise ValueError(
+                "Failed to load delegate from libedgetpu.so.1\n(edgemux: "
+                "edgemuxd has no healthy Edge TPU%s any more; its devices: "
+                "%s)" % (" matching %r" % want if want else "",
+                         _devices.describe(devs)))
+        if want:
+            return found[0]["name"]
+        return "|".join(sorted({d["kind"] for d in found}))
+
+    def _no_edgetpu(self, devs):
+        raise EdgemuxError(
+            _lib.EMX_EDEVICE,
+            "the model is compiled for the Edge TPU (its graph is the custom "
+            "op %s, which only an Edge TPU runs) and edgemuxd at %s has no "
+            "healthy Edge TPU%s (its devices: %s); plug one in, or use the "
+            "model as it was before edgetpu_compiler"
+            % (_tflite.EDGETPU_CUSTOM_OP, self._spec["socket"],
+               " matching %r" % self.device
+               if _pycoral_device(self.device) else "",
+               _devices.describe(devs)))
 
     # ---- connection ---------------------------------------------------------
 
@@ -348,7 +369,7 @@ class Interpreter:
         sp = self._spec
         conn, model, name = _client.connect_for(
             None, sp["content"], sp["model_name"], sp["socket"],
-            sp["arena_bytes"], sp.get("stem"))
+            sp["arena_bytes"], sp.get("stem"), sp.get("placement"))
         s = _Session(conn, model)
         if self._inputs is not None and (
                 [(t["dtype"], t["shape"]) for t in self._inputs + self._outputs]
