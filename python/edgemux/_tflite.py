@@ -170,13 +170,13 @@ def _sparsity(t):
     sp = t.table(6)
     if sp is None:
         return {}
+    # As TFLite 2.9's PyDictFromSparsityParam: both arrays always present.
     out = {}
     to = sp.vector(0, "i4")
-    if to is not None:
-        out["traversal_order"] = np.array(to, dtype=np.int32)
+    out["traversal_order"] = np.array([] if to is None else to,
+                                      dtype=np.int32)
     bm = sp.vector(1, "i4")
-    if bm is not None:
-        out["block_map"] = np.array(bm, dtype=np.int32)
+    out["block_map"] = np.array([] if bm is None else bm, dtype=np.int32)
     dims = []
     for dm in sp.tables(2):
         fmt = dm.scalar(0, "b")

@@ -41,7 +41,7 @@ class Daemon:
     """An edgemuxd of our own: start() waits until it answers a ping."""
 
     def __init__(self, devices=("cpu:workers=2",), allow_load=True,
-                 repo=REPO_DIR):
+                 repo=REPO_DIR, extra=(), env=None):
         self.dir = tempfile.mkdtemp(prefix="emx-py-")
         self.socket = os.path.join(self.dir, "edgemux.sock")
         self.log = os.path.join(self.dir, "edgemuxd.log")
@@ -59,13 +59,16 @@ class Daemon:
             args += ["--device", d]
         if not allow_load:
             args.append("--no-client-models")
+        args += list(extra)
         self.args = args
+        self.env = env
         self.proc = None
 
     def start(self, timeout=15.0):
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(self.args, stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL,
+                                         env=self.env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -89,6 +92,22 @@ class Daemon:
         rc = lib.emx_client_ping(h)
         lib.emx_client_destroy(h)
         return rc == 0
+
+    def status(self):
+        """The daemon's status report (a connection of its own)."""
+        from edgemux import _client
+
+        c = _client.Connection(self.socket, arena_bytes=0)
+        try:
+            return c.status()
+        finally:
+            c.close()
+
+    def devices(self):
+        """{device name: {key: value}} from the status report."""
+        from edgemux import _devices
+
+        return {d["name"]: d for d in _devices.parse_status(self.status())}
 
     def log_text(self):
         try:
@@ -124,6 +143,21 @@ class Daemon:
 
 
 _daemon = None
+
+
+def tpu_daemon(tpus=2, cpu="cpu:workers=1"):
+    """A daemon with a CPU and `tpus` Edge TPUs through the stub
+    libedgetpu (USB devices usb:0..), on lock files of its own."""
+    lock_dir = tempfile.mkdtemp(prefix="emx-py-stub-")
+    env = dict(os.environ)
+    env["EMX_STUB_EDGETPU_LOCK_DIR"] = lock_dir
+    env["EMX_STUB_EDGETPU_DEVICES"] = ",".join(
+        "usb:/sys/bus/usb/devices/emx-test-%d" % i for i in range(tpus))
+    devs = [cpu] + ["edgetpu:usb:%d,lib=%s" % (i, STUB_EDGETPU)
+                    for i in range(tpus)]
+    d = Daemon(devices=devs, repo=None, env=env).start()
+    d.lock_dir = lock_dir
+    return d
 
 
 def daemon():

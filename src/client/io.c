@@ -112,11 +112,17 @@ static int hello(emx_client *c, int fd, int64_t deadline, emx__errbuf *err) {
   emx__wire_put(&b, &h, sizeof h);
   size_t len = emx__wire_end(&b);
   ssize_t n = emx__sock_send(fd, storage, len, c->arena.fd, 0);
-  if (n < 0)
+  int send_err = n < 0 ? (int)-n : 0;
+  /* A daemon that refuses the connection says why in one ERROR packet
+   * and closes; that may happen before our hello is sent, so the reason
+   * is still read after a failed send. */
+  n = recv_until(fd, c->rbuf,
+                 send_err ? emx__deadline_after(emx_now_ns(), 100000000)
+                          : deadline);
+  if (send_err && n <= 0)
     return emx__errf(err, EMX_EDISCONNECTED,
                      "saying hello to edgemuxd at %s: %s", c->path,
-                     strerror((int)-n));
-  n = recv_until(fd, c->rbuf, deadline);
+                     strerror(send_err));
   if (n == -ETIMEDOUT)
     return emx__errf(err, EMX_ETIMEDOUT,
                      "edgemuxd at %s did not answer hello in time", c->path);

@@ -412,6 +412,27 @@ static bool group_allowed(const emxd_options *o, gid_t gid) {
   return false;
 }
 
+/* refuse tells a connecting client why before closing: an ERROR as the
+ * answer to the hello it sends first (the client library shows it). The
+ * socket is new and its buffer empty, so the send does not wait. */
+static void refuse(int fd, int status, const char *msg) {
+  _Alignas(8) uint8_t buf[1024];
+  emx__wire_buf b;
+  size_t mlen = strnlen(msg, 900);
+  emx__wire_begin(&b, buf, EMX_WIRE_ERROR, 0);
+  emx__wire_error e = {.status = status, .msg_len = (uint32_t)mlen};
+  emx__wire_put(&b, &e, sizeof e);
+  emx__wire_put(&b, msg, mlen);
+  (void)send(fd, buf, emx__wire_end(&b), MSG_DONTWAIT | MSG_NOSIGNAL);
+  /* Closing with the client's hello unread would reset the connection,
+   * and the client could lose the ERROR: read what came (a descriptor
+   * passed with it is closed by the kernel, no control buffer given). */
+  for (int i = 0; i < 4; i++)
+    if (recv(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0)
+      break;
+  close(fd);
+}
+
 void emxd_session_accept(emxd_server *srv, int fd) {
   struct ucred cred;
   socklen_t clen = sizeof cred;
@@ -440,7 +461,9 @@ void emxd_session_accept(emxd_server *srv, int fd) {
              "refusing pid %d: uid %d gid %d not allowed "
              "(--allow-uid/--allow-gid)",
              (int)cred.pid, (int)cred.uid, (int)cred.gid);
-    close(fd);
+    refuse(fd, EMX_EDISCONNECTED,
+           "this user is not allowed (--allow-uid/--allow-gid): join the "
+           "edgemux group (usermod -aG edgemux USER, then log in again)");
     return;
   }
   emxd_session *s = calloc(1, sizeof *s);
@@ -456,10 +479,11 @@ void emxd_session_accept(emxd_server *srv, int fd) {
   snprintf(peer.name, sizeof peer.name, "pid %d uid %d", (int)cred.pid,
            (int)cred.uid);
   emx__errbuf err = {{0}};
-  if (emxd_client_open(srv, &peer, &unix_ops, s, &s->cl, &err) < 0) {
+  int rc = emxd_client_open(srv, &peer, &unix_ops, s, &s->cl, &err);
+  if (rc < 0) {
     emx__log(EMX_LOG_WARN, "refusing pid %d: %s", (int)cred.pid, err.msg);
     free(s);
-    close(fd);
+    refuse(fd, rc, err.msg);
     return;
   }
   s->srv = srv;
