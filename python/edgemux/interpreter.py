@@ -307,6 +307,7 @@ class Interpreter:
         self._outputs = None
         self._shapes = {}  # input tensor index -> shape asked by resize
         self._token = object()
+        self._fast = {}  # tensor index -> (dtype, shape, view, session)
         if content is not None:
             self._spec["placement"] = self._placement()
         #: The daemon's name for the model.
@@ -390,7 +391,27 @@ class Interpreter:
             for dst, src, t in zip(s.bufs, old.bufs, s.tensors):
                 ctypes.memmove(dst, src, t.size)
         self._session = s
+        self._index_views(s)
         return s
+
+    def _index_views(self, s):
+        """The fast path of set_tensor/get_tensor: per tensor index, its
+        dtype, shape and a view into s's arena (never handed out)."""
+        self._fast = {}
+        if s.tensors is None:
+            return
+        ins, outs = self._io()
+        for what, idxs in (("input", ins), ("output", outs)):
+            for pos, idx in enumerate(idxs):
+                info = (self._inputs if what == "input"
+                        else self._outputs)[pos]
+                dtype = _lib.numpy_dtype(info["dtype"])
+                shape = tuple(self._shape(what, pos))
+                buf = s.bufs[pos if what == "input" else s.nin + pos]
+                view = np.frombuffer(
+                    buf, dtype=dtype,
+                    count=int(np.prod(shape, dtype=np.int64))).reshape(shape)
+                self._fast[idx] = (dtype, shape, view, s)
 
     def close(self):
         """Release the tensors (reconnects if used again)."""
@@ -398,6 +419,7 @@ class Interpreter:
         if s is not None:
             s.free()
         self._allocated = False
+        self._fast = {}
 
     def __enter__(self):
         return self
@@ -430,6 +452,7 @@ class Interpreter:
         self._inputs = None
         self._outputs = None
         self._token = object()
+        self._fast = {}
         if st["allocated"]:
             self.allocate_tensors()  # connects in this process
 
@@ -561,6 +584,7 @@ class Interpreter:
                 s = self._get_session()
                 s.allocate(batch)
         self._allocated = True
+        self._index_views(s)
 
     def _allocated_session(self, what):
         if not self._allocated:
@@ -604,12 +628,19 @@ class Interpreter:
                 "you need" % (int(input_index), self._inputs[pos]["name"],
                               self.model_name, base, want))
         self._allocated = False
+        self._fast = {}
 
     # ---- values ---------------------------------------------------------------
 
     def set_tensor(self, tensor_index, value):
         """Copy value into an input (or output) tensor. Like tflite_runtime,
         its dtype and shape must be the tensor's exactly (ValueError)."""
+        f = self._fast.get(tensor_index)
+        if (f is not None and type(value) is np.ndarray
+                and value.dtype == f[0] and value.shape == f[1]
+                and f[3] is self._session):
+            np.copyto(f[2], value)
+            return
         what, pos = self._slot(tensor_index)
         if what is None:
             raise ValueError(
@@ -651,6 +682,9 @@ class Interpreter:
 
     def get_tensor(self, tensor_index, subgraph_index=0):
         """A copy of the tensor's value (inputs, outputs, constants)."""
+        f = self._fast.get(tensor_index)
+        if f is not None and subgraph_index == 0 and f[3] is self._session:
+            return f[2].copy()
         if subgraph_index != 0:
             raise ValueError("edgemux serves subgraph 0 only, not %r"
                              % (subgraph_index,))
