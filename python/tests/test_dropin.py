@@ -437,6 +437,38 @@ class ProcessTest(unittest.TestCase):
         finally:
             shutil.rmtree(tmp)
 
+    def test_cli_infer_npy_and_tflite_path(self):
+        """`edgemux infer` takes .npy inputs, writes .npy outputs and a
+        .tflite path as the model."""
+        tmp = tempfile.mkdtemp()
+        try:
+            cli = [os.path.join(support.BIN_DIR, "edgemux"), "--socket",
+                   support.daemon().socket, "infer"]
+            x = np.random.default_rng(2).integers(
+                0, 256, size=(1, 16, 16, 3)).astype(np.uint8)
+            np.save(os.path.join(tmp, "in.npy"), x)
+            out = os.path.join(tmp, "out.npy")
+            r = subprocess.run(cli + [QU8, "-i", os.path.join(tmp, "in.npy"),
+                                      "-o", out],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            got = np.load(out)
+            self.assertEqual(got.dtype, np.uint8)
+            self.assertEqual(got.shape, (1, 10))
+            self.assertEqual(got.tobytes(), direct(QU8, [x])[0].tobytes())
+            for bad, text in ((x.astype(np.int8), "'|i1'"),
+                              (x[:, :8], "(1, 8, 16, 3)"),
+                              (np.asfortranarray(x[0]), "Fortran order")):
+                np.save(os.path.join(tmp, "bad.npy"), bad)
+                r = subprocess.run(cli + [QU8, "-i",
+                                          os.path.join(tmp, "bad.npy")],
+                                   capture_output=True, text=True,
+                                   timeout=60)
+                self.assertEqual(r.returncode, 1)
+                self.assertIn(text, r.stderr)
+        finally:
+            shutil.rmtree(tmp)
+
     def test_system_socket_fallback(self):
         """No EDGEMUX_SOCKET and no daemon at $XDG_RUNTIME_DIR: the
         machine-wide socket (here a stand-in path)."""
