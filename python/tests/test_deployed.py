@@ -136,10 +136,12 @@ class DeployedTest(unittest.TestCase):
         async def main():
             loop = asyncio.get_running_loop()
             pool = concurrent.futures.ThreadPoolExecutor(4)
+            # One Interpreter per task, as with TFLite (an interpreter is
+            # not for two threads at once); all share one connection.
             interps = [tflite.Interpreter(model_path=self.model)
-                       for _ in range(4)]
+                       for _ in SEEDS]
             jobs = [loop.run_in_executor(pool, workers._run,
-                                         interps[i % 4], self.want[s][0])
+                                         interps[i], self.want[s][0])
                     for i, s in enumerate(SEEDS)]
             # edgemux.aio: the file's bytes travel the same way.
             async with await edgemux.aio.connect() as client:
