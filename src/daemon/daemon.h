@@ -204,13 +204,14 @@ int emxd_model_load(emxd_server *srv, const char *name, const char *path,
  * and survived the trial unless it is already loaded) under name for uid:
  * shares a loaded copy of the same bytes; checks names and quotas. */
 int emxd_model_load_client(emxd_server *srv, const char *name, const void *data,
-                           size_t size, const char *hex, uid_t uid,
-                           emxd_model **out, emx__errbuf *err);
+                           size_t size, const char *hex, const char *devices,
+                           uid_t uid, emxd_model **out, emx__errbuf *err);
 /* emxd_model_client_check: what emxd_model_load_client would refuse
  * before any trial (name taken, quota); 1 when the bytes are loaded
  * already (no trial needed), 0 when they need loading. */
 int emxd_model_client_check(emxd_server *srv, const char *name, const char *hex,
-                            uint64_t size, uid_t uid, emx__errbuf *err);
+                            const char *devices, uint64_t size, uid_t uid,
+                            emx__errbuf *err);
 /* emxd_model_unload takes m out of the table, cancels its queued requests
  * and unloads it from the engine (waiting for the running ones: admin
  * thread only); holders' references stay readable. */
@@ -243,6 +244,7 @@ typedef struct emxd_job {
   uint64_t req;      /* the request id to answer */
   uid_t uid;         /* the asker's */
   char name[256];    /* LOAD, UNLOAD */
+  char devices[128]; /* LOAD: the placement asked for; "" = anywhere */
   int fd;            /* LOAD: the sealed memfd (owned by the job) */
   uint64_t size;     /* its size */
   int status;        /* result */
