@@ -133,8 +133,10 @@ void emxd_model_ref(emxd_model *m) {
 }
 
 void emxd_model_put(emxd_model *m) {
-  if (m && atomic_fetch_sub(&m->refs, 1) == 1)
+  if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
+    emx__detector_destroy(atomic_load(&m->detector));
     free(m); /* out of the table, its engine model already unloaded */
+  }
 }
 
 uint32_t emxd_model_id(const emxd_model *m) {

@@ -72,6 +72,17 @@ static void usage(FILE *f) {
       "(the\n"
       "                           file's first line) except on /v2/health\n"
       "  --tls-cert FILE, --tls-key FILE  serve HTTPS (PEM)\n"
+      "  --zmq ENDPOINT           answer Frigate's zmq detector on this "
+      "ZeroMQ\n"
+      "                           endpoint (bound; ipc:///tmp/cache/"
+      "zmq_detector,\n"
+      "                           tcp://*:5555; repeatable)\n"
+      "  --zmq-timeout-ms N       answer zero rows to a frame not done in "
+      "time\n"
+      "                           (180; keep it under Frigate's "
+      "request_timeout_ms)\n"
+      "  --zmq-max-peers N        Frigate detector sockets served at once "
+      "(64)\n"
       "  --help, --version\n"
       "\n"
       "Signals: SIGTERM/SIGINT finish in-flight work and exit 0; SIGHUP "
@@ -122,6 +133,9 @@ int main(int argc, char **argv) {
     O_CMODELS,
     O_CMB,
     O_IDLE,
+    O_ZMQ,
+    O_ZTIMEOUT,
+    O_ZPEERS,
     O_HELP,
     O_VERSION
   };
@@ -156,6 +170,9 @@ int main(int argc, char **argv) {
       {"http-token-file", required_argument, 0, O_HTOKEN},
       {"tls-cert", required_argument, 0, O_TLSCERT},
       {"tls-key", required_argument, 0, O_TLSKEY},
+      {"zmq", required_argument, 0, O_ZMQ},
+      {"zmq-timeout-ms", required_argument, 0, O_ZTIMEOUT},
+      {"zmq-max-peers", required_argument, 0, O_ZPEERS},
       {"help", no_argument, 0, O_HELP},
       {"version", no_argument, 0, O_VERSION},
       {0, 0, 0, 0}};
@@ -298,6 +315,27 @@ int main(int argc, char **argv) {
       break;
     case O_HTHREADS:
       o.http_threads = (unsigned)number("--http-threads", optarg, 1);
+      break;
+    case O_ZMQ:
+      if (o.zmq_count == EMXD_MAX_ZMQ) {
+        fprintf(stderr, "edgemuxd: at most %d --zmq endpoints\n",
+                EMXD_MAX_ZMQ);
+        return 2;
+      }
+      if (snprintf(o.zmq_endpoints[o.zmq_count], sizeof o.zmq_endpoints[0],
+                   "%s", optarg) >= (int)sizeof o.zmq_endpoints[0]) {
+        fprintf(stderr, "edgemuxd: --zmq endpoint too long (at most %zu "
+                        "bytes)\n",
+                sizeof o.zmq_endpoints[0] - 1);
+        return 2;
+      }
+      o.zmq_count++;
+      break;
+    case O_ZTIMEOUT:
+      o.zmq_timeout_ns = number("--zmq-timeout-ms", optarg, 1) * 1000000LL;
+      break;
+    case O_ZPEERS:
+      o.zmq_max_peers = (unsigned)number("--zmq-max-peers", optarg, 1);
       break;
     case O_HELP:
       usage(stdout);
