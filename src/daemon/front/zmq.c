@@ -88,8 +88,7 @@ static void dispatch(struct emxd_zmq *z, size_t sock, zmsg *m) {
   size_t parts = m->n - at + m->extra;
   json_t *hdr = parts >= 1 && parts <= 2 ? header(&m->f[at]) : NULL;
   if (!hdr) {
-    emxz_zero_rows(p,
-                   "%zu frame(s) that are not a JSON header (+ one payload)",
+    emxz_zero_rows(p, "%zu frame(s) that are not a JSON header (+ one payload)",
                    parts);
     return;
   }
@@ -102,9 +101,8 @@ static void dispatch(struct emxd_zmq *z, size_t sock, zmsg *m) {
   else if (json_object_get(hdr, "shape") && parts == 2)
     emxz_infer(p, hdr, data, len);
   else
-    emxz_zero_rows(p,
-                   "a header that is neither a model_request, model_data "
-                   "with the model's bytes, nor shape/dtype with a frame");
+    emxz_zero_rows(p, "a header that is neither a model_request, model_data "
+                      "with the model's bytes, nor shape/dtype with a frame");
   json_decref(hdr);
 }
 
@@ -222,8 +220,7 @@ void emxz_post_answer(struct emxd_zmq *z, zanswer *a) {
   wake(z);
 }
 
-int emxd_zmq_start(emxd_server *srv, struct emxd_zmq **out,
-                   emx__errbuf *err) {
+int emxd_zmq_start(emxd_server *srv, struct emxd_zmq **out, emx__errbuf *err) {
   struct emxd_zmq *z = calloc(1, sizeof *z);
   if (!z)
     return emx__errf(err, EMX_ENOMEM, "out of memory");

@@ -71,7 +71,8 @@ static void keep_model(zpeer *p, emxd_model *m) {
   p->model = m;
   emx__errbuf err = {{0}};
   if (m && !emxd_model_detector(m, &err))
-    emx__log(EMX_LOG_WARN, "zmq: %s: model \"%s\": %s; its frames get zero "
+    emx__log(EMX_LOG_WARN,
+             "zmq: %s: model \"%s\": %s; its frames get zero "
              "rows",
              p->name, emxd_model_name(m), err.msg);
 }
@@ -159,8 +160,8 @@ void emxz_push_model(zpeer *p, json_t *hdr, const void *data, size_t len) {
   if (fd < 0) {
     free(a);
     free(j);
-    emx__log(EMX_LOG_WARN, "zmq: %s: pushed model \"%s\" refused: %s",
-             p->name, name ? name : "", why ? why : "out of memory");
+    emx__log(EMX_LOG_WARN, "zmq: %s: pushed model \"%s\" refused: %s", p->name,
+             name ? name : "", why ? why : "out of memory");
     push_reply(p, false);
     return;
   }
@@ -188,8 +189,8 @@ void emxz_push_answered(struct emxd_zmq *z, zanswer *a) {
   if (p->waiting && p->gen == a->gen) {
     push_reply(p, a->status == 0);
     if (a->status == 0) {
-      emx__log(EMX_LOG_INFO, "zmq: %s: pushed model loaded as \"%s\"",
-               p->name, emxd_model_name(a->m));
+      emx__log(EMX_LOG_INFO, "zmq: %s: pushed model loaded as \"%s\"", p->name,
+               emxd_model_name(a->m));
       keep_model(p, a->m);
       a->m = NULL;
     }

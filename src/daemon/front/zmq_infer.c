@@ -95,10 +95,10 @@ void emxz_infer(zpeer *p, json_t *hdr, const void *data, size_t len) {
   int rank = (int)json_array_size(shape);
   emx_dtype fdt;
   if (rank < 1 || rank > EMX_MAX_DIMS ||
-      frame_dtype(json_string_value(json_object_get(hdr, "dtype")), &fdt) <
-          0) {
-    emxz_zero_rows(p, "the header needs \"shape\" (1..%d dimensions) and "
-                      "\"dtype\" (\"uint8\" or \"float32\")",
+      frame_dtype(json_string_value(json_object_get(hdr, "dtype")), &fdt) < 0) {
+    emxz_zero_rows(p,
+                   "the header needs \"shape\" (1..%d dimensions) and "
+                   "\"dtype\" (\"uint8\" or \"float32\")",
                    EMX_MAX_DIMS);
     return;
   }
@@ -133,8 +133,9 @@ void emxz_infer(zpeer *p, json_t *hdr, const void *data, size_t len) {
   emx_tensor_info in;
   const emx__detector *det = NULL;
   if (!m) {
-    emxz_zero_rows(p, "no model: the handshake named none, and no detector "
-                      "in the repository takes %s frames",
+    emxz_zero_rows(p,
+                   "no model: the handshake named none, and no detector "
+                   "in the repository takes %s frames",
                    shown);
     return;
   }
@@ -142,8 +143,9 @@ void emxz_infer(zpeer *p, json_t *hdr, const void *data, size_t len) {
     char want[128] = "(more than one input)";
     if (emx_model_input_count(emxd_model_engine(m)) == 1)
       shape_text(in.dims, in.rank, want, sizeof want);
-    emxz_zero_rows(p, "a %s frame, but model \"%s\" takes %s: set Frigate's "
-                      "model width/height (and input_tensor) to match",
+    emxz_zero_rows(p,
+                   "a %s frame, but model \"%s\" takes %s: set Frigate's "
+                   "model width/height (and input_tensor) to match",
                    shown, emxd_model_name(m), want);
     emxd_model_put(m);
     return;
@@ -215,6 +217,14 @@ void emxz_finish(struct emxd_zmq *z, zreq *r) {
     emxz_req_free(r); /* answered already (zero rows at the timeout) */
     return;
   }
+  if (r->status == EMX_ETIMEDOUT) {
+    emxz_zero_rows(p,
+                   "no answer within %lld ms (--zmq-timeout-ms): the device "
+                   "is busy or slow",
+                   (long long)(z->srv->opt->zmq_timeout_ns / 1000000));
+    emxz_req_free(r);
+    return;
+  }
   if (r->status < 0) {
     emxz_zero_rows(p, "model \"%s\": %s", emxd_model_name(r->m), r->msg);
     emxz_req_free(r);
@@ -234,8 +244,8 @@ void emxz_finish(struct emxd_zmq *z, zreq *r) {
   if (cap < EMXZ_ROWS)
     cap = EMXZ_ROWS;
   float *rows = calloc((size_t)cap, EMX__DETECT_ROW * sizeof(float));
-  int n = rows ? emx__detector_run(det, outs, r->nout, rows, (size_t)cap,
-                                   NULL, &err)
+  int n = rows ? emx__detector_run(det, outs, r->nout, rows, (size_t)cap, NULL,
+                                   &err)
                : EMX_ENOMEM;
   if (n < 0)
     emxz_zero_rows(p, "model \"%s\": decoding: %s", emxd_model_name(r->m),

@@ -22,11 +22,11 @@
 #include "daemon/daemon.h"
 #include "daemon/path.h"
 
-#define EMXZ_ROWS 20                               /* Frigate's reply */
-#define EMXZ_REPLY_BYTES (EMXZ_ROWS * 6 * 4)       /* 480 */
-#define EMXZ_MAX_OUT 8                             /* model outputs */
-#define EMXZ_MAX_HEADER 4096                       /* bytes of header JSON */
-#define EMXZ_IDLE_NS (600LL * 1000000000)          /* forget a silent peer */
+#define EMXZ_ROWS 20                         /* Frigate's reply */
+#define EMXZ_REPLY_BYTES (EMXZ_ROWS * 6 * 4) /* 480 */
+#define EMXZ_MAX_OUT 8                       /* model outputs */
+#define EMXZ_MAX_HEADER 4096                 /* bytes of header JSON */
+#define EMXZ_IDLE_NS (600LL * 1000000000)    /* forget a silent peer */
 
 typedef struct zpeer zpeer;
 
@@ -59,18 +59,18 @@ typedef struct zanswer {
 struct zpeer {
   zpeer *next;
   struct emxd_zmq *z;
-  size_t sock;          /* which endpoint's ROUTER */
-  uint8_t id[256];      /* ROUTER routing id */
+  size_t sock;     /* which endpoint's ROUTER */
+  uint8_t id[256]; /* ROUTER routing id */
   size_t id_len;
-  bool delim;           /* REQ: replies carry the empty delimiter */
-  emxd_client *cl;      /* its engine stream */
-  emxd_model *model;    /* chosen at the handshake (a reference) or NULL */
-  uint64_t gen;         /* numbers its frames; a reply must match */
-  bool waiting;         /* the current frame awaits its reply */
-  int64_t deadline_ns;  /* when it gets zero rows instead */
-  size_t outstanding;   /* zreqs and zanswers not back yet */
-  int64_t last_ns;      /* last frame (eviction) */
-  char name[64];        /* for logs */
+  bool delim;          /* REQ: replies carry the empty delimiter */
+  emxd_client *cl;     /* its engine stream */
+  emxd_model *model;   /* chosen at the handshake (a reference) or NULL */
+  uint64_t gen;        /* numbers its frames; a reply must match */
+  bool waiting;        /* the current frame awaits its reply */
+  int64_t deadline_ns; /* when it gets zero rows instead */
+  size_t outstanding;  /* zreqs and zanswers not back yet */
+  int64_t last_ns;     /* last frame (eviction) */
+  char name[64];       /* for logs */
 };
 
 struct emxd_zmq {

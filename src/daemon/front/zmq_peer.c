@@ -62,7 +62,7 @@ static bool evict(struct emxd_zmq *z) {
 
 zpeer *emxz_peer_get(struct emxd_zmq *z, size_t sock, const uint8_t *id,
                      size_t id_len, bool delim) {
-  if (id_len > sizeof ((zpeer *)0)->id)
+  if (id_len > sizeof((zpeer *)0)->id)
     return NULL;
   for (zpeer *p = z->peers; p; p = p->next)
     if (p->sock == sock && p->id_len == id_len &&
@@ -160,9 +160,13 @@ void emxz_zero_rows(zpeer *p, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(why, sizeof why, fmt, ap);
   va_end(ap);
-  emx__log(EMX_LOG_WARN, "zmq: %s: zero rows: %s (%u more zero-row answers "
-           "in the last second)",
-           p->name, why, z->log_skipped);
+  if (z->log_skipped)
+    emx__log(EMX_LOG_WARN,
+             "zmq: %s: zero rows: %s (and %u more zero-row answers not "
+             "logged in the last second)",
+             p->name, why, z->log_skipped);
+  else
+    emx__log(EMX_LOG_WARN, "zmq: %s: zero rows: %s", p->name, why);
   z->log_ns = now;
   z->log_skipped = 0;
 }
