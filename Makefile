@@ -105,6 +105,7 @@ bench: build
 	./build/bin/bench-daemon
 	./build/bin/bench-devices
 	./build/bin/bench-sched
+	./build/bin/bench-frigate
 
 # Install (cmake/install.cmake): a build of its own, since the prefix is
 # compiled in (where the engine finds edgemux-devhost). DESTDIR is honoured.
