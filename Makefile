@@ -53,6 +53,7 @@ demo: build
 	./build/bin/edgemux-demo
 	./build/bin/edgemux-daemon-demo
 	./build/bin/edgemux-tpu-demo
+	./build/bin/edgemux-frigate-demo
 
 check-plain: build
 	cd build && $(CTEST) --output-on-failure --timeout $(TEST_TIMEOUT)
