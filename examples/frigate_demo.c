@@ -124,8 +124,11 @@ int main(int argc, char **argv) {
 
   char ep[200];
   snprintf(ep, sizeof ep, "ipc://%s/zmq_detector", repo.dir);
-  const char *args[] = {"--models", repo.dir, "--device", "cpu:workers=1",
-                        "--zmq",    ep,       NULL};
+  /* A generous timeout: a demo on a busy machine should show rows, not
+   * the zero rows a late frame gets (Frigate's default is 200 ms). */
+  const char *args[] = {"--models",         repo.dir, "--device",
+                        "cpu:workers=1",    "--zmq",  ep,
+                        "--zmq-timeout-ms", "5000",   NULL};
   bench_daemon d;
   if (bench_daemon_start(&d, PROG, args) < 0) {
     bench_repo_remove(&repo);
