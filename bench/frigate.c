@@ -23,6 +23,7 @@
 
 #include "common/baseline.h"
 #include "common/daemon.h"
+#include "common/sys.h"
 #include "detect/detect.h"
 
 #include <pthread.h>
@@ -63,7 +64,17 @@ static void make_frame(void) {
 
 /* ---- the direct loop: convert, invoke, decode ---------------------------- */
 
+/* With two CPUs or more, the device work of both sides runs on DEVICE_CPU
+ * (the direct loop; edgemuxd's worker and its ZeroMQ thread, which
+ * converts and decodes) and the callers on CALLER_CPU: unpinned, this VM's
+ * vCPUs drift apart in speed and the ratio swings (see bench/daemon.c). */
+#define DEVICE_CPU 0
+#define CALLER_CPU 1
+static bool pinned;
+
 static double direct_fps(baseline *b) {
+  if (pinned)
+    bench_pin(0, DEVICE_CPU);
   emx_tensor in, out[2];
   bench_tensor_alloc(&in, EMX_DTYPE_FLOAT32, FRAME * 4);
   bench_tensor_alloc(&out[0], EMX_DTYPE_FLOAT32, 1917 * 4 * 4);
@@ -90,6 +101,8 @@ static double direct_fps(baseline *b) {
   free(in.data);
   free(out[0].data);
   free(out[1].data);
+  if (pinned)
+    bench_pin(0, CALLER_CPU);
   return (double)n / ((double)(now - t0) / 1e9);
 }
 
@@ -232,6 +245,20 @@ int main(int argc, char **argv) {
     baseline_close(&b);
     bench_repo_remove(&repo);
     return 1;
+  }
+  pid_t worker = sysconf(_SC_NPROCESSORS_ONLN) >= 2
+                     ? bench_thread_named(d.pid, "emx:cpu0")
+                     : 0;
+  pid_t zthread = worker > 0 ? bench_thread_named(d.pid, "emx:zmq") : 0;
+  if (worker > 0 && zthread > 0) {
+    pinned = true;
+    bench_pin(d.pid, CALLER_CPU); /* its I/O thread */
+    bench_pin(worker, DEVICE_CPU);
+    bench_pin(zthread, DEVICE_CPU);
+    bench_pin(0, CALLER_CPU); /* this process's clients */
+    printf("pinning: edgemuxd's worker and ZeroMQ thread, and the direct "
+           "loop, on CPU %d; clients on CPU %d\n",
+           DEVICE_CPU, CALLER_CPU);
   }
   zctx = zmq_ctx_new();
   client cs[MAX_K] = {0};
