@@ -113,12 +113,9 @@ static void drain_done(struct emxd_zmq *z) {
   if (read(z->wake_fd, &n, sizeof n) < 0) {
     /* EAGAIN: nothing new; the lists are checked anyway */
   }
-  pthread_mutex_lock(&z->lock);
-  zreq *d = z->done;
-  zanswer *a = z->answers;
-  z->done = z->done_tail = NULL;
-  z->answers = NULL;
-  pthread_mutex_unlock(&z->lock);
+  zreq *d;
+  zanswer *a;
+  emxz_take(z, &d, &a);
   while (d) {
     zreq *next = d->next;
     emxz_finish(z, d);
@@ -192,34 +189,6 @@ static void *zmq_main(void *arg) {
   return NULL;
 }
 
-/* on_answers: admin-thread answers and engine completions poke here. */
-static void wake(struct emxd_zmq *z) {
-  uint64_t one = 1;
-  if (write(z->wake_fd, &one, sizeof one) < 0) {
-    /* EAGAIN: the counter is full, so it is readable anyway */
-  }
-}
-
-void emxz_post_done(struct emxd_zmq *z, zreq *r) {
-  pthread_mutex_lock(&z->lock);
-  r->next = NULL;
-  if (z->done_tail)
-    z->done_tail->next = r;
-  else
-    z->done = r;
-  z->done_tail = r;
-  pthread_mutex_unlock(&z->lock);
-  wake(z);
-}
-
-void emxz_post_answer(struct emxd_zmq *z, zanswer *a) {
-  pthread_mutex_lock(&z->lock);
-  a->next = z->answers;
-  z->answers = a;
-  pthread_mutex_unlock(&z->lock);
-  wake(z);
-}
-
 int emxd_zmq_start(emxd_server *srv, struct emxd_zmq **out, emx__errbuf *err) {
   struct emxd_zmq *z = calloc(1, sizeof *z);
   if (!z)
@@ -276,17 +245,14 @@ void emxd_zmq_stop(struct emxd_zmq *z) {
     return;
   if (z->started) {
     atomic_store(&z->stop, true);
-    wake(z);
+    emxz_wake(z);
     pthread_join(z->thread, NULL);
   }
   /* The engine has completed everything: what it finished is on the done
    * list, and no peer has a frame with it any more. */
-  pthread_mutex_lock(&z->lock);
-  zreq *d = z->done;
-  zanswer *a = z->answers;
-  z->done = z->done_tail = NULL;
-  z->answers = NULL;
-  pthread_mutex_unlock(&z->lock);
+  zreq *d;
+  zanswer *a;
+  emxz_take(z, &d, &a);
   while (d) {
     zreq *next = d->next;
     emxz_req_free(d);

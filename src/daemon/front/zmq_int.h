@@ -93,10 +93,13 @@ struct emxd_zmq {
   unsigned log_skipped;
 };
 
-/* zmq.c: hand a finished frame or pushed model to the thread (any
- * thread; never waits on the door). */
+/* zmq_queue.c: hand a finished frame or pushed model to the thread (any
+ * thread; never waits on the door); emxz_take gives the thread both lists
+ * (done in completion order). */
 void emxz_post_done(struct emxd_zmq *z, zreq *r);
 void emxz_post_answer(struct emxd_zmq *z, zanswer *a);
+void emxz_take(struct emxd_zmq *z, zreq **done, zanswer **answers);
+void emxz_wake(struct emxd_zmq *z);
 
 /* zmq_peer.c: peers and replies (the thread only). */
 zpeer *emxz_peer_get(struct emxd_zmq *z, size_t sock, const uint8_t *id,
