@@ -141,6 +141,7 @@ void emxd_model_put(emxd_model *m) {
    * emxd_model_engine stayed valid. */
   if (m->engine && m->model)
     emx_model_unload(m->engine, m->model);
+  emx__detector_destroy(atomic_load(&m->detector));
   free(m);
 }
 

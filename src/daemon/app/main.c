@@ -87,6 +87,17 @@ static void usage(FILE *f) {
       "  --socket-group GROUP     the socket file's group (name or gid): "
       "with\n"
       "                           --socket-mode, who may connect at all\n"
+      "  --zmq ENDPOINT           answer Frigate's zmq detector on this "
+      "ZeroMQ\n"
+      "                           endpoint (bound; ipc:///tmp/cache/"
+      "zmq_detector,\n"
+      "                           tcp://*:5555; repeatable)\n"
+      "  --zmq-timeout-ms N       answer zero rows to a frame not done in "
+      "time\n"
+      "                           (180; keep it under Frigate's "
+      "request_timeout_ms)\n"
+      "  --zmq-max-peers N        Frigate detector sockets served at once "
+      "(64)\n"
       "  --help, --version\n"
       "\n"
       "Signals: SIGTERM/SIGINT finish in-flight work and exit 0; SIGHUP "
@@ -140,6 +151,9 @@ int main(int argc, char **argv) {
     O_MODELMEM,
     O_LOADTIME,
     O_STOPTIME,
+    O_ZMQ,
+    O_ZTIMEOUT,
+    O_ZPEERS,
     O_HELP,
     O_VERSION,
     O_INCOMPLETE,
@@ -181,6 +195,9 @@ int main(int argc, char **argv) {
       {"http-token-file", required_argument, 0, O_HTOKEN},
       {"tls-cert", required_argument, 0, O_TLSCERT},
       {"tls-key", required_argument, 0, O_TLSKEY},
+      {"zmq", required_argument, 0, O_ZMQ},
+      {"zmq-timeout-ms", required_argument, 0, O_ZTIMEOUT},
+      {"zmq-max-peers", required_argument, 0, O_ZPEERS},
       {"help", no_argument, 0, O_HELP},
       {"version", no_argument, 0, O_VERSION},
       {"max-incomplete-conns", required_argument, 0, O_INCOMPLETE},
@@ -355,6 +372,27 @@ int main(int argc, char **argv) {
         fprintf(stderr, "edgemuxd: %s: %s\n", argv[optind - 1], err.msg);
         return 2;
       }
+      break;
+    case O_ZMQ:
+      if (o.zmq_count == EMXD_MAX_ZMQ) {
+        fprintf(stderr, "edgemuxd: at most %d --zmq endpoints\n",
+                EMXD_MAX_ZMQ);
+        return 2;
+      }
+      if (snprintf(o.zmq_endpoints[o.zmq_count], sizeof o.zmq_endpoints[0],
+                   "%s", optarg) >= (int)sizeof o.zmq_endpoints[0]) {
+        fprintf(stderr, "edgemuxd: --zmq endpoint too long (at most %zu "
+                        "bytes)\n",
+                sizeof o.zmq_endpoints[0] - 1);
+        return 2;
+      }
+      o.zmq_count++;
+      break;
+    case O_ZTIMEOUT:
+      o.zmq_timeout_ns = number("--zmq-timeout-ms", optarg, 1) * 1000000LL;
+      break;
+    case O_ZPEERS:
+      o.zmq_max_peers = (unsigned)number("--zmq-max-peers", optarg, 1);
       break;
     case O_HELP:
       usage(stdout);
