@@ -1,4 +1,5 @@
-/* model.c — the model registry: load (prepare on every device), find,
+/* model.c — the model registry: load (prepare on one device of each spec;
+ * a pool's other workers prepare it when they first run it), find,
  * describe, unload. */
 #include <errno.h>
 #include <fcntl.h>
@@ -97,6 +98,7 @@ static void model_free(emx_model *m) {
   free(m->service_ewma_ns);
   free(m->tier);
   free(m->batch_ok);
+  free(m->last_run_ns);
   free(m->prep);
   free(m->data);
   free(m);
@@ -202,10 +204,12 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     m->service_ewma_ns = calloc(e->device_count, sizeof *m->service_ewma_ns);
     m->tier = calloc(e->device_count, sizeof *m->tier);
     m->batch_ok = calloc(e->device_count, sizeof *m->batch_ok);
+    m->last_run_ns = calloc(e->device_count, sizeof *m->last_run_ns);
   }
   if (!m || !ctls || !placed || !m->prep || !m->service_ewma_ns || !m->tier ||
-      !m->batch_ok) {
+      !m->batch_ok || !m->last_run_ns) {
     if (m) {
+      free(m->last_run_ns);
       free(m->prep);
       free(m->service_ewma_ns);
       free(m->tier);
@@ -218,6 +222,7 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     return emx__fail(e, EMX_ENOMEM, "out of memory loading model \"%s\"", name);
   }
   m->engine = e;
+  atomic_init(&m->last_device, 0);
   strcpy(m->name, name); /* length checked by check_name */
   m->data = data;
   m->size = size;
@@ -256,11 +261,28 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     goto fail_admin;
   }
 
-  run_on_all(e, ctls, EMX__CTL_PREPARE, m, placed);
+  /* Devices opened from one spec (a pool's workers) are alike: the model
+   * is prepared now on one of them, to check it and learn its tensors, and
+   * on the others when a request first needs it there (worker.c), so a
+   * model costs one interpreter until the load needs more. */
+  bool *now = calloc(e->device_count, sizeof *now);
+  if (!now) {
+    rc = emx__fail(e, EMX_ENOMEM, "out of memory loading model \"%s\"", name);
+    goto fail_admin;
+  }
+  for (size_t i = 0; i < e->device_count; i++) {
+    now[i] = placed[i];
+    for (size_t j = 0; j < i && now[i]; j++)
+      if (now[j] && e->devices[j].ops == e->devices[i].ops &&
+          strcmp(e->devices[j].spec, e->devices[i].spec) == 0 &&
+          atomic_load(&e->devices[j].healthy))
+        now[i] = false;
+  }
+  run_on_all(e, ctls, EMX__CTL_PREPARE, m, now);
   rc = 0;
   long first = -1; /* the device whose view of the tensors is the model's */
   for (size_t i = 0; i < e->device_count && rc == 0; i++) {
-    if (!placed[i] || ctls[i].deferred)
+    if (!now[i] || ctls[i].deferred)
       continue;
     if (ctls[i].status < 0) {
       rc = emx__fail(e, ctls[i].status,
@@ -283,12 +305,14 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
                    "cannot load model \"%s\": every device it may use is down "
                    "(being re-probed); try again shortly",
                    name);
+  free(now);
   if (rc < 0) {
     release_everywhere(e, m);
     goto fail_admin;
   }
   m->desc = ctls[first].desc;
   ctls[first].desc = (emx__model_desc){0};
+  atomic_store(&m->last_device, (int)first); /* it is warm there */
 
   pthread_mutex_lock(&e->lock);
   m->next = e->models;
