@@ -1,6 +1,7 @@
 /* sched.c — the scheduling policies: which queued request a device runs
  * next. Per device, from its spec:
- *   sched=fifo      highest priority first, arrival order within (default)
+ *   sched=fifo      highest priority first, arrival order within (default,
+ *                   but for cpu)
  *   sched=affinity  keep serving the model whose parameters are resident
  *                   while it has work, unless the oldest waiting request
  *                   has waited max_delay_ms (default 20): swaps amortised,
@@ -11,7 +12,7 @@
  *                   device, so a flooding client cannot starve a light
  *                   one, and a client of a 1 ms model gets as much device
  *                   time as one of an 8 ms model, as the OS would give
- *                   two processes
+ *                   two processes (the default for cpu)
  * Called by the worker with dev->lock held. */
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,12 @@
 
 int emx__sched_parse(emx__devspec *spec, int *policy, int64_t *max_delay_ns,
                      emx__errbuf *err) {
-  *policy = EMX__SCHED_FIFO;
+  /* A CPU pool's default is fair: its clients would otherwise get less
+   * than separate processes get from the OS, which shares CPU time, not
+   * turns (a client of a 1 ms model behind an 8 ms one's runs). Fair is
+   * FIFO within a stream, and with one stream. */
+  *policy =
+      strcmp(spec->kind, "cpu") == 0 ? EMX__SCHED_FAIR : EMX__SCHED_FIFO;
   long ms = 20;
   const char *v = emx__devspec_str(spec, "sched");
   if (v) {
