@@ -2,7 +2,7 @@
  * loaded, and on a tie the one that last ran the model (its interpreter and
  * caches are warm), so consecutive requests do not alternate devices and a
  * pool's devices settle into serving one model each. Two simulated devices
- * (real clock, 1 ms a run) in one tier. */
+ * (real clock, 1 ms a run) in one tier; and a CPU pool's lazy preparation. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -117,12 +117,50 @@ static void load_beats_warmth(void **state) {
   pool_close(&p);
 }
 
+/* A pool of two CPU workers (one spec) prepares a model on one of them at
+ * load; the other prepares it when the load first sends it a request.
+ * emx_model_stats says where it is prepared and what that holds. */
+static void pool_prepares_on_first_use(void **state) {
+  emx_engine *e = engine_new("cpu:workers=2", 16);
+  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  emx_stats st;
+  assert_int_equal(emx_model_stats(m, &st), 0);
+  assert_int_equal(st.prepared_on, 1);
+  assert_true(st.memory_bytes > 100000); /* an interpreter and its arena */
+  uint64_t one = st.memory_bytes;
+  emx_tensor *in[2] = {tensors_inputs(m), tensors_inputs(m)};
+  emx_tensor *out[2] = {tensors_outputs(m), tensors_outputs(m)};
+  /* Two at once: the second finds the warm worker loaded and goes to the
+   * other one (a preempted submitter may see the first done: try again). */
+  for (int tries = 0; tries < 50 && st.prepared_on < 2; tries++) {
+    emx_request *r[2];
+    for (int i = 0; i < 2; i++) {
+      emx_request_desc d;
+      request_init(&d, m, in[i], out[i]);
+      assert_int_equal(emx_submit(e, &d, &r[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+      assert_int_equal(emx_request_wait(r[i], -1), 0);
+      emx_request_destroy(r[i]);
+    }
+    assert_int_equal(emx_model_stats(m, &st), 0);
+  }
+  assert_int_equal(st.prepared_on, 2);
+  assert_true(st.memory_bytes > one);
+  for (int i = 0; i < 2; i++) {
+    tensors_free(in[i], 1);
+    tensors_free(out[i], 2);
+  }
+  emx_engine_destroy(e);
+}
+
 int main(void) {
   filters_from_env();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(sequential_requests_stay_on_one_device),
       cmocka_unit_test(models_keep_their_devices),
       cmocka_unit_test(load_beats_warmth),
+      cmocka_unit_test(pool_prepares_on_first_use),
   };
   return cmocka_run_group_tests_name("placement", tests, group_setup, NULL);
 }

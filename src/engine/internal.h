@@ -148,6 +148,9 @@ struct emx_model {
                                     it (placement prefers it on ties) */
   int64_t *last_run_ns;          /* per device, its worker only: when it
                                     last ran or was prepared there */
+  atomic_llong *mem_bytes;       /* per device: heap its prepared copy
+                                    took there (0: none); set by the
+                                    worker, read by emx_model_stats */
   int max_batch;                 /* dynamic batching: most per invoke (1) */
   int preferred_batch[EMX_MAX_PREFERRED_BATCH]; /* ascending, 0 ends */
   int64_t batch_delay_ns; /* longest the oldest waits for a batch */

@@ -99,6 +99,7 @@ static void model_free(emx_model *m) {
   free(m->tier);
   free(m->batch_ok);
   free(m->last_run_ns);
+  free(m->mem_bytes);
   free(m->prep);
   free(m->data);
   free(m);
@@ -205,11 +206,13 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     m->tier = calloc(e->device_count, sizeof *m->tier);
     m->batch_ok = calloc(e->device_count, sizeof *m->batch_ok);
     m->last_run_ns = calloc(e->device_count, sizeof *m->last_run_ns);
+    m->mem_bytes = calloc(e->device_count, sizeof *m->mem_bytes);
   }
   if (!m || !ctls || !placed || !m->prep || !m->service_ewma_ns || !m->tier ||
-      !m->batch_ok || !m->last_run_ns) {
+      !m->batch_ok || !m->last_run_ns || !m->mem_bytes) {
     if (m) {
       free(m->last_run_ns);
+      free(m->mem_bytes);
       free(m->prep);
       free(m->service_ewma_ns);
       free(m->tier);
@@ -528,5 +531,12 @@ EMX_EXPORT int(emx_model_stats)(const emx_model *m, emx_stats *out) {
   pthread_mutex_lock(&mm->lock);
   emx__counters_snapshot(&mm->stats, atomic_load(&mm->queued), &st);
   pthread_mutex_unlock(&mm->lock);
+  for (size_t i = 0; i < m->engine->device_count; i++) {
+    long long b = atomic_load_explicit(&m->mem_bytes[i], memory_order_relaxed);
+    if (b > 0) {
+      st.memory_bytes += (uint64_t)b;
+      st.prepared_on++;
+    }
+  }
   return emx__abi_out(out, &st, sizeof st, "emx_stats", NULL);
 }

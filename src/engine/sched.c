@@ -32,8 +32,7 @@ int emx__sched_parse(emx__devspec *spec, int *policy, int64_t *max_delay_ns,
    * than separate processes get from the OS, which shares CPU time, not
    * turns (a client of a 1 ms model behind an 8 ms one's runs). Fair is
    * FIFO within a stream, and with one stream. */
-  *policy =
-      strcmp(spec->kind, "cpu") == 0 ? EMX__SCHED_FAIR : EMX__SCHED_FIFO;
+  *policy = strcmp(spec->kind, "cpu") == 0 ? EMX__SCHED_FAIR : EMX__SCHED_FIFO;
   long ms = 20;
   const char *v = emx__devspec_str(spec, "sched");
   if (v) {

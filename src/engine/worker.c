@@ -16,6 +16,7 @@
  * A model is prepared at load on one worker of a pool and on the others
  * when they first run it; one idle on a worker for IDLE_RELEASE_NS is
  * released there (release_idle), so memory follows the load. */
+#include <malloc.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -72,7 +73,28 @@ static void untrack(emx__device *dev, emx_model *m) {
     }
 }
 
+/* heap_bytes: what malloc has handed out in this process. Sampled around a
+ * prepare, it tells what the prepared copy holds (other threads allocating
+ * meanwhile blur it a little: a report, not an account). */
+static long long heap_bytes(void) {
+  struct mallinfo2 mi = mallinfo2();
+  return (long long)(mi.uordblks + mi.hblkhd);
+}
+
+/* prepare_measured is ops->prepare, recording the heap the copy took. */
+static int prepare_measured(emx__device *dev, emx_model *m, void **prep,
+                            emx__model_desc *desc, emx__errbuf *err) {
+  long long before = heap_bytes();
+  int rc = dev->ops->prepare(dev->impl, m->data, m->size, prep, desc, err);
+  long long took = heap_bytes() - before;
+  if (rc == 0)
+    atomic_store_explicit(&m->mem_bytes[dev->index], took > 0 ? took : 1,
+                          memory_order_relaxed);
+  return rc;
+}
+
 static void release_one(emx__device *dev, emx_model *m) {
+  atomic_store_explicit(&m->mem_bytes[dev->index], 0, memory_order_relaxed);
   if (dev->resident == m)
     dev->resident = NULL;
   if (m->prep[dev->index] && dev->impl)
@@ -95,8 +117,7 @@ static void run_ctl(emx__device *dev, emx__ctl *ctl) {
     return;
   }
   void *prep = NULL;
-  ctl->status = dev->ops->prepare(dev->impl, m->data, m->size, &prep,
-                                  &ctl->desc, &ctl->err);
+  ctl->status = prepare_measured(dev, m, &prep, &ctl->desc, &ctl->err);
   m->prep[dev->index] = ctl->status == 0 ? prep : NULL;
   m->last_run_ns[dev->index] = emx_now_ns();
   if (ctl->status == 0)
@@ -108,12 +129,13 @@ static void run_ctl(emx__device *dev, emx__ctl *ctl) {
 static int prepare_lazily(emx__device *dev, emx_model *m, emx__errbuf *err) {
   emx__model_desc desc = {0};
   void *prep = NULL;
-  int rc = dev->ops->prepare(dev->impl, m->data, m->size, &prep, &desc, err);
+  int rc = prepare_measured(dev, m, &prep, &desc, err);
   if (rc < 0)
     return rc;
   if (!emx__model_desc_equal(&desc, &m->desc)) {
     emx__model_desc_free(&desc);
     dev->ops->release(dev->impl, prep);
+    atomic_store_explicit(&m->mem_bytes[dev->index], 0, memory_order_relaxed);
     return emx__errf(err, EMX_EDEVICE,
                      "model \"%s\" shows different tensors on %s", m->name,
                      dev->name);
