@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -118,10 +119,12 @@ static void load_beats_warmth(void **state) {
 }
 
 /* A pool of two CPU workers (one spec) prepares a model on one of them at
- * load; the other prepares it when the load first sends it a request.
- * emx_model_stats says where it is prepared and what that holds. */
+ * load; the other prepares it when the load first sends it a request, and
+ * releases it once it has been idle there for idle_release_ms (the worker
+ * that ran it last keeps its copy). emx_model_stats says where it is
+ * prepared and what that holds. */
 static void pool_prepares_on_first_use(void **state) {
-  emx_engine *e = engine_new("cpu:workers=2", 16);
+  emx_engine *e = engine_new("cpu:workers=2,idle_release_ms=300", 16);
   emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
   emx_stats st;
   assert_int_equal(emx_model_stats(m, &st), 0);
@@ -147,6 +150,12 @@ static void pool_prepares_on_first_use(void **state) {
   }
   assert_int_equal(st.prepared_on, 2);
   assert_true(st.memory_bytes > one);
+  for (int waited = 0; waited < 100 && st.prepared_on > 1; waited++) {
+    usleep(50 * 1000);
+    assert_int_equal(emx_model_stats(m, &st), 0);
+  }
+  assert_int_equal(st.prepared_on, 1); /* released where idle ... */
+  assert_true(st.memory_bytes > 0);    /* ... but one copy stays */
   for (int i = 0; i < 2; i++) {
     tensors_free(in[i], 1);
     tensors_free(out[i], 2);

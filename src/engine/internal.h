@@ -105,6 +105,8 @@ typedef struct emx__device {
   atomic_int busy;               /* 1 while the worker runs a request */
   int policy;                    /* EMX__SCHED_* (sched.c) */
   int64_t max_delay_ns;          /* affinity: longest a request yields */
+  int64_t idle_release_ns;       /* a model idle this long here is
+                                    released (worker.c) */
   const struct emx_model *resident;    /* model run last (worker only; only
                                        compared, never dereferenced) */
   unsigned long long unordered_finish; /* fair: tag of stream-less work */
@@ -280,9 +282,10 @@ void emx__stream_free(emx_stream *s);
 
 /* sched.c */
 enum { EMX__SCHED_FIFO = 0, EMX__SCHED_AFFINITY = 1, EMX__SCHED_FAIR = 2 };
-/* emx__sched_parse reads sched= and max_delay_ms= (marking them used). */
+/* emx__sched_parse reads sched=, max_delay_ms= and idle_release_ms=
+ * (marking them used). */
 int emx__sched_parse(emx__devspec *spec, int *policy, int64_t *max_delay_ns,
-                     emx__errbuf *err);
+                     int64_t *idle_release_ns, emx__errbuf *err);
 /* emx__sched_pick unlinks the request the device's policy runs next. */
 emx__qlink *emx__sched_pick(emx__device *dev, int64_t now);
 /* emx__sched_charge: request r ran for device_ns of dev's time (its share

@@ -27,7 +27,7 @@
 #define FAIR_NS_PER_STRIDE 10000ULL
 
 int emx__sched_parse(emx__devspec *spec, int *policy, int64_t *max_delay_ns,
-                     emx__errbuf *err) {
+                     int64_t *idle_release_ns, emx__errbuf *err) {
   /* A CPU pool's default is fair: its clients would otherwise get less
    * than separate processes get from the OS, which shares CPU time, not
    * turns (a client of a 1 ms model behind an 8 ms one's runs). Fair is
@@ -50,6 +50,12 @@ int emx__sched_parse(emx__devspec *spec, int *policy, int64_t *max_delay_ns,
   }
   int rc = emx__devspec_int(spec, "max_delay_ms", 0, 3600000, &ms, err);
   *max_delay_ns = (int64_t)ms * 1000000;
+  /* A copy of a large model is tens of MB and preparing it again tens of
+   * ms: only a long idle time lets it go. */
+  long idle_ms = 30000;
+  if (rc == 0)
+    rc = emx__devspec_int(spec, "idle_release_ms", 1, 86400000, &idle_ms, err);
+  *idle_release_ns = (int64_t)idle_ms * 1000000;
   return rc;
 }
 

@@ -14,7 +14,7 @@
  * needs them.
  *
  * A model is prepared at load on one worker of a pool and on the others
- * when they first run it; one idle on a worker for IDLE_RELEASE_NS is
+ * when they first run it; one idle on a worker for idle_release_ms is
  * released there (release_idle), so memory follows the load. */
 #include <malloc.h>
 #include <sched.h>
@@ -42,12 +42,10 @@
  * the fault): a glitch costs them a delay, not their result; a device gone
  * for good fails them clearly. A request's deadline ends its wait sooner. */
 #define HOLD_NS (1000 * 1000000LL)
-/* A model a worker has not run for this long is released there, unless that
- * worker ran it last of all (placement sends it there first): a pool holds
- * one interpreter of an idle model, and as many as the load spreads it to
- * while it is busy. An interpreter of a large model is tens of MB; preparing
- * it again costs tens of ms, so only a long idle time lets it go. */
-#define IDLE_RELEASE_NS (30 * 1000000000LL)
+/* A model a worker has not run for dev->idle_release_ns (idle_release_ms=,
+ * default 30 s) is released there, unless that worker ran it last of all
+ * (placement sends it there first): a pool holds one interpreter of an idle
+ * model, and as many as the load spreads it to while it is busy. */
 /* How often a busy worker looks for idle models. */
 #define IDLE_CHECK_NS (1000 * 1000000LL)
 
@@ -146,8 +144,8 @@ static int prepare_lazily(emx__device *dev, emx_model *m, emx__errbuf *err) {
   return 0;
 }
 
-/* release_idle releases the models idle here for IDLE_RELEASE_NS (see
- * there); returns when the next one will be due, INT64_MAX if none. Worker
+/* release_idle releases the models idle here for dev->idle_release_ns;
+ * returns when the next one will be due, INT64_MAX if none. Worker
  * only, without dev->lock (a release calls into the backend). */
 static int64_t release_idle(emx__device *dev) {
   int64_t now = emx_now_ns(), next = INT64_MAX;
@@ -155,10 +153,15 @@ static int64_t release_idle(emx__device *dev) {
   for (size_t i = 0; i < dev->nprepared;) {
     emx_model *m = dev->prepared[i];
     int64_t due =
-        emx__deadline_after(m->last_run_ns[dev->index], IDLE_RELEASE_NS);
+        emx__deadline_after(m->last_run_ns[dev->index], dev->idle_release_ns);
     if (atomic_load_explicit(&m->last_device, memory_order_relaxed) ==
         (int)dev->index) {
-      i++; /* its warm copy stays */
+      /* Its warm copy stays; look again later, as another worker may run
+       * it meanwhile and become the warm one. */
+      int64_t again = emx__deadline_after(now, dev->idle_release_ns);
+      again = due > again ? due : again;
+      next = again < next ? again : next;
+      i++;
     } else if (now >= due) {
       release_one(dev, m); /* moves the last entry to i */
     } else {
