@@ -64,7 +64,7 @@ class Daemon:
         self.env = env
         self.proc = None
 
-    def start(self, timeout=15.0):
+    def start(self, timeout=60.0):
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(self.args, stdout=log, stderr=log,
                                          stdin=subprocess.DEVNULL,
