@@ -193,6 +193,9 @@ class Connection:
 
 def _stem_name(path):
     stem = os.path.splitext(os.path.basename(path))[0] or "model"
+    # The daemon takes printable ASCII names without spaces, quotes,
+    # backslashes or slashes (a newline would forge its log lines).
+    stem = re.sub(r'[^\x21-\x7e]|["\\/]', "_", stem)
     if len(stem.encode()) > _NAME_MAX:
         stem = _hashed("", path)
     return stem
