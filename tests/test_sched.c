@@ -194,6 +194,78 @@ static void fair_interleaves_streams(void **state) {
   }
 }
 
+/* submit_all submits on stream until the engine refuses; returns how many
+ * were accepted (their handles in reqs) and the refusal in *rc. */
+static int submit_all(run *r, emx_stream *stream, emx_request **reqs, int max,
+                      int *rc) {
+  int n = 0;
+  *rc = 0;
+  while (n < max) {
+    emx_request_desc d;
+    request_init(&d, r->a, r->in[0], r->out[0]);
+    d.stream = stream;
+    *rc = emx_submit(r->e, &d, &reqs[n]);
+    if (*rc < 0)
+      break;
+    n++;
+  }
+  return n;
+}
+
+/* Two flooding streams fill a fair device's queue (64); a light stream is
+ * still admitted, up to its share (64 / 3 streams), and no further. Before,
+ * a full queue refused everyone: two flooders got a polite client nearly
+ * all of its requests refused with EMX_EBUSY. With fifo, a full queue
+ * still refuses. */
+static void fair_admission_shares_the_queue(void **state) {
+  (void)state;
+  static const char *const specs[2] = {"sim:65,outputs=none,compute_ms=1",
+                                       "sim:66,outputs=none,compute_ms=1,"
+                                       "sched=fair"};
+  for (int policy = 0; policy < 2; policy++) {
+    run r;
+    run_open(&r, specs[policy]);
+    emx_stream *flood[2], *light;
+    assert_int_equal(emx_stream_create(r.e, &flood[0]), 0);
+    assert_int_equal(emx_stream_create(r.e, &flood[1]), 0);
+    assert_int_equal(emx_stream_create(r.e, &light), 0);
+    emx_engine_pause(r.e);
+    static emx_request *fr[2][200], *lr[200];
+    int rc, nf[2];
+    nf[0] = submit_all(&r, flood[0], fr[0], 200, &rc);
+    assert_int_equal(rc, EMX_EBUSY);
+    nf[1] = submit_all(&r, flood[1], fr[1], 200, &rc);
+    assert_int_equal(rc, EMX_EBUSY);
+    int nl = submit_all(&r, light, lr, 200, &rc);
+    assert_int_equal(rc, EMX_EBUSY);
+    fprintf(stderr, "%s: flood %d + %d, light %d\n", policy ? "fair" : "fifo",
+            nf[0], nf[1], nl);
+    if (policy == 0) {
+      assert_int_equal(nf[0], 64);
+      assert_int_equal(nf[1], 0);
+      assert_int_equal(nl, 0);
+    } else {
+      assert_int_equal(nf[0], 64);
+      assert_int_equal(nf[1], 32); /* its share with the first: 64 / 2 */
+      assert_int_equal(nl, 21);    /* 64 / 3 */
+    }
+    emx_engine_resume(r.e);
+    for (int k = 0; k < 2; k++)
+      for (int i = 0; i < nf[k]; i++) {
+        assert_int_equal(emx_request_wait(fr[k][i], -1), 0);
+        emx_request_destroy(fr[k][i]);
+      }
+    for (int i = 0; i < nl; i++) {
+      assert_int_equal(emx_request_wait(lr[i], -1), 0);
+      emx_request_destroy(lr[i]);
+    }
+    emx_stream_destroy(flood[0]);
+    emx_stream_destroy(flood[1]);
+    emx_stream_destroy(light);
+    run_close(&r, 0);
+  }
+}
+
 /* ---- on the virtual clock ------------------------------------------------
  * One simulated TPU: an invoke costs 1 ms, plus 5 ms when the model's
  * parameters must be swapped in; transfers are free. Every request below is
@@ -514,6 +586,7 @@ int main(void) {
       cmocka_unit_test(affinity_groups_by_model),
       cmocka_unit_test(affinity_bounded_by_max_delay),
       cmocka_unit_test(fair_interleaves_streams),
+      cmocka_unit_test(fair_admission_shares_the_queue),
       cmocka_unit_test(bad_sched_spec),
       cmocka_unit_test(virtual_fifo_exact),
       cmocka_unit_test(virtual_affinity_exact),

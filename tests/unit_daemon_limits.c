@@ -15,6 +15,10 @@
  *   socket_not_replaced  --socket naming a regular file: the daemon refuses
  *                        to start and the file is intact
  *   socket_mode          --socket-mode sets the socket file's mode
+ *   names_validated      LOAD_BYTES with a newline or a space in the name
+ *                        is refused (EMX_EINVAL), nothing forged in the log
+ *   timeout_near_int64_max INFER with timeout_ns near INT64_MAX runs (the
+ *                        saturating deadline; run it under ASan+UBSan too)
  */
 #include <errno.h>
 #include <poll.h>
@@ -223,6 +227,80 @@ static void socket_mode(void **state) {
   assert_int_equal(run_daemon(bad), 2);
 }
 
+/* A client's model name with a newline or a space is refused before
+ * anything is loaded: it would forge log lines and STATUS fields. */
+static void names_validated(void **state) {
+  (void)state;
+  emxt_daemon d;
+  const char *args[] = {"--device", "cpu:workers=1", NULL};
+  assert_int_equal(emxt_daemon_start(&d, args), 0);
+  emx_client *c = NULL;
+  assert_int_equal(connect_client(&d, 4 * MIB, &c), 0);
+  FILE *f = fopen(EMX_MODELS_DIR "/face_detection_short_range.tflite", "rb");
+  static char bytes[1 << 20];
+  size_t n = 0;
+  if (f) {
+    n = fread(bytes, 1, sizeof bytes, f);
+    fclose(f);
+  }
+  if (n == 0) { /* any bytes do: the name is checked first */
+    memset(bytes, 0, 1024);
+    n = 1024;
+  }
+  emx_client_model *m = NULL;
+  const char *bad[] = {"evil\n2026-01-01T00:00:00.000Z edgemux error: forged",
+                       "two words", "tab\t"};
+  for (size_t i = 0; i < 3; i++) {
+    int rc = emx_client_model_load_bytes(c, bad[i], bytes, n, &m);
+    fprintf(stderr, "load \"%s\": %s: %s\n", bad[i], emx_err_name(rc),
+            emx_client_last_error(c));
+    assert_int_equal(rc, EMX_EINVAL);
+    assert_non_null(strstr(emx_client_last_error(c), "model name"));
+  }
+  assert_false(emxt_log_contains(&d, "forged"));
+  assert_int_equal(emx_client_ping(c), 0);
+  emx_client_destroy(c);
+  assert_int_equal(emxt_daemon_stop(&d), 0);
+}
+
+/* INFER with timeout_ns near INT64_MAX: "now + timeout" saturates in
+ * the client and the daemon (signed overflow before: a deadline in the
+ * past, EMX_ETIMEDOUT at once; ASan+UBSan aborted the daemon). */
+static void timeout_near_int64_max(void **state) {
+  (void)state;
+  emxt_daemon d;
+  const char *args[] = {"--device", "cpu:workers=1", NULL};
+  assert_int_equal(emxt_daemon_start(&d, args), 0);
+  emx_client *c = NULL;
+  assert_int_equal(connect_client(&d, 4 * MIB, &c), 0);
+  emx_client_model *m = NULL;
+  assert_int_equal(emx_client_model_open(c, "face_detection_short_range", &m),
+                   0);
+  emx_tensor in, out[2];
+  assert_int_equal(emx_client_tensor_alloc_input(c, m, 0, &in), 0);
+  size_t nout = emx_client_model_output_count(m);
+  assert_true(nout <= 2);
+  for (size_t i = 0; i < nout; i++)
+    assert_int_equal(emx_client_tensor_alloc_output(c, m, i, &out[i]), 0);
+  const int64_t timeouts[] = {INT64_MAX, INT64_MAX - 1, INT64_MAX / 2 + 1};
+  for (size_t k = 0; k < 3; k++) {
+    emx_client_options o;
+    emx_client_options_init(&o);
+    o.timeout_ns = timeouts[k];
+    emx_client_request *r = NULL;
+    assert_int_equal(emx_client_submit(c, m, &in, 1, out, nout, &o, &r), 0);
+    int rc = emx_client_request_wait(r, -1);
+    if (rc < 0)
+      fprintf(stderr, "timeout %lld: %s\n", (long long)timeouts[k],
+              emx_err_name(rc));
+    assert_int_equal(rc, 0);
+    emx_client_request_destroy(r);
+  }
+  assert_int_equal(emx_client_ping(c), 0);
+  emx_client_destroy(c);
+  assert_int_equal(emxt_daemon_stop(&d), 0); /* alive, exits 0 */
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
@@ -231,6 +309,8 @@ int main(void) {
       cmocka_unit_test(hello_pid_not_trusted),
       cmocka_unit_test(socket_not_replaced),
       cmocka_unit_test(socket_mode),
+      cmocka_unit_test(names_validated),
+      cmocka_unit_test(timeout_near_int64_max),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -178,6 +178,14 @@ class InferenceTest(unittest.TestCase):
             self.assertTrue(interp.model_name.startswith(
                 "face_detection_short_range-"))
             self.assertOutputs(run(interp, ins), outs)
+            # A stem the daemon would refuse as a name (a space, a
+            # newline) is made a valid one; the model still runs.
+            odd = os.path.join(d, "my face\nmodel.tflite")
+            with open(support.FACE, "rb") as f, open(odd, "wb") as g:
+                g.write(f.read() + bytes(32))
+            interp = tflite.Interpreter(model_path=odd)
+            self.assertEqual(interp.model_name, "my_face_model")
+            self.assertOutputs(run(interp, ins), outs)
             named = tflite.Interpreter(model_path=other, model_name="facecopy")
             self.assertEqual(named.model_name, "facecopy")
             self.assertOutputs(run(named, ins), outs)

@@ -140,6 +140,9 @@ void emx__request_finish(struct emx_request *r, int status, const char *msg) {
     deliver(r);
     return;
   }
+  /* Its hold on the queue ends with its status, not its delivery. */
+  if (atomic_fetch_sub(&s->inflight, 1) == 1)
+    atomic_fetch_sub(&s->engine->active_streams, 1);
   pthread_mutex_lock(&s->lock);
   atomic_store(&r->state, EMX__REQ_FINISHED);
   if (s->delivering) { /* the thread draining the stream will take it */

@@ -183,6 +183,8 @@ struct emx_stream {
   struct emx_request *head, *tail; /* submitted, not yet delivered */
   atomic_ullong finish;            /* fair: virtual finish tag (sched.c) */
   atomic_uint weight;              /* fair: share relative to others */
+  atomic_size_t inflight;          /* joined and not finished: its hold on
+                                      device queues (admission, request.c) */
   bool delivering;                 /* a thread is draining head */
   bool destroyed;                  /* free once drained */
 };
@@ -241,6 +243,7 @@ struct emx_engine {
   emx_model *retiring; /* unloaded, not yet released everywhere (lock) */
   atomic_uint rr;     /* round-robin tie breaker for dispatch */
   atomic_bool paused; /* emx_engine_pause: queues are not served */
+  atomic_size_t active_streams; /* streams with inflight > 0 */
 };
 
 /* placement.c */

@@ -15,6 +15,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/name.h"
 #include "core/arena.h"
 #include "core/sock.h"
 #include "daemon/front/unix.h"
@@ -362,8 +363,10 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
       emxd__unix_reply_model(s, m->hdr.id, model);
       emxd_model_put(model);
     } else {
+      char safe[4 * EMX_WIRE_MAX_NAME + 1];
       snprintf(err.msg, sizeof err.msg,
-               "no model named \"%s\" (list them with `edgemux models`)", name);
+               "no model named \"%s\" (list them with `edgemux models`)",
+               emx__escape(name, m->u.name.len, safe, sizeof safe));
       emxd__unix_error(s, m->hdr.id, EMX_ENOENT, err.msg);
     }
     return 0;
