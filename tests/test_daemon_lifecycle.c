@@ -399,6 +399,58 @@ static void model_comes_back_keeps_id(void **state) {
   assert_int_equal(emxt_daemon_stop(&d), 0);
 }
 
+/* A client's name meets a repository model added later under the same
+ * name: the repository wins (its model is "face"), and the client's model
+ * keeps its id and bytes under its hash name "model-<16 hex>". Before
+ * issue 11 the client's name shadowed the repository's model. */
+static void repository_name_wins(void **state) {
+  char repo[] = "/tmp/emxt-wins-XXXXXX";
+  assert_non_null(mkdtemp(repo));
+  remove_at_exit(repo);
+  static emxt_daemon d;
+  const char *args[] = {"--device", "cpu", "--models", repo, "--log-level",
+                        "info", NULL};
+  assert_int_equal(emxt_daemon_start(&d, args), 0);
+  current = &d;
+  emx_client *c = connect_to(d.socket);
+  size_t size;
+  void *hand = read_file(MODEL_HAND_LITE, &size);
+  emx_client_model *mine;
+  assert_int_equal(emx_client_model_load_bytes(c, "face", hand, size, &mine),
+                   0);
+  assert_int_equal(emx_client_model_output_count(mine), 4);
+  char dir[128], path[160];
+  snprintf(dir, sizeof dir, "%s/face", repo);
+  assert_int_equal(mkdir(dir, 0755), 0);
+  snprintf(path, sizeof path, "%s/model.tflite", dir);
+  assert_int_equal(symlink(MODEL_FACE_SHORT, path), 0);
+  assert_int_equal(kill(d.pid, SIGHUP), 0);
+  /* Ready: the rescan's report (the client's LOAD logged "loaded" too). */
+  assert_true(wait_log(&d, "was a client's name for other bytes"));
+  assert_true(wait_log(&d, "model \"face\" loaded from /"));
+  emx_client_model *face;
+  assert_int_equal(emx_client_model_open(c, "face", &face), 0);
+  assert_int_equal(emx_client_model_output_count(face), 2);
+  char hex[65], name[64];
+  FILE *p = popen("sha256sum " MODEL_HAND_LITE, "r");
+  assert_non_null(p);
+  assert_int_equal(fscanf(p, "%64s", hex), 1);
+  pclose(p);
+  snprintf(name, sizeof name, "model-%.16s", hex);
+  emx_client_model *renamed;
+  assert_int_equal(emx_client_model_open(c, name, &renamed), 0);
+  assert_int_equal(emx_client_model_output_count(renamed), 4);
+  /* The client's handle from before still reaches its own model. */
+  emx_tensor in, out[4];
+  assert_int_equal(emx_client_tensor_alloc_input(c, mine, 0, &in), 0);
+  for (size_t i = 0; i < 4; i++)
+    assert_int_equal(emx_client_tensor_alloc_output(c, mine, i, &out[i]), 0);
+  assert_int_equal(emx_client_infer(c, mine, &in, 1, out, 4, NULL), 0);
+  free(hand);
+  emx_client_destroy(c);
+  assert_int_equal(emxt_daemon_stop(&d), 0);
+}
+
 int main(void) {
   filters_from_env();
   const struct CMUnitTest tests[] = {
@@ -406,6 +458,7 @@ int main(void) {
       cmocka_unit_test_teardown(hung_device_never_wedges, teardown),
       cmocka_unit_test_teardown(sighup_unload_never_waits, teardown),
       cmocka_unit_test_teardown(model_comes_back_keeps_id, teardown),
+      cmocka_unit_test_teardown(repository_name_wins, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
