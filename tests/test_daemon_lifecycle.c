@@ -74,9 +74,9 @@ static void *call_main(void *arg) {
   call *k = arg;
   emx_client *c = connect_to(k->socket);
   emx_client_model *m;
-  k->rc = k->bytes ? emx_client_model_load_bytes(c, k->name, k->bytes, k->size,
-                                                 &m)
-                   : emx_client_model_unload(c, k->name);
+  k->rc = k->bytes
+              ? emx_client_model_load_bytes(c, k->name, k->bytes, k->size, &m)
+              : emx_client_model_unload(c, k->name);
   snprintf(k->msg, sizeof k->msg, "%s", emx_client_last_error(c));
   emx_client_destroy(c);
   atomic_store(&k->done, 1);
@@ -162,8 +162,9 @@ static void unload_cancels_queued(void **state) {
   call un = {.socket = d.socket, .name = "mine"};
   int64_t took;
   int rc = call_within(&un, 10000, &took);
-  fprintf(stderr, "UNLOAD with a request running and one queued: %s in "
-                  "%.1f ms\n",
+  fprintf(stderr,
+          "UNLOAD with a request running and one queued: %s in "
+          "%.1f ms\n",
           rc == -1000 ? "no answer" : emx_err_name(rc), took / 1e6);
   assert_int_equal(rc, 0);
   assert_true(took < 1000 * 1000000LL);
@@ -194,8 +195,7 @@ static int stop_within(emxt_daemon *d, int limit_ms) {
     assert_true(p >= 0);
     if (p == d->pid) {
       d->pid = 0;
-      return WIFEXITED(status) ? WEXITSTATUS(status)
-                               : 128 + WTERMSIG(status);
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
     sleep_ms(10);
   }
@@ -216,10 +216,14 @@ static void hung_device_never_wedges(void **state) {
   char spec[160];
   snprintf(spec, sizeof spec, "sim:0,hang_at=1,lock_dir=%s", lock_dir());
   static emxt_daemon d;
-  const char *args[] = {"--device",         spec,
-                        "--load-timeout-s", "1",
-                        "--stop-timeout-s", "3",
-                        "--log-level",      "info",
+  const char *args[] = {"--device",
+                        spec,
+                        "--load-timeout-s",
+                        "1",
+                        "--stop-timeout-s",
+                        "3",
+                        "--log-level",
+                        "info",
                         NULL};
   assert_int_equal(emxt_daemon_start(&d, args), 0);
   current = &d;
@@ -276,8 +280,8 @@ static void hung_device_never_wedges(void **state) {
 
   int64_t t0 = emx_now_ns();
   int status = stop_within(&d, 8000);
-  fprintf(stderr, "SIGTERM with a hung device: exit %d after %.0f ms\n",
-          status, (emx_now_ns() - t0) / 1e6);
+  fprintf(stderr, "SIGTERM with a hung device: exit %d after %.0f ms\n", status,
+          (emx_now_ns() - t0) / 1e6);
   assert_int_not_equal(status, 0); /* the watchdog's exit, not a clean one */
   assert_true(emxt_log_contains(&d, "--stop-timeout-s"));
   emx_client_request_destroy(hung);
@@ -302,11 +306,16 @@ static void sighup_unload_never_waits(void **state) {
   char spec[160];
   snprintf(spec, sizeof spec, "sim:0,hang_at=1,lock_dir=%s", lock_dir());
   static emxt_daemon d;
-  const char *args[] = {"--device",         spec,
-                        "--models",         repo,
-                        "--load-timeout-s", "1",
-                        "--stop-timeout-s", "2",
-                        "--log-level",      "info",
+  const char *args[] = {"--device",
+                        spec,
+                        "--models",
+                        repo,
+                        "--load-timeout-s",
+                        "1",
+                        "--stop-timeout-s",
+                        "2",
+                        "--log-level",
+                        "info",
                         NULL};
   assert_int_equal(emxt_daemon_start(&d, args), 0);
   current = &d;
@@ -357,8 +366,8 @@ static void model_comes_back_keeps_id(void **state) {
   snprintf(path, sizeof path, "%s/model.tflite", dir);
   assert_int_equal(symlink(MODEL_FACE_SHORT, path), 0);
   static emxt_daemon d;
-  const char *args[] = {"--device", "cpu", "--models", repo, "--log-level",
-                        "info", NULL};
+  const char *args[] = {"--device",    "cpu",  "--models", repo,
+                        "--log-level", "info", NULL};
   assert_int_equal(emxt_daemon_start(&d, args), 0);
   current = &d;
   emx_client *c = connect_to(d.socket);
@@ -408,8 +417,8 @@ static void repository_name_wins(void **state) {
   assert_non_null(mkdtemp(repo));
   remove_at_exit(repo);
   static emxt_daemon d;
-  const char *args[] = {"--device", "cpu", "--models", repo, "--log-level",
-                        "info", NULL};
+  const char *args[] = {"--device",    "cpu",  "--models", repo,
+                        "--log-level", "info", NULL};
   assert_int_equal(emxt_daemon_start(&d, args), 0);
   current = &d;
   emx_client *c = connect_to(d.socket);
@@ -451,6 +460,41 @@ static void repository_name_wins(void **state) {
   assert_int_equal(emxt_daemon_stop(&d), 0);
 }
 
+/* --model-idle-s: a client's model nobody uses for that long is unloaded
+ * (by the admin thread's sweep); one in use stays. */
+static void idle_client_model_unloaded(void **state) {
+  static emxt_daemon d;
+  const char *args[] = {"--device", "cpu", "--model-idle-s", "1", "--log-level",
+                        "info",     NULL};
+  assert_int_equal(emxt_daemon_start(&d, args), 0);
+  current = &d;
+  emx_client *c = connect_to(d.socket);
+  size_t sa, sb;
+  uint8_t *a = padded(8, &sa), *b = padded(24, &sb);
+  emx_client_model *idle, *busy;
+  assert_int_equal(emx_client_model_load_bytes(c, "idle", a, sa, &idle), 0);
+  assert_int_equal(emx_client_model_load_bytes(c, "busy", b, sb, &busy), 0);
+  emx_tensor in, out[2];
+  assert_int_equal(emx_client_tensor_alloc_input(c, busy, 0, &in), 0);
+  for (size_t i = 0; i < 2; i++)
+    assert_int_equal(emx_client_tensor_alloc_output(c, busy, i, &out[i]), 0);
+  int64_t t0 = emx_now_ns();
+  while (!emxt_log_contains(&d, "model \"idle\": unused") &&
+         emx_now_ns() - t0 < 20 * 1000000000LL) {
+    assert_int_equal(emx_client_infer(c, busy, &in, 1, out, 2, NULL), 0);
+    sleep_ms(200);
+  }
+  assert_true(emxt_log_contains(&d, "model \"idle\": unused"));
+  emx_client_model *again;
+  assert_int_equal(emx_client_model_open(c, "idle", &again), EMX_ENOENT);
+  assert_int_equal(emx_client_infer(c, busy, &in, 1, out, 2, NULL), 0);
+  assert_false(emxt_log_contains(&d, "model \"busy\": unused"));
+  free(a);
+  free(b);
+  emx_client_destroy(c);
+  assert_int_equal(emxt_daemon_stop(&d), 0);
+}
+
 int main(void) {
   filters_from_env();
   const struct CMUnitTest tests[] = {
@@ -459,6 +503,7 @@ int main(void) {
       cmocka_unit_test_teardown(sighup_unload_never_waits, teardown),
       cmocka_unit_test_teardown(model_comes_back_keeps_id, teardown),
       cmocka_unit_test_teardown(repository_name_wins, teardown),
+      cmocka_unit_test_teardown(idle_client_model_unloaded, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

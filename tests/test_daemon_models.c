@@ -634,8 +634,8 @@ static void load_while_device_hangs(void **state) {
   char spec[96];
   snprintf(spec, sizeof spec, "sim:0,hang_at=1,lock_dir=%s", lock);
   emxt_daemon d;
-  const char *args[] = {"--device",         spec, "--load-timeout-s", "2",
-                        "--stop-timeout-s", "2",  NULL};
+  const char *args[] = {
+      "--device", spec, "--load-timeout-s", "2", "--stop-timeout-s", "2", NULL};
   assert_int_equal(emxt_daemon_start(&d, args), 0);
   emx_client *c = connect_to(d.socket);
   emx_client_model *m;

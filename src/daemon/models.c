@@ -53,8 +53,7 @@ static bool same_engine_settings(const emxd_model_settings *a,
 static emxd_model *find_twin_locked(emxd_server *srv, const char *hex,
                                     const emxd_model_settings *set) {
   for (emxd_model *m = srv->models; m; m = m->next)
-    if (strcmp(m->sha256, hex) == 0 &&
-        same_engine_settings(&m->settings, set))
+    if (strcmp(m->sha256, hex) == 0 && same_engine_settings(&m->settings, set))
       return m;
   return NULL;
 }
@@ -207,8 +206,8 @@ static int insert(emxd_server *srv, const char *name, const char *path,
    * cannot, and the same bytes are never two client models. */
   char engine_name[64];
   snprintf(engine_name, sizeof engine_name, "model-%.16s", hex);
-  int rc = emx_model_load(srv->engine, client ? engine_name : name, &mc,
-                          &m->model);
+  int rc =
+      emx_model_load(srv->engine, client ? engine_name : name, &mc, &m->model);
   if (rc < 0) {
     emx__errf(err, rc, "%s", emx_engine_last_error(srv->engine));
     free(m);

@@ -281,7 +281,7 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
   }
 
   int64_t timeout = cfg->prepare_timeout_ns > 0 ? cfg->prepare_timeout_ns
-                                                 : DEFAULT_PREPARE_TIMEOUT_NS;
+                                                : DEFAULT_PREPARE_TIMEOUT_NS;
   run_on_all(e, ctls, EMX__CTL_PREPARE, m, placed,
              emx__deadline_after(emx_now_ns(), timeout));
   rc = 0;
@@ -316,12 +316,12 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     }
   }
   if (rc == 0 && first < 0 && stuck >= 0)
-    rc = emx__fail(e, EMX_ETIMEDOUT,
-                   "cannot load model \"%s\": device %s did not take it "
-                   "within %lld ms (its worker is stuck in a request: a hung "
-                   "device?), and no other device it may use did",
-                   name, e->devices[stuck].name,
-                   (long long)(timeout / 1000000));
+    rc =
+        emx__fail(e, EMX_ETIMEDOUT,
+                  "cannot load model \"%s\": device %s did not take it "
+                  "within %lld ms (its worker is stuck in a request: a hung "
+                  "device?), and no other device it may use did",
+                  name, e->devices[stuck].name, (long long)(timeout / 1000000));
   if (rc == 0 && first < 0)
     rc = emx__fail(e, EMX_EDEVICE,
                    "cannot load model \"%s\": every device it may use is down "
