@@ -114,6 +114,17 @@ EMX_EXPORT int emx_client_model_load_bytes(emx_client *c, const char *name,
                                            const void *data, size_t size,
                                            emx_client_model **out);
 
+/* emx_client_model_load_placed is emx_client_model_load_bytes with a
+ * placement, in emx_model_config.devices' syntax ("edgetpu0" pins the
+ * model to that device; "edgetpu" any Edge TPU; "edgetpu,cpu" falls back
+ * to the CPU; NULL or "": wherever the daemon's devices are). The same
+ * bytes with another placement are another model in the daemon, so give
+ * them another name. EMX_EINVAL: the placement names no device. */
+EMX_EXPORT int emx_client_model_load_placed(emx_client *c, const char *name,
+                                            const void *data, size_t size,
+                                            const char *placement,
+                                            emx_client_model **out);
+
 /* emx_client_model_unload unloads a model this user loaded (root: any
  * client's); requests still queued for it fail with EMX_ECANCELED. */
 EMX_EXPORT int emx_client_model_unload(emx_client *c, const char *name);

@@ -513,6 +513,11 @@ typedef struct emx_stats {
   uint64_t busy_ns;      /* time spent running requests */
   double latency_p50_us; /* submit → completion, of successful requests */
   double latency_p99_us; /* (0 before the first one; about 3% precision) */
+  uint64_t memory_bytes; /* models: heap its prepared copies hold in this
+                            process (measured as each was prepared) */
+  uint32_t prepared_on;  /* models: devices holding a prepared copy (a
+                            pool prepares one at load, more as the load
+                            spreads, and drops idle ones) */
 } emx_stats;
 
 /* emx_device_info describes one device (one worker). */

@@ -13,10 +13,12 @@
 
 #include "core/error.h"
 #include "daemon/path.h"
+#include "detect/detect.h"
 #include "edgemux/edgemux.h"
 
 #define EMX_D_MAX_DEVICES 32
 #define EMX_D_MAX_ALLOW 32
+#define EMXD_MAX_ZMQ 8 /* --zmq endpoints */
 
 /* emxd_options: every setting, from flags or --config. */
 typedef struct emxd_options {
@@ -59,6 +61,17 @@ typedef struct emxd_options {
   unsigned http_threads;              /* libmicrohttpd polling threads */
   char http_token_file[4096];         /* bearer token, "" = no auth */
   char tls_cert[4096], tls_key[4096]; /* PEM files, "" = plain HTTP */
+  /* Connection limits (front/unix.c). */
+  uint32_t max_incomplete_conns; /* connections that have not said hello */
+  uint64_t max_arena_per_uid;    /* arena bytes of one uid's connections */
+  unsigned socket_mode;          /* the socket file's mode (0660) */
+  bool socket_group_set;         /* chown the socket to socket_group */
+  gid_t socket_group;
+  /* ZeroMQ door (Frigate's zmq detector); no endpoint = off. */
+  char zmq_endpoints[EMXD_MAX_ZMQ][256]; /* --zmq, bound by a ROUTER */
+  size_t zmq_count;
+  int64_t zmq_timeout_ns; /* answer zero rows after this (--zmq-timeout-ms) */
+  unsigned zmq_max_peers; /* detector sockets served at once */
 } emxd_options;
 
 /* emxd_weight_add records --client-weight UID:W; -1 with a message in err
@@ -66,6 +79,11 @@ typedef struct emxd_options {
 int emxd_weight_add(emxd_options *o, const char *text, emx__errbuf *err);
 
 void emxd_options_init(emxd_options *o);
+
+/* --socket-mode (octal) and --socket-group (name or gid); -1 with a
+ * message in err when the text is bad. */
+int emxd_socket_mode_set(emxd_options *o, const char *text, emx__errbuf *err);
+int emxd_socket_group_set(emxd_options *o, const char *text, emx__errbuf *err);
 
 /* emxd_config_load applies a JSON config file (same keys as the flags). */
 int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err);
@@ -78,6 +96,8 @@ typedef struct emxd_model_settings {
   int max_batch;      /* "dynamic_batching": see emx_model_config */
   int preferred_batch[EMX_MAX_PREFERRED_BATCH];
   int64_t batch_delay_ns;
+  bool has_detection;           /* "detection": rows for Frigate, HTTP */
+  emx__detect_config detection; /* docs/detection.md */
 } emxd_model_settings;
 
 #define EMXD_MAX_ALIASES 8
@@ -107,6 +127,7 @@ struct emxd_model {
   size_t alias_count;                 /* (under models_lock) */
   atomic_ullong submitted, rejected;  /* emxd_model_counters */
   atomic_ullong completed, failed;
+  _Atomic(emx__detector *) detector; /* built on first use (detect.c) */
   struct emxd_model *next; /* srv->models (under models_lock) */
 };
 
@@ -170,6 +191,7 @@ struct emxd_server {
   struct emxd_http *http;    /* the KServe v2 door, or NULL */
   atomic_size_t http_conns;  /* its open connections, for /metrics */
   struct emxd_http *metrics; /* a /metrics-only door, or NULL */
+  struct emxd_zmq *zmq;      /* the ZeroMQ door, or NULL */
 };
 
 /* listener.c */
@@ -193,13 +215,14 @@ int emxd_model_load(emxd_server *srv, const char *name, const char *path,
  * and survived the trial unless it is already loaded) under name for uid:
  * shares a loaded copy of the same bytes; checks names and quotas. */
 int emxd_model_load_client(emxd_server *srv, const char *name, const void *data,
-                           size_t size, const char *hex, uid_t uid,
-                           emxd_model **out, emx__errbuf *err);
+                           size_t size, const char *hex, const char *devices,
+                           uid_t uid, emxd_model **out, emx__errbuf *err);
 /* emxd_model_client_check: what emxd_model_load_client would refuse
  * before any trial (name taken, quota); 1 when the bytes are loaded
  * already (no trial needed), 0 when they need loading. */
 int emxd_model_client_check(emxd_server *srv, const char *name, const char *hex,
-                            uint64_t size, uid_t uid, emx__errbuf *err);
+                            const char *devices, uint64_t size, uid_t uid,
+                            emx__errbuf *err);
 /* emxd_model_unload takes m out of the table, cancels its queued requests
  * and unloads it from the engine (waiting for the running ones: admin
  * thread only); holders' references stay readable. */
@@ -212,6 +235,12 @@ int emxd_model_unload_name(emxd_server *srv, const char *name, uid_t uid,
 int64_t emxd_models_sweep(emxd_server *srv, int64_t now);
 int64_t emxd_model_default_timeout(emxd_model *m);
 void emxd_models_free(emxd_server *srv);
+
+/* detect.c: emxd_model_detector returns m's detector (its config.json's
+ * "detection"; a client model whose four outputs are those of
+ * TFLite_Detection_PostProcess gets that mapping), built once and freed
+ * with m; NULL with err saying why when m is not a detector. Any thread. */
+const emx__detector *emxd_model_detector(emxd_model *m, emx__errbuf *err);
 
 /* path.c: emxd_path_cancel_model cancels every queued request for m. */
 void emxd_path_cancel_model(emxd_server *srv, emxd_model *m);
@@ -232,6 +261,7 @@ typedef struct emxd_job {
   uint64_t req;      /* the request id to answer */
   uid_t uid;         /* the asker's */
   char name[256];    /* LOAD, UNLOAD */
+  char devices[128]; /* LOAD: the placement asked for; "" = anywhere */
   int fd;            /* LOAD: the sealed memfd (owned by the job) */
   uint64_t size;     /* its size */
   int status;        /* result */
@@ -273,6 +303,15 @@ int emxd_http_start(emxd_server *srv, const char *listen, bool metrics_only,
 void emxd_http_quiesce(struct emxd_http *h);
 bool emxd_http_idle(struct emxd_http *h);
 void emxd_http_stop(struct emxd_http *h);
+
+/* front/zmq.c: the ZeroMQ door (Frigate's zmq detector protocol) on its
+ * own thread, one ROUTER socket per --zmq endpoint. emxd_zmq_stop needs
+ * the engine shut down first (every request completed). */
+#define EMXD_ZMQ_UID ((uid_t)-3) /* owns models pushed over ZeroMQ */
+int emxd_zmq_start(emxd_server *srv, struct emxd_zmq **out, emx__errbuf *err);
+void emxd_zmq_stop(struct emxd_zmq *z);
+/* emxd_zmq_idle: no ZeroMQ request is in flight (drain). NULL: true. */
+bool emxd_zmq_idle(struct emxd_zmq *z);
 
 /* front/metrics.c: Prometheus text for /metrics; malloc'd, NULL on OOM. */
 char *emxd_metrics_text(emxd_server *srv, size_t *len);

@@ -140,6 +140,7 @@ void emxd_model_put(emxd_model *m) {
    * emxd_model_engine stayed valid. */
   if (m->engine && m->model)
     emx_model_unload(m->engine, m->model);
+  emx__detector_destroy(atomic_load(&m->detector));
   free(m);
 }
 
@@ -302,15 +303,28 @@ int emxd_model_load(emxd_server *srv, const char *name, const char *path,
   return rc;
 }
 
+/* client_settings: a client's placement as model settings (no batching). */
+static emxd_model_settings client_settings(const char *devices) {
+  emxd_model_settings set;
+  memset(&set, 0, sizeof set);
+  snprintf(set.devices, sizeof set.devices, "%s", devices ? devices : "");
+  return set;
+}
+
 int emxd_model_client_check(emxd_server *srv, const char *name, const char *hex,
-                            uint64_t size, uid_t uid, emx__errbuf *err) {
+                            const char *devices, uint64_t size, uid_t uid,
+                            emx__errbuf *err) {
   const emxd_options *o = srv->opt;
   int rc = hash_name_check(name, hex, err);
   if (rc < 0)
     return rc;
+  emxd_model_settings set = client_settings(devices);
   pthread_mutex_lock(&srv->models_lock);
   emxd_model *named = find_locked(srv, name);
-  emxd_model *same = find_hash_locked(srv, hex);
+  /* The same bytes placed elsewhere are another engine model: only a twin
+   * with this placement is shared. */
+  emxd_model *same = devices && devices[0] ? find_twin_locked(srv, hex, &set)
+                                           : find_hash_locked(srv, hex);
   uint32_t count = 0;
   uint64_t bytes = 0;
   for (emxd_model *m = srv->models; m; m = m->next)
@@ -343,14 +357,17 @@ int emxd_model_client_check(emxd_server *srv, const char *name, const char *hex,
 }
 
 int emxd_model_load_client(emxd_server *srv, const char *name, const void *data,
-                           size_t size, const char *hex, uid_t uid,
-                           emxd_model **out, emx__errbuf *err) {
-  int rc = emxd_model_client_check(srv, name, hex, size, uid, err);
+                           size_t size, const char *hex, const char *devices,
+                           uid_t uid, emxd_model **out, emx__errbuf *err) {
+  int rc = emxd_model_client_check(srv, name, hex, devices, size, uid, err);
   if (rc < 0)
     return rc;
+  emxd_model_settings set = client_settings(devices);
+  bool placed = devices && devices[0];
   if (rc == 1) {
     pthread_mutex_lock(&srv->models_lock);
-    emxd_model *same = find_hash_locked(srv, hex);
+    emxd_model *same =
+        placed ? find_twin_locked(srv, hex, &set) : find_hash_locked(srv, hex);
     if (!find_locked(srv, name) && same->alias_count < EMXD_MAX_ALIASES)
       snprintf(same->aliases[same->alias_count++], sizeof same->aliases[0],
                "%s", name);
@@ -361,8 +378,8 @@ int emxd_model_load_client(emxd_server *srv, const char *name, const void *data,
   }
   char from[96];
   snprintf(from, sizeof from, "bytes from uid %d", (int)uid);
-  return insert(srv, name, from, data, size, hex, NULL, false, true, uid, out,
-                err);
+  return insert(srv, name, from, data, size, hex, placed ? &set : NULL, false,
+                true, uid, out, err);
 }
 
 void emxd_model_unload(emxd_server *srv, emxd_model *m) {

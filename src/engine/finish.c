@@ -21,6 +21,8 @@ void emx__model_free(emx_model *m) {
   free(m->service_ewma_ns);
   free(m->tier);
   free(m->batch_ok);
+  free(m->last_run_ns);
+  free(m->mem_bytes);
   free(m->prep);
   free(m->data);
   free(m);

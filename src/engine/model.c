@@ -1,4 +1,5 @@
-/* model.c — the model registry: load (prepare on every device), find,
+/* model.c — the model registry: load (prepare on one device of each spec;
+ * a pool's other workers prepare it when they first run it), find,
  * describe, unload. */
 #include <errno.h>
 #include <stdint.h>
@@ -226,10 +227,14 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     m->service_ewma_ns = calloc(e->device_count, sizeof *m->service_ewma_ns);
     m->tier = calloc(e->device_count, sizeof *m->tier);
     m->batch_ok = calloc(e->device_count, sizeof *m->batch_ok);
+    m->last_run_ns = calloc(e->device_count, sizeof *m->last_run_ns);
+    m->mem_bytes = calloc(e->device_count, sizeof *m->mem_bytes);
   }
   if (!m || !ctls || !placed || !m->prep || !m->service_ewma_ns || !m->tier ||
-      !m->batch_ok) {
+      !m->batch_ok || !m->last_run_ns || !m->mem_bytes) {
     if (m) {
+      free(m->last_run_ns);
+      free(m->mem_bytes);
       free(m->prep);
       free(m->service_ewma_ns);
       free(m->tier);
@@ -242,6 +247,7 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     return emx__fail(e, EMX_ENOMEM, "out of memory loading model \"%s\"", name);
   }
   m->engine = e;
+  atomic_init(&m->last_device, 0);
   strcpy(m->name, name); /* length checked by check_name */
   m->data = data;
   m->size = size;
@@ -280,15 +286,32 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     goto fail_admin;
   }
 
+  /* Devices opened from one spec (a pool's workers) are alike: the model
+   * is prepared now on one of them, to check it and learn its tensors, and
+   * on the others when a request first needs it there (worker.c), so a
+   * model costs one interpreter until the load needs more. */
+  bool *now = calloc(e->device_count, sizeof *now);
+  if (!now) {
+    rc = emx__fail(e, EMX_ENOMEM, "out of memory loading model \"%s\"", name);
+    goto fail_admin;
+  }
+  for (size_t i = 0; i < e->device_count; i++) {
+    now[i] = placed[i];
+    for (size_t j = 0; j < i && now[i]; j++)
+      if (now[j] && e->devices[j].ops == e->devices[i].ops &&
+          strcmp(e->devices[j].spec, e->devices[i].spec) == 0 &&
+          atomic_load(&e->devices[j].healthy))
+        now[i] = false;
+  }
   int64_t timeout = cfg->prepare_timeout_ns > 0 ? cfg->prepare_timeout_ns
-                                                : DEFAULT_PREPARE_TIMEOUT_NS;
-  run_on_all(e, ctls, EMX__CTL_PREPARE, m, placed,
+                                                 : DEFAULT_PREPARE_TIMEOUT_NS;
+  run_on_all(e, ctls, EMX__CTL_PREPARE, m, now,
              emx__deadline_after(emx_now_ns(), timeout));
   rc = 0;
   long first = -1; /* the device whose view of the tensors is the model's */
   long stuck = -1; /* a device whose worker never took the model */
   for (size_t i = 0; i < e->device_count && rc == 0; i++) {
-    if (placed[i] && ctls[i].timed_out) {
+    if (now[i] && ctls[i].timed_out) {
       emx__log(EMX_LOG_WARN,
                "model \"%s\": device %s did not take it within %lld ms (its "
                "worker is stuck in a request: a hung device?); prepared "
@@ -297,7 +320,7 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
       stuck = (long)i;
       continue;
     }
-    if (!placed[i] || ctls[i].deferred)
+    if (!now[i] || ctls[i].deferred)
       continue;
     if (ctls[i].status < 0) {
       rc = emx__fail(e, ctls[i].status,
@@ -327,6 +350,7 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
                    "cannot load model \"%s\": every device it may use is down "
                    "(being re-probed); try again shortly",
                    name);
+  free(now);
   if (rc < 0) {
     pthread_mutex_unlock(&e->admin_lock);
     for (size_t i = 0; i < e->device_count; i++)
@@ -345,6 +369,7 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
   }
   m->desc = ctls[first].desc;
   ctls[first].desc = (emx__model_desc){0};
+  atomic_store(&m->last_device, (int)first); /* it is warm there */
 
   pthread_mutex_lock(&e->lock);
   m->next = e->models;
@@ -573,5 +598,12 @@ EMX_EXPORT int(emx_model_stats)(const emx_model *m, emx_stats *out) {
   pthread_mutex_lock(&mm->lock);
   emx__counters_snapshot(&mm->stats, atomic_load(&mm->queued), &st);
   pthread_mutex_unlock(&mm->lock);
+  for (size_t i = 0; i < m->engine->device_count; i++) {
+    long long b = atomic_load_explicit(&m->mem_bytes[i], memory_order_relaxed);
+    if (b > 0) {
+      st.memory_bytes += (uint64_t)b;
+      st.prepared_on++;
+    }
+  }
   return emx__abi_out(out, &st, sizeof st, "emx_stats", NULL);
 }

@@ -133,7 +133,8 @@ static int loop(emxd_server *srv) {
     if (srv->draining) {
       if (!drain_until)
         drain_until = now + DRAIN_LIMIT_NS;
-      if ((emxd_sessions_idle(srv) && emxd_http_idle(srv->http)) ||
+      if ((emxd_sessions_idle(srv) && emxd_http_idle(srv->http) &&
+           emxd_zmq_idle(srv->zmq)) ||
           now >= drain_until)
         return 0;
       next = now + 10000000; /* poll the drain every 10 ms */
@@ -206,6 +207,10 @@ int emxd_server_run(emxd_options *opt) {
     emx__log(EMX_LOG_ERROR, "%s", err.msg);
     goto out;
   }
+  if (opt->zmq_count && emxd_zmq_start(&srv, &srv.zmq, &err) < 0) {
+    emx__log(EMX_LOG_ERROR, "%s", err.msg);
+    goto out;
+  }
   srv.epfd = epoll_create1(EPOLL_CLOEXEC);
   struct epoll_event le = {.events = EPOLLIN, .data.ptr = &srv.listen_ev};
   struct epoll_event se = {.events = EPOLLIN, .data.ptr = &srv.signal_ev};
@@ -239,6 +244,7 @@ out:
   emx_engine_shutdown(srv.engine);
   emxd_http_stop(srv.http);
   emxd_http_stop(srv.metrics);
+  emxd_zmq_stop(srv.zmq);
   emx_engine_destroy(srv.engine);
   emxd_models_free(&srv);
   pthread_mutex_destroy(&srv.models_lock);
