@@ -74,9 +74,9 @@ static void *call_main(void *arg) {
   call *k = arg;
   emx_client *c = connect_to(k->socket);
   emx_client_model *m;
-  k->rc = k->bytes ? emx_client_model_load_bytes(c, k->name, k->bytes, k->size,
-                                                 &m)
-                   : emx_client_model_unload(c, k->name);
+  k->rc = k->bytes
+              ? emx_client_model_load_bytes(c, k->name, k->bytes, k->size, &m)
+              : emx_client_model_unload(c, k->name);
   snprintf(k->msg, sizeof k->msg, "%s", emx_client_last_error(c));
   emx_client_destroy(c);
   atomic_store(&k->done, 1);
@@ -162,8 +162,9 @@ static void unload_cancels_queued(void **state) {
   call un = {.socket = d.socket, .name = "mine"};
   int64_t took;
   int rc = call_within(&un, 10000, &took);
-  fprintf(stderr, "UNLOAD with a request running and one queued: %s in "
-                  "%.1f ms\n",
+  fprintf(stderr,
+          "UNLOAD with a request running and one queued: %s in "
+          "%.1f ms\n",
           rc == -1000 ? "no answer" : emx_err_name(rc), took / 1e6);
   assert_int_equal(rc, 0);
   assert_true(took < 1000 * 1000000LL);
@@ -194,8 +195,7 @@ static int stop_within(emxt_daemon *d, int limit_ms) {
     assert_true(p >= 0);
     if (p == d->pid) {
       d->pid = 0;
-      return WIFEXITED(status) ? WEXITSTATUS(status)
-                               : 128 + WTERMSIG(status);
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
     sleep_ms(10);
   }
@@ -216,10 +216,14 @@ static void hung_device_never_wedges(void **state) {
   char spec[160];
   snprintf(spec, sizeof spec, "sim:0,hang_at=1,lock_dir=%s", lock_dir());
   static emxt_daemon d;
-  const char *args[] = {"--device",         spec,
-                        "--load-timeout-s", "1",
-                        "--stop-timeout-s", "3",
-                        "--log-level",      "info",
+  const char *args[] = {"--device",
+                        spec,
+                        "--load-timeout-s",
+                        "1",
+                        "--stop-timeout-s",
+                        "3",
+                        "--log-level",
+                        "info",
                         NULL};
   assert_int_equal(emxt_daemon_start(&d, args), 0);
   current = &d;
@@ -276,8 +280,8 @@ static void hung_device_never_wedges(void **state) {
 
   int64_t t0 = emx_now_ns();
   int status = stop_within(&d, 8000);
-  fprintf(stderr, "SIGTERM with a hung device: exit %d after %.0f ms\n",
-          status, (emx_now_ns() - t0) / 1e6);
+  fprintf(stderr, "SIGTERM with a hung device: exit %d after %.0f ms\n", status,
+          (emx_now_ns() - t0) / 1e6);
   assert_int_not_equal(status, 0); /* the watchdog's exit, not a clean one */
   assert_true(emxt_log_contains(&d, "--stop-timeout-s"));
   emx_client_request_destroy(hung);
@@ -302,11 +306,16 @@ static void sighup_unload_never_waits(void **state) {
   char spec[160];
   snprintf(spec, sizeof spec, "sim:0,hang_at=1,lock_dir=%s", lock_dir());
   static emxt_daemon d;
-  const char *args[] = {"--device",         spec,
-                        "--models",         repo,
-                        "--load-timeout-s", "1",
-                        "--stop-timeout-s", "2",
-                        "--log-level",      "info",
+  const char *args[] = {"--device",
+                        spec,
+                        "--models",
+                        repo,
+                        "--load-timeout-s",
+                        "1",
+                        "--stop-timeout-s",
+                        "2",
+                        "--log-level",
+                        "info",
                         NULL};
   assert_int_equal(emxt_daemon_start(&d, args), 0);
   current = &d;
@@ -357,8 +366,8 @@ static void model_comes_back_keeps_id(void **state) {
   snprintf(path, sizeof path, "%s/model.tflite", dir);
   assert_int_equal(symlink(MODEL_FACE_SHORT, path), 0);
   static emxt_daemon d;
-  const char *args[] = {"--device", "cpu", "--models", repo, "--log-level",
-                        "info", NULL};
+  const char *args[] = {"--device",    "cpu",  "--models", repo,
+                        "--log-level", "info", NULL};
   assert_int_equal(emxt_daemon_start(&d, args), 0);
   current = &d;
   emx_client *c = connect_to(d.socket);
@@ -399,6 +408,93 @@ static void model_comes_back_keeps_id(void **state) {
   assert_int_equal(emxt_daemon_stop(&d), 0);
 }
 
+/* A client's name meets a repository model added later under the same
+ * name: the repository wins (its model is "face"), and the client's model
+ * keeps its id and bytes under its hash name "model-<16 hex>". Before
+ * issue 11 the client's name shadowed the repository's model. */
+static void repository_name_wins(void **state) {
+  char repo[] = "/tmp/emxt-wins-XXXXXX";
+  assert_non_null(mkdtemp(repo));
+  remove_at_exit(repo);
+  static emxt_daemon d;
+  const char *args[] = {"--device",    "cpu",  "--models", repo,
+                        "--log-level", "info", NULL};
+  assert_int_equal(emxt_daemon_start(&d, args), 0);
+  current = &d;
+  emx_client *c = connect_to(d.socket);
+  size_t size;
+  void *hand = read_file(MODEL_HAND_LITE, &size);
+  emx_client_model *mine;
+  assert_int_equal(emx_client_model_load_bytes(c, "face", hand, size, &mine),
+                   0);
+  assert_int_equal(emx_client_model_output_count(mine), 4);
+  char dir[128], path[160];
+  snprintf(dir, sizeof dir, "%s/face", repo);
+  assert_int_equal(mkdir(dir, 0755), 0);
+  snprintf(path, sizeof path, "%s/model.tflite", dir);
+  assert_int_equal(symlink(MODEL_FACE_SHORT, path), 0);
+  assert_int_equal(kill(d.pid, SIGHUP), 0);
+  /* Ready: the rescan's report (the client's LOAD logged "loaded" too). */
+  assert_true(wait_log(&d, "was a client's name for other bytes"));
+  assert_true(wait_log(&d, "model \"face\" loaded from /"));
+  emx_client_model *face;
+  assert_int_equal(emx_client_model_open(c, "face", &face), 0);
+  assert_int_equal(emx_client_model_output_count(face), 2);
+  char hex[65], name[64];
+  FILE *p = popen("sha256sum " MODEL_HAND_LITE, "r");
+  assert_non_null(p);
+  assert_int_equal(fscanf(p, "%64s", hex), 1);
+  pclose(p);
+  snprintf(name, sizeof name, "model-%.16s", hex);
+  emx_client_model *renamed;
+  assert_int_equal(emx_client_model_open(c, name, &renamed), 0);
+  assert_int_equal(emx_client_model_output_count(renamed), 4);
+  /* The client's handle from before still reaches its own model. */
+  emx_tensor in, out[4];
+  assert_int_equal(emx_client_tensor_alloc_input(c, mine, 0, &in), 0);
+  for (size_t i = 0; i < 4; i++)
+    assert_int_equal(emx_client_tensor_alloc_output(c, mine, i, &out[i]), 0);
+  assert_int_equal(emx_client_infer(c, mine, &in, 1, out, 4, NULL), 0);
+  free(hand);
+  emx_client_destroy(c);
+  assert_int_equal(emxt_daemon_stop(&d), 0);
+}
+
+/* --model-idle-s: a client's model nobody uses for that long is unloaded
+ * (by the admin thread's sweep); one in use stays. */
+static void idle_client_model_unloaded(void **state) {
+  static emxt_daemon d;
+  const char *args[] = {"--device", "cpu", "--model-idle-s", "1", "--log-level",
+                        "info",     NULL};
+  assert_int_equal(emxt_daemon_start(&d, args), 0);
+  current = &d;
+  emx_client *c = connect_to(d.socket);
+  size_t sa, sb;
+  uint8_t *a = padded(8, &sa), *b = padded(24, &sb);
+  emx_client_model *idle, *busy;
+  assert_int_equal(emx_client_model_load_bytes(c, "idle", a, sa, &idle), 0);
+  assert_int_equal(emx_client_model_load_bytes(c, "busy", b, sb, &busy), 0);
+  emx_tensor in, out[2];
+  assert_int_equal(emx_client_tensor_alloc_input(c, busy, 0, &in), 0);
+  for (size_t i = 0; i < 2; i++)
+    assert_int_equal(emx_client_tensor_alloc_output(c, busy, i, &out[i]), 0);
+  int64_t t0 = emx_now_ns();
+  while (!emxt_log_contains(&d, "model \"idle\": unused") &&
+         emx_now_ns() - t0 < 20 * 1000000000LL) {
+    assert_int_equal(emx_client_infer(c, busy, &in, 1, out, 2, NULL), 0);
+    sleep_ms(200);
+  }
+  assert_true(emxt_log_contains(&d, "model \"idle\": unused"));
+  emx_client_model *again;
+  assert_int_equal(emx_client_model_open(c, "idle", &again), EMX_ENOENT);
+  assert_int_equal(emx_client_infer(c, busy, &in, 1, out, 2, NULL), 0);
+  assert_false(emxt_log_contains(&d, "model \"busy\": unused"));
+  free(a);
+  free(b);
+  emx_client_destroy(c);
+  assert_int_equal(emxt_daemon_stop(&d), 0);
+}
+
 int main(void) {
   filters_from_env();
   const struct CMUnitTest tests[] = {
@@ -406,6 +502,8 @@ int main(void) {
       cmocka_unit_test_teardown(hung_device_never_wedges, teardown),
       cmocka_unit_test_teardown(sighup_unload_never_waits, teardown),
       cmocka_unit_test_teardown(model_comes_back_keeps_id, teardown),
+      cmocka_unit_test_teardown(repository_name_wins, teardown),
+      cmocka_unit_test_teardown(idle_client_model_unloaded, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

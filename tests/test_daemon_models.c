@@ -318,6 +318,59 @@ static void load_from_folder_daemon_cannot_read(void **state) {
     fprintf(stderr, "load: %s\n", emx_client_last_error(c));
   assert_int_equal(rc, 0);
   infer_equals_oracle(c, m, MODEL_HAND_LITE);
+
+  /* An unprivileged client too: uid 12345 (group nogroup, which the
+   * daemon's socket admits) sends a model from its own 0700 folder, which
+   * neither the daemon (nobody) nor anyone else but root can read. */
+  char udir[] = "/tmp/emxt-user-XXXXXX";
+  assert_non_null(mkdtemp(udir));
+  remove_at_exit(udir);
+  char upath[128];
+  snprintf(upath, sizeof upath, "%s/face.tflite", udir);
+  bytes = read_file(MODEL_FACE_FULL, &size);
+  f = fopen(upath, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(bytes, 1, size, f), size);
+  fclose(f);
+  free(bytes);
+  assert_int_equal(chown(upath, 12345, NOBODY), 0);
+  assert_int_equal(chmod(upath, 0600), 0);
+  assert_int_equal(chown(udir, 12345, NOBODY), 0);
+  assert_int_equal(chmod(udir, 0700), 0);
+  pid_t user = fork();
+  assert_true(user >= 0);
+  if (user == 0) {
+    if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(12345) < 0)
+      _exit(2);
+    emx_client_config cfg;
+    emx_client_config_init(&cfg);
+    cfg.socket_path = sock;
+    cfg.arena_bytes = 16 << 20;
+    emx_client *uc = NULL;
+    emx_client_model *um = NULL;
+    emx_tensor in, out[8];
+    if (emx_client_connect(&uc, &cfg) < 0)
+      _exit(3);
+    if (emx_client_model_load(uc, "user-face", upath, &um) < 0) {
+      fprintf(stderr, "unprivileged load: %s\n", emx_client_last_error(uc));
+      _exit(4);
+    }
+    size_t nout = emx_client_model_output_count(um);
+    if (nout > 8 || emx_client_tensor_alloc_input(uc, um, 0, &in) < 0)
+      _exit(5);
+    for (size_t i = 0; i < nout; i++)
+      if (emx_client_tensor_alloc_output(uc, um, i, &out[i]) < 0)
+        _exit(5);
+    if (emx_client_infer(uc, um, &in, 1, out, nout, NULL) < 0)
+      _exit(6);
+    emx_client_destroy(uc);
+    _exit(0);
+  }
+  int ust;
+  assert_int_equal(waitpid(user, &ust, 0), user);
+  fprintf(stderr, "unprivileged client's private model: exit %d\n",
+          WIFEXITED(ust) ? WEXITSTATUS(ust) : 128 + WTERMSIG(ust));
+  assert_true(WIFEXITED(ust) && WEXITSTATUS(ust) == 0);
   emx_client_destroy(c);
   kill(pid, SIGTERM);
   int status;
@@ -581,8 +634,8 @@ static void load_while_device_hangs(void **state) {
   char spec[96];
   snprintf(spec, sizeof spec, "sim:0,hang_at=1,lock_dir=%s", lock);
   emxt_daemon d;
-  const char *args[] = {"--device",         spec, "--load-timeout-s", "2",
-                        "--stop-timeout-s", "2",  NULL};
+  const char *args[] = {
+      "--device", spec, "--load-timeout-s", "2", "--stop-timeout-s", "2", NULL};
   assert_int_equal(emxt_daemon_start(&d, args), 0);
   emx_client *c = connect_to(d.socket);
   emx_client_model *m;

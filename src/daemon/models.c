@@ -53,8 +53,7 @@ static bool same_engine_settings(const emxd_model_settings *a,
 static emxd_model *find_twin_locked(emxd_server *srv, const char *hex,
                                     const emxd_model_settings *set) {
   for (emxd_model *m = srv->models; m; m = m->next)
-    if (strcmp(m->sha256, hex) == 0 &&
-        same_engine_settings(&m->settings, set))
+    if (strcmp(m->sha256, hex) == 0 && same_engine_settings(&m->settings, set))
       return m;
   return NULL;
 }
@@ -203,7 +202,13 @@ static int insert(emxd_server *srv, const char *name, const char *path,
   /* A device stuck in a request must not hold the admin thread (and every
    * LOAD, UNLOAD and rescan behind it) forever. */
   mc.prepare_timeout_ns = srv->opt->load_timeout_ns;
-  int rc = emx_model_load(srv->engine, name, &mc, &m->model);
+  /* The engine's name for a client's model is its hash name: the daemon
+   * may rename it (a repository model taking its name), the engine
+   * cannot, and the same bytes are never two client models. */
+  char engine_name[64];
+  snprintf(engine_name, sizeof engine_name, "model-%.16s", hex);
+  int rc =
+      emx_model_load(srv->engine, client ? engine_name : name, &mc, &m->model);
   if (rc < 0) {
     emx__errf(err, rc, "%s", emx_engine_last_error(srv->engine));
     free(m);

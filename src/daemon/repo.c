@@ -181,6 +181,12 @@ void emxd_repo_scan(emxd_server *srv) {
       }
       emxd_model *m = emxd_model_get(srv, de->d_name);
       emxd_model_put(m); /* only this thread changes the table */
+      /* A client's model under this name does not stand in for the
+       * repository's: repository names win (emxd_model_load moves the
+       * client's to its hash name, or adopts it if the bytes are the
+       * same). */
+      if (m && m->client)
+        m = NULL;
       if (m) {
         m->seen = true;
         atomic_store(&m->default_timeout_ns, set.timeout_ns);

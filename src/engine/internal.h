@@ -161,18 +161,18 @@ struct emx_model {
                                     worker, read by emx_model_stats */
   int max_batch;                 /* dynamic batching: most per invoke (1) */
   int preferred_batch[EMX_MAX_PREFERRED_BATCH]; /* ascending, 0 ends */
-  int64_t batch_delay_ns; /* longest the oldest waits for a batch */
-  int8_t *batch_ok;       /* per device, its worker only: -1 once the
+  int64_t batch_delay_ns;      /* longest the oldest waits for a batch */
+  int8_t *batch_ok;            /* per device, its worker only: -1 once the
                              device refused to batch this model */
-  pthread_mutex_t lock;   /* guards below */
-  pthread_cond_t idle_cv; /* unload waits for inflight == 0 */
-  size_t inflight;        /* submitted, not yet complete */
-  bool unloaded;          /* refuses new requests */
-  bool releasing;         /* unloaded and idle: RELEASEs posted */
-  atomic_int release_pending; /* detached RELEASEs not yet run */
+  pthread_mutex_t lock;        /* guards below */
+  pthread_cond_t idle_cv;      /* unload waits for inflight == 0 */
+  size_t inflight;             /* submitted, not yet complete */
+  bool unloaded;               /* refuses new requests */
+  bool releasing;              /* unloaded and idle: RELEASEs posted */
+  atomic_int release_pending;  /* detached RELEASEs not yet run */
   atomic_bool release_partial; /* a device refused its RELEASE (shut
                                   down): emx_engine_destroy frees it */
-  atomic_size_t queued;   /* waiting in device queues */
+  atomic_size_t queued;        /* waiting in device queues */
   emx__counters stats;
   struct emx_model *next; /* registry list */
 };
@@ -239,7 +239,7 @@ struct emx_engine {
   bool shutdown_done;         /* workers joined */
   emx__device *devices;
   size_t device_count;
-  emx_model *models;  /* registry list */
+  emx_model *models;   /* registry list */
   emx_model *retiring; /* unloaded, not yet released everywhere (lock) */
   atomic_uint rr;     /* round-robin tie breaker for dispatch */
   atomic_bool paused; /* emx_engine_pause: queues are not served */

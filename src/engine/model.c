@@ -339,12 +339,12 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     }
   }
   if (rc == 0 && first < 0 && stuck >= 0)
-    rc = emx__fail(e, EMX_ETIMEDOUT,
-                   "cannot load model \"%s\": device %s did not take it "
-                   "within %lld ms (its worker is stuck in a request: a hung "
-                   "device?), and no other device it may use did",
-                   name, e->devices[stuck].name,
-                   (long long)(timeout / 1000000));
+    rc =
+        emx__fail(e, EMX_ETIMEDOUT,
+                  "cannot load model \"%s\": device %s did not take it "
+                  "within %lld ms (its worker is stuck in a request: a hung "
+                  "device?), and no other device it may use did",
+                  name, e->devices[stuck].name, (long long)(timeout / 1000000));
   if (rc == 0 && first < 0)
     rc = emx__fail(e, EMX_EDEVICE,
                    "cannot load model \"%s\": every device it may use is down "

@@ -300,16 +300,14 @@ int main(int argc, char **argv) {
       o.model_idle_ns = number("--model-idle-s", optarg, 0) * 1000000000LL;
       break;
     case O_MODELMEM:
-      o.max_model_memory =
-          (uint64_t)number("--max-model-memory-mb", optarg, 1) << 20;
+      o.max_model_memory = (uint64_t)number("--max-model-memory-mb", optarg, 1)
+                           << 20;
       break;
     case O_LOADTIME:
-      o.load_timeout_ns =
-          number("--load-timeout-s", optarg, 1) * 1000000000LL;
+      o.load_timeout_ns = number("--load-timeout-s", optarg, 1) * 1000000000LL;
       break;
     case O_STOPTIME:
-      o.stop_timeout_ns =
-          number("--stop-timeout-s", optarg, 1) * 1000000000LL;
+      o.stop_timeout_ns = number("--stop-timeout-s", optarg, 1) * 1000000000LL;
       break;
     case O_WEIGHT:
       if (emxd_weight_add(&o, optarg, &err) < 0) {
