@@ -290,7 +290,7 @@ static double overhead(const options *o, const bench_repo *repo) {
   snprintf(sim, sizeof sim,
            "sim:0,fixed_us=0,outputs=none,bandwidth_mbps=0,lock_dir=%s",
            repo->dir);
-  const char *args[] = {"--models", repo->dir, "--device", sim,
+  const char *args[] = {"--models", repo->dir,     "--device", sim,
                         "--http",   "127.0.0.1:0", NULL};
   struct MHD_Daemon *mhd = MHD_start_daemon(
       MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, echo, NULL,
