@@ -820,13 +820,25 @@ static void tls_with_self_signed_cert(void **state) {
   assert_int_equal(status, 0);
 }
 
-/* /metrics is valid Prometheus text with no lint warnings. */
+/* /metrics is valid Prometheus text with no lint warnings, and counts
+ * per model. */
 static void metrics_pass_promtool(void **state) {
   resp r = call("GET", "/metrics", NULL, NULL, 0);
   assert_int_equal(r.status, 200);
   assert_non_null(strstr(r.head, "text/plain; version=0.0.4"));
   assert_non_null(strstr(r.body, "edgemux_model_requests_succeeded_total{"
                                  "model=\"" MODEL "\"}"));
+  /* The earlier cases ran the model: each per-model family has counted. */
+  static const char *const ran[] = {"inferences_total", "executions_total",
+                                    "queue_seconds_total",
+                                    "compute_seconds_total"};
+  for (size_t i = 0; i < sizeof ran / sizeof ran[0]; i++) {
+    char key[128];
+    snprintf(key, sizeof key, "edgemux_model_%s{model=\"" MODEL "\"} ", ran[i]);
+    const char *at = strstr(r.body, key);
+    if (!at || !(strtod(at + strlen(key), NULL) > 0))
+      fail_msg("%s: missing or zero after infers", key);
+  }
   if (system("command -v promtool >/dev/null 2>&1") != 0) {
     free(r.body);
     skip(); /* scripts/setup installs Debian's prometheus */
