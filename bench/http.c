@@ -290,11 +290,16 @@ static double overhead(const options *o, const bench_repo *repo) {
   snprintf(sim, sizeof sim,
            "sim:0,fixed_us=0,outputs=none,bandwidth_mbps=0,lock_dir=%s",
            repo->dir);
-  const char *args[] = {"--models", repo->dir, "--device", sim,
+  const char *args[] = {"--models", repo->dir,     "--device", sim,
                         "--http",   "127.0.0.1:0", NULL};
+  /* Like for like: libmicrohttpd configured as edgemuxd configures it by
+   * default (two polling threads, suspend/resume allowed, 16 KiB of
+   * connection memory: --http-threads, --http-max-header-bytes). */
   struct MHD_Daemon *mhd = MHD_start_daemon(
-      MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, echo, NULL,
-      MHD_OPTION_NOTIFY_COMPLETED, echo_done, NULL, MHD_OPTION_END);
+      MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0,
+      NULL, NULL, echo, NULL, MHD_OPTION_NOTIFY_COMPLETED, echo_done, NULL,
+      MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+      (size_t)16384, MHD_OPTION_END);
   if (!mhd || bench_daemon_start(&d, PROG, args) < 0) {
     if (mhd)
       MHD_stop_daemon(mhd);

@@ -240,6 +240,12 @@ EMX_EXPORT int emx_client_ping(emx_client *c);
  * text lines "key value..."; release *text with emx_client_free. */
 EMX_EXPORT int emx_client_status(emx_client *c, char **text);
 
+/* emx_client_metrics fetches what edgemuxd's HTTP /metrics serves
+ * (Prometheus text format 0.0.4: per model, per device, the daemon) over
+ * the socket, with or without --http; release *text with
+ * emx_client_free. */
+EMX_EXPORT int emx_client_metrics(emx_client *c, char **text);
+
 /* emx_client_free releases memory the library handed out (status text):
  * free() from the library's own C runtime, for callers in other languages. */
 EMX_EXPORT void emx_client_free(void *p);

@@ -170,14 +170,15 @@ EMX_EXPORT int emx_client_ping(emx_client *c) {
   return rc;
 }
 
-EMX_EXPORT int emx_client_status(emx_client *c, char **text) {
+/* text_rpc asks for a text the daemon answers with STATUS_OK. */
+static int text_rpc(emx_client *c, uint8_t type, char **text) {
   if (!c || !text)
     return emx__fail(c, EMX_EINVAL, "client and text must not be NULL");
   *text = NULL;
   emx__client_enter(c, 1);
   void *reply;
   emx__wire_msg m;
-  int rc = simple_rpc(c, EMX_WIRE_STATUS, EMX_WIRE_STATUS_OK, &reply, &m);
+  int rc = simple_rpc(c, type, EMX_WIRE_STATUS_OK, &reply, &m);
   emx__client_leave(c);
   if (rc < 0)
     return rc;
@@ -194,6 +195,14 @@ EMX_EXPORT int emx_client_status(emx_client *c, char **text) {
   free(reply);
   *text = s;
   return 0;
+}
+
+EMX_EXPORT int emx_client_status(emx_client *c, char **text) {
+  return text_rpc(c, EMX_WIRE_STATUS, text);
+}
+
+EMX_EXPORT int emx_client_metrics(emx_client *c, char **text) {
+  return text_rpc(c, EMX_WIRE_METRICS, text);
 }
 
 EMX_EXPORT int emx_client_models(emx_client *c,

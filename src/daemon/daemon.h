@@ -127,8 +127,10 @@ struct emxd_model {
   size_t alias_count;                 /* (under models_lock) */
   atomic_ullong submitted, rejected;  /* emxd_model_counters */
   atomic_ullong completed, failed;
-  _Atomic(emx__detector *) detector; /* built on first use (detect.c) */
-  struct emxd_model *next; /* srv->models (under models_lock) */
+  _Atomic double executions;          /* invokes: 1/batch per request */
+  atomic_ullong queue_ns, compute_ns; /* sums over requests that ran */
+  _Atomic(emx__detector *) detector;  /* built on first use (detect.c) */
+  struct emxd_model *next;            /* srv->models (under models_lock) */
 };
 
 typedef struct emxd_session emxd_session;

@@ -174,6 +174,9 @@ void emxd_model_counters_get(const emxd_model *m, emxd_model_counters *out) {
   out->rejected = atomic_load(&w->rejected);
   out->completed = atomic_load(&w->completed);
   out->failed = atomic_load(&w->failed);
+  out->executions = atomic_load(&w->executions);
+  out->queue_ns = atomic_load(&w->queue_ns);
+  out->compute_ns = atomic_load(&w->compute_ns);
 }
 
 /* insert loads bytes into the engine and files them under name. */

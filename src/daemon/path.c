@@ -187,6 +187,14 @@ static void on_complete(emx_request *req, int status, void *user) {
                  .total_ns = (t.finished_ns ? t.finished_ns : emx_now_ns()) -
                              t.submitted_ns};
   atomic_fetch_add(status == 0 ? &k->model->completed : &k->model->failed, 1);
+  if (t.batch > 0) { /* it ran: the invoke it shared counts once */
+    double e = atomic_load(&k->model->executions);
+    while (!atomic_compare_exchange_weak(&k->model->executions, &e,
+                                         e + 1.0 / t.batch)) {
+    }
+    atomic_fetch_add(&k->model->queue_ns, (uint64_t)d.queue_ns);
+    atomic_fetch_add(&k->model->compute_ns, (uint64_t)t.device_ns);
+  }
   atomic_fetch_add(status == 0 ? &door_of(c)->completed : &door_of(c)->failed,
                    1);
 

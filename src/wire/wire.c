@@ -104,6 +104,7 @@ static int decode_body(cur *c, emx__wire_msg *m, emx__errbuf *err) {
     break;
   case EMX_WIRE_LIST:
   case EMX_WIRE_STATUS:
+  case EMX_WIRE_METRICS:
   case EMX_WIRE_PING:
   case EMX_WIRE_PONG:
   case EMX_WIRE_CANCEL:

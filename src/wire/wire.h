@@ -43,7 +43,8 @@ typedef enum emx__wire_type {
   EMX_WIRE_COMPLETE_MANY = 17, /* d→c: several COMPLETEs (a BATCH's) */
   EMX_WIRE_LOAD_BYTES = 18,    /* c→d: model bytes in a sealed memfd */
   EMX_WIRE_UNLOAD = 19,        /* c→d: a model this uid loaded, by name */
-  EMX_WIRE_TYPE_MAX = 19,
+  EMX_WIRE_METRICS = 20,       /* c→d: Prometheus text, as STATUS_OK */
+  EMX_WIRE_TYPE_MAX = 20,
 } emx__wire_type;
 
 typedef struct emx__wire_hdr {

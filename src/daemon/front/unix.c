@@ -395,6 +395,26 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
     emxd__unix_send(s, rxbuf, len);
     return 0;
   }
+  case EMX_WIRE_METRICS: {
+    /* The text /metrics serves, for `edgemux status --prometheus`. */
+    size_t n = 0;
+    char *txt = emxd_metrics_text(srv, &n);
+    if (!txt || n > EMX_WIRE_MAX_TEXT) {
+      emxd__unix_error(s, m->hdr.id, txt ? EMX_ESIZE : EMX_ENOMEM,
+                       txt ? "the metrics text is larger than a message "
+                             "holds: scrape /metrics over HTTP (--metrics "
+                             "[ADDR:]PORT)"
+                           : "out of memory building the metrics text");
+      free(txt);
+      return 0;
+    }
+    emx__wire_buf b;
+    emx__wire_begin(&b, rxbuf, EMX_WIRE_STATUS_OK, m->hdr.id);
+    emx__wire_put(&b, txt, n);
+    free(txt);
+    emxd__unix_send(s, rxbuf, emx__wire_end(&b));
+    return 0;
+  }
   default:
     emx__log(EMX_LOG_WARN,
              "session %u (pid %d): message type %u is not for "
