@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -38,6 +41,7 @@ static emx__detect_config cfg;
 static uint8_t frames[NFRAMES][FRAME_BYTES];
 static float want[NFRAMES][ROWS * 6]; /* direct invoke + decode */
 static int want_n[NFRAMES];
+static char in_name[128]; /* the model's input, for HTTP */
 
 /* A scene with edges and blobs (pure noise scores nothing). */
 static void make_frame(uint8_t *f, int seed) {
@@ -120,6 +124,10 @@ static int setup(void **state) {
   emx_engine *e = engine_new(NULL, 0);
   emx_model *m = model_load(e, "det", EMX_REPO_DIR "/" DET "/model.tflite");
   emx_tensor *in = tensors_inputs(m), *out = tensors_outputs(m);
+  emx_tensor_info info = {.struct_size = sizeof info};
+  if (emx_model_input_info(m, 0, &info) < 0)
+    return -1;
+  snprintf(in_name, sizeof in_name, "%s", info.name);
   emx_request_desc d;
   request_init(&d, m, in, out);
   for (int i = 0; i < NFRAMES; i++) {
@@ -137,8 +145,9 @@ static int setup(void **state) {
   snprintf(endpoint, sizeof endpoint, "ipc://%s/zmq_detector", repo);
   static char timeout[32];
   snprintf(timeout, sizeof timeout, "%d", MS(10000));
-  const char *args[] = {"--models",         repo,    "--zmq", endpoint,
-                        "--zmq-timeout-ms", timeout, NULL};
+  const char *args[] = {
+      "--models", repo,     "--zmq",       endpoint, "--zmq-timeout-ms",
+      timeout,    "--http", "127.0.0.1:0", NULL};
   if (emxt_daemon_start(&daemon_, args) < 0)
     return -1;
   ctx = zmq_ctx_new();
@@ -366,6 +375,90 @@ static void timeout_and_reconnect(void **state) {
   assert_int_equal(status, 0);
 }
 
+/* ---- the same rows over HTTP (the extra output) ------------------------- */
+
+static int http_port(void) {
+  size_t n;
+  char *log = read_file(daemon_.log, &n);
+  const char *p = log ? strstr(log, "(port ") : NULL;
+  int v = p ? atoi(p + 6) : 0;
+  free(log);
+  return v;
+}
+
+/* A binary infer with "detections": true; the response's JSON part. */
+static json_t *http_infer_detections(const float *input, size_t bytes) {
+  char hdr[512];
+  int hl = snprintf(hdr, sizeof hdr,
+                    "{\"inputs\": [{\"name\": \"%s\", \"shape\": [1, 300, 300, "
+                    "3], \"datatype\": \"FP32\", \"parameters\": "
+                    "{\"binary_data_size\": %zu}}], \"parameters\": "
+                    "{\"binary_data_output\": true, \"detections\": true}}",
+                    in_name, bytes);
+  char head[512];
+  int l = snprintf(head, sizeof head,
+                   "POST /v2/models/" DET "/infer HTTP/1.1\r\nHost: x\r\n"
+                   "Connection: close\r\nContent-Type: "
+                   "application/octet-stream\r\n"
+                   "Inference-Header-Content-Length: %d\r\n"
+                   "Content-Length: %zu\r\n\r\n",
+                   hl, (size_t)hl + bytes);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)http_port())};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal(send(fd, head, (size_t)l, MSG_NOSIGNAL), l);
+  assert_int_equal(send(fd, hdr, (size_t)hl, MSG_NOSIGNAL), hl);
+  for (size_t at = 0; at < bytes;) {
+    ssize_t n = send(fd, (const char *)input + at, bytes - at, MSG_NOSIGNAL);
+    assert_true(n > 0);
+    at += (size_t)n;
+  }
+  size_t cap = 4 << 20, got = 0;
+  char *resp = malloc(cap);
+  for (ssize_t n; (n = recv(fd, resp + got, cap - 1 - got, 0)) > 0;)
+    got += (size_t)n;
+  close(fd);
+  resp[got] = 0;
+  if (!strstr(resp, " 200 "))
+    fprintf(stderr, "%.600s\n", resp);
+  assert_non_null(strstr(resp, " 200 "));
+  const char *ihcl = strstr(resp, "Inference-Header-Content-Length: ");
+  const char *body = strstr(resp, "\r\n\r\n");
+  assert_non_null(ihcl);
+  assert_non_null(body);
+  json_t *doc = json_loadb(body + 4, (size_t)atol(ihcl + 33), 0, NULL);
+  free(resp);
+  assert_non_null(doc);
+  return doc;
+}
+
+/* A Frigate frame's rows over ZeroMQ equal the HTTP infer's "detections"
+ * output for the same frame converted the same way. */
+static void http_extra_output(void **state) {
+  float *in = malloc(FRAME_BYTES * 4);
+  for (int i = 0; i < NFRAMES; i++) {
+    to_input(frames[i], in);
+    json_t *doc = http_infer_detections(in, FRAME_BYTES * 4);
+    json_t *outs = json_object_get(doc, "outputs"), *o, *det = NULL;
+    size_t k;
+    json_array_foreach(outs, k, o) {
+      if (strcmp(json_string_value(json_object_get(o, "name")), "detections") ==
+          0)
+        det = o;
+    }
+    assert_non_null(det);
+    json_t *data = json_object_get(det, "data");
+    assert_int_equal(json_array_size(data), ROWS * 6);
+    for (size_t j = 0; j < ROWS * 6; j++)
+      assert_true((float)json_real_value(json_array_get(data, j)) ==
+                  want[i][j]);
+    json_decref(doc);
+  }
+  free(in);
+}
+
 /* ---- 4 detector clients and a Unix-socket client on one device -------- */
 
 #define ROUNDS 4
@@ -453,6 +546,7 @@ int main(void) {
       cmocka_unit_test(garbage_and_wrong_frames),
       cmocka_unit_test(pushed_model_not_tflite),
       cmocka_unit_test(timeout_and_reconnect),
+      cmocka_unit_test(http_extra_output),
       cmocka_unit_test(four_detectors_and_a_unix_client),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
