@@ -29,23 +29,25 @@ static void zmsg_close(zmsg *m) {
   m->n = 0;
 }
 
-/* recv_msg reads one whole message without waiting; 0 none, 1 one. */
+/* recv_msg reads one whole message without waiting; 0 none, 1 one.
+ * Frames are received in place (a zmq_msg_t must not be copied by
+ * assignment: zmq_msg_move is the only way to move one). */
 static int recv_msg(void *sock, zmsg *m) {
   m->n = m->extra = 0;
   for (;;) {
-    zmq_msg_t f;
-    zmq_msg_init(&f);
-    if (zmq_msg_recv(&f, sock, m->n || m->extra ? 0 : ZMQ_DONTWAIT) < 0) {
-      zmq_msg_close(&f);
+    zmq_msg_t spare, *f = m->n < 4 ? &m->f[m->n] : &spare;
+    zmq_msg_init(f);
+    if (zmq_msg_recv(f, sock, m->n || m->extra ? 0 : ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(f);
       zmsg_close(m);
       return 0;
     }
-    bool more = zmq_msg_more(&f);
-    if (m->n < 4)
-      m->f[m->n++] = f;
-    else {
+    bool more = zmq_msg_more(f);
+    if (f == &spare) {
       m->extra++;
-      zmq_msg_close(&f);
+      zmq_msg_close(f);
+    } else {
+      m->n++;
     }
     if (!more)
       return 1;

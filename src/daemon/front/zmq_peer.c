@@ -147,12 +147,13 @@ void emxz_reply_json(zpeer *p, json_t *doc) {
 void emxz_zero_rows(zpeer *p, const char *fmt, ...) {
   struct emxd_zmq *z = p->z;
   float zeros[EMXZ_ROWS * 6] = {0};
-  emxz_reply(p, zeros, sizeof zeros);
-  /* One line a second at most: a stuck device would log every frame of
-   * every camera otherwise. */
+  /* The line is written before the answer goes, so whoever sees zero rows
+   * finds why in the log. One line a second at most: a stuck device would
+   * log every frame of every camera otherwise. */
   int64_t now = emx_now_ns();
   if (now - z->log_ns < 1000000000) {
     z->log_skipped++;
+    emxz_reply(p, zeros, sizeof zeros);
     return;
   }
   char why[400];
@@ -169,4 +170,5 @@ void emxz_zero_rows(zpeer *p, const char *fmt, ...) {
     emx__log(EMX_LOG_WARN, "zmq: %s: zero rows: %s", p->name, why);
   z->log_ns = now;
   z->log_skipped = 0;
+  emxz_reply(p, zeros, sizeof zeros);
 }
