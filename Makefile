@@ -53,6 +53,7 @@ demo: build
 	./build/bin/edgemux-demo
 	./build/bin/edgemux-daemon-demo
 	./build/bin/edgemux-tpu-demo
+	./build/bin/edgemux-frigate-demo
 
 check-plain: build
 	cd build && $(CTEST) --output-on-failure --timeout $(TEST_TIMEOUT)
@@ -105,6 +106,7 @@ bench: build
 	./build/bin/bench-daemon
 	./build/bin/bench-devices
 	./build/bin/bench-sched
+	./build/bin/bench-frigate
 
 # N user programs as separate processes against the same programs as clients
 # of one edgemuxd (bench/users/users.c): throughput ratios, memory, a camera

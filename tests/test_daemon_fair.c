@@ -23,9 +23,11 @@
 #define WINDOW 16
 #define MODEL "face_detection_short_range"
 
-/* flood keeps WINDOW requests in flight for `seconds` once `go` is
- * readable, then writes how many completed to `out`; runs in a child. */
-static void flood(const char *socket, int go, int out, double seconds) {
+/* flood connects and allocates, says so with a byte on `ready`, keeps
+ * WINDOW requests in flight for `seconds` once `go` is readable, then
+ * writes how many completed to `out`; runs in a child. */
+static void flood(const char *socket, int ready, int go, int out,
+                  double seconds) {
   emx_client_config cfg;
   emx_client_config_init(&cfg);
   cfg.socket_path = socket;
@@ -42,8 +44,8 @@ static void flood(const char *socket, int go, int out, double seconds) {
     for (size_t i = 0; i < nout; i++)
       if (emx_client_tensor_alloc_output(c, m, i, &outs[k][i]) < 0)
         _exit(2);
-  char byte;
-  if (read(go, &byte, 1) < 0)
+  char byte = 'r';
+  if (write(ready, &byte, 1) != 1 || read(go, &byte, 1) < 0)
     _exit(2);
   emx_client_request *r[WINDOW];
   for (int k = 0; k < WINDOW; k++)
@@ -94,8 +96,9 @@ static void weights_share_the_device(void **state) {
   assert_int_equal(chmod(d.dir, 0711), 0);
   assert_int_equal(chmod(d.socket, 0666), 0);
 
-  int go[2], res[2][2];
+  int go[2], ready[2], res[2][2];
   assert_int_equal(pipe(go), 0);
+  assert_int_equal(pipe(ready), 0);
   pid_t pid[2];
   for (int i = 0; i < 2; i++) {
     assert_int_equal(pipe(res[i]), 0);
@@ -103,15 +106,23 @@ static void weights_share_the_device(void **state) {
     assert_true(pid[i] >= 0);
     if (pid[i] == 0) {
       close(go[1]);
+      close(ready[0]);
       if (i == 1 && (setgid(NOBODY) < 0 || setuid(NOBODY) < 0))
         _exit(3);
-      flood(d.socket, go[0], res[i][1], 1.5);
+      flood(d.socket, ready[1], go[0], res[i][1], 1.5);
     }
     close(res[i][1]);
   }
   close(go[0]);
-  usleep(300000); /* both connected and ready */
-  close(go[1]);   /* go */
+  close(ready[1]);
+  /* Both connected and their tensors allocated (a child that failed
+   * closes its end: EOF, and the test fails here rather than later). */
+  for (int i = 0; i < 2; i++) {
+    char byte;
+    assert_int_equal(read(ready[0], &byte, 1), 1);
+  }
+  close(ready[0]);
+  close(go[1]); /* go */
   long done[2] = {0, 0};
   for (int i = 0; i < 2; i++) {
     assert_int_equal(read(res[i][0], &done[i], sizeof done[i]), sizeof done[i]);

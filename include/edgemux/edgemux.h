@@ -338,6 +338,11 @@ typedef struct emx_model_config {
   int max_batch; /* 0..EMX_MAX_BATCH */
   int preferred_batch[EMX_MAX_PREFERRED_BATCH];
   int64_t batch_delay_ns;
+  /* The longest emx_model_load waits for a device's worker to take the
+   * model (0: 30 s). A worker stuck in a request (a hung device) never
+   * does: the model then loads on the devices that took it, and is
+   * prepared on that one if it comes back; EMX_ETIMEDOUT when none did. */
+  int64_t prepare_timeout_ns;
 } emx_model_config;
 
 EMX_EXPORT void emx_model_config_init(emx_model_config *cfg);

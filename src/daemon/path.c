@@ -141,8 +141,9 @@ int emxd_client_open(emxd_server *srv, const emxd_peer *peer,
     free(c);
     atomic_fetch_add(&dc->refused, 1);
     return emx__errf(err, EMX_EBUSY,
-                     "too many connections for its uid "
-                     "(--max-conns-per-uid)");
+                     "uid %d already has %u connections, the most this "
+                     "daemon allows one user (--max-conns-per-uid)",
+                     (int)peer->uid, o->max_conns_per_uid);
   }
   c->next = srv->clients;
   if (srv->clients)

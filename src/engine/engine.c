@@ -115,7 +115,7 @@ static void device_init(emx__device *dev, emx_engine *e, size_t index,
    * CLOCK_MONOTONIC. */
   emx__cond_init_monotonic(&dev->work_cv);
   emx__cond_init_monotonic(&dev->space_cv);
-  pthread_cond_init(&dev->ctl_cv, NULL);
+  emx__cond_init_monotonic(&dev->ctl_cv); /* loaders' prepare timeout */
   emx__queue_init(&dev->queue);
 }
 

@@ -68,6 +68,12 @@ typedef struct emx__ctl {
   int status;              /* result, set by the worker */
   bool posted;             /* the loader handed it to the worker */
   bool deferred;           /* PREPARE on a down device: done lazily later */
+  bool started;            /* the worker took it (under device->lock) */
+  bool timed_out;          /* PREPARE the loader took back unstarted: the
+                              worker was stuck in a request past the
+                              prepare timeout (a hung device) */
+  bool detached;           /* RELEASE after an unload: nobody waits; the
+                              worker frees it (emx__model_released) */
   bool done;               /* set by the worker under device->lock */
   emx__model_desc desc;    /* PREPARE: the interface the device saw */
   emx__errbuf err;         /* PREPARE: why it failed */
@@ -162,6 +168,10 @@ struct emx_model {
   pthread_cond_t idle_cv; /* unload waits for inflight == 0 */
   size_t inflight;        /* submitted, not yet complete */
   bool unloaded;          /* refuses new requests */
+  bool releasing;         /* unloaded and idle: RELEASEs posted */
+  atomic_int release_pending; /* detached RELEASEs not yet run */
+  atomic_bool release_partial; /* a device refused its RELEASE (shut
+                                  down): emx_engine_destroy frees it */
   atomic_size_t queued;   /* waiting in device queues */
   emx__counters stats;
   struct emx_model *next; /* registry list */
@@ -228,6 +238,7 @@ struct emx_engine {
   emx__device *devices;
   size_t device_count;
   emx_model *models;  /* registry list */
+  emx_model *retiring; /* unloaded, not yet released everywhere (lock) */
   atomic_uint rr;     /* round-robin tie breaker for dispatch */
   atomic_bool paused; /* emx_engine_pause: queues are not served */
 };
@@ -277,6 +288,16 @@ void emx__request_finish(struct emx_request *req, int status, const char *msg);
 void emx__request_unref(struct emx_request *req);
 /* emx__request_free frees a request nobody else has seen yet. */
 void emx__request_free(struct emx_request *req);
+/* emx__model_free frees a model no device holds a prep of any more. */
+void emx__model_free(emx_model *m);
+/* emx__model_retire: an unloaded model has no request left (its last one
+ * was delivered, or it had none): a detached RELEASE goes to each device
+ * it may be prepared on, and the worker that runs the last one frees it
+ * (emx__model_released). Nobody waits, so an unload never blocks on a
+ * busy or hung device. Call with no lock held, once (m->releasing). */
+void emx__model_retire(emx_model *m);
+/* emx__model_released: a worker ran a detached RELEASE (no lock held). */
+void emx__model_released(emx__ctl *ctl);
 /* emx__stream_free frees a destroyed stream once nothing is left in it. */
 void emx__stream_free(emx_stream *s);
 

@@ -2,6 +2,7 @@
  * a pool's other workers prepare it when they first run it), find,
  * describe, unload. */
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/abi.h"
+#include "core/log.h"
 #include "engine/internal.h"
 
 /* Refuse files past this size early: the largest Edge TPU models are tens
@@ -91,24 +93,50 @@ static void unlink_locked(emx_engine *e, emx_model *m) {
     }
 }
 
-static void model_free(emx_model *m) {
-  emx__model_desc_free(&m->desc);
-  pthread_mutex_destroy(&m->lock);
-  pthread_cond_destroy(&m->idle_cv);
-  free(m->service_ewma_ns);
-  free(m->tier);
-  free(m->batch_ok);
-  free(m->last_run_ns);
-  free(m->mem_bytes);
-  free(m->prep);
-  free(m->data);
-  free(m);
+/* The longest emx_model_load waits, by default, for a device's worker to
+ * take the model: a worker stuck in a request (a hung device) never
+ * does. */
+#define DEFAULT_PREPARE_TIMEOUT_NS (30 * 1000000000LL)
+
+/* wait_ctl waits for the worker to run ctl. A PREPARE it has not started
+ * by `deadline` is taken back out of the device's mailbox (timed_out):
+ * its worker is stuck in a request, and the model is prepared there
+ * lazily if it ever comes back. One it has started is waited for (the
+ * backend bounds a prepare). */
+static void wait_ctl(emx__device *dev, emx__ctl *ctl, int64_t deadline) {
+  pthread_mutex_lock(&dev->lock);
+  while (!ctl->done) {
+    if (ctl->started || deadline == INT64_MAX) {
+      pthread_cond_wait(&dev->ctl_cv, &dev->lock);
+      continue;
+    }
+    if (emx_now_ns() >= deadline) {
+      emx__ctl *prev = NULL;
+      for (emx__ctl *it = dev->ctl_head; it; prev = it, it = it->next)
+        if (it == ctl) {
+          if (prev)
+            prev->next = it->next;
+          else
+            dev->ctl_head = it->next;
+          if (dev->ctl_tail == it)
+            dev->ctl_tail = prev;
+          break;
+        }
+      ctl->timed_out = true;
+      ctl->status = EMX_ETIMEDOUT;
+      break;
+    }
+    struct timespec ts = emx__abstime(deadline);
+    pthread_cond_timedwait(&dev->ctl_cv, &dev->lock, &ts);
+  }
+  pthread_mutex_unlock(&dev->lock);
 }
 
-/* run_on_all posts one control task per device and waits for all of them:
- * prepare and release must run on each device's own worker. */
+/* run_on_all posts one control task per device and waits for all of them
+ * (a PREPARE until `deadline`, see wait_ctl): prepare and release must run
+ * on each device's own worker. */
 static void run_on_all(emx_engine *e, emx__ctl *ctls, emx__ctl_kind kind,
-                       emx_model *m, const bool *only) {
+                       emx_model *m, const bool *only, int64_t deadline) {
   for (size_t i = 0; i < e->device_count; i++) {
     ctls[i].kind = kind;
     ctls[i].model = m;
@@ -121,15 +149,9 @@ static void run_on_all(emx_engine *e, emx__ctl *ctls, emx__ctl_kind kind,
     else
       ctls[i].posted = true; /* from here the worker owns `status` */
   }
-  for (size_t i = 0; i < e->device_count; i++) {
-    if (!ctls[i].posted)
-      continue;
-    emx__device *dev = &e->devices[i];
-    pthread_mutex_lock(&dev->lock);
-    while (!ctls[i].done)
-      pthread_cond_wait(&dev->ctl_cv, &dev->lock);
-    pthread_mutex_unlock(&dev->lock);
-  }
+  for (size_t i = 0; i < e->device_count; i++)
+    if (ctls[i].posted)
+      wait_ctl(&e->devices[i], &ctls[i], deadline);
 }
 
 /* release_everywhere drops the model's interpreters. After shutdown the
@@ -148,7 +170,7 @@ static void release_everywhere(emx_engine *e, emx_model *m) {
      * been prepared on, and let each check its own. */
     for (size_t i = 0; i < e->device_count; i++)
       only[i] = m->tier[i] >= 0;
-    run_on_all(e, ctls, EMX__CTL_RELEASE, m, only);
+    run_on_all(e, ctls, EMX__CTL_RELEASE, m, only, INT64_MAX);
   }
   free(ctls);
   free(only);
@@ -238,7 +260,7 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
   if (emx__placement_parse(e, placement, m->tier, &perr) < 0) {
     free(ctls);
     free(placed);
-    model_free(m);
+    emx__model_free(m);
     return emx__fail_buf(e, EMX_EINVAL, &perr);
   }
   snprintf(m->placement, sizeof m->placement, "%s", placement ? placement : "");
@@ -284,10 +306,23 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
           atomic_load(&e->devices[j].healthy))
         now[i] = false;
   }
-  run_on_all(e, ctls, EMX__CTL_PREPARE, m, now);
+  int64_t timeout = cfg->prepare_timeout_ns > 0 ? cfg->prepare_timeout_ns
+                                                 : DEFAULT_PREPARE_TIMEOUT_NS;
+  run_on_all(e, ctls, EMX__CTL_PREPARE, m, now,
+             emx__deadline_after(emx_now_ns(), timeout));
   rc = 0;
   long first = -1; /* the device whose view of the tensors is the model's */
+  long stuck = -1; /* a device whose worker never took the model */
   for (size_t i = 0; i < e->device_count && rc == 0; i++) {
+    if (now[i] && ctls[i].timed_out) {
+      emx__log(EMX_LOG_WARN,
+               "model \"%s\": device %s did not take it within %lld ms (its "
+               "worker is stuck in a request: a hung device?); prepared "
+               "there if it comes back",
+               name, e->devices[i].name, (long long)(timeout / 1000000));
+      stuck = (long)i;
+      continue;
+    }
     if (!now[i] || ctls[i].deferred)
       continue;
     if (ctls[i].status < 0) {
@@ -306,6 +341,13 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
                      name, e->devices[i].name, e->devices[first].name);
     }
   }
+  if (rc == 0 && first < 0 && stuck >= 0)
+    rc = emx__fail(e, EMX_ETIMEDOUT,
+                   "cannot load model \"%s\": device %s did not take it "
+                   "within %lld ms (its worker is stuck in a request: a hung "
+                   "device?), and no other device it may use did",
+                   name, e->devices[stuck].name,
+                   (long long)(timeout / 1000000));
   if (rc == 0 && first < 0)
     rc = emx__fail(e, EMX_EDEVICE,
                    "cannot load model \"%s\": every device it may use is down "
@@ -313,8 +355,20 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
                    name);
   free(now);
   if (rc < 0) {
-    release_everywhere(e, m);
-    goto fail_admin;
+    pthread_mutex_unlock(&e->admin_lock);
+    for (size_t i = 0; i < e->device_count; i++)
+      emx__model_desc_free(&ctls[i].desc);
+    free(ctls);
+    free(placed);
+    /* Released like an unloaded model: without waiting, since a device
+     * that did not take the PREPARE would not take the RELEASE either. */
+    m->unloaded = m->releasing = true;
+    pthread_mutex_lock(&e->lock);
+    m->next = e->retiring;
+    e->retiring = m;
+    pthread_mutex_unlock(&e->lock);
+    emx__model_retire(m);
+    return rc;
   }
   m->desc = ctls[first].desc;
   ctls[first].desc = (emx__model_desc){0};
@@ -339,7 +393,7 @@ fail_admin:
     emx__model_desc_free(&ctls[i].desc);
   free(ctls);
   free(placed);
-  model_free(m);
+  emx__model_free(m);
   return rc;
 }
 
@@ -459,43 +513,56 @@ EMX_EXPORT int emx_model_find(emx_engine *e, const char *name,
 EMX_EXPORT int emx_model_unload(emx_engine *e, emx_model *m) {
   if (!e || !m)
     return emx__fail(e, EMX_EINVAL, "engine and model must not be NULL");
-  pthread_mutex_lock(&e->admin_lock);
-  if (atomic_load(&e->shut)) {
-    pthread_mutex_unlock(&e->admin_lock);
+  /* Not under admin_lock: a load may hold that while it waits for a busy
+   * device, and an unload must never wait. A shutdown racing this leaves
+   * the model on e->retiring for emx_engine_destroy. */
+  if (atomic_load(&e->shut))
     return emx__fail(e, EMX_ESHUTDOWN, "the engine is shut down");
-  }
   pthread_mutex_lock(&e->lock);
   bool found = false;
   for (emx_model *it = e->models; it; it = it->next)
     found |= it == m;
-  if (found)
+  if (found) {
     unlink_locked(e, m);
-  pthread_mutex_unlock(&e->lock);
-  if (!found) {
-    pthread_mutex_unlock(&e->admin_lock);
-    return emx__fail(e, EMX_ENOENT, "that model is not loaded in this engine");
+    m->next = e->retiring;
+    e->retiring = m;
   }
-  /* Requests already accepted still run; wait for them. */
+  pthread_mutex_unlock(&e->lock);
+  if (!found)
+    return emx__fail(e, EMX_ENOENT, "that model is not loaded in this engine");
+  /* Requests already accepted still run; nobody waits for them: the last
+   * one to be delivered retires the model (finish.c), or we do now. A
+   * busy or hung device never holds the caller up. */
   pthread_mutex_lock(&m->lock);
   m->unloaded = true;
-  while (m->inflight)
-    pthread_cond_wait(&m->idle_cv, &m->lock);
+  bool retire = m->inflight == 0 && !m->releasing;
+  if (retire)
+    m->releasing = true;
   pthread_mutex_unlock(&m->lock);
-  release_everywhere(e, m);
-  pthread_mutex_unlock(&e->admin_lock);
-  model_free(m);
+  if (retire)
+    emx__model_retire(m);
   return 0;
+}
+
+/* free_list releases and frees models once the workers are gone. */
+static void free_list(emx_engine *e, emx_model *m) {
+  while (m) {
+    emx_model *next = m->next;
+    release_everywhere(e, m);
+    emx__model_free(m);
+    m = next;
+  }
 }
 
 void emx__model_free_all(emx_engine *e) {
   emx_model *m = e->models;
   e->models = NULL;
-  while (m) {
-    emx_model *next = m->next;
-    release_everywhere(e, m);
-    model_free(m);
-    m = next;
-  }
+  free_list(e, m);
+  /* Unloaded models still waiting for a RELEASE a stopping device
+   * refused, or for requests that never finished. */
+  m = e->retiring;
+  e->retiring = NULL;
+  free_list(e, m);
 }
 
 EMX_EXPORT const char *emx_model_name(const emx_model *m) {

@@ -532,8 +532,14 @@ void *emx__worker_main(void *arg) {
       dev->ctl_head = ctl->next;
       if (!dev->ctl_head)
         dev->ctl_tail = NULL;
+      ctl->started = true;
       pthread_mutex_unlock(&dev->lock);
       run_ctl(dev, ctl);
+      if (ctl->detached) {
+        emx__model_released(ctl); /* may free the model */
+        pthread_mutex_lock(&dev->lock);
+        continue;
+      }
       pthread_mutex_lock(&dev->lock);
       ctl->done = true;
       pthread_cond_broadcast(&dev->ctl_cv);
