@@ -26,6 +26,7 @@ typedef struct pool {
   emx_engine *e;
   emx_model *m[2];
   emx_tensor *in[2], *out[2];
+  emx_tensor *out_b; /* a second output set of model a, for two at once */
 } pool;
 
 static void pool_open(pool *p, const char *a, const char *b) {
@@ -41,6 +42,7 @@ static void pool_open(pool *p, const char *a, const char *b) {
     p->in[i] = tensors_inputs(p->m[i]);
     p->out[i] = tensors_outputs(p->m[i]);
   }
+  p->out_b = tensors_outputs(p->m[0]);
 }
 
 static void pool_close(pool *p) {
@@ -49,14 +51,19 @@ static void pool_close(pool *p) {
     tensors_free(p->out[i], 2);
   }
   emx_engine_destroy(p->e);
+  tensors_free(p->out_b, 2);
 }
 
-static emx_request *submit(pool *p, int which) {
+static emx_request *submit_to(pool *p, int which, emx_tensor *out) {
   emx_request_desc d;
-  request_init(&d, p->m[which], p->in[which], p->out[which]);
+  request_init(&d, p->m[which], p->in[which], out);
   emx_request *r;
   assert_int_equal(emx_submit(p->e, &d, &r), 0);
   return r;
+}
+
+static emx_request *submit(pool *p, int which) {
+  return submit_to(p, which, p->out[which]);
 }
 
 /* device_of waits for r, destroys it, and returns the device it ran on. */
@@ -111,7 +118,7 @@ static void load_beats_warmth(void **state) {
   pool_open(&p, "sim:94,outputs=none,compute_ms=200",
             "sim:95,outputs=none,compute_ms=200");
   int home = device_of(submit(&p, 0));
-  emx_request *a = submit(&p, 0), *b = submit(&p, 0);
+  emx_request *a = submit(&p, 0), *b = submit_to(&p, 0, p.out_b);
   int da = device_of(a), db = device_of(b);
   assert_int_equal(da, home);
   assert_int_equal(db, 1 - home);
@@ -129,7 +136,10 @@ static void pool_prepares_on_first_use(void **state) {
   emx_stats st;
   assert_int_equal(emx_model_stats(m, &st), 0);
   assert_int_equal(st.prepared_on, 1);
-  assert_true(st.memory_bytes > 100000); /* an interpreter and its arena */
+  /* An interpreter and its arena; a sanitizer's allocator is invisible to
+   * mallinfo2, so there only "some" is checked. */
+  bool plain = sanitizer()[0] == '\0';
+  assert_true(st.memory_bytes > (plain ? 100000 : 0));
   uint64_t one = st.memory_bytes;
   emx_tensor *in[2] = {tensors_inputs(m), tensors_inputs(m)};
   emx_tensor *out[2] = {tensors_outputs(m), tensors_outputs(m)};
@@ -149,7 +159,7 @@ static void pool_prepares_on_first_use(void **state) {
     assert_int_equal(emx_model_stats(m, &st), 0);
   }
   assert_int_equal(st.prepared_on, 2);
-  assert_true(st.memory_bytes > one);
+  assert_true(plain ? st.memory_bytes > one : st.memory_bytes > 0);
   for (int waited = 0; waited < 100 && st.prepared_on > 1; waited++) {
     usleep(50 * 1000);
     assert_int_equal(emx_model_stats(m, &st), 0);

@@ -514,7 +514,9 @@ typedef struct emx_stats {
   double latency_p50_us; /* submit → completion, of successful requests */
   double latency_p99_us; /* (0 before the first one; about 3% precision) */
   uint64_t memory_bytes; /* models: heap its prepared copies hold in this
-                            process (measured as each was prepared) */
+                            process (measured with mallinfo2 as each was
+                            prepared; 1 per copy where malloc is not
+                            glibc's, e.g. under a sanitizer) */
   uint32_t prepared_on;  /* models: devices holding a prepared copy (a
                             pool prepares one at load, more as the load
                             spreads, and drops idle ones) */

@@ -286,10 +286,12 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     goto fail_admin;
   }
 
-  /* Devices opened from one spec (a pool's workers) are alike: the model
-   * is prepared now on one of them, to check it and learn its tensors, and
-   * on the others when a request first needs it there (worker.c), so a
-   * model costs one interpreter until the load needs more. */
+  /* The CPU workers opened from one spec (a pool) are alike: the model is
+   * prepared now on one of them, to check it and learn its tensors, and on
+   * the others when a request first needs it there (worker.c), so a model
+   * costs one interpreter until the load needs more. Accelerators prepare
+   * at load, where a refusal belongs to the load and a first request
+   * should not pay for the transfer. */
   bool *now = calloc(e->device_count, sizeof *now);
   if (!now) {
     rc = emx__fail(e, EMX_ENOMEM, "out of memory loading model \"%s\"", name);
@@ -298,7 +300,8 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
   for (size_t i = 0; i < e->device_count; i++) {
     now[i] = placed[i];
     for (size_t j = 0; j < i && now[i]; j++)
-      if (now[j] && e->devices[j].ops == e->devices[i].ops &&
+      if (now[j] && strcmp(e->devices[i].kind, "cpu") == 0 &&
+          e->devices[j].ops == e->devices[i].ops &&
           strcmp(e->devices[j].spec, e->devices[i].spec) == 0 &&
           atomic_load(&e->devices[j].healthy))
         now[i] = false;
