@@ -95,7 +95,13 @@ int emxt_daemon_start(emxt_daemon *d, const char *const *extra_args) {
     _exit(127);
   }
   d->pid = pid;
-  for (int waited = 0; waited < 10000; waited += 20) {
+  /* EMX_TEST_TIME_SCALE (make check-arm64: the daemon loads the repository
+   * under emulation, ~10x slower) stretches the wait for it to be ready. */
+  const char *scale_env = getenv("EMX_TEST_TIME_SCALE");
+  int scale = scale_env ? atoi(scale_env) : 1;
+  if (scale < 1 || scale > 100)
+    scale = 1;
+  for (int waited = 0; waited < 10000 * scale; waited += 20) {
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {
       d->pid = 0;
