@@ -39,6 +39,12 @@ static void print_log(const emxt_daemon *d) {
   fclose(f);
 }
 
+int emxt_time_scale(void) {
+  const char *env = getenv("EMX_TEST_TIME_SCALE");
+  int scale = env ? atoi(env) : 1;
+  return scale >= 1 && scale <= 100 ? scale : 1;
+}
+
 void emxt_execv(const char *path, char *const argv[]) {
   const char *wrapper = getenv("EMX_EXEC_WRAPPER");
   if (!wrapper || !*wrapper) {
@@ -95,13 +101,7 @@ int emxt_daemon_start(emxt_daemon *d, const char *const *extra_args) {
     _exit(127);
   }
   d->pid = pid;
-  /* EMX_TEST_TIME_SCALE (make check-arm64: the daemon loads the repository
-   * under emulation, ~10x slower) stretches the wait for it to be ready. */
-  const char *scale_env = getenv("EMX_TEST_TIME_SCALE");
-  int scale = scale_env ? atoi(scale_env) : 1;
-  if (scale < 1 || scale > 100)
-    scale = 1;
-  for (int waited = 0; waited < 10000 * scale; waited += 20) {
+  for (int waited = 0; waited < 10000 * emxt_time_scale(); waited += 20) {
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {
       d->pid = 0;
