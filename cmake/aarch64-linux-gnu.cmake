@@ -19,7 +19,11 @@ set(ENV{PKG_CONFIG_LIBDIR} "/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgc
 get_filename_component(_emx_root ${CMAKE_CURRENT_LIST_DIR}/.. ABSOLUTE)
 set(TFLITE_DIR "${_emx_root}/.deps/tflite-arm64" CACHE PATH "arm64 TFLite C API")
 
-# -L: the arm64 loader and libc of gcc-aarch64-linux-gnu's sysroot;
-# multiarch libraries (libjansson, libcmocka) come in with LD_LIBRARY_PATH,
-# which qemu-aarch64 passes to the emulated loader.
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64;-L;/usr/aarch64-linux-gnu;-E;LD_LIBRARY_PATH=/lib/aarch64-linux-gnu:/usr/lib/aarch64-linux-gnu)
+# The arm64 loader is multiarch libc6:arm64's /lib/ld-linux-aarch64.so.1
+# (scripts/setup --arm64 installs it with the arm64 -dev libraries), which
+# finds /lib/aarch64-linux-gnu by itself: no -L. Not -L /usr/aarch64-linux-gnu:
+# that loader (libc6-arm64-cross) is another glibc build than the multiarch
+# libc.so.6 the programs link, and the pair spins forever in pthread_create.
+# Programs the tests start (edgemuxd, edgemux-devhost) go through the same
+# emulator: make check-arm64 sets EMX_EXEC_WRAPPER.
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64)

@@ -39,6 +39,12 @@ static void print_log(const emxt_daemon *d) {
   fclose(f);
 }
 
+int emxt_time_scale(void) {
+  const char *env = getenv("EMX_TEST_TIME_SCALE");
+  int scale = env ? atoi(env) : 1;
+  return scale >= 1 && scale <= 100 ? scale : 1;
+}
+
 void emxt_execv(const char *path, char *const argv[]) {
   const char *wrapper = getenv("EMX_EXEC_WRAPPER");
   if (!wrapper || !*wrapper) {
@@ -102,7 +108,7 @@ int emxt_daemon_start(emxt_daemon *d, const char *const *extra_args) {
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (;;) {
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec - t0.tv_sec > 90)
+    if (now.tv_sec - t0.tv_sec > 90 * emxt_time_scale())
       break;
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {

@@ -12,6 +12,11 @@ typedef struct emxt_daemon {
   char log[128];    /* its stderr */
 } emxt_daemon;
 
+/* emxt_time_scale is $EMX_TEST_TIME_SCALE (1..100, default 1): make
+ * check-arm64 sets 10, since everything runs ~10x slower under emulation.
+ * Tests multiply their waits by it (and may divide their load). */
+int emxt_time_scale(void);
+
 /* emxt_execv is execv, through $EMX_EXEC_WRAPPER's words when set (make
  * check-arm64 sets the emulator: a program under qemu-aarch64 cannot exec
  * another arm64 program without binfmt_misc). Returns only on failure. */

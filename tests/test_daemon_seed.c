@@ -47,6 +47,17 @@
 #define CHILD_TIMEOUT_S 50
 #define MODELS 2
 
+/* Under emulation (EMX_TEST_TIME_SCALE, make check-arm64) the children get
+ * scale times longer and do 1/scale of the requests, still the batch and at
+ * least three groups (so submits run too). */
+static int child_timeout_s(void) {
+  return CHILD_TIMEOUT_S * emxt_time_scale();
+}
+static int seed_requests(void) {
+  int groups = (SEED_REQUESTS / emxt_time_scale() - SEED_BATCH) / SEED_GROUP;
+  return SEED_BATCH + (groups < 3 ? 3 : groups) * SEED_GROUP;
+}
+
 static const char *const model_names[MODELS] = {"face_detection_short_range",
                                                 "hand_landmark_lite"};
 static const char *const model_paths[MODELS] = {MODEL_FACE_SHORT,
@@ -384,13 +395,13 @@ static void run_infers(child_state *s, int j) {
 
 /* seed_child runs one process's share; never returns. */
 static void seed_child(int index, int report_fd) {
-  alarm(CHILD_TIMEOUT_S + 5); /* a hung child dies; the parent sees EOF */
+  alarm(child_timeout_s() + 5); /* a hung child dies; the parent sees EOF */
   static child_state s;
   memset(&s, 0, sizeof s);
   s.index = index;
   if (child_setup(&s) == 0) {
     run_batch(&s, 0);
-    for (int j = SEED_BATCH; j < SEED_REQUESTS; j += SEED_GROUP) {
+    for (int j = SEED_BATCH; j < seed_requests(); j += SEED_GROUP) {
       /* One group in three is submit + wait, the others infer. */
       if ((j - SEED_BATCH) / SEED_GROUP % 3 == 2)
         run_submits(&s, j);
@@ -439,7 +450,7 @@ static void seed_scenario(void **state) {
     fds[p] = pipefd[0];
   }
 
-  int64_t deadline = emx_now_ns() + (int64_t)CHILD_TIMEOUT_S * 1000000000;
+  int64_t deadline = emx_now_ns() + (int64_t)child_timeout_s() * 1000000000;
   seed_report total = {0};
   int reported = 0, exited_ok = 0;
   for (int p = 0; p < SEED_PROCESSES; p++) {
@@ -476,16 +487,16 @@ static void seed_scenario(void **state) {
   print_message("seed: %d processes x %d requests in %.2f s (%.0f req/s): "
                 "%d ok, %d errors, %d mismatches; infer %d, submit %d, "
                 "batch %d\n",
-                SEED_PROCESSES, SEED_REQUESTS, wall_s, total.ok / wall_s,
+                SEED_PROCESSES, seed_requests(), wall_s, total.ok / wall_s,
                 total.ok, total.errors, total.mismatches, total.infers,
                 total.submits, total.batched);
 
   assert_int_equal(reported, SEED_PROCESSES);
   assert_int_equal(exited_ok, SEED_PROCESSES);
-  assert_int_equal(total.requests, SEED_PROCESSES * SEED_REQUESTS);
+  assert_int_equal(total.requests, SEED_PROCESSES * seed_requests());
   assert_int_equal(total.errors, 0);
   assert_int_equal(total.mismatches, 0);
-  assert_int_equal(total.ok, SEED_PROCESSES * SEED_REQUESTS);
+  assert_int_equal(total.ok, SEED_PROCESSES * seed_requests());
   assert_int_equal(total.wrong_device, 0);
   assert_int_equal(total.batched, SEED_PROCESSES * SEED_BATCH);
   assert_true(total.infers > 0 && total.submits > 0);
@@ -494,7 +505,7 @@ static void seed_scenario(void **state) {
    * updated as requests finish, possibly just after the completion went
    * out: allow a moment. */
   assert_int_equal(emx_client_connect(&c, NULL), 0);
-  long long want = SEED_PROCESSES * SEED_REQUESTS / MODELS, got[MODELS];
+  long long want = SEED_PROCESSES * seed_requests() / MODELS, got[MODELS];
   for (int tries = 0; tries < 100; tries++) {
     bool done = true;
     for (int k = 0; k < MODELS; k++) {
@@ -638,7 +649,7 @@ static void fork_inherited_client(void **state) {
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
-    alarm(CHILD_TIMEOUT_S);
+    alarm(child_timeout_s());
     int code = fork_child(c, m, r, pin, pout);
     emx_client_destroy(c);
     _exit(code);
