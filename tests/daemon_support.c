@@ -18,8 +18,8 @@
 #ifndef EMX_BIN_DIR
 #error "EMX_BIN_DIR must name the build's bin/ folder"
 #endif
-#ifndef EMX_REPO_DIR
-#error "EMX_REPO_DIR must name the test model repository"
+#ifndef EMX_DAEMON_REPO_DIR
+#error "EMX_DAEMON_REPO_DIR must name the test model repository"
 #endif
 
 static void sleep_ms(int ms) {
@@ -80,7 +80,7 @@ int emxt_daemon_start(emxt_daemon *d, const char *const *extra_args) {
   argv[argc++] = "--socket";
   argv[argc++] = d->socket;
   argv[argc++] = "--models";
-  argv[argc++] = EMX_REPO_DIR;
+  argv[argc++] = EMX_DAEMON_REPO_DIR;
   argv[argc++] = "--log-level";
   argv[argc++] = "info";
   for (int i = 0; extra_args && extra_args[i] && argc < 62; i++)

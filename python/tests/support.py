@@ -30,7 +30,13 @@ from edgemux import _lib  # noqa: E402
 BIN_DIR = os.environ.get("EDGEMUX_BIN_DIR", os.path.join(ROOT, "build", "bin"))
 MODELS_DIR = os.environ.get("EDGEMUX_MODELS_DIR",
                             os.path.join(ROOT, ".deps", "models"))
-REPO_DIR = os.environ.get("EDGEMUX_REPO_DIR", os.path.join(ROOT, ".deps", "repo"))
+# The build's daemon-repo is .deps/repo without the SSD detector (a 10 MB
+# model that takes seconds to load at every daemon start; tests/CMakeLists.txt).
+_DAEMON_REPO = os.path.join(ROOT, "build", "daemon-repo")
+REPO_DIR = os.environ.get(
+    "EDGEMUX_REPO_DIR",
+    _DAEMON_REPO if os.path.isdir(_DAEMON_REPO)
+    else os.path.join(ROOT, ".deps", "repo"))
 
 FACE = os.path.join(MODELS_DIR, "face_detection_short_range.tflite")
 HAND = os.path.join(MODELS_DIR, "hand_landmark_lite.tflite")
