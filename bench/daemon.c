@@ -1,3 +1,6 @@
+/* One file, over 800 lines: both sides of every ratio are measured in
+ * alternating slices of the same run, so the baseline loops and the edgemuxd
+ * loops live together; bench/common holds what other benchmarks share. */
 /*
  * bench/daemon.c — what going through edgemuxd costs: over a bare TFLite
  * interpreter (throughput), over a bare socket round trip (latency), and in

@@ -12,6 +12,11 @@ typedef struct emxt_daemon {
   char log[128];    /* its stderr */
 } emxt_daemon;
 
+/* emxt_execv is execv, through $EMX_EXEC_WRAPPER's words when set (make
+ * check-arm64 sets the emulator: a program under qemu-aarch64 cannot exec
+ * another arm64 program without binfmt_misc). Returns only on failure. */
+void emxt_execv(const char *path, char *const argv[]);
+
 /* emxt_daemon_start runs build/bin/edgemuxd with --socket in a fresh temp
  * folder, --models on the test repository (.deps/repo), and the extra
  * arguments (NULL-terminated, may be NULL), then waits until it answers a

@@ -40,7 +40,7 @@ static int cli(const char *arg, ...) {
     dup2(p[1], 2);
     close(p[0]);
     close(p[1]);
-    execv(argv[0], (char *const *)argv);
+    emxt_execv(argv[0], (char *const *)argv);
     _exit(127);
   }
   close(p[1]);

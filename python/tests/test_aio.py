@@ -63,7 +63,7 @@ class AioTest(unittest.TestCase):
             async with await edgemux.aio.connect(arena_bytes=4 << 20,
                                                  max_inflight=8) as client:
                 hand = await client.model(support.HAND)  # LOAD by path
-                self.assertEqual(hand.name, "hand_landmark_lite")
+                self.assertTrue(hand.name.startswith("hand_landmark_lite-"))
                 name = client.model("face_detection_short_range")
                 face = await name
                 self.assertEqual(face.inputs[0]["shape"], (1, 128, 128, 3))

@@ -176,8 +176,44 @@ int emx__devhost_find(const char *spec, char *out, size_t cap,
                    spec, EMX__DEVHOST_NAME, tried[0] ? tried : "nothing");
 }
 
+/* wrap: with EMX_EXEC_WRAPPER set (words split on spaces, e.g.
+ * "qemu-aarch64 -L /usr/aarch64-linux-gnu"), the child runs as those words,
+ * then path, then argv[1..]. A process under user-mode emulation cannot exec
+ * a program of its own architecture without binfmt_misc, so make
+ * check-arm64 names the emulator here. It chooses the program run, as
+ * EMX_DEVHOST does: the same trust. 0, or E2BIG when the words do not fit
+ * buf/out. */
+#define MAX_EXEC_ARGS 64
+static int wrap(const char *wrapper, const char *path, char *const argv[],
+                char *buf, size_t cap, char **out) {
+  if (snprintf(buf, cap, "%s", wrapper) >= (int)cap)
+    return E2BIG;
+  int n = 0;
+  char *save = NULL;
+  for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+    if (n >= MAX_EXEC_ARGS - 2)
+      return E2BIG;
+    out[n++] = w;
+  }
+  out[n++] = (char *)path;
+  for (int i = 1; argv[0] && argv[i]; i++) {
+    if (n >= MAX_EXEC_ARGS - 1)
+      return E2BIG;
+    out[n++] = argv[i];
+  }
+  out[n] = NULL;
+  return 0;
+}
+
 int emx__devhost_spawn(const char *path, char *const argv[], int fd3,
                        int out_fd, bool quiet, pid_t *pid) {
+  const char *wrapper = getenv("EMX_EXEC_WRAPPER");
+  char wbuf[512], *wargv[MAX_EXEC_ARGS];
+  if (wrapper && *wrapper) {
+    int wrc = wrap(wrapper, path, argv, wbuf, sizeof wbuf, wargv);
+    if (wrc != 0)
+      return wrc;
+  }
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&fa);
@@ -207,7 +243,9 @@ int emx__devhost_spawn(const char *path, char *const argv[], int fd3,
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setflags(&attr,
                            POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  int rc = posix_spawn(pid, path, &fa, &attr, argv, environ);
+  int rc = wrapper && *wrapper
+               ? posix_spawnp(pid, wargv[0], &fa, &attr, wargv, environ)
+               : posix_spawn(pid, path, &fa, &attr, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   return rc;

@@ -102,10 +102,17 @@ static int read_config(const char *dir, emxd_model_settings *set) {
     } else if (strcmp(key, "dynamic_batching") == 0) {
       if (read_batching(path, v, set) < 0)
         rc = -1;
+    } else if (strcmp(key, "detection") == 0) {
+      emx__errbuf err = {{0}};
+      if (emx__detect_config_parse(&set->detection, v, &err) < 0) {
+        emx__log(EMX_LOG_ERROR, "%s: %s (docs/detection.md)", path, err.msg);
+        rc = -1;
+      }
+      set->has_detection = true;
     } else {
       emx__log(EMX_LOG_ERROR,
                "%s: unknown or malformed key \"%s\" (known: "
-               "model, devices, timeout_ms, dynamic_batching)",
+               "model, devices, timeout_ms, dynamic_batching, detection)",
                path, key);
       rc = -1;
     }
@@ -122,7 +129,10 @@ static bool same_settings(const emxd_model_settings *a,
          a->max_batch == b->max_batch &&
          memcmp(a->preferred_batch, b->preferred_batch,
                 sizeof a->preferred_batch) == 0 &&
-         a->batch_delay_ns == b->batch_delay_ns;
+         a->batch_delay_ns == b->batch_delay_ns &&
+         a->has_detection == b->has_detection &&
+         (!a->has_detection ||
+          memcmp(&a->detection, &b->detection, sizeof a->detection) == 0);
 }
 
 void emxd_repo_scan(emxd_server *srv) {

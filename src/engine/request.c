@@ -185,9 +185,13 @@ static int model_acquire(emx_engine *e, emx_model *m) {
 
 static void model_release(emx_model *m) {
   pthread_mutex_lock(&m->lock);
-  if (--m->inflight == 0)
-    pthread_cond_broadcast(&m->idle_cv);
+  bool retire = --m->inflight == 0 && m->unloaded && !m->releasing;
+  if (retire)
+    m->releasing = true;
+  pthread_cond_broadcast(&m->idle_cv);
   pthread_mutex_unlock(&m->lock);
+  if (retire)
+    emx__model_retire(m);
 }
 
 EMX_EXPORT int emx_submit(emx_engine *e, const emx_request_desc *user_desc,

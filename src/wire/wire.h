@@ -149,9 +149,14 @@ typedef struct emx__wire_tensor {
  * the bytes cannot change after the daemon has checked them. */
 typedef struct emx__wire_load_bytes {
   uint64_t size;  /* the model's bytes */
-  uint32_t flags; /* 0 */
+  uint32_t flags; /* EMX_WIRE_LOAD_* */
   uint32_t reserved;
 } emx__wire_load_bytes;
+
+/* LOAD_BYTES flag: a placement (emx_model_config.devices, at most
+ * EMX_WIRE_MAX_PLACEMENT bytes) follows the name, encoded as a name is. */
+#define EMX_WIRE_LOAD_PLACED 1u
+#define EMX_WIRE_MAX_PLACEMENT 127
 
 typedef struct emx__wire_models {
   uint32_t count; /* names that follow, each an emx__wire_name + bytes
@@ -203,6 +208,8 @@ typedef struct emx__wire_msg {
       const emx__wire_load_bytes *l;
       const char *name;
       size_t name_len;
+      const char *placement; /* NULL: anywhere */
+      size_t placement_len;
     } load_bytes; /* LOAD_BYTES */
     struct {
       const char *name;

@@ -50,6 +50,12 @@ static void usage(FILE *f) {
       "1024)\n"
       "  --model-idle-s N         unload a client's model unused this long\n"
       "                           (default 600; 0 = never)\n"
+      "  --max-model-memory-mb N  memory a client's model may take when its\n"
+      "                           trial runs it (default 1024)\n"
+      "  --load-timeout-s N       longest a LOAD waits for a busy device to\n"
+      "                           take the model (default 30)\n"
+      "  --stop-timeout-s N       after SIGTERM, exit within this even if a\n"
+      "                           device hangs (default 90)\n"
       "  --client-weight UID:W    fair share of this user's connections on\n"
       "                           devices with sched=fair (default 1; W up\n"
       "                           to 1000; repeatable)\n"
@@ -81,6 +87,17 @@ static void usage(FILE *f) {
       "  --socket-group GROUP     the socket file's group (name or gid): "
       "with\n"
       "                           --socket-mode, who may connect at all\n"
+      "  --zmq ENDPOINT           answer Frigate's zmq detector on this "
+      "ZeroMQ\n"
+      "                           endpoint (bound; ipc:///tmp/cache/"
+      "zmq_detector,\n"
+      "                           tcp://*:5555; repeatable)\n"
+      "  --zmq-timeout-ms N       answer zero rows to a frame not done in "
+      "time\n"
+      "                           (180; keep it under Frigate's "
+      "request_timeout_ms)\n"
+      "  --zmq-max-peers N        Frigate detector sockets served at once "
+      "(64)\n"
       "  --help, --version\n"
       "\n"
       "Signals: SIGTERM/SIGINT finish in-flight work and exit 0; SIGHUP "
@@ -131,6 +148,12 @@ int main(int argc, char **argv) {
     O_CMODELS,
     O_CMB,
     O_IDLE,
+    O_MODELMEM,
+    O_LOADTIME,
+    O_STOPTIME,
+    O_ZMQ,
+    O_ZTIMEOUT,
+    O_ZPEERS,
     O_HELP,
     O_VERSION,
     O_INCOMPLETE,
@@ -157,6 +180,9 @@ int main(int argc, char **argv) {
       {"max-client-models", required_argument, 0, O_CMODELS},
       {"max-client-model-mb", required_argument, 0, O_CMB},
       {"model-idle-s", required_argument, 0, O_IDLE},
+      {"max-model-memory-mb", required_argument, 0, O_MODELMEM},
+      {"load-timeout-s", required_argument, 0, O_LOADTIME},
+      {"stop-timeout-s", required_argument, 0, O_STOPTIME},
       {"client-weight", required_argument, 0, O_WEIGHT},
       {"http", required_argument, 0, O_HTTP},
       {"metrics", required_argument, 0, O_METRICS},
@@ -169,6 +195,9 @@ int main(int argc, char **argv) {
       {"http-token-file", required_argument, 0, O_HTOKEN},
       {"tls-cert", required_argument, 0, O_TLSCERT},
       {"tls-key", required_argument, 0, O_TLSKEY},
+      {"zmq", required_argument, 0, O_ZMQ},
+      {"zmq-timeout-ms", required_argument, 0, O_ZTIMEOUT},
+      {"zmq-max-peers", required_argument, 0, O_ZPEERS},
       {"help", no_argument, 0, O_HELP},
       {"version", no_argument, 0, O_VERSION},
       {"max-incomplete-conns", required_argument, 0, O_INCOMPLETE},
@@ -270,6 +299,18 @@ int main(int argc, char **argv) {
     case O_IDLE:
       o.model_idle_ns = number("--model-idle-s", optarg, 0) * 1000000000LL;
       break;
+    case O_MODELMEM:
+      o.max_model_memory =
+          (uint64_t)number("--max-model-memory-mb", optarg, 1) << 20;
+      break;
+    case O_LOADTIME:
+      o.load_timeout_ns =
+          number("--load-timeout-s", optarg, 1) * 1000000000LL;
+      break;
+    case O_STOPTIME:
+      o.stop_timeout_ns =
+          number("--stop-timeout-s", optarg, 1) * 1000000000LL;
+      break;
     case O_WEIGHT:
       if (emxd_weight_add(&o, optarg, &err) < 0) {
         fprintf(stderr, "edgemuxd: --client-weight: %s\n", err.msg);
@@ -331,6 +372,27 @@ int main(int argc, char **argv) {
         fprintf(stderr, "edgemuxd: %s: %s\n", argv[optind - 1], err.msg);
         return 2;
       }
+      break;
+    case O_ZMQ:
+      if (o.zmq_count == EMXD_MAX_ZMQ) {
+        fprintf(stderr, "edgemuxd: at most %d --zmq endpoints\n",
+                EMXD_MAX_ZMQ);
+        return 2;
+      }
+      if (snprintf(o.zmq_endpoints[o.zmq_count], sizeof o.zmq_endpoints[0],
+                   "%s", optarg) >= (int)sizeof o.zmq_endpoints[0]) {
+        fprintf(stderr, "edgemuxd: --zmq endpoint too long (at most %zu "
+                        "bytes)\n",
+                sizeof o.zmq_endpoints[0] - 1);
+        return 2;
+      }
+      o.zmq_count++;
+      break;
+    case O_ZTIMEOUT:
+      o.zmq_timeout_ns = number("--zmq-timeout-ms", optarg, 1) * 1000000LL;
+      break;
+    case O_ZPEERS:
+      o.zmq_max_peers = (unsigned)number("--zmq-max-peers", optarg, 1);
       break;
     case O_HELP:
       usage(stdout);

@@ -29,12 +29,17 @@ void emxd_options_init(emxd_options *o) {
   o->http_idle_timeout_s = 30;
   o->http_request_timeout_ns = 60LL * 1000000000;
   o->http_threads = 2;
+  o->zmq_timeout_ns = 180LL * 1000000; /* under Frigate's 200 ms default */
+  o->zmq_max_peers = 64;
   o->max_client_models = 16;
   o->max_client_model_bytes = 1ULL << 30;
   o->model_idle_ns = 600LL * 1000000000;
   o->max_incomplete_conns = 64; /* dbus' max_incomplete_connections */
   o->max_arena_per_uid = 16ULL << 30;
   o->socket_mode = 0660;
+  o->max_model_memory = 1ULL << 30;
+  o->load_timeout_ns = 30LL * 1000000000;
+  o->stop_timeout_ns = 90LL * 1000000000;
 }
 
 static char *dup_or_die(const char *s) {
@@ -124,6 +129,21 @@ int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
       if (snprintf(dst, cap, "%s", json_string_value(v)) >= (int)cap)
         rc = BAD("%s: \"%s\" is too long (at most %zu bytes)", path, key,
                  cap - 1);
+    } else if (strcmp(key, "zmq") == 0 && json_is_array(v)) {
+      size_t i;
+      json_t *d;
+      o->zmq_count = 0;
+      json_array_foreach(v, i, d) {
+        if (!json_is_string(d) || o->zmq_count == EMXD_MAX_ZMQ ||
+            json_string_length(d) >= sizeof o->zmq_endpoints[0]) {
+          rc = BAD("%s: zmq must be at most %d endpoint strings of under %zu "
+                   "bytes",
+                   path, EMXD_MAX_ZMQ, sizeof o->zmq_endpoints[0]);
+          break;
+        }
+        snprintf(o->zmq_endpoints[o->zmq_count++], sizeof o->zmq_endpoints[0],
+                 "%s", json_string_value(d));
+      }
     } else if (strcmp(key, "allow_load") == 0 && json_is_boolean(v)) {
       /* Accepted for old configs: clients send bytes now. */
     } else if (strcmp(key, "no_client_models") == 0 && json_is_boolean(v)) {
@@ -162,8 +182,18 @@ int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
         o->max_arena_per_uid = (uint64_t)n;
       else if (strcmp(key, "max_client_model_mb") == 0)
         o->max_client_model_bytes = (uint64_t)n << 20;
+      else if (strcmp(key, "zmq_timeout_ms") == 0)
+        o->zmq_timeout_ns = n * 1000000;
+      else if (strcmp(key, "zmq_max_peers") == 0)
+        o->zmq_max_peers = (unsigned)n;
       else if (strcmp(key, "model_idle_s") == 0)
         o->model_idle_ns = n * 1000000000LL;
+      else if (strcmp(key, "max_model_memory_mb") == 0 && n > 0)
+        o->max_model_memory = (uint64_t)n << 20;
+      else if (strcmp(key, "load_timeout_s") == 0 && n > 0)
+        o->load_timeout_ns = n * 1000000000LL;
+      else if (strcmp(key, "stop_timeout_s") == 0 && n > 0)
+        o->stop_timeout_ns = n * 1000000000LL;
       else
         rc = BAD("%s: unknown key \"%s\"", path, key);
     } else if (strcmp(key, "client_weights") == 0 && json_is_object(v)) {

@@ -505,7 +505,8 @@ void emxd_session_accept(emxd_server *srv, int fd) {
     static emx__ratelimit rl;
     snprintf(msg, sizeof msg,
              "uid %d gid %d is not allowed to use this edgemuxd "
-             "(--allow-uid/--allow-gid)",
+             "(--allow-uid/--allow-gid): join an allowed group, e.g. "
+             "usermod -aG edgemux USER, then log in again",
              (int)cred.uid, (int)cred.gid);
     emx__log_limited(&rl, EMX_LOG_WARN, "refusing pid %d: %s", (int)cred.pid,
                      msg);

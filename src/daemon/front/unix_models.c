@@ -156,6 +156,9 @@ int emxd__unix_load_bytes(emxd_session *s, const emx__wire_msg *m, int *fds,
     fds[0] = -1; /* the job's now */
     j->size = size;
     memcpy(j->name, m->u.load_bytes.name, m->u.load_bytes.name_len);
+    if (m->u.load_bytes.placement) /* at most EMX_WIRE_MAX_PLACEMENT bytes */
+      memcpy(j->devices, m->u.load_bytes.placement,
+             m->u.load_bytes.placement_len);
     emxd_admin_post(srv, j);
     return 0;
   }
