@@ -591,7 +591,9 @@ static int wait_done(blocked *b, int ms) {
 static void daemon_killed(void **state) {
   (void)state;
   emxt_daemon d;
-  const char *args[] = {"--device", "cpu:workers=1", NULL};
+  /* fifo: the sync infer must queue behind the long queue (a cpu device
+   * is sched=fair by default, which would serve its stream next). */
+  const char *args[] = {"--device", "cpu:workers=1,sched=fifo", NULL};
   start(&d, args);
 
   cli a, b;

@@ -239,10 +239,11 @@ struct emx_engine {
   bool shutdown_done;         /* workers joined */
   emx__device *devices;
   size_t device_count;
-  emx_model *models;   /* registry list */
-  emx_model *retiring; /* unloaded, not yet released everywhere (lock) */
-  atomic_uint rr;     /* round-robin tie breaker for dispatch */
-  atomic_bool paused; /* emx_engine_pause: queues are not served */
+  emx_model *models;            /* registry list */
+  emx_model *retiring;          /* unloaded, not yet released everywhere
+                                   (lock) */
+  atomic_uint rr;               /* round-robin tie breaker for dispatch */
+  atomic_bool paused;           /* emx_engine_pause: queues are not served */
   atomic_size_t active_streams; /* streams with inflight > 0 */
 };
 
