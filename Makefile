@@ -15,7 +15,7 @@ CMAKE_FLAGS ?=
 TEST_TIMEOUT ?= 900
 
 .PHONY: all setup build build-asan build-tsan demo check check-plain check-asan \
-        check-tsan check-fuzz check-python bench format clean install deb \
+        check-tsan check-fuzz check-python bench bench-users format clean install deb \
         check-packages build-arm64 check-arm64 arm64-smoke
 
 all: build
@@ -53,6 +53,7 @@ demo: build
 	./build/bin/edgemux-demo
 	./build/bin/edgemux-daemon-demo
 	./build/bin/edgemux-tpu-demo
+	./build/bin/edgemux-frigate-demo
 
 check-plain: build
 	cd build && $(CTEST) --output-on-failure --timeout $(TEST_TIMEOUT)
@@ -105,6 +106,13 @@ bench: build
 	./build/bin/bench-daemon
 	./build/bin/bench-devices
 	./build/bin/bench-sched
+	./build/bin/bench-frigate
+
+# N user programs as separate processes against the same programs as clients
+# of one edgemuxd (bench/users/users.c): throughput ratios, memory, a camera
+# fleet's p99. QUICK=1: 3 rounds of 0.5 s instead of 8 of 1 s.
+bench-users: build
+	./build/bin/bench-users $(if $(QUICK),--quick)
 
 # Install (cmake/install.cmake): a build of its own, since the prefix is
 # compiled in (where the engine finds edgemux-devhost). DESTDIR is honoured.

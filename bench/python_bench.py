@@ -19,8 +19,20 @@ processes that all start together after one warm-up request:
 Throughput is requests / (last finish - first start), as the C bench
 computes it. Each round also reports the client CPU time per request.
 
+Then the synchronous latency of one program, `python_sync_latency_ratio`:
+the p50 of set_tensor + invoke + get_tensor (every output) through an
+edgemux Interpreter (the model's bytes sent from this process, the
+daemon's one CPU worker) divided by the p50 of the same three calls on a
+TensorFlow Lite interpreter in this same Python process, one thread
+(ctypes over libtensorflowlite_c.so stands in for tflite_runtime, which
+wraps the same runtime), with XNNPACK on both sides as tflite_runtime's
+wheels and edgemux's cpu device apply it.
+The two alternate in blocks of 100 calls so that load on the machine hits
+both.
+Target <= 1.15.
+
 Usage: bench/python_bench.py [-n REQUESTS] [--rounds R] [--clients C]
-                             [--model NAME] [--check]
+                             [--model NAME] [--latency N] [--check]
 Run with Debian's /usr/bin/python3 (numpy); finds build/ like the tests.
 """
 
@@ -46,6 +58,107 @@ import edgemux.interpreter as tflite  # noqa: E402
 
 BIN = os.environ.get("EDGEMUX_BIN_DIR", os.path.join(ROOT, "build", "bin"))
 REPO = os.environ.get("EDGEMUX_REPO_DIR", os.path.join(ROOT, ".deps", "repo"))
+MODELS = os.environ.get("EDGEMUX_MODELS_DIR",
+                        os.path.join(ROOT, ".deps", "models"))
+TFLITE_C = os.environ.get(
+    "EDGEMUX_TFLITE_C", os.path.join(ROOT, ".deps", "tflite", "lib",
+                                     "libtensorflowlite_c.so"))
+
+
+class DirectTfLite:
+    """TFLite in this process through its C API (what tflite_runtime's
+    Interpreter wraps): set_tensor, invoke and get_tensor as it does them
+    (get_tensor returns a new array)."""
+
+    def __init__(self, path, threads=1):
+        import ctypes
+
+        lib = self.lib = ctypes.CDLL(TFLITE_C)
+        P, I, SZ = ctypes.c_void_p, ctypes.c_int32, ctypes.c_size_t
+        for name, res, args in (
+                ("TfLiteModelCreate", P, [ctypes.c_char_p, SZ]),
+                ("TfLiteInterpreterOptionsCreate", P, []),
+                ("TfLiteInterpreterOptionsSetNumThreads", None, [P, I]),
+                ("TfLiteInterpreterCreate", P, [P, P]),
+                ("TfLiteInterpreterAllocateTensors", I, [P]),
+                ("TfLiteInterpreterInvoke", I, [P]),
+                ("TfLiteInterpreterGetInputTensor", P, [P, I]),
+                ("TfLiteInterpreterGetOutputTensor", P, [P, I]),
+                ("TfLiteInterpreterGetOutputTensorCount", I, [P]),
+                ("TfLiteTensorByteSize", SZ, [P]),
+                ("TfLiteTensorCopyFromBuffer", I, [P, P, SZ]),
+                ("TfLiteTensorCopyToBuffer", I, [P, P, SZ]),
+                ("TfLiteInterpreterOptionsAddDelegate", None, [P, P]),
+                ("TfLiteXNNPackDelegateCreate", P, [P])):
+            getattr(lib, name).restype = res
+            getattr(lib, name).argtypes = args
+        with open(path, "rb") as f:
+            self.data = f.read()
+        self.model = lib.TfLiteModelCreate(self.data, len(self.data))
+        opts = lib.TfLiteInterpreterOptionsCreate()
+        lib.TfLiteInterpreterOptionsSetNumThreads(opts, threads)
+        # XNNPACK, as tflite_runtime's x86 and arm64 wheels apply it by
+        # default (and edgemux's cpu device does): {num_threads, flags}.
+        xo = (ctypes.c_int32 * 2)(threads if threads > 1 else 0, 0)
+        self.xnn = lib.TfLiteXNNPackDelegateCreate(ctypes.addressof(xo))
+        lib.TfLiteInterpreterOptionsAddDelegate(opts, self.xnn)
+        self.it = lib.TfLiteInterpreterCreate(self.model, opts)
+        if not self.it or lib.TfLiteInterpreterAllocateTensors(self.it):
+            sys.exit("TFLite cannot run " + path)
+        self.tin = lib.TfLiteInterpreterGetInputTensor(self.it, 0)
+        self.touts = [lib.TfLiteInterpreterGetOutputTensor(self.it, i)
+                      for i in range(
+                          lib.TfLiteInterpreterGetOutputTensorCount(self.it))]
+        self.sizes = [lib.TfLiteTensorByteSize(t) for t in self.touts]
+
+    def run(self, x):
+        lib = self.lib
+        if lib.TfLiteTensorCopyFromBuffer(self.tin, x.ctypes.data, x.nbytes):
+            sys.exit("TfLiteTensorCopyFromBuffer failed")
+        if lib.TfLiteInterpreterInvoke(self.it):
+            sys.exit("TfLiteInterpreterInvoke failed")
+        outs = []
+        for t, n in zip(self.touts, self.sizes):
+            o = np.empty(n // 4, np.float32)
+            lib.TfLiteTensorCopyToBuffer(t, o.ctypes.data, n)
+            outs.append(o)
+        return outs
+
+
+# Calls per block; each side runs a block in turn. Long enough that the
+# first calls after the switch (caches holding the other side's weights)
+# weigh little, short enough that load on the machine hits both.
+BLOCK = 100
+
+
+def sync_latency(sock, model, n):
+    """(p50 edgemux, p50 direct) in microseconds over n calls each."""
+    path = os.path.join(MODELS, model + ".tflite")
+    direct = DirectTfLite(path)
+    interp = tflite.Interpreter(model_path=path, socket=sock)
+    interp.allocate_tensors()
+    d_in = interp.get_input_details()[0]
+    outs = [d["index"] for d in interp.get_output_details()]
+    x = np.random.default_rng(3).uniform(
+        -1, 1, d_in["shape"]).astype(d_in["dtype"])
+
+    def via_edgemux():
+        interp.set_tensor(d_in["index"], x)
+        interp.invoke()
+        return [interp.get_tensor(i) for i in outs]
+
+    for _ in range(30):  # warm both
+        via_edgemux()
+        direct.run(x)
+    em, dr = [], []
+    clock = time.perf_counter_ns
+    while len(em) < n:
+        for fn, out in ((via_edgemux, em), (lambda: direct.run(x), dr)):
+            for _ in range(BLOCK):
+                t = clock()
+                fn()
+                out.append((clock() - t) / 1e3)
+    return statistics.median(em), statistics.median(dr)
 
 
 def start_daemon(tmp):
@@ -142,13 +255,64 @@ def main():
                     help="rounds of each, alternating (9)")
     ap.add_argument("--clients", type=int, default=4, help="processes (4)")
     ap.add_argument("--model", default="face_detection_short_range")
+    ap.add_argument("--latency", type=int, default=1000,
+                    help="synchronous calls measured on each side (1000; 0 "
+                    "skips the latency part)")
+    ap.add_argument("--throughput", type=int, default=1,
+                    help="0 skips the throughput part")
     ap.add_argument("--check", action="store_true",
-                    help="exit 1 when the ratio is below the target")
+                    help="exit 1 when a ratio misses its target")
     a = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="emx-pybench-")
     proc, sock = start_daemon(tmp)
+    lat = None
+    cs, ps, ts, ccpu, pcpu, tcpu = [0.0], [0.0], [0.0], [0.0], [0.0], [0.0]
     try:
+        if a.latency:
+            lat = sync_latency(sock, a.model, a.latency)
+        if a.throughput:
+            cs, ps, ts, ccpu, pcpu, tcpu = throughput(sock, a)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    bad = False
+    if lat:
+        lratio = lat[0] / lat[1]
+        print("sync p50 of set_tensor+invoke+get_tensor, %s, one CPU "
+              "worker/thread: edgemux %.1f us, TFLite in-process %.1f us "
+              "(%d calls each)" % (a.model, lat[0], lat[1], a.latency))
+        print("python_sync_latency_ratio: %.3f (target <= 1.15)" % lratio)
+        bad |= lratio > 1.15
+    if not a.throughput:
+        return 1 if a.check and bad else 0
+    med = statistics.median
+    c_med, p_med, t_med = med(cs), med(ps), med(ts)
+    ratio = p_med / c_med
+    print("model %s, %d clients x %d requests, device cpu:workers=1,threads=1,"
+          " %d rounds" % (a.model, a.clients, a.requests, a.rounds))
+    print("median C client (edgemux bench):        %.1f req/s, client CPU "
+          "%.0f us/request (whole run)" % (c_med, med(ccpu)))
+    print("median Python client (invoke):          %.1f req/s, client CPU "
+          "%.0f us/request" % (p_med, med(pcpu)))
+    print("median Python, tflite pattern (set_tensor+invoke+get_tensor): "
+          "%.1f req/s, client CPU %.0f us/request" % (t_med, med(tcpu)))
+    print("best rounds: C %.1f, Python %.1f (%.3f), tflite pattern %.1f "
+          "(%.3f) req/s" % (max(cs), max(ps), max(ps) / max(cs), max(ts),
+                            max(ts) / max(cs)))
+    print("tflite_pattern_ratio: %.3f" % (t_med / c_med))
+    print("python_throughput_ratio: %.3f (target >= 0.9)" % ratio)
+    bad |= ratio < 0.9
+    return 1 if a.check and bad else 0
+
+
+def throughput(sock, a):
+    if True:
         # One unmeasured round each: loads caches, settles the device.
         warm = max(20, a.requests // 10)
         c_round(sock, a.model, a.clients, warm)
@@ -177,31 +341,7 @@ def main():
                   % (r + 1, cs[-1], ps[-1], ps[-1] / cs[-1], ts[-1],
                      ts[-1] / cs[-1], ccpu[-1], pcpu[-1], tcpu[-1]),
                   flush=True)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
-    med = statistics.median
-    c_med, p_med, t_med = med(cs), med(ps), med(ts)
-    ratio = p_med / c_med
-    print("model %s, %d clients x %d requests, device cpu:workers=1,threads=1,"
-          " %d rounds" % (a.model, a.clients, a.requests, a.rounds))
-    print("median C client (edgemux bench):        %.1f req/s, client CPU "
-          "%.0f us/request (whole run)" % (c_med, med(ccpu)))
-    print("median Python client (invoke):          %.1f req/s, client CPU "
-          "%.0f us/request" % (p_med, med(pcpu)))
-    print("median Python, tflite pattern (set_tensor+invoke+get_tensor): "
-          "%.1f req/s, client CPU %.0f us/request" % (t_med, med(tcpu)))
-    print("best rounds: C %.1f, Python %.1f (%.3f), tflite pattern %.1f "
-          "(%.3f) req/s" % (max(cs), max(ps), max(ps) / max(cs), max(ts),
-                            max(ts) / max(cs)))
-    print("tflite_pattern_ratio: %.3f" % (t_med / c_med))
-    print("python_throughput_ratio: %.3f (target >= 0.9)" % ratio)
-    return 1 if a.check and ratio < 0.9 else 0
+    return cs, ps, ts, ccpu, pcpu, tcpu
 
 
 if __name__ == "__main__":

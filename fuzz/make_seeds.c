@@ -92,6 +92,7 @@ int main(int argc, char **argv) {
     const char *name;
   } empty[] = {{EMX_WIRE_LIST, "list"},
                {EMX_WIRE_STATUS, "status"},
+               {EMX_WIRE_METRICS, "metrics"},
                {EMX_WIRE_PING, "ping"},
                {EMX_WIRE_CANCEL, "cancel"}};
   for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {

@@ -79,7 +79,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
     abort();
   emx__errbuf err = {{0}};
-  int rc = emxd_trial(fd, &err);
+  /* The trial's memory bound (the daemon's --max-model-memory-mb), kept
+   * well under libFuzzer's -rss_limit_mb: a few mutated bytes can declare
+   * tensors of gigabytes, which this process would then allocate. */
+  int rc = emxd_trial(fd, (uint64_t)256 << 20, &err);
   close(fd);
   if (rc == 0)
     run_once(data, size);

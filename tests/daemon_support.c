@@ -101,7 +101,15 @@ int emxt_daemon_start(emxt_daemon *d, const char *const *extra_args) {
     _exit(127);
   }
   d->pid = pid;
-  for (int waited = 0; waited < 10000 * emxt_time_scale(); waited += 20) {
+  /* A wall-clock bound, generous: the repository's models load before the
+   * socket answers, and on a loaded 2-core machine (or under a sanitizer)
+   * that alone has taken over 15 s. */
+  struct timespec t0, now;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - t0.tv_sec > 90 * emxt_time_scale())
+      break;
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {
       d->pid = 0;

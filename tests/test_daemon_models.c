@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -84,7 +85,10 @@ static size_t fb_ints(fbuf *f, int n, const int32_t *v) {
   return at;
 }
 
-static size_t relu_model(uint8_t *out, size_t cap) {
+/* relu_model: big == 0, the RELU into itself (one [1, 4] tensor); big ==
+ * 1, a well-formed RELU from tensor x to tensor y, each [1, 64 Mi] FLOAT32
+ * (256 MiB) — a model of about 300 bytes that asks for 512 MiB. */
+static size_t relu_model_ex(uint8_t *out, size_t cap, int big) {
   fbuf f = {.n = 0};
   size_t root = fb_u32(&f, 0);
   memcpy(f.b + f.n, "TFL3", 4); /* the file identifier the verifier wants */
@@ -113,12 +117,13 @@ static size_t relu_model(uint8_t *out, size_t cap) {
   size_t sf[5];
   size_t sub = fb_table(&f, 5, sf);
   fb_point(&f, sub_slot, sub);
-  size_t tensors = fb_u32(&f, 1);
+  size_t tensors = fb_u32(&f, big ? 2 : 1);
   size_t tensor_slot = fb_u32(&f, 0);
+  size_t tensor2_slot = big ? fb_u32(&f, 0) : 0;
   fb_point(&f, sf[0], tensors);
-  int32_t zero = 0;
+  int32_t zero = 0, one = big ? 1 : 0;
   fb_point(&f, sf[1], fb_ints(&f, 1, &zero));
-  fb_point(&f, sf[2], fb_ints(&f, 1, &zero));
+  fb_point(&f, sf[2], fb_ints(&f, 1, &one));
   size_t ops = fb_u32(&f, 1);
   size_t op_slot = fb_u32(&f, 0);
   fb_point(&f, sf[3], ops);
@@ -130,18 +135,27 @@ static size_t relu_model(uint8_t *out, size_t cap) {
   size_t tf[4];
   size_t tensor = fb_table(&f, 4, tf);
   fb_point(&f, tensor_slot, tensor);
-  int32_t shape[2] = {1, 4};
+  int32_t shape[2] = {1, big ? 64 << 20 : 4};
   fb_point(&f, tf[0], fb_ints(&f, 2, shape));
   size_t tname = fb_u32(&f, 1);
   f.b[f.n++] = 'x';
   f.b[f.n++] = 0;
   fb_point(&f, tf[3], tname);
+  if (big) {
+    size_t tensor2 = fb_table(&f, 4, tf);
+    fb_point(&f, tensor2_slot, tensor2);
+    fb_point(&f, tf[0], fb_ints(&f, 2, shape));
+    tname = fb_u32(&f, 1);
+    f.b[f.n++] = 'y';
+    f.b[f.n++] = 0;
+    fb_point(&f, tf[3], tname);
+  }
   /* the operator: opcode 0, inputs [0], outputs [0] — the same tensor */
   size_t of[3];
   size_t op = fb_table(&f, 3, of);
   fb_point(&f, op_slot, op);
   fb_point(&f, of[1], fb_ints(&f, 1, &zero));
-  fb_point(&f, of[2], fb_ints(&f, 1, &zero));
+  fb_point(&f, of[2], fb_ints(&f, 1, &one));
   /* description "" and buffers: [ {} ] */
   size_t desc = fb_u32(&f, 0);
   f.b[f.n++] = 0;
@@ -159,6 +173,10 @@ static size_t relu_model(uint8_t *out, size_t cap) {
     return 0;
   memcpy(out, f.b, f.n);
   return f.n;
+}
+
+static size_t relu_model(uint8_t *out, size_t cap) {
+  return relu_model_ex(out, cap, 0);
 }
 
 static void sleep_ms(int ms) {
@@ -300,6 +318,59 @@ static void load_from_folder_daemon_cannot_read(void **state) {
     fprintf(stderr, "load: %s\n", emx_client_last_error(c));
   assert_int_equal(rc, 0);
   infer_equals_oracle(c, m, MODEL_HAND_LITE);
+
+  /* An unprivileged client too: uid 12345 (group nogroup, which the
+   * daemon's socket admits) sends a model from its own 0700 folder, which
+   * neither the daemon (nobody) nor anyone else but root can read. */
+  char udir[] = "/tmp/emxt-user-XXXXXX";
+  assert_non_null(mkdtemp(udir));
+  remove_at_exit(udir);
+  char upath[128];
+  snprintf(upath, sizeof upath, "%s/face.tflite", udir);
+  bytes = read_file(MODEL_FACE_FULL, &size);
+  f = fopen(upath, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(bytes, 1, size, f), size);
+  fclose(f);
+  free(bytes);
+  assert_int_equal(chown(upath, 12345, NOBODY), 0);
+  assert_int_equal(chmod(upath, 0600), 0);
+  assert_int_equal(chown(udir, 12345, NOBODY), 0);
+  assert_int_equal(chmod(udir, 0700), 0);
+  pid_t user = fork();
+  assert_true(user >= 0);
+  if (user == 0) {
+    if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(12345) < 0)
+      _exit(2);
+    emx_client_config cfg;
+    emx_client_config_init(&cfg);
+    cfg.socket_path = sock;
+    cfg.arena_bytes = 16 << 20;
+    emx_client *uc = NULL;
+    emx_client_model *um = NULL;
+    emx_tensor in, out[8];
+    if (emx_client_connect(&uc, &cfg) < 0)
+      _exit(3);
+    if (emx_client_model_load(uc, "user-face", upath, &um) < 0) {
+      fprintf(stderr, "unprivileged load: %s\n", emx_client_last_error(uc));
+      _exit(4);
+    }
+    size_t nout = emx_client_model_output_count(um);
+    if (nout > 8 || emx_client_tensor_alloc_input(uc, um, 0, &in) < 0)
+      _exit(5);
+    for (size_t i = 0; i < nout; i++)
+      if (emx_client_tensor_alloc_output(uc, um, i, &out[i]) < 0)
+        _exit(5);
+    if (emx_client_infer(uc, um, &in, 1, out, nout, NULL) < 0)
+      _exit(6);
+    emx_client_destroy(uc);
+    _exit(0);
+  }
+  int ust;
+  assert_int_equal(waitpid(user, &ust, 0), user);
+  fprintf(stderr, "unprivileged client's private model: exit %d\n",
+          WIFEXITED(ust) ? WEXITSTATUS(ust) : 128 + WTERMSIG(ust));
+  assert_true(WIFEXITED(ust) && WEXITSTATUS(ust) == 0);
   emx_client_destroy(c);
   kill(pid, SIGTERM);
   int status;
@@ -553,11 +624,18 @@ static void *load_thread(void *arg) {
 }
 
 /* A LOAD while the only device hangs (sim hang_at=1) waits on the admin
- * thread; another client's PING is answered meanwhile. It used to wedge
- * the I/O thread. */
+ * thread, for --load-timeout-s; another client's PING is answered
+ * meanwhile. It used to wedge the I/O thread (and then the admin thread,
+ * forever). SIGTERM ends the daemon within --stop-timeout-s. */
 static void load_while_device_hangs(void **state) {
+  char lock[] = "/tmp/emxt-simlock-XXXXXX";
+  assert_non_null(mkdtemp(lock));
+  remove_at_exit(lock);
+  char spec[96];
+  snprintf(spec, sizeof spec, "sim:0,hang_at=1,lock_dir=%s", lock);
   emxt_daemon d;
-  const char *args[] = {"--device", "sim:0,hang_at=1", NULL};
+  const char *args[] = {
+      "--device", spec, "--load-timeout-s", "2", "--stop-timeout-s", "2", NULL};
   assert_int_equal(emxt_daemon_start(&d, args), 0);
   emx_client *c = connect_to(d.socket);
   emx_client_model *m;
@@ -584,14 +662,104 @@ static void load_while_device_hangs(void **state) {
   for (int i = 0; i < 20; i++)
     assert_int_equal(emx_client_ping(p), 0);
   emx_client_destroy(p);
-  /* The hung device keeps the request (and perhaps the LOAD) forever:
-   * end the daemon the hard way. */
-  emxt_daemon_kill(&d);
   pthread_join(t, NULL);
+  assert_int_equal(l.rc, EMX_ETIMEDOUT);
+  /* The hung request can never end: the --stop-timeout-s watchdog ends
+   * the daemon (exit 1). */
+  assert_int_equal(emxt_daemon_stop(&d), 1);
   emx_client_request_destroy(r);
   emx_client_destroy(c);
   free(face);
   free(padded);
+}
+
+/* LOAD of a FIFO, and of a 1 GiB sparse file: the client refuses both
+ * before reading a byte (a FIFO used to hang the daemon for good, SIGTERM
+ * too; the sparse file stalled everyone while it was read), and the
+ * daemon, never given a path, serves on. */
+static void load_fifo_and_sparse_refused(void **state) {
+  emxt_daemon d;
+  const char *args[] = {"--device", "cpu", NULL};
+  assert_int_equal(emxt_daemon_start(&d, args), 0);
+  emx_client *c = connect_to(d.socket);
+  char dir[] = "/tmp/emxt-fifo-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  remove_at_exit(dir);
+  char fifo[128], sparse[128];
+  snprintf(fifo, sizeof fifo, "%s/model.tflite", dir);
+  snprintf(sparse, sizeof sparse, "%s/huge.tflite", dir);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  emx_client_model *m = NULL;
+  int64_t t0 = emx_now_ns();
+  assert_int_equal(emx_client_model_load(c, "fifo", fifo, &m), EMX_EINVAL);
+  assert_true(contains(emx_client_last_error(c), "regular file"));
+
+  int fd = open(sparse, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  assert_true(fd >= 0);
+  assert_int_equal(ftruncate(fd, (off_t)1 << 30), 0);
+  close(fd);
+  assert_int_equal(emx_client_model_load(c, "huge", sparse, &m), EMX_EINVAL);
+  fprintf(stderr, "1 GiB sparse file: %s\n", emx_client_last_error(c));
+  assert_true(contains(emx_client_last_error(c), "EMX_CLIENT_MODEL_MAX_BYTES"));
+  /* The same cap for bytes in memory: a mapping of the sparse file, never
+   * touched. */
+  fd = open(sparse, O_RDONLY);
+  assert_true(fd >= 0);
+  void *map = mmap(NULL, (size_t)1 << 30, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  assert_true(map != MAP_FAILED);
+  assert_int_equal(
+      emx_client_model_load_bytes(c, "huge", map, (size_t)1 << 30, &m),
+      EMX_EINVAL);
+  assert_true(contains(emx_client_last_error(c), "EMX_CLIENT_MODEL_MAX_BYTES"));
+  munmap(map, (size_t)1 << 30);
+  /* Refused unread: well under the time reading 1 GiB takes. */
+  assert_true(emx_now_ns() - t0 < 500 * 1000000LL);
+  assert_int_equal(emx_client_ping(c), 0);
+  assert_int_equal(emx_client_model_open(c, "hand_landmark_lite", &m), 0);
+  infer_equals_oracle(c, m, MODEL_HAND_LITE);
+  emx_client_destroy(c);
+  assert_int_equal(emxt_daemon_stop(&d), 0);
+}
+
+/* A model of about 300 bytes whose two tensors take 256 MiB each: the
+ * trial measures what it takes once loaded and the LOAD is refused with
+ * the option that bounds it (before issue 11 the daemon allocated it).
+ * Under a higher bound the same model loads. */
+static void model_memory_bounded(void **state) {
+  uint8_t model[1024];
+  size_t size = relu_model_ex(model, sizeof model, 1);
+  assert_true(size > 250 && size < 400);
+  emxt_daemon d;
+  const char *args[] = {"--device", "cpu", "--max-model-memory-mb", "256",
+                        NULL};
+  assert_int_equal(emxt_daemon_start(&d, args), 0);
+  emx_client *c = connect_to(d.socket);
+  emx_client_model *m;
+  long rss0 = emxt_rss_kib(d.pid);
+  int rc = emx_client_model_load_bytes(c, "big", model, size, &m);
+  fprintf(stderr, "%zu-byte model declaring 2 x 256 MiB: %s: %s\n", size,
+          emx_err_name(rc), emx_client_last_error(c));
+  assert_int_equal(rc, EMX_EBUSY);
+  assert_true(contains(emx_client_last_error(c), "--max-model-memory-mb"));
+  assert_true(contains(emx_client_last_error(c), "512 MiB"));
+  /* The daemon did not take it in. */
+  assert_true(emxt_rss_kib(d.pid) - rss0 < 64 * 1024);
+  assert_int_equal(emx_client_ping(c), 0);
+  emx_client_destroy(c);
+  assert_int_equal(emxt_daemon_stop(&d), 0);
+
+  const char *more[] = {"--device", "cpu", "--max-model-memory-mb", "2048",
+                        NULL};
+  assert_int_equal(emxt_daemon_start(&d, more), 0);
+  c = connect_to(d.socket);
+  rc = emx_client_model_load_bytes(c, "big", model, size, &m);
+  if (rc != 0)
+    fprintf(stderr, "load: %s\n", emx_client_last_error(c));
+  assert_int_equal(rc, 0);
+  assert_int_equal(emx_client_model_unload(c, "big"), 0);
+  emx_client_destroy(c);
+  assert_int_equal(emxt_daemon_stop(&d), 0);
 }
 
 int main(void) {
@@ -605,6 +773,8 @@ int main(void) {
       cmocka_unit_test(crafted_relu_model),
       cmocka_unit_test(rescan_errors_keep_models),
       cmocka_unit_test(load_while_device_hangs),
+      cmocka_unit_test(load_fifo_and_sparse_refused),
+      cmocka_unit_test(model_memory_bounded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,3 +1,6 @@
+/* One file, over 800 lines: the seed scenario's parent, its forked
+ * children and the expectations they inherit across fork() are one program;
+ * the oracle outputs are computed once for all cases. */
 /*
  * test_daemon_seed.c — the seed scenario through a real edgemuxd: many
  * processes share one device, and every output is checked bit for bit.

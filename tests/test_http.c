@@ -1,11 +1,13 @@
 /*
  * test_http.c — edgemuxd's HTTP door through a real socket: every KServe v2
  * endpoint, JSON and Triton-binary infers equal to a direct TFLite invoke,
- * the error statuses, bearer auth, 1000 keep-alive connections, slow and
+ * the error statuses, bearer auth, TLS, request priority and timeout, one
+ * client per address, 1000 keep-alive connections, slow and
  * killed clients, and /metrics through promtool.
  *
  * The client is a few lines of raw HTTP/1.1 over TCP: it must be able to
  * misbehave (stall, trickle, die mid-body) in ways a library would not.
+ * Over 800 lines: every case shares that client and the daemon setup.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -596,13 +598,247 @@ static void bearer_token(void **state) {
   assert_int_equal(status, 0);
 }
 
-/* /metrics is valid Prometheus text with no lint warnings. */
+/* answered_within: fd has a response to read within ms. */
+static bool answered_within(int fd, int ms) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  return poll(&p, 1, ms) == 1;
+}
+
+/* sim_daemon starts a daemon whose one device is a simulated accelerator
+ * spending `us` per invoke (its lock in a folder of this test's own), with
+ * extra args after; port points at it. */
+static void sim_daemon(emxt_daemon *d, int us, const char *sched,
+                       const char *listen, char *lockdir, size_t cap) {
+  snprintf(lockdir, cap, "/tmp/test_http-sim-XXXXXX");
+  assert_non_null(mkdtemp(lockdir));
+  static char spec[256];
+  snprintf(spec, sizeof spec,
+           "sim:0,fixed_us=%d,outputs=none,bandwidth_mbps=0,lock_dir=%s,"
+           "sched=%s",
+           us, lockdir, sched);
+  const char *const args[] = {"--device", spec, "--http", listen, NULL};
+  assert_int_equal(emxt_daemon_start(d, args), 0);
+  port = daemon_port(d);
+}
+
+static void sim_daemon_stop(emxt_daemon *d, int shared_port, char *lockdir) {
+  int status = emxt_daemon_stop(d);
+  port = shared_port;
+  setenv("EDGEMUX_SOCKET", daemon_.socket, 1);
+  char lock[512];
+  snprintf(lock, sizeof lock, "%s/edgemux-sim-0.lock", lockdir);
+  unlink(lock);
+  rmdir(lockdir);
+  assert_int_equal(status, 0);
+}
+
+/* post_infer_to sends a binary infer of zeros to `model`, whose one
+ * input is "input" of shape [1, side, side, 3] FP32, with `params` (a JSON
+ * object's members, or "") as the request's parameters, on a connection
+ * of its own from address `from`. */
+static int post_infer_to(const char *model, int side, const char *params,
+                         uint32_t from) {
+  size_t bytes = (size_t)side * (size_t)side * 3 * sizeof(float);
+  char hdr[512];
+  int h = snprintf(hdr, sizeof hdr,
+                   "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,%d,%d,3],"
+                   "\"datatype\":\"FP32\",\"parameters\":{\"binary_data_size\""
+                   ":%zu}}],\"parameters\":{%s}}",
+                   side, side, bytes, params);
+  char *body = calloc(1, (size_t)h + bytes);
+  memcpy(body, hdr, (size_t)h);
+  char headers[128], path[128];
+  snprintf(headers, sizeof headers, "Inference-Header-Content-Length: %d\r\n",
+           h);
+  snprintf(path, sizeof path, "/v2/models/%s/infer", model);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in me = {.sin_family = AF_INET};
+  me.sin_addr.s_addr = htonl(from);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, (struct sockaddr *)&me, sizeof me) < 0 ||
+      connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+    fail_msg("connect from %08x to port %d: %s", from, port, strerror(errno));
+  send_req(fd, "POST", path, headers, body, (size_t)h + bytes);
+  free(body);
+  return fd;
+}
+
+static int post_infer(const char *params) {
+  return post_infer_to(MODEL, 128, params, INADDR_LOOPBACK);
+}
+
+/* queued_is waits (up to 10 s) for the model's queue to hold n. */
+static bool queued_is(int n) {
+  char want[128];
+  snprintf(want, sizeof want,
+           "edgemux_model_queue_depth{model=\"" MODEL "\"} %d\n", n);
+  for (int64_t t0 = emx_now_ns(); emx_now_ns() - t0 < 10000000000LL;) {
+    resp m = call("GET", "/metrics", NULL, NULL, 0);
+    bool hit = strstr(m.body, want) != NULL;
+    free(m.body);
+    if (hit)
+      return true;
+    usleep(5000);
+  }
+  return false;
+}
+
+/* Triton's request parameters: "timeout" (microseconds) fails a request
+ * still queued when it passes, with 503; "priority" 1 (highest) runs
+ * before a priority 3 queued earlier. The device spends 1 s an invoke:
+ * of two priority-3 requests one runs and one is queued when the others
+ * arrive; `high` must be answered between the two. It comes from
+ * another address: one address is one stream, whose requests complete in
+ * the order they were submitted, whatever their priorities. */
+static void priority_and_timeout_parameters(void **state) {
+  emxt_daemon d;
+  char lockdir[64];
+  int shared_port = port;
+  sim_daemon(&d, 1000000, "fifo", "0.0.0.0:0", lockdir, sizeof lockdir);
+  int low[2] = {post_infer("\"priority\":3"), post_infer("\"priority\":3")};
+  bool one_queued = queued_is(1);
+  int high = post_infer_to(MODEL, 128, "\"priority\":1", 0x7f000002);
+  /* A third stream: in the first, `late` would complete after low[1]. */
+  int late = post_infer_to(MODEL, 128, "\"timeout\":1000", 0x7f000003);
+  resp r = {0};
+  read_resp(late, &r);
+  int late_status = r.status;
+  char late_body[256];
+  snprintf(late_body, sizeof late_body, "%s", r.body);
+  free(r.body);
+  bool high_answered = answered_within(high, 5000);
+  int lows_before = answered_within(low[0], 0) + answered_within(low[1], 0);
+  int st[3];
+  int fds[3] = {high, low[0], low[1]};
+  for (int i = 0; i < 3; i++) {
+    read_resp(fds[i], &r);
+    st[i] = r.status;
+    free(r.body);
+    close(fds[i]);
+  }
+  close(late);
+  sim_daemon_stop(&d, shared_port, lockdir);
+  assert_true(one_queued);
+  if (late_status != 503)
+    fail_msg("timeout 1000 us behind a 1 s invoke: %d %s", late_status,
+             late_body);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(st[i], 200);
+  assert_true(high_answered);
+  assert_int_equal(lows_before, 1);
+}
+
+/* Under sched=fair each client address is one stream (one client of the
+ * HTTP door), whatever its number of connections: two connections from
+ * 127.0.0.1 and one from 127.0.0.2 are two clients. */
+static void one_client_per_address(void **state) {
+  emxt_daemon d;
+  char lockdir[64];
+  int shared_port = port;
+  sim_daemon(&d, 0, "fair", "0.0.0.0:0", lockdir, sizeof lockdir);
+  int fds[3];
+  for (int i = 0; i < 3; i++) {
+    fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in me = {.sin_family = AF_INET};
+    me.sin_addr.s_addr = htonl(i < 2 ? 0x7f000001 : 0x7f000002);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fds[i], (struct sockaddr *)&me, sizeof me), 0);
+    assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
+    send_req(fds[i], "GET", "/v2/health/live", NULL, NULL, 0);
+    resp r = {0};
+    read_resp(fds[i], &r); /* accepted and counted by now */
+    free(r.body);
+  }
+  int fd = fds[0];
+  send_req(fd, "GET", "/metrics", NULL, NULL, 0);
+  resp m = {0};
+  read_resp(fd, &m);
+  bool two = strstr(m.body, "edgemux_clients{door=\"http\"} 2\n") != NULL;
+  char *at = strstr(m.body, "edgemux_clients{door=\"http\"}");
+  char line[128] = "";
+  if (at)
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(at, "\n"), at);
+  free(m.body);
+  for (int i = 0; i < 3; i++)
+    close(fds[i]);
+  sim_daemon_stop(&d, shared_port, lockdir);
+  if (!two)
+    fail_msg("want 2 HTTP clients (addresses), got: %s", line);
+}
+
+/* --tls-cert/--tls-key: HTTPS with a self-signed certificate (openssl and
+ * curl from Debian); plain HTTP on that port gets no answer. */
+static void tls_with_self_signed_cert(void **state) {
+  if (system("command -v openssl >/dev/null && command -v curl >/dev/null") !=
+      0)
+    skip();
+  char dir[] = "/tmp/test_http-tls-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char cmd[1024], cert[64], key[64];
+  snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+  snprintf(key, sizeof key, "%s/key.pem", dir);
+  snprintf(cmd, sizeof cmd,
+           "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "
+           "/CN=localhost -keyout %s -out %s >/dev/null 2>&1",
+           key, cert);
+  assert_int_equal(system(cmd), 0);
+  const char *const args[] = {
+      "--device", "cpu:workers=1", "--http", "127.0.0.1:0", "--tls-cert",
+      cert,       "--tls-key",     key,      NULL};
+  emxt_daemon d;
+  int shared_port = port;
+  assert_int_equal(emxt_daemon_start(&d, args), 0);
+  port = daemon_port(&d);
+  snprintf(cmd, sizeof cmd,
+           "curl -s -o /dev/null -w '%%{http_code}' --cacert %s "
+           "https://localhost:%d/v2/health/ready",
+           cert, port);
+  FILE *p = popen(cmd, "r");
+  char code[16] = "";
+  size_t n = fread(code, 1, sizeof code - 1, p);
+  code[n] = '\0';
+  pclose(p);
+  snprintf(cmd, sizeof cmd,
+           "curl -s -m 5 -o /dev/null -w '%%{http_code}' "
+           "http://127.0.0.1:%d/v2/health/ready",
+           port);
+  p = popen(cmd, "r");
+  char plain[16] = "";
+  n = fread(plain, 1, sizeof plain - 1, p);
+  plain[n] = '\0';
+  pclose(p);
+  int status = emxt_daemon_stop(&d);
+  port = shared_port;
+  setenv("EDGEMUX_SOCKET", daemon_.socket, 1);
+  unlink(cert);
+  unlink(key);
+  rmdir(dir);
+  assert_string_equal(code, "200");
+  assert_string_not_equal(plain, "200");
+  assert_int_equal(status, 0);
+}
+
+/* /metrics is valid Prometheus text with no lint warnings, and counts
+ * per model. */
 static void metrics_pass_promtool(void **state) {
   resp r = call("GET", "/metrics", NULL, NULL, 0);
   assert_int_equal(r.status, 200);
   assert_non_null(strstr(r.head, "text/plain; version=0.0.4"));
   assert_non_null(strstr(r.body, "edgemux_model_requests_succeeded_total{"
                                  "model=\"" MODEL "\"}"));
+  /* The earlier cases ran the model: each per-model family has counted. */
+  static const char *const ran[] = {"inferences_total", "executions_total",
+                                    "queue_seconds_total",
+                                    "compute_seconds_total"};
+  for (size_t i = 0; i < sizeof ran / sizeof ran[0]; i++) {
+    char key[128];
+    snprintf(key, sizeof key, "edgemux_model_%s{model=\"" MODEL "\"} ", ran[i]);
+    const char *at = strstr(r.body, key);
+    if (!at || !(strtod(at + strlen(key), NULL) > 0))
+      fail_msg("%s: missing or zero after infers", key);
+  }
   if (system("command -v promtool >/dev/null 2>&1") != 0) {
     free(r.body);
     skip(); /* scripts/setup installs Debian's prometheus */
@@ -622,6 +858,44 @@ static void metrics_pass_promtool(void **state) {
   free(r.body);
 }
 
+/* `edgemux status --prometheus` prints the same families over the Unix
+ * socket, and promtool finds nothing in them either. */
+static void status_prometheus_over_socket(void **state) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           EMX_BIN_DIR "/edgemux --socket %s status --prometheus",
+           daemon_.socket);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  size_t cap = 1 << 20, n = 0, k;
+  char *text = malloc(cap);
+  while ((k = fread(text + n, 1, cap - 1 - n, p)) > 0)
+    n += k;
+  text[n] = '\0';
+  assert_int_equal(pclose(p), 0);
+  resp r = call("GET", "/metrics", NULL, NULL, 0);
+  assert_int_equal(r.status, 200);
+  /* Values move between the two reads; the families and series may not. */
+  for (const char *l = r.body; *l; l = strchr(l, '\n') + 1) {
+    size_t len = strcspn(l, l[0] == '#' ? "\n" : " ");
+    char series[512];
+    snprintf(series, sizeof series, "%.*s", (int)len, l);
+    if (!strstr(text, series))
+      fail_msg("/metrics has \"%s\", status --prometheus has not", series);
+    if (!strchr(l, '\n'))
+      break;
+  }
+  free(r.body);
+  if (system("command -v promtool >/dev/null 2>&1") == 0) {
+    char *path = write_temp_file(text, n);
+    snprintf(cmd, sizeof cmd, "promtool check metrics < %s 2>&1", path);
+    assert_int_equal(system(cmd), 0);
+    unlink(path);
+    free(path);
+  }
+  free(text);
+}
+
 int main(void) {
   filters_from_env();
   const struct CMUnitTest tests[] = {
@@ -634,7 +908,11 @@ int main(void) {
       cmocka_unit_test(slowloris_is_cut_off),
       cmocka_unit_test(killed_clients_mid_body),
       cmocka_unit_test(bearer_token),
+      cmocka_unit_test(priority_and_timeout_parameters),
+      cmocka_unit_test(one_client_per_address),
+      cmocka_unit_test(tls_with_self_signed_cert),
       cmocka_unit_test(metrics_pass_promtool),
+      cmocka_unit_test(status_prometheus_over_socket),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

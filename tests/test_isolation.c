@@ -1,3 +1,6 @@
+/* One file, over 800 lines: isolated and in-process devices are driven
+ * through the same sequences by the same helpers, and the comparison between
+ * the two is the point of the test. */
 /* test_isolation.c — devices in a supervised child process (isolate=1, and
  * edgetpu by default): identical outputs, a crash or a hang in the device
  * fails only its request, the device recovers as it would in-process (a

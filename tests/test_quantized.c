@@ -201,6 +201,51 @@ static void edgetpu_model_on_every_stub_device(void **state) {
 
 /* On a CPU, TFLite cannot run the custom op: the load fails and says the
  * model is compiled for the Edge TPU, not just "unresolved custom op". */
+/* Through edgemuxd, the placement travels with the bytes
+ * (emx_client_model_load_placed): the Edge TPU-compiled model placed on
+ * the Edge TPUs runs on the stub; without a placement the CPU device
+ * refuses it, saying why; a placement naming no device is EMX_EINVAL. */
+static void edgetpu_model_placed_through_the_daemon(void **state) {
+  emxt_daemon *d = &the_daemon;
+  const char *args[] = {"--device", "cpu:workers=1", "--device",
+                        "edgetpu:usb:0" STUB, NULL};
+  assert_int_equal(emxt_daemon_start(d, args), 0);
+  FILE *f = fopen(MODEL_Q_EDGETPU, "rb");
+  assert_non_null(f);
+  static unsigned char bytes[1 << 16];
+  size_t n = fread(bytes, 1, sizeof bytes, f);
+  fclose(f);
+  assert_true(n > 0 && n < sizeof bytes);
+  emx_client *c;
+  assert_int_equal(emx_client_connect(&c, NULL), 0);
+  emx_client_model *m;
+  int rc = emx_client_model_load_placed(c, "tpu_nowhere", bytes, n, NULL, &m);
+  assert_true(rc < 0);
+  if (!contains(emx_client_last_error(c), "edgetpu-custom-op"))
+    fail_msg("unplaced: %s", emx_client_last_error(c));
+  assert_int_equal(
+      emx_client_model_load_placed(c, "tpu_bad", bytes, n, "nosuch0", &m),
+      EMX_EINVAL);
+  rc = emx_client_model_load_placed(c, "tpu", bytes, n, "edgetpu", &m);
+  if (rc != 0)
+    fail_msg("placed: %s", emx_client_last_error(c));
+  emx_tensor in, out;
+  assert_int_equal(emx_client_tensor_alloc_input(c, m, 0, &in), 0);
+  assert_int_equal(emx_client_tensor_alloc_output(c, m, 0, &out), 0);
+  emx_tensor want = out;
+  want.data = malloc(out.size);
+  assert_non_null(want.data);
+  for (uint64_t seed = 1; seed <= 3; seed++) {
+    tensors_fill_random(&in, 1, seed);
+    stub_edgetpu_expected(&in, 1, &want, 1);
+    assert_int_equal(emx_client_infer(c, m, &in, 1, &out, 1, NULL), 0);
+    assert_true(tensors_equal(&out, &want, 1));
+  }
+  free(want.data);
+  emx_client_destroy(c);
+  assert_int_equal(emxt_daemon_stop(d), 0);
+}
+
 static void edgetpu_model_on_cpu_is_refused(void **state) {
   static const char *const specs[] = {"cpu:workers=1", "sim:43"};
   for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
@@ -230,6 +275,8 @@ int main(void) {
       cmocka_unit_test(edgetpu_model_on_stub_isolated),
       cmocka_unit_test(edgetpu_model_on_every_stub_device),
       cmocka_unit_test(edgetpu_model_on_cpu_is_refused),
+      cmocka_unit_test_teardown(edgetpu_model_placed_through_the_daemon,
+                                daemon_teardown),
   };
   return cmocka_run_group_tests_name("quantized", tests, group_setup, NULL);
 }

@@ -1,3 +1,6 @@
+/* One file, over 800 lines: the cases share one daemon, one good client's
+ * reference outputs and the fd/memfd/log baselines every case is checked
+ * against (see below); they only prove something run together. */
 /*
  * unit_daemon_hostile.c — a real edgemuxd against hostile clients.
  *

@@ -89,9 +89,16 @@ EMX_EXPORT int emx_client_models(emx_client *c,
 EMX_EXPORT int emx_client_model_open(emx_client *c, const char *name,
                                      emx_client_model **out);
 
+/* EMX_CLIENT_MODEL_MAX_BYTES: the largest model a client sends (512 MiB);
+ * a bigger one belongs in the daemon's model repository. */
+#define EMX_CLIENT_MODEL_MAX_BYTES ((size_t)512 << 20)
+
 /* emx_client_model_load reads a .tflite file (with the caller's rights;
  * the daemon never opens a client's path) and loads its bytes under `name`
- * as emx_client_model_load_bytes does, then opens it. */
+ * as emx_client_model_load_bytes does, then opens it. It refuses, with
+ * EMX_EINVAL and before reading a byte, anything but a regular file (a
+ * FIFO would block, a device never ends) and files over
+ * EMX_CLIENT_MODEL_MAX_BYTES. */
 EMX_EXPORT int emx_client_model_load(emx_client *c, const char *name,
                                      const char *path, emx_client_model **out);
 
@@ -100,11 +107,23 @@ EMX_EXPORT int emx_client_model_load(emx_client *c, const char *name,
  * SHA-256, so the same bytes already loaded (from its repository or any
  * client) are shared, whatever the name. A new model is first run once in
  * a throwaway process: one TensorFlow Lite cannot run fails with
- * EMX_EMODEL and the reason. EMX_EEXIST: the name is taken by other bytes;
+ * EMX_EMODEL and the reason. EMX_EINVAL: more than
+ * EMX_CLIENT_MODEL_MAX_BYTES. EMX_EEXIST: the name is taken by other bytes;
  * EMX_EBUSY: a per-user quota (the message names the flag). */
 EMX_EXPORT int emx_client_model_load_bytes(emx_client *c, const char *name,
                                            const void *data, size_t size,
                                            emx_client_model **out);
+
+/* emx_client_model_load_placed is emx_client_model_load_bytes with a
+ * placement, in emx_model_config.devices' syntax ("edgetpu0" pins the
+ * model to that device; "edgetpu" any Edge TPU; "edgetpu,cpu" falls back
+ * to the CPU; NULL or "": wherever the daemon's devices are). The same
+ * bytes with another placement are another model in the daemon, so give
+ * them another name. EMX_EINVAL: the placement names no device. */
+EMX_EXPORT int emx_client_model_load_placed(emx_client *c, const char *name,
+                                            const void *data, size_t size,
+                                            const char *placement,
+                                            emx_client_model **out);
 
 /* emx_client_model_unload unloads a model this user loaded (root: any
  * client's); requests still queued for it fail with EMX_ECANCELED. */
@@ -220,6 +239,12 @@ EMX_EXPORT int emx_client_ping(emx_client *c);
  * per-model counters, latency percentiles, uptime, clients, live/ready) as
  * text lines "key value..."; release *text with emx_client_free. */
 EMX_EXPORT int emx_client_status(emx_client *c, char **text);
+
+/* emx_client_metrics fetches what edgemuxd's HTTP /metrics serves
+ * (Prometheus text format 0.0.4: per model, per device, the daemon) over
+ * the socket, with or without --http; release *text with
+ * emx_client_free. */
+EMX_EXPORT int emx_client_metrics(emx_client *c, char **text);
 
 /* emx_client_free releases memory the library handed out (status text):
  * free() from the library's own C runtime, for callers in other languages. */

@@ -338,6 +338,11 @@ typedef struct emx_model_config {
   int max_batch; /* 0..EMX_MAX_BATCH */
   int preferred_batch[EMX_MAX_PREFERRED_BATCH];
   int64_t batch_delay_ns;
+  /* The longest emx_model_load waits for a device's worker to take the
+   * model (0: 30 s). A worker stuck in a request (a hung device) never
+   * does: the model then loads on the devices that took it, and is
+   * prepared on that one if it comes back; EMX_ETIMEDOUT when none did. */
+  int64_t prepare_timeout_ns;
 } emx_model_config;
 
 EMX_EXPORT void emx_model_config_init(emx_model_config *cfg);
@@ -508,6 +513,13 @@ typedef struct emx_stats {
   uint64_t busy_ns;      /* time spent running requests */
   double latency_p50_us; /* submit → completion, of successful requests */
   double latency_p99_us; /* (0 before the first one; about 3% precision) */
+  uint64_t memory_bytes; /* models: heap its prepared copies hold in this
+                            process (measured with mallinfo2 as each was
+                            prepared; 1 per copy where malloc is not
+                            glibc's, e.g. under a sanitizer) */
+  uint32_t prepared_on;  /* models: devices holding a prepared copy (a
+                            pool prepares one at load, more as the load
+                            spreads, and drops idle ones) */
 } emx_stats;
 
 /* emx_device_info describes one device (one worker). */

@@ -11,6 +11,7 @@ import ctypes
 import hashlib
 import os
 import re
+import threading
 
 import numpy as np
 
@@ -26,13 +27,23 @@ _libc_free.argtypes = [ctypes.c_void_p]
 _libc_free.restype = None
 
 
+SYSTEM_SOCKET = "/run/edgemux/edgemux.sock"
+
+
 def default_socket():
-    """The socket a client uses without configuration ($EDGEMUX_SOCKET,
-    else $XDG_RUNTIME_DIR/edgemux.sock for non-root users, else
-    /run/edgemux/edgemux.sock)."""
+    """The socket a client uses without configuration: $EDGEMUX_SOCKET;
+    else, for users other than root, $XDG_RUNTIME_DIR/edgemux.sock when a
+    daemon listens there; else the machine-wide daemon's
+    /run/edgemux/edgemux.sock (packaging/systemd). A per-user path that
+    does not exist falls back to the system daemon, which is where a user
+    of a packaged install finds it."""
     buf = ctypes.create_string_buffer(4096)
     _lib.lib().emx_client_default_socket(buf, len(buf))
-    return _lib.decode(buf.value)
+    path = _lib.decode(buf.value)
+    if (not os.environ.get("EDGEMUX_SOCKET") and path != SYSTEM_SOCKET
+            and not os.path.exists(path) and os.path.exists(SYSTEM_SOCKET)):
+        return SYSTEM_SOCKET
+    return path
 
 
 def _aligned(n):
@@ -80,9 +91,15 @@ class Connection:
         cfg.arena_bytes = self.arena_bytes
         cfg.timeout_ns = int(timeout * 1e9)
         handle = ctypes.c_void_p()
+        self.handle = None
+        #: Models opened on this connection, by the daemon's name.
+        self.opened = {}
+        #: Set when a call found the daemon gone: the next user reconnects.
+        self.broken = False
         rc = lib.emx_client_connect(ctypes.byref(handle), ctypes.byref(cfg))
         if rc < 0:
-            raise self._error(rc, _lib.decode(lib.emx_client_last_error(None)))
+            raise self._error(rc, refusal_hint(
+                self.socket, _lib.decode(lib.emx_client_last_error(None))))
         self.handle = handle
 
     # ---- errors -------------------------------------------------------------
@@ -107,7 +124,8 @@ class Connection:
 
     @property
     def alive(self):
-        return self.handle is not None and self.pid == os.getpid()
+        return (self.handle is not None and self.pid == os.getpid()
+                and not self.broken)
 
     def close(self):
         """Close the connection (every tensor and model handle dies)."""
@@ -130,10 +148,14 @@ class Connection:
 
     def open(self, name):
         """Open a model the daemon has (from its repository, or loaded)."""
+        m = self.opened.get(name)
+        if m is not None:
+            return m
         h = ctypes.c_void_p()
         self.check(_lib.lib().emx_client_model_open(
             self.handle, name.encode(), ctypes.byref(h)))
-        return Model(self, h, name)
+        m = self.opened[name] = Model(self, h, name)
+        return m
 
     def load(self, name, path):
         """Ask the daemon to load the .tflite file at path under name."""
@@ -142,17 +164,27 @@ class Connection:
             self.handle, name.encode(), os.fsencode(path), ctypes.byref(h)))
         return Model(self, h, name)
 
-    def load_bytes(self, name, content):
-        """Send a model's bytes (a sealed memfd) to the daemon under name."""
-        h = ctypes.c_void_p()
+    def load_bytes(self, name, content, placement=None):
+        """Send a model's bytes (a sealed memfd) to the daemon under name;
+        a name this connection already opened is reused (callers make names
+        from the bytes' hash, so the same name is the same bytes)."""
         content = bytes(content)
-        self.check(_lib.lib().emx_client_model_load_bytes(
+        key = (name, content, placement)  # a name alone could be another's
+        m = self.opened.get(key)
+        if m is not None:
+            return m
+        h = ctypes.c_void_p()
+        self.check(_lib.lib().emx_client_model_load_placed(
             self.handle, name.encode(), content, len(content),
-            ctypes.byref(h)))
-        return Model(self, h, name)
+            placement.encode() if placement else None, ctypes.byref(h)))
+        m = self.opened[key] = Model(self, h, name)
+        return m
 
     def unload(self, name):
         """Unload a model this user loaded."""
+        for k in [k for k in self.opened
+                  if k == name or (isinstance(k, tuple) and k[0] == name)]:
+            del self.opened[k]
         self.check(_lib.lib().emx_client_model_unload(self.handle,
                                                       name.encode()))
 
@@ -188,58 +220,89 @@ class Connection:
             _lib.lib().emx_client_tensor_free(self.handle, ctypes.byref(t))
 
 
+# ---- refusals -----------------------------------------------------------------
+
+
+def refusal_hint(socket, msg):
+    """msg, plus what to do when the daemon or the socket refused us: which
+    limit or permission, and how to get past it."""
+    if "--max-conns-per-uid" in msg:
+        return (msg + "; edgemux's Python package already shares one "
+                "connection among all Interpreters of a process, so this "
+                "user runs many processes (or other clients) at once: ask the "
+                "administrator to raise edgemuxd's --max-conns-per-uid")
+    if "Permission denied" in msg or "Operation not permitted" in msg:
+        return (msg + "; the machine-wide daemon's socket %s is for the "
+                "edgemux group: join it (sudo usermod -aG edgemux $USER, "
+                "then log in again), or set EDGEMUX_SOCKET to a daemon you "
+                "may use" % socket)
+    return msg
+
+
+# ---- one connection per process ---------------------------------------------
+
+_shared_lock = threading.Lock()
+_shared = {}  # socket path -> Connection of this process
+
+
+def shared(socket=None):
+    """This process's connection to the daemon at socket (default: the
+    default socket), made on first use and again after fork() or once a
+    call found the daemon gone. Every Interpreter of the process uses it:
+    a daemon limits connections per user (--max-conns-per-uid)."""
+    socket = os.fspath(socket) if socket else default_socket()
+    with _shared_lock:
+        c = _shared.get(socket)
+        if c is None or not c.alive:
+            c = _shared[socket] = Connection(socket)
+        return c
+
+
 # ---- resolving a model: by name, by path, or from bytes ---------------------
 
 
-def _stem_name(path):
+def _stem(path):
     stem = os.path.splitext(os.path.basename(path))[0] or "model"
-    if len(stem.encode()) > _NAME_MAX:
-        stem = _hashed("", path)
     return stem
 
 
-def _hashed(stem, key):
-    h = hashlib.sha256(key.encode() if isinstance(key, str) else key)
-    digest = h.hexdigest()[:12]
-    stem = stem.encode()[: _NAME_MAX - 13].decode("utf-8", "ignore")
-    return ("%s-%s" % (stem, digest)) if stem else "model-" + digest
+def content_name(stem, content, placement=None):
+    """The daemon's name for these bytes: stem-<12 hex of their SHA-256>
+    (content identity: a file edited after it was loaded is new bytes, so
+    a new name; the same bytes from any process are one model), then
+    "@<placement>" for bytes pinned to devices (another model there)."""
+    digest = hashlib.sha256(content).hexdigest()[:12]
+    tail = "-" + digest
+    if placement:
+        tail += "@" + re.sub(r"[^A-Za-z0-9_.-]", "+", placement)
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", stem or "model")
+    stem = stem.encode()[: max(_NAME_MAX - len(tail), 1)].decode(
+        "utf-8", "ignore")
+    return ((stem or "model") + tail)[:_NAME_MAX]
 
 
-_LOADED_FROM = re.compile(r'already loaded from "(.*)"')
-
-
-def _same_file(a, b):
+def read_model(path):
+    """The bytes of a model file, read with this process's rights (the
+    daemon never opens a client's path), or tflite_runtime's ValueError."""
     try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise EdgemuxValueError(
+            _lib.EMX_ENOENT, "Could not open '%s': %s" % (path, e.strerror)
+        ) from None
 
 
-def _load_hint(conn, name, e):
-    """A clearer error for a daemon that does not load by path."""
-    if e.code != _lib.EMX_EINVAL or "--no-client-models" not in e.message:
-        return e
-    msg = e.message
-    try:
-        if name in conn.models():
-            msg += ("; a model named \"%s\" is in its repository: pass "
-                    "model_name=\"%s\" to use it" % (name, name))
-    except EdgemuxError:
-        pass
-    return EdgemuxError(e.code, msg)
-
-
-def resolve_model(conn, model_path=None, model_content=None, model_name=None):
+def resolve_model(conn, model_path=None, model_content=None, model_name=None,
+                  stem=None, placement=None):
     """Open the model on conn; return (Model, the daemon's name for it).
 
     - model_name only: the daemon's model of that name (its repository, or
       one another client loaded).
-    - model_path: LOAD the file (under model_name, else the file's stem). A
-      name taken by the same file (e.g. the repository's copy behind a
-      symlink) is reused; a name taken by another file makes the name
-      unique with a hash of the path, unless model_name was given.
-    - model_content: the bytes are written to a temporary file the daemon
-      loads, named model_name or "model-<sha256 prefix>".
+    - model_path: the file's bytes, read here and sent, under model_name,
+      else "<file stem>-<sha256 prefix>".
+    - model_content: the bytes, under model_name, else
+      "model-<sha256 prefix>".
     """
     if model_path is None and model_content is None:
         if not model_name:
@@ -247,50 +310,52 @@ def resolve_model(conn, model_path=None, model_content=None, model_name=None):
                                     "give model_path, model_content or "
                                     "model_name")
         return conn.open(model_name), model_name
-    if model_content is not None:
-        return _resolve_content(conn, bytes(model_content), model_name)
-    path = os.fspath(model_path)
-    real = os.path.realpath(path)
-    if not os.path.isfile(real):
-        raise EdgemuxValueError(_lib.EMX_ENOENT,
-                                "Could not open '%s'." % path)
-    name = model_name or _stem_name(real)
+    if model_content is None:
+        model_content = read_model(os.fspath(model_path))
+        stem = _stem(os.fspath(model_path))
+    else:
+        stem = stem or "model"
+    content = bytes(model_content)
+    name = model_name or content_name(stem, content, placement)
     try:
-        return conn.load(name, real), name
+        return conn.load_bytes(name, content, placement), name
     except EdgemuxError as e:
-        if e.code != _lib.EMX_EEXIST:
-            raise _load_hint(conn, name, e) from None
-        m = _LOADED_FROM.search(e.message)
-        if m and _same_file(m.group(1), real):
-            return conn.open(name), name
-        if model_name:
-            raise
-    unique = _hashed(name, real)
-    return conn.load(unique, real), unique
-
-
-def _resolve_content(conn, content, model_name):
-    name = model_name or _hashed("", content)
-    try:
-        return conn.load_bytes(name, content), name
-    except EdgemuxError as e:
-        # A hash-derived name taken means the same bytes: reuse it.
-        if e.code == _lib.EMX_EEXIST and not model_name:
-            return conn.open(name), name
+        if e.code == _lib.EMX_EMODEL:
+            # tflite_runtime raises ValueError for a model it cannot build.
+            raise EdgemuxValueError(e.code, e.message) from None
+        if e.code == _lib.EMX_EINVAL and "--no-client-models" in e.message:
+            raise _repo_hint(conn, stem, e) from None
         raise
 
 
+def _repo_hint(conn, stem, e):
+    """A daemon that serves only its repository: name the model there."""
+    try:
+        if stem in conn.models():
+            return EdgemuxError(
+                e.code, e.message + "; a model named \"%s\" is in its "
+                "repository: pass model_name=\"%s\" (without model_path) "
+                "to use it" % (stem, stem))
+    except EdgemuxError:
+        pass
+    return e
+
+
 def connect_for(model_path, model_content, model_name, socket,
-                arena_bytes=None):
-    """A Connection with an arena big enough for the model, and the model."""
-    conn = Connection(socket, arena_bytes or DEFAULT_ARENA_BYTES)
-    model, name = resolve_model(conn, model_path, model_content, model_name)
-    need = model.arena_bytes()
-    if need > conn.arena_bytes:
-        conn.close()
-        conn = Connection(socket, need + (1 << 20))
+                arena_bytes=None, stem=None, placement=None):
+    """A Connection with an arena big enough for the model, and the model:
+    the process's shared one, else (a model too big for it, or an explicit
+    arena size) one of its own."""
+    if not arena_bytes:
+        conn = shared(socket)
         model, name = resolve_model(conn, model_path, model_content,
-                                    model_name)
+                                    model_name, stem, placement)
+        if model.arena_bytes() <= conn.arena_bytes // 2:
+            return conn, model, name
+        arena_bytes = model.arena_bytes()
+    conn = Connection(socket, max(arena_bytes, 1 << 20))
+    model, name = resolve_model(conn, model_path, model_content, model_name,
+                                stem, placement)
     return conn, model, name
 
 

@@ -127,6 +127,18 @@ class EngineConfig(_Sized):
     ]
 
 
+class BatchItem(ctypes.Structure):
+    """emx_client_batch_item (frozen, like emx_tensor: no struct_size)"""
+
+    _fields_ = [
+        ("model", ctypes.c_void_p),
+        ("inputs", ctypes.POINTER(Tensor)),
+        ("nin", ctypes.c_size_t),
+        ("outputs", ctypes.POINTER(Tensor)),
+        ("nout", ctypes.c_size_t),
+    ]
+
+
 COMPLETION_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int,
                                  ctypes.c_void_p)
 
@@ -184,6 +196,9 @@ _PROTOS = {
     "emx_client_model_load_bytes": (_I, [_P, _S, ctypes.c_char_p,
                                          ctypes.c_size_t,
                                          ctypes.POINTER(_P)]),
+    "emx_client_model_load_placed": (_I, [_P, _S, ctypes.c_char_p,
+                                          ctypes.c_size_t, _S,
+                                          ctypes.POINTER(_P)]),
     "emx_client_model_unload": (_I, [_P, _S]),
     "emx_client_model_input_count": (_SZ, [_P]),
     "emx_client_model_output_count": (_SZ, [_P]),
@@ -200,6 +215,9 @@ _PROTOS = {
                                ctypes.POINTER(Tensor), _SZ,
                                ctypes.POINTER(ClientOptions),
                                ctypes.POINTER(_P)]),
+    "emx_client_submit_batch": (_I, [_P, ctypes.POINTER(BatchItem), _SZ,
+                                     ctypes.POINTER(ClientOptions),
+                                     ctypes.POINTER(_P)]),
     "emx_client_request_wait": (_I, [_P, _I64]),
     "emx_client_request_poll": (_I, [_P]),
     "emx_client_request_cancel": (_I, [_P]),

@@ -75,6 +75,24 @@ def _deliver(client_ref, fut, outs, exc):
             fut.set_result(outs)
 
 
+class _Entry:
+    """A submitted request as the loop sees it: cancel() may race the
+    waiter thread's destroy, so both take the lock."""
+
+    __slots__ = ("lock", "req")
+
+    def __init__(self, req):
+        self.lock = threading.Lock()
+        self.req = req
+
+    def cancel(self):
+        """Ask the daemon to drop the request if it is still queued (as
+        grpc.aio sends RST_STREAM for a cancelled call)."""
+        with self.lock:
+            if self.req is not None:
+                _lib.lib().emx_client_request_cancel(self.req)
+
+
 def _waiter(conn, q, client_ref):
     """The waiter thread: completes requests in submission order, then
     destroys the connection when told to stop. It holds no strong reference
@@ -84,7 +102,7 @@ def _waiter(conn, q, client_ref):
         item = q.get()
         if item is None:
             break
-        req, tensors, nin, infos, loop, fut = item
+        req, tensors, nin, infos, loop, fut, entry = item
         rc = lib.emx_client_request_wait(req, -1)
         outs = exc = None
         if rc == 0:
@@ -98,7 +116,9 @@ def _waiter(conn, q, client_ref):
         else:
             exc = conn._error(rc, _lib.decode(
                 lib.emx_client_request_error(req)))
-        lib.emx_client_request_destroy(req)
+        with entry.lock:  # a canceller on the loop must not see it freed
+            entry.req = None
+            lib.emx_client_request_destroy(req)
         for t in tensors:
             conn.free(t)
         try:
@@ -277,10 +297,16 @@ class AsyncClient:
             fut = loop.create_future()
             self._inflight += 1
             self._pending.add(fut)
-            self._queue.put((req, tensors, nin, mm.outputs, loop, fut))
-            # A cancelled caller leaves the request to complete; the waiter
-            # frees its tensors then.
-            return await fut
+            entry = _Entry(req)
+            self._queue.put((req, tensors, nin, mm.outputs, loop, fut, entry))
+            # A cancelled caller (task.cancel(), a wait_for timeout) cancels
+            # the daemon's request too, so a queued one never runs for
+            # nobody; the waiter still frees its tensors when it completes.
+            try:
+                return await fut
+            except asyncio.CancelledError:
+                entry.cancel()
+                raise
 
     def _check_gen(self, m):
         if m._gen != self._gen:

@@ -41,7 +41,7 @@ class Daemon:
     """An edgemuxd of our own: start() waits until it answers a ping."""
 
     def __init__(self, devices=("cpu:workers=2",), allow_load=True,
-                 repo=REPO_DIR):
+                 repo=REPO_DIR, extra=(), env=None):
         self.dir = tempfile.mkdtemp(prefix="emx-py-")
         self.socket = os.path.join(self.dir, "edgemux.sock")
         self.log = os.path.join(self.dir, "edgemuxd.log")
@@ -59,13 +59,16 @@ class Daemon:
             args += ["--device", d]
         if not allow_load:
             args.append("--no-client-models")
+        args += list(extra)
         self.args = args
+        self.env = env
         self.proc = None
 
-    def start(self, timeout=15.0):
+    def start(self, timeout=60.0):
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(self.args, stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL,
+                                         env=self.env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -89,6 +92,22 @@ class Daemon:
         rc = lib.emx_client_ping(h)
         lib.emx_client_destroy(h)
         return rc == 0
+
+    def status(self):
+        """The daemon's status report (a connection of its own)."""
+        from edgemux import _client
+
+        c = _client.Connection(self.socket, arena_bytes=0)
+        try:
+            return c.status()
+        finally:
+            c.close()
+
+    def devices(self):
+        """{device name: {key: value}} from the status report."""
+        from edgemux import _devices
+
+        return {d["name"]: d for d in _devices.parse_status(self.status())}
 
     def log_text(self):
         try:
@@ -124,6 +143,21 @@ class Daemon:
 
 
 _daemon = None
+
+
+def tpu_daemon(tpus=2, cpu="cpu:workers=1"):
+    """A daemon with a CPU and `tpus` Edge TPUs through the stub
+    libedgetpu (USB devices usb:0..), on lock files of its own."""
+    lock_dir = tempfile.mkdtemp(prefix="emx-py-stub-")
+    env = dict(os.environ)
+    env["EMX_STUB_EDGETPU_LOCK_DIR"] = lock_dir
+    env["EMX_STUB_EDGETPU_DEVICES"] = ",".join(
+        "usb:/sys/bus/usb/devices/emx-test-%d" % i for i in range(tpus))
+    devs = [cpu] + ["edgetpu:usb:%d,lib=%s" % (i, STUB_EDGETPU)
+                    for i in range(tpus)]
+    d = Daemon(devices=devs, repo=None, env=env).start()
+    d.lock_dir = lock_dir
+    return d
 
 
 def daemon():
@@ -240,3 +274,104 @@ def expected(path, seeds):
         ins = o.random_inputs(s)
         out[s] = (ins, o.infer(ins))
     return out
+
+
+# ---- TensorFlow Lite's own C API (what tflite_runtime wraps) ----------------
+
+TFLITE_C = os.environ.get(
+    "EDGEMUX_TFLITE_C", os.path.join(ROOT, ".deps", "tflite", "lib",
+                                     "libtensorflowlite_c.so"))
+FIXTURES = os.environ.get("EMX_FIXTURES_DIR",
+                          os.path.join(ROOT, "build", "fixtures"))
+STUB_EDGETPU = os.path.join(ROOT, "build", "lib", "libedgetpu_stub.so")
+
+_tfl = None
+
+
+def tflite_c():
+    """libtensorflowlite_c.so through ctypes (prototypes set)."""
+    global _tfl
+    if _tfl is None:
+        lib = ctypes.CDLL(TFLITE_C)
+        P, I = ctypes.c_void_p, ctypes.c_int32
+        for name, res, args in (
+                ("TfLiteModelCreate", P, [ctypes.c_char_p, ctypes.c_size_t]),
+                ("TfLiteModelDelete", None, [P]),
+                ("TfLiteInterpreterOptionsCreate", P, []),
+                ("TfLiteInterpreterOptionsDelete", None, [P]),
+                ("TfLiteInterpreterOptionsSetNumThreads", None, [P, I]),
+                ("TfLiteInterpreterCreate", P, [P, P]),
+                ("TfLiteInterpreterDelete", None, [P]),
+                ("TfLiteInterpreterAllocateTensors", I, [P]),
+                ("TfLiteInterpreterInvoke", I, [P]),
+                ("TfLiteInterpreterGetInputTensorCount", I, [P]),
+                ("TfLiteInterpreterGetOutputTensorCount", I, [P]),
+                ("TfLiteInterpreterGetInputTensor", P, [P, I]),
+                ("TfLiteInterpreterGetOutputTensor", P, [P, I]),
+                ("TfLiteInterpreterGetInputTensorIndex", I, [P, I]),
+                ("TfLiteInterpreterGetOutputTensorIndex", I, [P, I]),
+                ("TfLiteTensorCopyFromBuffer", I, [P, P, ctypes.c_size_t]),
+                ("TfLiteTensorCopyToBuffer", I, [P, P, ctypes.c_size_t]),
+                ("TfLiteTensorByteSize", ctypes.c_size_t, [P])):
+            fn = getattr(lib, name)
+            fn.restype = res
+            fn.argtypes = args
+        _tfl = lib
+    return _tfl
+
+
+class TfLiteDirect:
+    """A TFLite interpreter in this process (one thread), driven through
+    the C API the way tflite_runtime drives the C++ one."""
+
+    def __init__(self, path, threads=1):
+        lib = self.lib = tflite_c()
+        with open(path, "rb") as f:
+            self._bytes = f.read()
+        self.model = lib.TfLiteModelCreate(self._bytes, len(self._bytes))
+        if not self.model:
+            raise RuntimeError("TfLiteModelCreate failed for " + path)
+        opts = lib.TfLiteInterpreterOptionsCreate()
+        lib.TfLiteInterpreterOptionsSetNumThreads(opts, threads)
+        self.interp = lib.TfLiteInterpreterCreate(self.model, opts)
+        lib.TfLiteInterpreterOptionsDelete(opts)
+        if not self.interp or lib.TfLiteInterpreterAllocateTensors(
+                self.interp) != 0:
+            raise RuntimeError("TFLite cannot build " + path)
+
+    def io_indices(self):
+        lib, it = self.lib, self.interp
+        return ([lib.TfLiteInterpreterGetInputTensorIndex(it, i) for i in
+                 range(lib.TfLiteInterpreterGetInputTensorCount(it))] +
+                [lib.TfLiteInterpreterGetOutputTensorIndex(it, i) for i in
+                 range(lib.TfLiteInterpreterGetOutputTensorCount(it))])
+
+    def set_input(self, i, arr):
+        t = self.lib.TfLiteInterpreterGetInputTensor(self.interp, i)
+        arr = np.ascontiguousarray(arr)
+        assert self.lib.TfLiteTensorCopyFromBuffer(
+            t, arr.ctypes.data, arr.nbytes) == 0
+
+    def invoke(self):
+        assert self.lib.TfLiteInterpreterInvoke(self.interp) == 0
+
+    def get_output(self, i, out):
+        t = self.lib.TfLiteInterpreterGetOutputTensor(self.interp, i)
+        assert self.lib.TfLiteTensorCopyToBuffer(
+            t, out.ctypes.data, out.nbytes) == 0
+        return out
+
+    def close(self):
+        if self.interp:
+            self.lib.TfLiteInterpreterDelete(self.interp)
+            self.lib.TfLiteModelDelete(self.model)
+        self.interp = None
+
+
+def tflite_io_indices(path):
+    """TFLite's tensor indices of the model's inputs then outputs."""
+    d = TfLiteDirect(path)
+    try:
+        return d.io_indices()
+    finally:
+        d.close()

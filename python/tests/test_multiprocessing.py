@@ -109,7 +109,8 @@ class PoolTest(unittest.TestCase):
 
 def _child_invoke(interp, conn):
     interp.invoke()
-    conn.send([interp.get_tensor(1), interp.get_tensor(2)])
+    conn.send([interp.get_tensor(d["index"])
+               for d in interp.get_output_details()])
     conn.close()
 
 

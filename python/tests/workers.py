@@ -39,6 +39,7 @@ def invoke_given(args):
 
 
 def _run(interp, inputs):
+    interp.allocate_tensors()
     ins = interp.get_input_details()
     outs = interp.get_output_details()
     for d, x in zip(ins, inputs):

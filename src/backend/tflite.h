@@ -91,6 +91,10 @@ int emx__tfl_invoke_batch(emx__tfl_model *m, size_t batch,
  * process does (edgemux-devhost --try-batch, which exits 0 when it built,
  * EMX__TRIAL_REFUSED when TFLite refused cleanly). */
 #define EMX__TRIAL_REFUSED 42
+/* edgemux-devhost --trial MAX_BYTES exits with this when the model, once
+ * the interpreter is built and its tensors allocated, takes more than
+ * MAX_BYTES of memory (printing the figure); nothing was run. */
+#define EMX__TRIAL_TOO_BIG 43
 int emx__tfl_batch_check(emx__tfl_model *m, int n, emx__errbuf *err);
 
 /* emx__tfl_release_batched frees the batched copies (part of

@@ -99,7 +99,9 @@ int cli_connect(emx_client **c, size_t arena_bytes);
 
 /* cli_open_sized connects with an arena that holds `copies` sets of the
  * model's tensors (a first connection without an arena looks it up) and
- * opens the model; 0 or an exit status. */
+ * opens the model: a name the daemon has, or a .tflite file (a path ending
+ * in ".tflite" or holding a '/'), read here and sent, named after its
+ * stem; 0 or an exit status. */
 int cli_open_sized(const char *model, size_t copies, emx_client **cp,
                    emx_client_model **mp);
 
@@ -116,6 +118,20 @@ void cli_fill_random(emx_tensor *t, uint64_t seed);
 
 /* cli_format_shape writes "[1,128,128,3]". */
 void cli_format_shape(const emx_tensor_info *ti, char *buf, size_t len);
+
+/* ---- .npy files (npy.c) -------------------------------------------------- */
+
+/* cli_is_npy: path ends in ".npy". */
+int cli_is_npy(const char *path);
+
+/* cli_npy_read reads a .npy file into buf (size bytes) after checking its
+ * type, shape and order against ti; 0 or an exit status (reported). */
+int cli_npy_read(const char *path, const emx_tensor_info *ti, void *buf,
+                 size_t size);
+
+/* cli_npy_write writes data as a .npy file of ti's type and shape. */
+int cli_npy_write(const char *path, const emx_tensor_info *ti,
+                  const void *data, size_t size);
 
 /* ---- the subcommands (cmd_*.c) ------------------------------------------- */
 

@@ -10,11 +10,13 @@ enum { O_INPUT, O_OUTPUT, O_RANDOM, O_SEED };
 
 static const cli_option options[] = {
     [O_INPUT] = {"input", 'i', CLI_LIST, "FILE",
-                 "one input's raw bytes, in input order; its size must equal "
-                 "the tensor's",
+                 "one input, in input order: a .npy file of the tensor's "
+                 "type and shape, or raw bytes of its size",
                  0, 0, 0},
     [O_OUTPUT] = {"output", 'o', CLI_LIST, "FILE",
-                  "receives one output's raw bytes, in output order", 0, 0, 0},
+                  "receives one output, in output order: a .npy file when "
+                  "FILE ends in .npy, else raw bytes",
+                  0, 0, 0},
     [O_RANDOM] = {"random", 'r', CLI_FLAG, NULL,
                   "fill every input with seeded random data (floats in "
                   "[0, 1))",
@@ -113,9 +115,13 @@ static int run(const cli_args *a) {
     goto done;
   }
   for (size_t i = 0; i < min; i++) {
+    emx_tensor_info ti;
+    emx_client_model_input_info(m, i, &ti);
     if (random)
       cli_fill_random(&in[i], (uint64_t)seed + i);
-    else if ((ex = read_exact(inputs[i], in[i].data, in[i].size)))
+    else if (cli_is_npy(inputs[i])
+                 ? (ex = cli_npy_read(inputs[i], &ti, in[i].data, in[i].size))
+                 : (ex = read_exact(inputs[i], in[i].data, in[i].size)))
       goto done;
   }
   emx_timings t;
@@ -128,7 +134,9 @@ static int run(const cli_args *a) {
     emx_tensor_info ti;
     emx_client_model_output_info(m, i, &ti);
     if (nout) {
-      if ((ex = write_all_file(outputs[i], out[i].data, out[i].size)))
+      if (cli_is_npy(outputs[i])
+              ? (ex = cli_npy_write(outputs[i], &ti, out[i].data, out[i].size))
+              : (ex = write_all_file(outputs[i], out[i].data, out[i].size)))
         goto done;
     } else {
       summarize(i, &ti, &out[i]);
@@ -148,13 +156,14 @@ done:
 
 const cli_command cli_cmd_infer = {
     .name = "infer",
-    .operands = "MODEL",
+    .operands = "MODEL",  /* a name, or a .tflite path */
     .min_operands = 1,
     .max_operands = 1,
     .summary = "run a model once on files or random data",
-    .about = "Run MODEL once, on --input files or --random data. Without\n"
-             "--output a summary of each output is printed (bytes;\n"
-             "min/max/mean for float32) and the request's timings.",
+    .about = "Run MODEL (a model's name, or a .tflite file, sent to the\n"
+             "daemon) once, on --input files (.npy or raw) or --random\n"
+             "data. Without --output a summary of each output is printed\n"
+             "(bytes; min/max/mean for float32) and the request's timings.",
     .options = options,
     .run = run,
 };

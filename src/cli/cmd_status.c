@@ -5,14 +5,23 @@
 
 #include "cli/cli.h"
 
+enum { O_PROMETHEUS };
+
+static const cli_option options[] = {
+    [O_PROMETHEUS] = {"prometheus", 0, CLI_FLAG, NULL,
+                      "print the Prometheus text HTTP /metrics serves", 0, 0,
+                      0},
+    {0},
+};
+
 static int run(const cli_args *a) {
-  (void)a;
   emx_client *c;
   int ex = cli_connect(&c, 0);
   if (ex)
     return ex;
   char *text;
-  int rc = emx_client_status(c, &text);
+  int rc = a->opt[O_PROMETHEUS].set ? emx_client_metrics(c, &text)
+                                    : emx_client_status(c, &text);
   if (rc < 0) {
     ex = cli_client_fail(c, rc);
   } else {
@@ -31,6 +40,9 @@ const cli_command cli_cmd_status = {
     .operands = "",
     .summary = "print the daemon's status report",
     .about = "Print edgemuxd's status report: devices, queues, per-model\n"
-             "counters, latency percentiles, uptime and clients.",
+             "counters, latency percentiles, uptime and clients; with\n"
+             "--prometheus, the Prometheus text (format 0.0.4) that HTTP\n"
+             "/metrics serves, whether or not the daemon serves HTTP.",
+    .options = options,
     .run = run,
 };

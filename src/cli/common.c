@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/cli.h"
 
@@ -57,6 +58,40 @@ size_t cli_arena_for(const emx_client_model *m, size_t copies) {
   return total * copies;
 }
 
+/* is_model_file: MODEL names a file rather than a model of the daemon. */
+static int is_model_file(const char *model) {
+  size_t n = strlen(model);
+  return strchr(model, '/') || (n > 7 && strcmp(model + n - 7, ".tflite") == 0);
+}
+
+/* open_model opens a model by name, or sends a .tflite file: named after
+ * its stem, or "<stem>-<hash of the bytes' length and path>" when the stem
+ * is taken by other bytes (the daemon shares equal bytes whatever the
+ * name). */
+static int open_model(emx_client *c, const char *model,
+                      emx_client_model **m) {
+  if (!is_model_file(model))
+    return emx_client_model_open(c, model, m);
+  const char *base = strrchr(model, '/');
+  base = base ? base + 1 : model;
+  char name[64];
+  size_t n = strcspn(base, ".");
+  if (n == 0 || n > 40)
+    n = n ? 40 : 0;
+  snprintf(name, sizeof name, "%.*s", (int)n, n ? base : "model");
+  int rc = emx_client_model_load(c, name, model, m);
+  if (rc == EMX_EEXIST) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a of the path */
+    for (const char *p = model; *p; p++)
+      h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    char alt[96];
+    snprintf(alt, sizeof alt, "%s-%012llx", name,
+             (unsigned long long)(h & 0xffffffffffffull));
+    rc = emx_client_model_load(c, alt, model, m);
+  }
+  return rc;
+}
+
 int cli_open_sized(const char *model, size_t copies, emx_client **cp,
                    emx_client_model **mp) {
   emx_client *probe;
@@ -64,7 +99,7 @@ int cli_open_sized(const char *model, size_t copies, emx_client **cp,
   if (rc)
     return rc;
   emx_client_model *m;
-  rc = emx_client_model_open(probe, model, &m);
+  rc = open_model(probe, model, &m);
   if (rc < 0) {
     int ex = cli_client_fail(probe, rc);
     emx_client_destroy(probe);
@@ -75,7 +110,7 @@ int cli_open_sized(const char *model, size_t copies, emx_client **cp,
   rc = cli_connect(cp, arena);
   if (rc)
     return rc;
-  rc = emx_client_model_open(*cp, model, mp);
+  rc = open_model(*cp, model, mp);
   if (rc < 0) {
     int ex = cli_client_fail(*cp, rc);
     emx_client_destroy(*cp);

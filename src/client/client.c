@@ -170,14 +170,15 @@ EMX_EXPORT int emx_client_ping(emx_client *c) {
   return rc;
 }
 
-EMX_EXPORT int emx_client_status(emx_client *c, char **text) {
+/* text_rpc asks for a text the daemon answers with STATUS_OK. */
+static int text_rpc(emx_client *c, uint8_t type, char **text) {
   if (!c || !text)
     return emx__fail(c, EMX_EINVAL, "client and text must not be NULL");
   *text = NULL;
   emx__client_enter(c, 1);
   void *reply;
   emx__wire_msg m;
-  int rc = simple_rpc(c, EMX_WIRE_STATUS, EMX_WIRE_STATUS_OK, &reply, &m);
+  int rc = simple_rpc(c, type, EMX_WIRE_STATUS_OK, &reply, &m);
   emx__client_leave(c);
   if (rc < 0)
     return rc;
@@ -194,6 +195,14 @@ EMX_EXPORT int emx_client_status(emx_client *c, char **text) {
   free(reply);
   *text = s;
   return 0;
+}
+
+EMX_EXPORT int emx_client_status(emx_client *c, char **text) {
+  return text_rpc(c, EMX_WIRE_STATUS, text);
+}
+
+EMX_EXPORT int emx_client_metrics(emx_client *c, char **text) {
+  return text_rpc(c, EMX_WIRE_METRICS, text);
 }
 
 EMX_EXPORT int emx_client_models(emx_client *c,
@@ -379,26 +388,48 @@ static int sealed_copy(emx_client *c, const void *data, size_t size, int *out) {
 EMX_EXPORT int emx_client_model_load_bytes(emx_client *c, const char *name,
                                            const void *data, size_t size,
                                            emx_client_model **out) {
+  return emx_client_model_load_placed(c, name, data, size, NULL, out);
+}
+
+EMX_EXPORT int emx_client_model_load_placed(emx_client *c, const char *name,
+                                            const void *data, size_t size,
+                                            const char *placement,
+                                            emx_client_model **out) {
   if (!c || !out || !data || size == 0)
     return emx__fail(c, EMX_EINVAL,
                      "client, data (of at least one byte) and out must not be "
                      "NULL");
   *out = NULL;
+  if (size > EMX_CLIENT_MODEL_MAX_BYTES)
+    return emx__fail(c, EMX_EINVAL,
+                     "the model is %zu MiB; a client may send at most %zu MiB "
+                     "(EMX_CLIENT_MODEL_MAX_BYTES): serve it from the "
+                     "daemon's model repository (--models)",
+                     size >> 20, EMX_CLIENT_MODEL_MAX_BYTES >> 20);
   int rc = check_name(c, name);
   if (rc < 0)
     return rc;
+  size_t plen = placement ? strlen(placement) : 0;
+  if (plen > EMX_WIRE_MAX_PLACEMENT)
+    return emx__fail(c, EMX_EINVAL,
+                     "placement \"%.32s...\" is %zu bytes; at most %d",
+                     placement, plen, EMX_WIRE_MAX_PLACEMENT);
   int fd = -1;
   if ((rc = sealed_copy(c, data, size, &fd)) < 0)
     return rc;
   uint64_t storage[(sizeof(emx__wire_hdr) + sizeof(emx__wire_load_bytes) +
-                    sizeof(emx__wire_name) + EMX_WIRE_MAX_NAME + 8) /
+                    2 * sizeof(emx__wire_name) + EMX_WIRE_MAX_NAME +
+                    EMX_WIRE_MAX_PLACEMENT + 16) /
                        8 +
                    1];
   emx__wire_buf b;
   emx__wire_begin(&b, storage, EMX_WIRE_LOAD_BYTES, 0);
-  emx__wire_load_bytes lb = {.size = size};
+  emx__wire_load_bytes lb = {.size = size,
+                             .flags = plen ? EMX_WIRE_LOAD_PLACED : 0};
   emx__wire_put(&b, &lb, sizeof lb);
   put_name(&b, name, strlen(name));
+  if (plen)
+    put_name(&b, placement, plen);
   size_t len = emx__wire_end(&b);
   emx__client_enter(c, 1);
   void *reply;
@@ -427,7 +458,20 @@ EMX_EXPORT int emx_client_model_load(emx_client *c, const char *name,
   if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
     close(fd);
     return emx__fail(c, EMX_EINVAL,
-                     "model file \"%s\" is not a non-empty regular file", path);
+                     "model file \"%s\" is not a non-empty regular file "
+                     "(a FIFO, device or socket is refused unread)",
+                     path);
+  }
+  /* Checked before a byte is read: a 1 GiB sparse file must not be
+   * copied first and refused after. */
+  if ((uint64_t)st.st_size > EMX_CLIENT_MODEL_MAX_BYTES) {
+    close(fd);
+    return emx__fail(c, EMX_EINVAL,
+                     "model file \"%s\" is %llu MiB; a client may send at "
+                     "most %zu MiB (EMX_CLIENT_MODEL_MAX_BYTES): serve it "
+                     "from the daemon's model repository (--models)",
+                     path, (unsigned long long)st.st_size >> 20,
+                     EMX_CLIENT_MODEL_MAX_BYTES >> 20);
   }
   void *data = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);

@@ -100,6 +100,16 @@ static ssize_t recv_until(int fd, void *buf, int64_t deadline) {
   }
 }
 
+/* recv_now: a packet already queued, without waiting (<= 0: none). */
+static ssize_t recv_now(int fd, void *buf) {
+  int fds[EMX__SOCK_MAX_FDS], nfds;
+  ssize_t got =
+      emx__sock_recv(fd, buf, EMX_WIRE_MAX_MSG, fds, &nfds, MSG_DONTWAIT);
+  for (int i = 0; i < nfds; i++)
+    close(fds[i]);
+  return got;
+}
+
 /* hello: send HELLO (with the arena) and read HELLO_OK. */
 static int hello(emx_client *c, int fd, int64_t deadline, emx__errbuf *err) {
   uint64_t storage[64];
@@ -112,11 +122,25 @@ static int hello(emx_client *c, int fd, int64_t deadline, emx__errbuf *err) {
   emx__wire_put(&b, &h, sizeof h);
   size_t len = emx__wire_end(&b);
   ssize_t n = emx__sock_send(fd, storage, len, c->arena.fd, 0);
-  if (n < 0)
-    return emx__errf(err, EMX_EDISCONNECTED,
-                     "saying hello to edgemuxd at %s: %s", c->path,
-                     strerror((int)-n));
-  n = recv_until(fd, c->rbuf, deadline);
+  if (n < 0) {
+    /* A daemon that refuses a connection before its hello (a limit)
+     * says why, then closes: the ERROR may be waiting here. */
+    ssize_t got = recv_now(fd, c->rbuf);
+    if (got <= 0)
+      return emx__errf(err, EMX_EDISCONNECTED,
+                       "saying hello to edgemuxd at %s: %s", c->path,
+                       strerror((int)-n));
+    n = got;
+  } else {
+    n = recv_until(fd, c->rbuf, deadline);
+    /* A pending reset comes before the packets still queued: look past
+     * it for the daemon's ERROR. */
+    if (n == -ECONNRESET || n == -EPIPE) {
+      ssize_t got = recv_now(fd, c->rbuf);
+      if (got > 0)
+        n = got;
+    }
+  }
   if (n == -ETIMEDOUT)
     return emx__errf(err, EMX_ETIMEDOUT,
                      "edgemuxd at %s did not answer hello in time", c->path);

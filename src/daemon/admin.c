@@ -44,18 +44,19 @@ static int load(emxd_server *srv, emxd_job *j, emx__errbuf *err) {
     return emx__errf(err, EMX_EIO, "mapping the model: %s", strerror(errno));
   char hex[65];
   emx__sha256_hex(data, j->size, hex);
-  int rc = emxd_model_client_check(srv, j->name, hex, j->size, j->uid, err);
+  int rc = emxd_model_client_check(srv, j->name, hex, j->devices, j->size,
+                                   j->uid, err);
   if (rc == 0) {
     emx__log(EMX_LOG_INFO,
              "session %u: LOAD \"%s\" (%llu bytes, sha256 %.16s): new "
              "bytes, trying them in a child",
              j->session, j->name, (unsigned long long)j->size, hex);
-    rc = emxd_trial(j->fd, err);
+    rc = emxd_trial(j->fd, srv->opt->max_model_memory, err);
   }
   emxd_model *m = NULL;
   if (rc >= 0)
-    rc = emxd_model_load_client(srv, j->name, data, j->size, hex, j->uid, &m,
-                                err);
+    rc = emxd_model_load_client(srv, j->name, data, j->size, hex, j->devices,
+                                j->uid, &m, err);
   munmap(data, j->size);
   if (rc < 0)
     return rc;

@@ -13,10 +13,12 @@
 
 #include "core/error.h"
 #include "daemon/path.h"
+#include "detect/detect.h"
 #include "edgemux/edgemux.h"
 
 #define EMX_D_MAX_DEVICES 32
 #define EMX_D_MAX_ALLOW 32
+#define EMXD_MAX_ZMQ 8 /* --zmq endpoints */
 
 /* emxd_options: every setting, from flags or --config. */
 typedef struct emxd_options {
@@ -39,6 +41,10 @@ typedef struct emxd_options {
   uint32_t max_client_models;      /* per uid (--max-client-models) */
   uint64_t max_client_model_bytes; /* per uid (--max-client-model-mb) */
   int64_t model_idle_ns;           /* unload unused client models; 0 never */
+  uint64_t max_model_memory;       /* a client model's memory in its trial
+                                      (--max-model-memory-mb) */
+  int64_t load_timeout_ns;         /* a device's worker takes a model */
+  int64_t stop_timeout_ns;         /* SIGTERM → exit, whatever hangs */
   struct {
     uid_t uid;
     unsigned weight;
@@ -55,6 +61,17 @@ typedef struct emxd_options {
   unsigned http_threads;              /* libmicrohttpd polling threads */
   char http_token_file[4096];         /* bearer token, "" = no auth */
   char tls_cert[4096], tls_key[4096]; /* PEM files, "" = plain HTTP */
+  /* Connection limits (front/unix.c). */
+  uint32_t max_incomplete_conns; /* connections that have not said hello */
+  uint64_t max_arena_per_uid;    /* arena bytes of one uid's connections */
+  unsigned socket_mode;          /* the socket file's mode (0660) */
+  bool socket_group_set;         /* chown the socket to socket_group */
+  gid_t socket_group;
+  /* ZeroMQ door (Frigate's zmq detector); no endpoint = off. */
+  char zmq_endpoints[EMXD_MAX_ZMQ][256]; /* --zmq, bound by a ROUTER */
+  size_t zmq_count;
+  int64_t zmq_timeout_ns; /* answer zero rows after this (--zmq-timeout-ms) */
+  unsigned zmq_max_peers; /* detector sockets served at once */
 } emxd_options;
 
 /* emxd_weight_add records --client-weight UID:W; -1 with a message in err
@@ -62,6 +79,11 @@ typedef struct emxd_options {
 int emxd_weight_add(emxd_options *o, const char *text, emx__errbuf *err);
 
 void emxd_options_init(emxd_options *o);
+
+/* --socket-mode (octal) and --socket-group (name or gid); -1 with a
+ * message in err when the text is bad. */
+int emxd_socket_mode_set(emxd_options *o, const char *text, emx__errbuf *err);
+int emxd_socket_group_set(emxd_options *o, const char *text, emx__errbuf *err);
 
 /* emxd_config_load applies a JSON config file (same keys as the flags). */
 int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err);
@@ -74,6 +96,8 @@ typedef struct emxd_model_settings {
   int max_batch;      /* "dynamic_batching": see emx_model_config */
   int preferred_batch[EMX_MAX_PREFERRED_BATCH];
   int64_t batch_delay_ns;
+  bool has_detection;           /* "detection": rows for Frigate, HTTP */
+  emx__detect_config detection; /* docs/detection.md */
 } emxd_model_settings;
 
 #define EMXD_MAX_ALIASES 8
@@ -86,7 +110,9 @@ struct emxd_model {
                                          daemon runs */
   char name[64];                      /* registry name */
   char path[4096];                    /* file it came from */
-  emx_model *model;                   /* engine handle */
+  emx_model *model;                   /* engine handle (until the last
+                                         reference goes) */
+  emx_engine *engine;                 /* its engine */
   _Atomic int64_t default_timeout_ns; /* from config.json; 0 = none */
   bool from_repo;                     /* found by a repository scan */
   emxd_model_settings settings;       /* what it was loaded with */
@@ -101,7 +127,10 @@ struct emxd_model {
   size_t alias_count;                 /* (under models_lock) */
   atomic_ullong submitted, rejected;  /* emxd_model_counters */
   atomic_ullong completed, failed;
-  struct emxd_model *next; /* srv->models (under models_lock) */
+  _Atomic double executions;          /* invokes: 1/batch per request */
+  atomic_ullong queue_ns, compute_ns; /* sums over requests that ran */
+  _Atomic(emx__detector *) detector;  /* built on first use (detect.c) */
+  struct emxd_model *next;            /* srv->models (under models_lock) */
 };
 
 typedef struct emxd_session emxd_session;
@@ -150,6 +179,9 @@ struct emxd_server {
                               comes back keeps its id (admin thread) */
   size_t retired_next;
   emxd_admin *admin; /* admin.c */
+  /* emxd_path_cancel_model, set by server.c: models.c cancels an unloaded
+   * model's queued requests through it (path.c calls models.c). */
+  void (*cancel_model)(emxd_server *srv, emxd_model *m);
 
   pthread_mutex_t clients_lock; /* guards clients, client_count */
   emxd_client *clients;         /* every door's (path.c) */
@@ -161,6 +193,7 @@ struct emxd_server {
   struct emxd_http *http;    /* the KServe v2 door, or NULL */
   atomic_size_t http_conns;  /* its open connections, for /metrics */
   struct emxd_http *metrics; /* a /metrics-only door, or NULL */
+  struct emxd_zmq *zmq;      /* the ZeroMQ door, or NULL */
 };
 
 /* listener.c */
@@ -184,13 +217,14 @@ int emxd_model_load(emxd_server *srv, const char *name, const char *path,
  * and survived the trial unless it is already loaded) under name for uid:
  * shares a loaded copy of the same bytes; checks names and quotas. */
 int emxd_model_load_client(emxd_server *srv, const char *name, const void *data,
-                           size_t size, const char *hex, uid_t uid,
-                           emxd_model **out, emx__errbuf *err);
+                           size_t size, const char *hex, const char *devices,
+                           uid_t uid, emxd_model **out, emx__errbuf *err);
 /* emxd_model_client_check: what emxd_model_load_client would refuse
  * before any trial (name taken, quota); 1 when the bytes are loaded
  * already (no trial needed), 0 when they need loading. */
 int emxd_model_client_check(emxd_server *srv, const char *name, const char *hex,
-                            uint64_t size, uid_t uid, emx__errbuf *err);
+                            const char *devices, uint64_t size, uid_t uid,
+                            emx__errbuf *err);
 /* emxd_model_unload takes m out of the table, cancels its queued requests
  * and unloads it from the engine (waiting for the running ones: admin
  * thread only); holders' references stay readable. */
@@ -204,12 +238,20 @@ int64_t emxd_models_sweep(emxd_server *srv, int64_t now);
 int64_t emxd_model_default_timeout(emxd_model *m);
 void emxd_models_free(emxd_server *srv);
 
+/* detect.c: emxd_model_detector returns m's detector (its config.json's
+ * "detection"; a client model whose four outputs are those of
+ * TFLite_Detection_PostProcess gets that mapping), built once and freed
+ * with m; NULL with err saying why when m is not a detector. Any thread. */
+const emx__detector *emxd_model_detector(emxd_model *m, emx__errbuf *err);
+
 /* path.c: emxd_path_cancel_model cancels every queued request for m. */
 void emxd_path_cancel_model(emxd_server *srv, emxd_model *m);
 
-/* trial.c: run the model in memfd once in a throwaway edgemux-devhost;
- * 0, or EMX_EMODEL / EMX_ETIMEDOUT with a message for the client. */
-int emxd_trial(int memfd, emx__errbuf *err);
+/* trial.c: run the model in memfd once in a throwaway edgemux-devhost,
+ * which also measures the memory it takes loaded (at most max_bytes); 0,
+ * or EMX_EMODEL / EMX_ETIMEDOUT / EMX_EBUSY (too big) with a message for
+ * the client. */
+int emxd_trial(int memfd, uint64_t max_bytes, emx__errbuf *err);
 
 /* admin.c: the admin thread. Loads, unloads and rescans run there; it
  * answers the I/O thread through an eventfd in the epoll set. */
@@ -221,6 +263,7 @@ typedef struct emxd_job {
   uint64_t req;      /* the request id to answer */
   uid_t uid;         /* the asker's */
   char name[256];    /* LOAD, UNLOAD */
+  char devices[128]; /* LOAD: the placement asked for; "" = anywhere */
   int fd;            /* LOAD: the sealed memfd (owned by the job) */
   uint64_t size;     /* its size */
   int status;        /* result */
@@ -262,6 +305,15 @@ int emxd_http_start(emxd_server *srv, const char *listen, bool metrics_only,
 void emxd_http_quiesce(struct emxd_http *h);
 bool emxd_http_idle(struct emxd_http *h);
 void emxd_http_stop(struct emxd_http *h);
+
+/* front/zmq.c: the ZeroMQ door (Frigate's zmq detector protocol) on its
+ * own thread, one ROUTER socket per --zmq endpoint. emxd_zmq_stop needs
+ * the engine shut down first (every request completed). */
+#define EMXD_ZMQ_UID ((uid_t)-3) /* owns models pushed over ZeroMQ */
+int emxd_zmq_start(emxd_server *srv, struct emxd_zmq **out, emx__errbuf *err);
+void emxd_zmq_stop(struct emxd_zmq *z);
+/* emxd_zmq_idle: no ZeroMQ request is in flight (drain). NULL: true. */
+bool emxd_zmq_idle(struct emxd_zmq *z);
 
 /* front/metrics.c: Prometheus text for /metrics; malloc'd, NULL on OOM. */
 char *emxd_metrics_text(emxd_server *srv, size_t *len);

@@ -88,8 +88,18 @@ int emxd_listen(emxd_server *srv, emx__errbuf *err) {
     }
     close(probe);
   }
+  /* Only ever a socket: --socket pointing at a file that is something
+   * else (a typo, a config file) must not delete it. */
+  struct stat st;
+  if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+    close(fd);
+    return emx__errf(err, EMX_EINVAL,
+                     "%s exists and is not a socket; not replacing it "
+                     "(choose another --socket path)",
+                     path);
+  }
   unlink(path);
-  mode_t old = umask(0117); /* the socket is created 0660 */
+  mode_t old = umask(0177); /* owner only until mode and group are set */
   int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
   umask(old);
   if (rc < 0 || listen(fd, BACKLOG) < 0) {
@@ -98,7 +108,21 @@ int emxd_listen(emxd_server *srv, emx__errbuf *err) {
     return emx__errf(err, EMX_EIO, "cannot listen on %s: %s", path,
                      strerror(e));
   }
-  chmod(path, 0660);
+  /* Group first, then mode: the socket is never open to a group it was
+   * not meant for. --allow-uid only widens who the daemon accepts among
+   * those the file lets connect. */
+  const emxd_options *o = srv->opt;
+  if ((o->socket_group_set && chown(path, (uid_t)-1, o->socket_group) < 0) ||
+      chmod(path, o->socket_mode) < 0) {
+    int e = errno;
+    close(fd);
+    unlink(path);
+    return emx__errf(err, EMX_EIO,
+                     "cannot set %s's group to %d and mode to %04o: %s "
+                     "(--socket-group, --socket-mode)",
+                     path, o->socket_group_set ? (int)o->socket_group : -1,
+                     o->socket_mode, strerror(e));
+  }
   srv->listen_fd = fd;
   srv->owns_socket_path = true;
   emx__log(EMX_LOG_INFO, "listening on %s", path);

@@ -53,8 +53,7 @@ static bool same_engine_settings(const emxd_model_settings *a,
 static emxd_model *find_twin_locked(emxd_server *srv, const char *hex,
                                     const emxd_model_settings *set) {
   for (emxd_model *m = srv->models; m; m = m->next)
-    if (strcmp(m->sha256, hex) == 0 &&
-        same_engine_settings(&m->settings, set))
+    if (strcmp(m->sha256, hex) == 0 && same_engine_settings(&m->settings, set))
       return m;
   return NULL;
 }
@@ -133,8 +132,16 @@ void emxd_model_ref(emxd_model *m) {
 }
 
 void emxd_model_put(emxd_model *m) {
-  if (m && atomic_fetch_sub(&m->refs, 1) == 1)
-    free(m); /* out of the table, its engine model already unloaded */
+  if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
+    return;
+  /* Out of the table, and no door holds it: the engine may release it.
+   * The engine's unload does not wait (the last running request releases
+   * it), so this is safe on any thread. Until here a holder's
+   * emxd_model_engine stayed valid. */
+  if (m->engine && m->model)
+    emx_model_unload(m->engine, m->model);
+  emx__detector_destroy(atomic_load(&m->detector));
+  free(m);
 }
 
 uint32_t emxd_model_id(const emxd_model *m) {
@@ -167,6 +174,9 @@ void emxd_model_counters_get(const emxd_model *m, emxd_model_counters *out) {
   out->rejected = atomic_load(&w->rejected);
   out->completed = atomic_load(&w->completed);
   out->failed = atomic_load(&w->failed);
+  out->executions = atomic_load(&w->executions);
+  out->queue_ns = atomic_load(&w->queue_ns);
+  out->compute_ns = atomic_load(&w->compute_ns);
 }
 
 /* insert loads bytes into the engine and files them under name. */
@@ -192,13 +202,23 @@ static int insert(emxd_server *srv, const char *name, const char *path,
     memcpy(mc.preferred_batch, set->preferred_batch, sizeof mc.preferred_batch);
     mc.batch_delay_ns = set->batch_delay_ns;
   }
-  int rc = emx_model_load(srv->engine, name, &mc, &m->model);
+  /* A device stuck in a request must not hold the admin thread (and every
+   * LOAD, UNLOAD and rescan behind it) forever. */
+  mc.prepare_timeout_ns = srv->opt->load_timeout_ns;
+  /* The engine's name for a client's model is its hash name: the daemon
+   * may rename it (a repository model taking its name), the engine
+   * cannot, and the same bytes are never two client models. */
+  char engine_name[64];
+  snprintf(engine_name, sizeof engine_name, "model-%.16s", hex);
+  int rc =
+      emx_model_load(srv->engine, client ? engine_name : name, &mc, &m->model);
   if (rc < 0) {
     emx__errf(err, rc, "%s", emx_engine_last_error(srv->engine));
     free(m);
     return rc;
   }
   atomic_init(&m->refs, 1); /* the table's */
+  m->engine = srv->engine;
   snprintf(m->sha256, sizeof m->sha256, "%s", hex);
   m->size = size;
   m->from_repo = from_repo;
@@ -286,15 +306,28 @@ int emxd_model_load(emxd_server *srv, const char *name, const char *path,
   return rc;
 }
 
+/* client_settings: a client's placement as model settings (no batching). */
+static emxd_model_settings client_settings(const char *devices) {
+  emxd_model_settings set;
+  memset(&set, 0, sizeof set);
+  snprintf(set.devices, sizeof set.devices, "%s", devices ? devices : "");
+  return set;
+}
+
 int emxd_model_client_check(emxd_server *srv, const char *name, const char *hex,
-                            uint64_t size, uid_t uid, emx__errbuf *err) {
+                            const char *devices, uint64_t size, uid_t uid,
+                            emx__errbuf *err) {
   const emxd_options *o = srv->opt;
   int rc = hash_name_check(name, hex, err);
   if (rc < 0)
     return rc;
+  emxd_model_settings set = client_settings(devices);
   pthread_mutex_lock(&srv->models_lock);
   emxd_model *named = find_locked(srv, name);
-  emxd_model *same = find_hash_locked(srv, hex);
+  /* The same bytes placed elsewhere are another engine model: only a twin
+   * with this placement is shared. */
+  emxd_model *same = devices && devices[0] ? find_twin_locked(srv, hex, &set)
+                                           : find_hash_locked(srv, hex);
   uint32_t count = 0;
   uint64_t bytes = 0;
   for (emxd_model *m = srv->models; m; m = m->next)
@@ -327,14 +360,17 @@ int emxd_model_client_check(emxd_server *srv, const char *name, const char *hex,
 }
 
 int emxd_model_load_client(emxd_server *srv, const char *name, const void *data,
-                           size_t size, const char *hex, uid_t uid,
-                           emxd_model **out, emx__errbuf *err) {
-  int rc = emxd_model_client_check(srv, name, hex, size, uid, err);
+                           size_t size, const char *hex, const char *devices,
+                           uid_t uid, emxd_model **out, emx__errbuf *err) {
+  int rc = emxd_model_client_check(srv, name, hex, devices, size, uid, err);
   if (rc < 0)
     return rc;
+  emxd_model_settings set = client_settings(devices);
+  bool placed = devices && devices[0];
   if (rc == 1) {
     pthread_mutex_lock(&srv->models_lock);
-    emxd_model *same = find_hash_locked(srv, hex);
+    emxd_model *same =
+        placed ? find_twin_locked(srv, hex, &set) : find_hash_locked(srv, hex);
     if (!find_locked(srv, name) && same->alias_count < EMXD_MAX_ALIASES)
       snprintf(same->aliases[same->alias_count++], sizeof same->aliases[0],
                "%s", name);
@@ -345,14 +381,14 @@ int emxd_model_load_client(emxd_server *srv, const char *name, const void *data,
   }
   char from[96];
   snprintf(from, sizeof from, "bytes from uid %d", (int)uid);
-  return insert(srv, name, from, data, size, hex, NULL, false, true, uid, out,
-                err);
+  return insert(srv, name, from, data, size, hex, placed ? &set : NULL, false,
+                true, uid, out, err);
 }
 
 void emxd_model_unload(emxd_server *srv, emxd_model *m) {
   emx__log(EMX_LOG_INFO,
-           "model \"%s\" unloaded: no new requests; released once the "
-           "accepted ones finish",
+           "model \"%s\" unloaded: no new requests, queued ones cancelled; "
+           "released once the running ones finish",
            m->name);
   pthread_mutex_lock(&srv->models_lock);
   for (emxd_model **p = &srv->models; *p; p = &(*p)->next)
@@ -368,13 +404,14 @@ void emxd_model_unload(emxd_server *srv, emxd_model *m) {
              m->sha256);
     srv->retired[i].id = m->id;
   }
-  /* No new request can find it now; the engine lets those it accepted
-   * finish (they were the client's to expect), on this admin thread, so
-   * the I/O thread does not wait. emxd_path_cancel_model would fail the
-   * queued ones at once instead. */
-  emx_model_unload(srv->engine, m->model);
-  emx__log(EMX_LOG_INFO, "model \"%s\" released", m->name);
-  emxd_model_put(m);
+  /* No new request can find it now. Its queued ones are cancelled (a hung
+   * device would keep them forever); the engine releases the model when
+   * the last running one completes, on whichever thread that is: nobody
+   * here waits, so a busy or hung device never holds the admin thread,
+   * and never the I/O thread. */
+  if (srv->cancel_model)
+    srv->cancel_model(srv, m);
+  emxd_model_put(m); /* the table's: the last holder's unloads it */
 }
 
 int emxd_model_unload_name(emxd_server *srv, const char *name, uid_t uid,
@@ -424,6 +461,7 @@ void emxd_models_free(emxd_server *srv) {
   while (srv->models) {
     emxd_model *m = srv->models;
     srv->models = m->next;
-    emxd_model_put(m); /* engine models die with the engine */
+    m->model = NULL; /* engine models died with the engine */
+    emxd_model_put(m);
   }
 }

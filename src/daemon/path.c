@@ -141,8 +141,9 @@ int emxd_client_open(emxd_server *srv, const emxd_peer *peer,
     free(c);
     atomic_fetch_add(&dc->refused, 1);
     return emx__errf(err, EMX_EBUSY,
-                     "too many connections for its uid "
-                     "(--max-conns-per-uid)");
+                     "uid %d already has %u connections, the most this "
+                     "daemon allows one user (--max-conns-per-uid)",
+                     (int)peer->uid, o->max_conns_per_uid);
   }
   c->next = srv->clients;
   if (srv->clients)
@@ -186,6 +187,14 @@ static void on_complete(emx_request *req, int status, void *user) {
                  .total_ns = (t.finished_ns ? t.finished_ns : emx_now_ns()) -
                              t.submitted_ns};
   atomic_fetch_add(status == 0 ? &k->model->completed : &k->model->failed, 1);
+  if (t.batch > 0) { /* it ran: the invoke it shared counts once */
+    double e = atomic_load(&k->model->executions);
+    while (!atomic_compare_exchange_weak(&k->model->executions, &e,
+                                         e + 1.0 / t.batch)) {
+    }
+    atomic_fetch_add(&k->model->queue_ns, (uint64_t)d.queue_ns);
+    atomic_fetch_add(&k->model->compute_ns, (uint64_t)t.device_ns);
+  }
   atomic_fetch_add(status == 0 ? &door_of(c)->completed : &door_of(c)->failed,
                    1);
 

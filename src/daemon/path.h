@@ -192,6 +192,8 @@ void emxd_door_stats_get(emxd_server *srv, emxd_door door,
  * emx_model_stats has latencies and queue depths). */
 typedef struct emxd_model_counters {
   uint64_t submitted, rejected, completed, failed;
+  double executions;             /* device invokes (a batch counts once) */
+  uint64_t queue_ns, compute_ns; /* summed over the requests that ran */
 } emxd_model_counters;
 
 void emxd_model_counters_get(const emxd_model *m, emxd_model_counters *out);

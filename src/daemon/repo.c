@@ -102,10 +102,17 @@ static int read_config(const char *dir, emxd_model_settings *set) {
     } else if (strcmp(key, "dynamic_batching") == 0) {
       if (read_batching(path, v, set) < 0)
         rc = -1;
+    } else if (strcmp(key, "detection") == 0) {
+      emx__errbuf err = {{0}};
+      if (emx__detect_config_parse(&set->detection, v, &err) < 0) {
+        emx__log(EMX_LOG_ERROR, "%s: %s (docs/detection.md)", path, err.msg);
+        rc = -1;
+      }
+      set->has_detection = true;
     } else {
       emx__log(EMX_LOG_ERROR,
                "%s: unknown or malformed key \"%s\" (known: "
-               "model, devices, timeout_ms, dynamic_batching)",
+               "model, devices, timeout_ms, dynamic_batching, detection)",
                path, key);
       rc = -1;
     }
@@ -122,7 +129,10 @@ static bool same_settings(const emxd_model_settings *a,
          a->max_batch == b->max_batch &&
          memcmp(a->preferred_batch, b->preferred_batch,
                 sizeof a->preferred_batch) == 0 &&
-         a->batch_delay_ns == b->batch_delay_ns;
+         a->batch_delay_ns == b->batch_delay_ns &&
+         a->has_detection == b->has_detection &&
+         (!a->has_detection ||
+          memcmp(&a->detection, &b->detection, sizeof a->detection) == 0);
 }
 
 void emxd_repo_scan(emxd_server *srv) {
@@ -171,6 +181,12 @@ void emxd_repo_scan(emxd_server *srv) {
       }
       emxd_model *m = emxd_model_get(srv, de->d_name);
       emxd_model_put(m); /* only this thread changes the table */
+      /* A client's model under this name does not stand in for the
+       * repository's: repository names win (emxd_model_load moves the
+       * client's to its hash name, or adopts it if the bytes are the
+       * same). */
+      if (m && m->client)
+        m = NULL;
       if (m) {
         m->seen = true;
         atomic_store(&m->default_timeout_ns, set.timeout_ns);

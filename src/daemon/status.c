@@ -45,12 +45,12 @@ size_t emxd_status_text(emxd_server *srv, char *buf, size_t cap) {
     say(&o,
         "device %s kind=%s healthy=%d faults=%llu model=%s util=%.3f "
         "queue=%llu requests=%llu errors=%llu busy_ms=%.1f p50_us=%.1f "
-        "p99_us=%.1f\n",
+        "p99_us=%.1f spec=%s\n",
         di.name, di.kind, di.healthy, (unsigned long long)di.faults,
         di.model[0] ? di.model : "-", di.utilization,
         (unsigned long long)st.queue_depth, (unsigned long long)st.requests,
         (unsigned long long)st.errors, st.busy_ns / 1e6, st.latency_p50_us,
-        st.latency_p99_us);
+        st.latency_p99_us, di.spec);
   }
   for (emxd_model *m = srv->models; m; m = m->next) {
     emx_stats st;
@@ -58,12 +58,13 @@ size_t emxd_status_text(emxd_server *srv, char *buf, size_t cap) {
     say(&o,
         "model %s id=%u healthy=%d queue=%llu requests=%llu errors=%llu "
         "timeouts=%llu p50_us=%.1f p99_us=%.1f sha256=%.16s aliases=%zu "
-        "source=%s\n",
+        "source=%s memory_mib=%.1f prepared_on=%u\n",
         m->name, m->id, emx_model_healthy(m->model),
         (unsigned long long)st.queue_depth, (unsigned long long)st.requests,
         (unsigned long long)st.errors, (unsigned long long)st.timeouts,
         st.latency_p50_us, st.latency_p99_us, m->sha256, m->alias_count,
-        m->client ? "client" : "repository");
+        m->client ? "client" : "repository", st.memory_bytes / 1048576.0,
+        st.prepared_on);
   }
   pthread_mutex_unlock(&srv->models_lock);
   return o.len;

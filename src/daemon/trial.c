@@ -20,7 +20,7 @@
  * load; a slower one belongs in the model repository. */
 #define TRIAL_NS (30 * 1000000000LL)
 
-int emxd_trial(int memfd, emx__errbuf *err) {
+int emxd_trial(int memfd, uint64_t max_bytes, emx__errbuf *err) {
   char path[PATH_MAX];
   int rc = emx__devhost_find("the model trial", path, sizeof path, err);
   if (rc < 0)
@@ -28,7 +28,9 @@ int emxd_trial(int memfd, emx__errbuf *err) {
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) < 0)
     return emx__errf(err, EMX_EIO, "model trial: pipe: %s", strerror(errno));
-  char *argv[] = {path, "--trial", NULL};
+  char max[32];
+  snprintf(max, sizeof max, "%llu", (unsigned long long)max_bytes);
+  char *argv[] = {path, "--trial", max, NULL};
   pid_t pid;
   int src = emx__devhost_spawn(path, argv, memfd, pipefd[1], false, &pid);
   close(pipefd[1]);
@@ -52,6 +54,12 @@ int emxd_trial(int memfd, emx__errbuf *err) {
                      TRIAL_NS / 1000000000LL);
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
     return 0;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == EMX__TRIAL_TOO_BIG)
+    return emx__errf(err, EMX_EBUSY,
+                     "model rejected: once loaded it takes %s, more than a "
+                     "client's model may (--max-model-memory-mb %llu)",
+                     why[0] ? why : "too much memory",
+                     (unsigned long long)(max_bytes >> 20));
   if (WIFEXITED(status) && WEXITSTATUS(status) == EMX__TRIAL_REFUSED)
     return emx__errf(err, EMX_EMODEL,
                      "model rejected: TensorFlow Lite cannot run it: %s",

@@ -15,6 +15,7 @@
  * or the parent pid changes. */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -383,7 +384,16 @@ static int try_batch(const char *n_text, const char *threads_text) {
  * them in its own process. Exit 0: it survived; EMX__TRIAL_REFUSED with
  * TFLite's reason on stdout: refused cleanly; anything else (a signal, a
  * sanitizer's exit) is the crash the daemon is spared (edgemuxd's trial.c). */
-static int trial_model(void) {
+/* heap_bytes: what malloc has handed out, mmapped blocks included (TFLite
+ * allocates a model's tensor arena with new[]: a large one is mmapped, and
+ * counted here though no page of it was touched yet). */
+static uint64_t heap_bytes(void) {
+  struct mallinfo2 mi = mallinfo2();
+  return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+}
+
+static int trial_model(uint64_t max_bytes) {
+  uint64_t base = heap_bytes();
   struct stat st;
   if (fstat(EMX__ISO_FD, &st) < 0 || st.st_size <= 0)
     return usage();
@@ -396,8 +406,31 @@ static int trial_model(void) {
   emx__errbuf err = {{0}};
   if (emx__tfl_prepare_xnnpack(&m, data, (size_t)st.st_size, 1, &desc, &err) <
       0) {
+    /* A model compiled for the Edge TPU: TFLite parsed and verified it,
+     * and refused only its edgetpu-custom-op node, which no CPU kernel
+     * runs (libedgetpu's delegate claims it). That is as far as a CPU
+     * trial can go; the engine prepares it on the Edge TPU devices its
+     * placement names, and says so where there are none. */
+    if (strstr(err.msg, "edgetpu-custom-op"))
+      return 0;
     printf("%s", err.msg);
     return EMX__TRIAL_REFUSED;
+  }
+  /* Measured before a byte of it is touched: a 300-byte model may declare
+   * tensors of gigabytes. The daemon would take the same in its own
+   * process, plus the request buffers (input and output bytes). */
+  uint64_t used = heap_bytes() - base;
+  uint64_t io = 0;
+  for (size_t i = 0; i < desc.input_count; i++)
+    io += desc.inputs[i].bytes;
+  for (size_t i = 0; i < desc.output_count; i++)
+    io += desc.outputs[i].bytes;
+  if (max_bytes && (used > max_bytes || io > max_bytes - used)) {
+    printf("%llu MiB (interpreter and tensor arena %llu MiB, inputs and "
+           "outputs %llu MiB)",
+           (unsigned long long)((used + io) >> 20),
+           (unsigned long long)(used >> 20), (unsigned long long)(io >> 20));
+    return EMX__TRIAL_TOO_BIG;
   }
   size_t n = desc.input_count + desc.output_count;
   emx_tensor *t = calloc(n ? n : 1, sizeof *t);
@@ -434,7 +467,14 @@ int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "--try-batch") == 0)
     return try_batch(argv[2], argv[3]);
   if (argc == 2 && strcmp(argv[1], "--trial") == 0)
-    return trial_model();
+    return trial_model(0);
+  if (argc == 3 && strcmp(argv[1], "--trial") == 0) {
+    char *end;
+    unsigned long long max = strtoull(argv[2], &end, 10);
+    if (*end || !argv[2][0])
+      return usage();
+    return trial_model(max);
+  }
   long unit = -1;
   int pdeathsig = 0;
   const char *spec_text = NULL;

@@ -22,6 +22,8 @@ int emx__device_post_ctl(emx__device *dev, emx__ctl *ctl) {
   }
   ctl->done = false;
   ctl->deferred = false;
+  ctl->started = false;
+  ctl->timed_out = false;
   ctl->next = NULL;
   if (dev->ctl_tail)
     dev->ctl_tail->next = ctl;

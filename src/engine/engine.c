@@ -36,6 +36,7 @@ typedef struct resolved {
   int unit;                    /* which unit of the spec */
   int policy;                  /* EMX__SCHED_* */
   int64_t max_delay_ns;        /* sched=affinity's bound */
+  int64_t idle_release_ns;     /* idle_release_ms= (worker.c) */
 } resolved;
 
 /* resolve_one parses one spec, picks its backend and counts its units. */
@@ -61,7 +62,8 @@ static int resolve_one(const char *text, resolved *r, int *units,
                      "only; drop isolate=1 or clock=virtual",
                      spec->text);
   if (rc == 0) /* scheduling (sched=, max_delay_ms=) */
-    rc = emx__sched_parse(spec, &r->policy, &r->max_delay_ns, err);
+    rc = emx__sched_parse(spec, &r->policy, &r->max_delay_ns,
+                          &r->idle_release_ns, err);
   if (rc == 0)
     rc = r->ops->units(spec, units, err);
   return rc;
@@ -113,7 +115,7 @@ static void device_init(emx__device *dev, emx_engine *e, size_t index,
    * CLOCK_MONOTONIC. */
   emx__cond_init_monotonic(&dev->work_cv);
   emx__cond_init_monotonic(&dev->space_cv);
-  pthread_cond_init(&dev->ctl_cv, NULL);
+  emx__cond_init_monotonic(&dev->ctl_cv); /* loaders' prepare timeout */
   emx__queue_init(&dev->queue);
 }
 
@@ -135,6 +137,7 @@ static int open_devices(emx_engine *e, const resolved *table,
     emx__device *dev = &e->devices[index];
     dev->policy = r->policy;
     dev->max_delay_ns = r->max_delay_ns;
+    dev->idle_release_ns = r->idle_release_ns;
     dev->ops = r->ops;
     dev->resolved = r->spec;
     dev->unit = r->unit;

@@ -14,6 +14,68 @@ void emx__request_free(struct emx_request *r) {
   free(r);
 }
 
+void emx__model_free(emx_model *m) {
+  emx__model_desc_free(&m->desc);
+  pthread_mutex_destroy(&m->lock);
+  pthread_cond_destroy(&m->idle_cv);
+  free(m->service_ewma_ns);
+  free(m->tier);
+  free(m->batch_ok);
+  free(m->last_run_ns);
+  free(m->mem_bytes);
+  free(m->prep);
+  free(m->data);
+  free(m);
+}
+
+/* release_done: the last detached RELEASE of m ran (or none could be
+ * posted). A device that refused one (shutting down) still holds its
+ * prep: emx_engine_destroy releases that, with the workers gone. */
+static void release_done(emx_model *m) {
+  if (atomic_load(&m->release_partial))
+    return;
+  emx_engine *e = m->engine;
+  pthread_mutex_lock(&e->lock);
+  for (emx_model **p = &e->retiring; *p; p = &(*p)->next)
+    if (*p == m) {
+      *p = m->next;
+      break;
+    }
+  pthread_mutex_unlock(&e->lock);
+  emx__model_free(m);
+}
+
+void emx__model_retire(emx_model *m) {
+  emx_engine *e = m->engine;
+  atomic_store(&m->release_pending, 1); /* ours, until all are posted */
+  for (size_t i = 0; i < e->device_count; i++) {
+    if (m->tier[i] < 0)
+      continue;
+    emx__ctl *ctl = calloc(1, sizeof *ctl);
+    if (ctl) {
+      ctl->kind = EMX__CTL_RELEASE;
+      ctl->model = m;
+      ctl->detached = true;
+      atomic_fetch_add(&m->release_pending, 1);
+    }
+    if (!ctl || emx__device_post_ctl(&e->devices[i], ctl) < 0) {
+      if (ctl)
+        atomic_fetch_sub(&m->release_pending, 1);
+      free(ctl);
+      atomic_store(&m->release_partial, true);
+    }
+  }
+  if (atomic_fetch_sub(&m->release_pending, 1) == 1)
+    release_done(m);
+}
+
+void emx__model_released(emx__ctl *ctl) {
+  emx_model *m = ctl->model;
+  free(ctl);
+  if (atomic_fetch_sub(&m->release_pending, 1) == 1)
+    release_done(m);
+}
+
 void emx__request_unref(struct emx_request *r) {
   if (atomic_fetch_sub(&r->refs, 1) == 1)
     emx__request_free(r);
@@ -34,9 +96,13 @@ static void deliver(struct emx_request *r) {
                        r->timings.finished_ns
                            ? r->timings.finished_ns - r->timings.started_ns
                            : 0);
-  if (--m->inflight == 0)
-    pthread_cond_broadcast(&m->idle_cv);
+  bool retire = --m->inflight == 0 && m->unloaded && !m->releasing;
+  if (retire)
+    m->releasing = true;
+  pthread_cond_broadcast(&m->idle_cv);
   pthread_mutex_unlock(&m->lock);
+  if (retire)
+    emx__model_retire(m); /* the last request of an unloaded model */
   r->engine = NULL;
   r->model = NULL;
 
@@ -74,6 +140,9 @@ void emx__request_finish(struct emx_request *r, int status, const char *msg) {
     deliver(r);
     return;
   }
+  /* Its hold on the queue ends with its status, not its delivery. */
+  if (atomic_fetch_sub(&s->inflight, 1) == 1)
+    atomic_fetch_sub(&s->engine->active_streams, 1);
   pthread_mutex_lock(&s->lock);
   atomic_store(&r->state, EMX__REQ_FINISHED);
   if (s->delivering) { /* the thread draining the stream will take it */

@@ -10,7 +10,8 @@
  *   worker.c     the device thread: runs requests and control tasks,
  *                failover, re-probe
  *   request.c    the public request and stream API: submit, wait, cancel
- *   model.c      the model registry: load (prepare on every device), unload
+ *   model.c      the model registry: load (prepare on one device of each
+ *                spec; the others prepare on first use), unload
  *   engine.c     the public engine API: devices from specs, life cycle
  * Below them all: src/core and src/backend. Upward calls go through
  * function pointers only (completion callbacks, backend ops).
@@ -67,6 +68,12 @@ typedef struct emx__ctl {
   int status;              /* result, set by the worker */
   bool posted;             /* the loader handed it to the worker */
   bool deferred;           /* PREPARE on a down device: done lazily later */
+  bool started;            /* the worker took it (under device->lock) */
+  bool timed_out;          /* PREPARE the loader took back unstarted: the
+                              worker was stuck in a request past the
+                              prepare timeout (a hung device) */
+  bool detached;           /* RELEASE after an unload: nobody waits; the
+                              worker frees it (emx__model_released) */
   bool done;               /* set by the worker under device->lock */
   emx__model_desc desc;    /* PREPARE: the interface the device saw */
   emx__errbuf err;         /* PREPARE: why it failed */
@@ -104,6 +111,8 @@ typedef struct emx__device {
   atomic_int busy;               /* 1 while the worker runs a request */
   int policy;                    /* EMX__SCHED_* (sched.c) */
   int64_t max_delay_ns;          /* affinity: longest a request yields */
+  int64_t idle_release_ns;       /* a model idle this long here is
+                                    released (worker.c) */
   const struct emx_model *resident;    /* model run last (worker only; only
                                        compared, never dereferenced) */
   unsigned long long unordered_finish; /* fair: tag of stream-less work */
@@ -114,6 +123,7 @@ typedef struct emx__device {
   /* Worker-only state: */
   struct emx_model **prepared; /* models with a prep on this device */
   size_t nprepared, prepared_cap;
+  int64_t idle_check_ns; /* when release_idle (worker.c) runs next */
   uint64_t faults;       /* device faults seen */
   int64_t backoff_ns;    /* current re-probe interval */
   int64_t next_probe_ns; /* when to try re-opening a down device */
@@ -142,16 +152,27 @@ struct emx_model {
   char placement[128];           /* as given, for messages */
   atomic_llong *service_ewma_ns; /* per device: recent run time, for
                                     waiters deciding when to spin */
+  atomic_int last_device;        /* index of the device that last started
+                                    it (placement prefers it on ties) */
+  int64_t *last_run_ns;          /* per device, its worker only: when it
+                                    last ran or was prepared there */
+  atomic_llong *mem_bytes;       /* per device: heap its prepared copy
+                                    took there (0: none); set by the
+                                    worker, read by emx_model_stats */
   int max_batch;                 /* dynamic batching: most per invoke (1) */
   int preferred_batch[EMX_MAX_PREFERRED_BATCH]; /* ascending, 0 ends */
-  int64_t batch_delay_ns; /* longest the oldest waits for a batch */
-  int8_t *batch_ok;       /* per device, its worker only: -1 once the
+  int64_t batch_delay_ns;      /* longest the oldest waits for a batch */
+  int8_t *batch_ok;            /* per device, its worker only: -1 once the
                              device refused to batch this model */
-  pthread_mutex_t lock;   /* guards below */
-  pthread_cond_t idle_cv; /* unload waits for inflight == 0 */
-  size_t inflight;        /* submitted, not yet complete */
-  bool unloaded;          /* refuses new requests */
-  atomic_size_t queued;   /* waiting in device queues */
+  pthread_mutex_t lock;        /* guards below */
+  pthread_cond_t idle_cv;      /* unload waits for inflight == 0 */
+  size_t inflight;             /* submitted, not yet complete */
+  bool unloaded;               /* refuses new requests */
+  bool releasing;              /* unloaded and idle: RELEASEs posted */
+  atomic_int release_pending;  /* detached RELEASEs not yet run */
+  atomic_bool release_partial; /* a device refused its RELEASE (shut
+                                  down): emx_engine_destroy frees it */
+  atomic_size_t queued;        /* waiting in device queues */
   emx__counters stats;
   struct emx_model *next; /* registry list */
 };
@@ -162,6 +183,8 @@ struct emx_stream {
   struct emx_request *head, *tail; /* submitted, not yet delivered */
   atomic_ullong finish;            /* fair: virtual finish tag (sched.c) */
   atomic_uint weight;              /* fair: share relative to others */
+  atomic_size_t inflight;          /* joined and not finished: its hold on
+                                      device queues (admission, request.c) */
   bool delivering;                 /* a thread is draining head */
   bool destroyed;                  /* free once drained */
 };
@@ -187,6 +210,7 @@ struct emx_request {
   emx_stream *stream;            /* NULL = unordered */
   struct emx_request *snext;     /* stream order list */
   int priority;
+  unsigned long long fair_start; /* fair: its stream's tag when picked */
   int64_t deadline_ns;
   atomic_llong expect_ns; /* RUNNING: expected finish time, 0 if
                              unknown (set by the worker) */
@@ -215,16 +239,19 @@ struct emx_engine {
   bool shutdown_done;         /* workers joined */
   emx__device *devices;
   size_t device_count;
-  emx_model *models;  /* registry list */
+  emx_model *models;   /* registry list */
+  emx_model *retiring; /* unloaded, not yet released everywhere (lock) */
   atomic_uint rr;     /* round-robin tie breaker for dispatch */
   atomic_bool paused; /* emx_engine_pause: queues are not served */
+  atomic_size_t active_streams; /* streams with inflight > 0 */
 };
 
 /* placement.c */
 int emx__placement_parse(struct emx_engine *e, const char *text, int8_t *tier,
                          emx__errbuf *err);
 /* emx__pick_device: the least-loaded healthy device of the model's first
- * tier that has one; NULL when none can run it. */
+ * tier that has one, the one that last ran the model on a tie; NULL when
+ * none can run it. */
 emx__device *emx__pick_device(struct emx_engine *e, const emx_model *m);
 
 /* emx__device_now: the time on the device's clock: CLOCK_MONOTONIC, or
@@ -264,16 +291,32 @@ void emx__request_finish(struct emx_request *req, int status, const char *msg);
 void emx__request_unref(struct emx_request *req);
 /* emx__request_free frees a request nobody else has seen yet. */
 void emx__request_free(struct emx_request *req);
+/* emx__model_free frees a model no device holds a prep of any more. */
+void emx__model_free(emx_model *m);
+/* emx__model_retire: an unloaded model has no request left (its last one
+ * was delivered, or it had none): a detached RELEASE goes to each device
+ * it may be prepared on, and the worker that runs the last one frees it
+ * (emx__model_released). Nobody waits, so an unload never blocks on a
+ * busy or hung device. Call with no lock held, once (m->releasing). */
+void emx__model_retire(emx_model *m);
+/* emx__model_released: a worker ran a detached RELEASE (no lock held). */
+void emx__model_released(emx__ctl *ctl);
 /* emx__stream_free frees a destroyed stream once nothing is left in it. */
 void emx__stream_free(emx_stream *s);
 
 /* sched.c */
 enum { EMX__SCHED_FIFO = 0, EMX__SCHED_AFFINITY = 1, EMX__SCHED_FAIR = 2 };
-/* emx__sched_parse reads sched= and max_delay_ms= (marking them used). */
+/* emx__sched_parse reads sched=, max_delay_ms= and idle_release_ms=
+ * (marking them used). */
 int emx__sched_parse(emx__devspec *spec, int *policy, int64_t *max_delay_ns,
-                     emx__errbuf *err);
+                     int64_t *idle_release_ns, emx__errbuf *err);
 /* emx__sched_pick unlinks the request the device's policy runs next. */
 emx__qlink *emx__sched_pick(emx__device *dev, int64_t now);
+/* emx__sched_charge: request r ran for device_ns of dev's time (its share
+ * of a batch); under sched=fair its stream pays for it. Worker only, after
+ * the run and before r finishes (its stream is still alive). */
+void emx__sched_charge(emx__device *dev, struct emx_request *r,
+                       int64_t device_ns);
 
 /* batch.c: dynamic batching. Both called by the worker. */
 /* emx__batch_gather: the worker has taken group[0] (RUNNING) and holds

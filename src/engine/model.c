@@ -1,6 +1,8 @@
-/* model.c — the model registry: load (prepare on every device), find,
+/* model.c — the model registry: load (prepare on one device of each spec;
+ * a pool's other workers prepare it when they first run it), find,
  * describe, unload. */
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/abi.h"
+#include "core/log.h"
 #include "engine/internal.h"
 
 /* Refuse files past this size early: the largest Edge TPU models are tens
@@ -90,22 +93,50 @@ static void unlink_locked(emx_engine *e, emx_model *m) {
     }
 }
 
-static void model_free(emx_model *m) {
-  emx__model_desc_free(&m->desc);
-  pthread_mutex_destroy(&m->lock);
-  pthread_cond_destroy(&m->idle_cv);
-  free(m->service_ewma_ns);
-  free(m->tier);
-  free(m->batch_ok);
-  free(m->prep);
-  free(m->data);
-  free(m);
+/* The longest emx_model_load waits, by default, for a device's worker to
+ * take the model: a worker stuck in a request (a hung device) never
+ * does. */
+#define DEFAULT_PREPARE_TIMEOUT_NS (30 * 1000000000LL)
+
+/* wait_ctl waits for the worker to run ctl. A PREPARE it has not started
+ * by `deadline` is taken back out of the device's mailbox (timed_out):
+ * its worker is stuck in a request, and the model is prepared there
+ * lazily if it ever comes back. One it has started is waited for (the
+ * backend bounds a prepare). */
+static void wait_ctl(emx__device *dev, emx__ctl *ctl, int64_t deadline) {
+  pthread_mutex_lock(&dev->lock);
+  while (!ctl->done) {
+    if (ctl->started || deadline == INT64_MAX) {
+      pthread_cond_wait(&dev->ctl_cv, &dev->lock);
+      continue;
+    }
+    if (emx_now_ns() >= deadline) {
+      emx__ctl *prev = NULL;
+      for (emx__ctl *it = dev->ctl_head; it; prev = it, it = it->next)
+        if (it == ctl) {
+          if (prev)
+            prev->next = it->next;
+          else
+            dev->ctl_head = it->next;
+          if (dev->ctl_tail == it)
+            dev->ctl_tail = prev;
+          break;
+        }
+      ctl->timed_out = true;
+      ctl->status = EMX_ETIMEDOUT;
+      break;
+    }
+    struct timespec ts = emx__abstime(deadline);
+    pthread_cond_timedwait(&dev->ctl_cv, &dev->lock, &ts);
+  }
+  pthread_mutex_unlock(&dev->lock);
 }
 
-/* run_on_all posts one control task per device and waits for all of them:
- * prepare and release must run on each device's own worker. */
+/* run_on_all posts one control task per device and waits for all of them
+ * (a PREPARE until `deadline`, see wait_ctl): prepare and release must run
+ * on each device's own worker. */
 static void run_on_all(emx_engine *e, emx__ctl *ctls, emx__ctl_kind kind,
-                       emx_model *m, const bool *only) {
+                       emx_model *m, const bool *only, int64_t deadline) {
   for (size_t i = 0; i < e->device_count; i++) {
     ctls[i].kind = kind;
     ctls[i].model = m;
@@ -118,15 +149,9 @@ static void run_on_all(emx_engine *e, emx__ctl *ctls, emx__ctl_kind kind,
     else
       ctls[i].posted = true; /* from here the worker owns `status` */
   }
-  for (size_t i = 0; i < e->device_count; i++) {
-    if (!ctls[i].posted)
-      continue;
-    emx__device *dev = &e->devices[i];
-    pthread_mutex_lock(&dev->lock);
-    while (!ctls[i].done)
-      pthread_cond_wait(&dev->ctl_cv, &dev->lock);
-    pthread_mutex_unlock(&dev->lock);
-  }
+  for (size_t i = 0; i < e->device_count; i++)
+    if (ctls[i].posted)
+      wait_ctl(&e->devices[i], &ctls[i], deadline);
 }
 
 /* release_everywhere drops the model's interpreters. After shutdown the
@@ -145,7 +170,7 @@ static void release_everywhere(emx_engine *e, emx_model *m) {
      * been prepared on, and let each check its own. */
     for (size_t i = 0; i < e->device_count; i++)
       only[i] = m->tier[i] >= 0;
-    run_on_all(e, ctls, EMX__CTL_RELEASE, m, only);
+    run_on_all(e, ctls, EMX__CTL_RELEASE, m, only, INT64_MAX);
   }
   free(ctls);
   free(only);
@@ -202,10 +227,14 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     m->service_ewma_ns = calloc(e->device_count, sizeof *m->service_ewma_ns);
     m->tier = calloc(e->device_count, sizeof *m->tier);
     m->batch_ok = calloc(e->device_count, sizeof *m->batch_ok);
+    m->last_run_ns = calloc(e->device_count, sizeof *m->last_run_ns);
+    m->mem_bytes = calloc(e->device_count, sizeof *m->mem_bytes);
   }
   if (!m || !ctls || !placed || !m->prep || !m->service_ewma_ns || !m->tier ||
-      !m->batch_ok) {
+      !m->batch_ok || !m->last_run_ns || !m->mem_bytes) {
     if (m) {
+      free(m->last_run_ns);
+      free(m->mem_bytes);
       free(m->prep);
       free(m->service_ewma_ns);
       free(m->tier);
@@ -218,6 +247,7 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     return emx__fail(e, EMX_ENOMEM, "out of memory loading model \"%s\"", name);
   }
   m->engine = e;
+  atomic_init(&m->last_device, 0);
   strcpy(m->name, name); /* length checked by check_name */
   m->data = data;
   m->size = size;
@@ -230,7 +260,7 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
   if (emx__placement_parse(e, placement, m->tier, &perr) < 0) {
     free(ctls);
     free(placed);
-    model_free(m);
+    emx__model_free(m);
     return emx__fail_buf(e, EMX_EINVAL, &perr);
   }
   snprintf(m->placement, sizeof m->placement, "%s", placement ? placement : "");
@@ -256,11 +286,44 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
     goto fail_admin;
   }
 
-  run_on_all(e, ctls, EMX__CTL_PREPARE, m, placed);
+  /* The CPU workers opened from one spec (a pool) are alike: the model is
+   * prepared now on one of them, to check it and learn its tensors, and on
+   * the others when a request first needs it there (worker.c), so a model
+   * costs one interpreter until the load needs more. Accelerators prepare
+   * at load, where a refusal belongs to the load and a first request
+   * should not pay for the transfer. */
+  bool *now = calloc(e->device_count, sizeof *now);
+  if (!now) {
+    rc = emx__fail(e, EMX_ENOMEM, "out of memory loading model \"%s\"", name);
+    goto fail_admin;
+  }
+  for (size_t i = 0; i < e->device_count; i++) {
+    now[i] = placed[i];
+    for (size_t j = 0; j < i && now[i]; j++)
+      if (now[j] && strcmp(e->devices[i].kind, "cpu") == 0 &&
+          e->devices[j].ops == e->devices[i].ops &&
+          strcmp(e->devices[j].spec, e->devices[i].spec) == 0 &&
+          atomic_load(&e->devices[j].healthy))
+        now[i] = false;
+  }
+  int64_t timeout = cfg->prepare_timeout_ns > 0 ? cfg->prepare_timeout_ns
+                                                 : DEFAULT_PREPARE_TIMEOUT_NS;
+  run_on_all(e, ctls, EMX__CTL_PREPARE, m, now,
+             emx__deadline_after(emx_now_ns(), timeout));
   rc = 0;
   long first = -1; /* the device whose view of the tensors is the model's */
+  long stuck = -1; /* a device whose worker never took the model */
   for (size_t i = 0; i < e->device_count && rc == 0; i++) {
-    if (!placed[i] || ctls[i].deferred)
+    if (now[i] && ctls[i].timed_out) {
+      emx__log(EMX_LOG_WARN,
+               "model \"%s\": device %s did not take it within %lld ms (its "
+               "worker is stuck in a request: a hung device?); prepared "
+               "there if it comes back",
+               name, e->devices[i].name, (long long)(timeout / 1000000));
+      stuck = (long)i;
+      continue;
+    }
+    if (!now[i] || ctls[i].deferred)
       continue;
     if (ctls[i].status < 0) {
       rc = emx__fail(e, ctls[i].status,
@@ -278,17 +341,38 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
                      name, e->devices[i].name, e->devices[first].name);
     }
   }
+  if (rc == 0 && first < 0 && stuck >= 0)
+    rc =
+        emx__fail(e, EMX_ETIMEDOUT,
+                  "cannot load model \"%s\": device %s did not take it "
+                  "within %lld ms (its worker is stuck in a request: a hung "
+                  "device?), and no other device it may use did",
+                  name, e->devices[stuck].name, (long long)(timeout / 1000000));
   if (rc == 0 && first < 0)
     rc = emx__fail(e, EMX_EDEVICE,
                    "cannot load model \"%s\": every device it may use is down "
                    "(being re-probed); try again shortly",
                    name);
+  free(now);
   if (rc < 0) {
-    release_everywhere(e, m);
-    goto fail_admin;
+    pthread_mutex_unlock(&e->admin_lock);
+    for (size_t i = 0; i < e->device_count; i++)
+      emx__model_desc_free(&ctls[i].desc);
+    free(ctls);
+    free(placed);
+    /* Released like an unloaded model: without waiting, since a device
+     * that did not take the PREPARE would not take the RELEASE either. */
+    m->unloaded = m->releasing = true;
+    pthread_mutex_lock(&e->lock);
+    m->next = e->retiring;
+    e->retiring = m;
+    pthread_mutex_unlock(&e->lock);
+    emx__model_retire(m);
+    return rc;
   }
   m->desc = ctls[first].desc;
   ctls[first].desc = (emx__model_desc){0};
+  atomic_store(&m->last_device, (int)first); /* it is warm there */
 
   pthread_mutex_lock(&e->lock);
   m->next = e->models;
@@ -309,7 +393,7 @@ fail_admin:
     emx__model_desc_free(&ctls[i].desc);
   free(ctls);
   free(placed);
-  model_free(m);
+  emx__model_free(m);
   return rc;
 }
 
@@ -429,43 +513,56 @@ EMX_EXPORT int emx_model_find(emx_engine *e, const char *name,
 EMX_EXPORT int emx_model_unload(emx_engine *e, emx_model *m) {
   if (!e || !m)
     return emx__fail(e, EMX_EINVAL, "engine and model must not be NULL");
-  pthread_mutex_lock(&e->admin_lock);
-  if (atomic_load(&e->shut)) {
-    pthread_mutex_unlock(&e->admin_lock);
+  /* Not under admin_lock: a load may hold that while it waits for a busy
+   * device, and an unload must never wait. A shutdown racing this leaves
+   * the model on e->retiring for emx_engine_destroy. */
+  if (atomic_load(&e->shut))
     return emx__fail(e, EMX_ESHUTDOWN, "the engine is shut down");
-  }
   pthread_mutex_lock(&e->lock);
   bool found = false;
   for (emx_model *it = e->models; it; it = it->next)
     found |= it == m;
-  if (found)
+  if (found) {
     unlink_locked(e, m);
-  pthread_mutex_unlock(&e->lock);
-  if (!found) {
-    pthread_mutex_unlock(&e->admin_lock);
-    return emx__fail(e, EMX_ENOENT, "that model is not loaded in this engine");
+    m->next = e->retiring;
+    e->retiring = m;
   }
-  /* Requests already accepted still run; wait for them. */
+  pthread_mutex_unlock(&e->lock);
+  if (!found)
+    return emx__fail(e, EMX_ENOENT, "that model is not loaded in this engine");
+  /* Requests already accepted still run; nobody waits for them: the last
+   * one to be delivered retires the model (finish.c), or we do now. A
+   * busy or hung device never holds the caller up. */
   pthread_mutex_lock(&m->lock);
   m->unloaded = true;
-  while (m->inflight)
-    pthread_cond_wait(&m->idle_cv, &m->lock);
+  bool retire = m->inflight == 0 && !m->releasing;
+  if (retire)
+    m->releasing = true;
   pthread_mutex_unlock(&m->lock);
-  release_everywhere(e, m);
-  pthread_mutex_unlock(&e->admin_lock);
-  model_free(m);
+  if (retire)
+    emx__model_retire(m);
   return 0;
+}
+
+/* free_list releases and frees models once the workers are gone. */
+static void free_list(emx_engine *e, emx_model *m) {
+  while (m) {
+    emx_model *next = m->next;
+    release_everywhere(e, m);
+    emx__model_free(m);
+    m = next;
+  }
 }
 
 void emx__model_free_all(emx_engine *e) {
   emx_model *m = e->models;
   e->models = NULL;
-  while (m) {
-    emx_model *next = m->next;
-    release_everywhere(e, m);
-    model_free(m);
-    m = next;
-  }
+  free_list(e, m);
+  /* Unloaded models still waiting for a RELEASE a stopping device
+   * refused, or for requests that never finished. */
+  m = e->retiring;
+  e->retiring = NULL;
+  free_list(e, m);
 }
 
 EMX_EXPORT const char *emx_model_name(const emx_model *m) {
@@ -504,5 +601,12 @@ EMX_EXPORT int(emx_model_stats)(const emx_model *m, emx_stats *out) {
   pthread_mutex_lock(&mm->lock);
   emx__counters_snapshot(&mm->stats, atomic_load(&mm->queued), &st);
   pthread_mutex_unlock(&mm->lock);
+  for (size_t i = 0; i < m->engine->device_count; i++) {
+    long long b = atomic_load_explicit(&m->mem_bytes[i], memory_order_relaxed);
+    if (b > 0) {
+      st.memory_bytes += (uint64_t)b;
+      st.prepared_on++;
+    }
+  }
   return emx__abi_out(out, &st, sizeof st, "emx_stats", NULL);
 }

@@ -117,6 +117,25 @@ static struct emx_request *request_new(const emx_request_desc *d) {
   return r;
 }
 
+/* queue_full: no room in dev's queue for a request of stream s (device
+ * lock held). Under sched=fair a full queue still takes a request from a
+ * stream holding less than its share (capacity / streams with work in
+ * flight): a flood fills the queue, but never to the exclusion of a light
+ * client, which would otherwise be refused EMX_EBUSY while the scheduler
+ * stood ready to serve it next. The overshoot is bounded: each stream only
+ * up to its share, the queue at twice its capacity. */
+static bool queue_full(emx_engine *e, emx__device *dev, emx_stream *s) {
+  size_t used = dev->queue.length + dev->reserved;
+  if (used < dev->capacity)
+    return false;
+  if (!s || dev->policy != EMX__SCHED_FAIR || used >= 2 * dev->capacity)
+    return true;
+  size_t mine = atomic_load(&s->inflight);
+  size_t streams = atomic_load(&e->active_streams) + (mine == 0);
+  size_t share = dev->capacity / (streams ? streams : 1);
+  return mine >= (share ? share : 1);
+}
+
 /* reserve_slot waits (per the desc's enqueue timeout) for room in dev's
  * queue and reserves it, so the request can then join its stream without
  * holding the device lock. */
@@ -127,11 +146,11 @@ static int reserve_slot(emx_engine *e, emx__device *dev,
                       : 0;
   struct timespec ts = emx__abstime(until);
   pthread_mutex_lock(&dev->lock);
-  while (!dev->stopping && dev->queue.length + dev->reserved >= dev->capacity) {
+  while (!dev->stopping && queue_full(e, dev, d->stream)) {
     if (d->enqueue_timeout_ns == 0 ||
         (until &&
          pthread_cond_timedwait(&dev->space_cv, &dev->lock, &ts) == ETIMEDOUT &&
-         dev->queue.length + dev->reserved >= dev->capacity)) {
+         queue_full(e, dev, d->stream))) {
       size_t cap = dev->capacity;
       pthread_mutex_unlock(&dev->lock);
       return emx__fail(e, EMX_EBUSY,
@@ -166,9 +185,13 @@ static int model_acquire(emx_engine *e, emx_model *m) {
 
 static void model_release(emx_model *m) {
   pthread_mutex_lock(&m->lock);
-  if (--m->inflight == 0)
-    pthread_cond_broadcast(&m->idle_cv);
+  bool retire = --m->inflight == 0 && m->unloaded && !m->releasing;
+  if (retire)
+    m->releasing = true;
+  pthread_cond_broadcast(&m->idle_cv);
   pthread_mutex_unlock(&m->lock);
+  if (retire)
+    emx__model_retire(m);
 }
 
 EMX_EXPORT int emx_submit(emx_engine *e, const emx_request_desc *user_desc,
@@ -223,6 +246,8 @@ EMX_EXPORT int emx_submit(emx_engine *e, const emx_request_desc *user_desc,
    * which submits got here, whichever device runs them. */
   emx_stream *s = r->stream;
   if (s) {
+    if (atomic_fetch_add(&s->inflight, 1) == 0)
+      atomic_fetch_add(&e->active_streams, 1);
     pthread_mutex_lock(&s->lock);
     if (s->tail)
       s->tail->snext = r;

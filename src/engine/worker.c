@@ -11,7 +11,12 @@
  * queued for the re-probe (up to HOLD_NS, or their deadline, then fails
  * them clearly), closes the device, and re-opens it with exponential
  * backoff. Models are prepared again lazily, by the first request that
- * needs them. */
+ * needs them.
+ *
+ * A model is prepared at load on one worker of a pool and on the others
+ * when they first run it; one idle on a worker for idle_release_ms is
+ * released there (release_idle), so memory follows the load. */
+#include <malloc.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -37,6 +42,12 @@
  * the fault): a glitch costs them a delay, not their result; a device gone
  * for good fails them clearly. A request's deadline ends its wait sooner. */
 #define HOLD_NS (1000 * 1000000LL)
+/* A model a worker has not run for dev->idle_release_ns (idle_release_ms=,
+ * default 30 s) is released there, unless that worker ran it last of all
+ * (placement sends it there first): a pool holds one interpreter of an idle
+ * model, and as many as the load spreads it to while it is busy. */
+/* How often a busy worker looks for idle models. */
+#define IDLE_CHECK_NS (1000 * 1000000LL)
 
 /* ---- prepared models (worker-local bookkeeping) -------------------------- */
 
@@ -60,7 +71,28 @@ static void untrack(emx__device *dev, emx_model *m) {
     }
 }
 
+/* heap_bytes: what malloc has handed out in this process. Sampled around a
+ * prepare, it tells what the prepared copy holds (other threads allocating
+ * meanwhile blur it a little: a report, not an account). */
+static long long heap_bytes(void) {
+  struct mallinfo2 mi = mallinfo2();
+  return (long long)(mi.uordblks + mi.hblkhd);
+}
+
+/* prepare_measured is ops->prepare, recording the heap the copy took. */
+static int prepare_measured(emx__device *dev, emx_model *m, void **prep,
+                            emx__model_desc *desc, emx__errbuf *err) {
+  long long before = heap_bytes();
+  int rc = dev->ops->prepare(dev->impl, m->data, m->size, prep, desc, err);
+  long long took = heap_bytes() - before;
+  if (rc == 0)
+    atomic_store_explicit(&m->mem_bytes[dev->index], took > 0 ? took : 1,
+                          memory_order_relaxed);
+  return rc;
+}
+
 static void release_one(emx__device *dev, emx_model *m) {
+  atomic_store_explicit(&m->mem_bytes[dev->index], 0, memory_order_relaxed);
   if (dev->resident == m)
     dev->resident = NULL;
   if (m->prep[dev->index] && dev->impl)
@@ -83,9 +115,9 @@ static void run_ctl(emx__device *dev, emx__ctl *ctl) {
     return;
   }
   void *prep = NULL;
-  ctl->status = dev->ops->prepare(dev->impl, m->data, m->size, &prep,
-                                  &ctl->desc, &ctl->err);
+  ctl->status = prepare_measured(dev, m, &prep, &ctl->desc, &ctl->err);
   m->prep[dev->index] = ctl->status == 0 ? prep : NULL;
+  m->last_run_ns[dev->index] = emx_now_ns();
   if (ctl->status == 0)
     track(dev, m);
 }
@@ -95,12 +127,13 @@ static void run_ctl(emx__device *dev, emx__ctl *ctl) {
 static int prepare_lazily(emx__device *dev, emx_model *m, emx__errbuf *err) {
   emx__model_desc desc = {0};
   void *prep = NULL;
-  int rc = dev->ops->prepare(dev->impl, m->data, m->size, &prep, &desc, err);
+  int rc = prepare_measured(dev, m, &prep, &desc, err);
   if (rc < 0)
     return rc;
   if (!emx__model_desc_equal(&desc, &m->desc)) {
     emx__model_desc_free(&desc);
     dev->ops->release(dev->impl, prep);
+    atomic_store_explicit(&m->mem_bytes[dev->index], 0, memory_order_relaxed);
     return emx__errf(err, EMX_EDEVICE,
                      "model \"%s\" shows different tensors on %s", m->name,
                      dev->name);
@@ -109,6 +142,34 @@ static int prepare_lazily(emx__device *dev, emx_model *m, emx__errbuf *err) {
   m->prep[dev->index] = prep;
   track(dev, m);
   return 0;
+}
+
+/* release_idle releases the models idle here for dev->idle_release_ns;
+ * returns when the next one will be due, INT64_MAX if none. Worker
+ * only, without dev->lock (a release calls into the backend). */
+static int64_t release_idle(emx__device *dev) {
+  int64_t now = emx_now_ns(), next = INT64_MAX;
+  dev->idle_check_ns = emx__deadline_after(now, IDLE_CHECK_NS);
+  for (size_t i = 0; i < dev->nprepared;) {
+    emx_model *m = dev->prepared[i];
+    int64_t due =
+        emx__deadline_after(m->last_run_ns[dev->index], dev->idle_release_ns);
+    if (atomic_load_explicit(&m->last_device, memory_order_relaxed) ==
+        (int)dev->index) {
+      /* Its warm copy stays; look again later, as another worker may run
+       * it meanwhile and become the warm one. */
+      int64_t again = emx__deadline_after(now, dev->idle_release_ns);
+      again = due > again ? due : again;
+      next = again < next ? again : next;
+      i++;
+    } else if (now >= due) {
+      release_one(dev, m); /* moves the last entry to i */
+    } else {
+      next = due < next ? due : next;
+      i++;
+    }
+  }
+  return next;
 }
 
 /* ---- failover -------------------------------------------------------------
@@ -290,6 +351,7 @@ static int run_invoke(emx__device *dev, struct emx_request **reqs, size_t k) {
   }
 
   int rc = 0;
+  m->last_run_ns[dev->index] = emx_now_ns();
   if (!m->prep[dev->index])
     rc = prepare_lazily(dev, m, &err);
   if (rc == 0 && k == 1) {
@@ -330,10 +392,16 @@ static int run_invoke(emx__device *dev, struct emx_request **reqs, size_t k) {
     atomic_store_explicit(ewma, old ? old + (took - old) / 4 : took,
                           memory_order_relaxed);
   }
+  /* Free for dispatch now, before the replies go out: a client answered
+   * first resubmits while this worker is still delivering, and should not
+   * be placed behind it while another core is idle. */
+  atomic_store_explicit(&dev->busy, 0, memory_order_relaxed);
   if (rc < 0)
     emx__log(EMX_LOG_DEBUG, "%s: model %s: %s", dev->name, m->name, err.msg);
   if (rc == EMX_EDEVICE)
     go_down(dev, err.msg);
+  for (size_t i = 0; i < k; i++)
+    emx__sched_charge(dev, reqs[i], (t1 - t0) / (int64_t)k);
   for (size_t i = 0; i < k; i++) {
     reqs[i]->timings.finished_ns = t1;
     reqs[i]->timings.device_ns = device_ns;
@@ -380,6 +448,7 @@ static void run_group(emx__device *dev, struct emx_request **group, size_t n) {
     size_t k = emx__batch_size(m, n - i);
     if (!dev->ops->invoke_batch || m->batch_ok[dev->index] < 0)
       k = 1;
+    atomic_store_explicit(&dev->busy, 1, memory_order_relaxed);
     int rc = run_invoke(dev, group + i, k);
     if (rc == EMX_EUNSUPPORTED && k > 1)
       continue; /* batch_ok is -1 now: one by one */
@@ -408,6 +477,7 @@ static void wait_for_work(emx__device *dev) {
   bool down = !atomic_load(&dev->healthy);
   if (has_work(dev))
     return;
+  int64_t release_due = INT64_MAX;
   if (!down) {
     pthread_mutex_unlock(&dev->lock);
     int64_t until = emx__deadline_after(emx_now_ns(), IDLE_SPIN_NS);
@@ -416,6 +486,8 @@ static void wait_for_work(emx__device *dev) {
       for (int i = 0; i < 64; i++)
         emx__cpu_relax();
     }
+    if (atomic_load_explicit(&dev->pending, memory_order_acquire) == 0)
+      release_due = release_idle(dev);
     pthread_mutex_lock(&dev->lock);
   }
   while (!has_work(dev)) {
@@ -429,6 +501,15 @@ static void wait_for_work(emx__device *dev) {
       atomic_store(&dev->worker_idle, false);
       if (timed_out)
         return;
+    } else if (release_due != INT64_MAX) {
+      struct timespec ts = emx__abstime(release_due);
+      int timed_out = pthread_cond_timedwait(&dev->work_cv, &dev->lock, &ts);
+      atomic_store(&dev->worker_idle, false);
+      if (timed_out && !has_work(dev)) {
+        pthread_mutex_unlock(&dev->lock);
+        release_due = release_idle(dev);
+        pthread_mutex_lock(&dev->lock);
+      }
     } else {
       pthread_cond_wait(&dev->work_cv, &dev->lock);
       atomic_store(&dev->worker_idle, false);
@@ -451,8 +532,14 @@ void *emx__worker_main(void *arg) {
       dev->ctl_head = ctl->next;
       if (!dev->ctl_head)
         dev->ctl_tail = NULL;
+      ctl->started = true;
       pthread_mutex_unlock(&dev->lock);
       run_ctl(dev, ctl);
+      if (ctl->detached) {
+        emx__model_released(ctl); /* may free the model */
+        pthread_mutex_lock(&dev->lock);
+        continue;
+      }
       pthread_mutex_lock(&dev->lock);
       ctl->done = true;
       pthread_cond_broadcast(&dev->ctl_cv);
@@ -504,12 +591,16 @@ void *emx__worker_main(void *arg) {
     /* The model may be unloaded once the request completes: keep its name
      * for the device's report now. */
     dev->resident = req->model;
+    atomic_store_explicit(&req->model->last_device, (int)dev->index,
+                          memory_order_relaxed);
     bool new_model = strcmp(dev->last_model, req->model->name) != 0;
     char name[EMX__MODEL_NAME_MAX];
     if (new_model)
       memcpy(name, req->model->name, sizeof name);
     pthread_mutex_unlock(&dev->lock);
     run_group(dev, group, n);
+    if (emx_now_ns() >= dev->idle_check_ns)
+      release_idle(dev);
     pthread_mutex_lock(&dev->lock);
     if (new_model)
       memcpy(dev->last_model, name, sizeof name);

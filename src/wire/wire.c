@@ -104,6 +104,7 @@ static int decode_body(cur *c, emx__wire_msg *m, emx__errbuf *err) {
     break;
   case EMX_WIRE_LIST:
   case EMX_WIRE_STATUS:
+  case EMX_WIRE_METRICS:
   case EMX_WIRE_PING:
   case EMX_WIRE_PONG:
   case EMX_WIRE_CANCEL:
@@ -113,6 +114,12 @@ static int decode_body(cur *c, emx__wire_msg *m, emx__errbuf *err) {
       return PROTO("load_bytes: truncated");
     rc = decode_name(c, &m->u.load_bytes.name, &m->u.load_bytes.name_len,
                      EMX_WIRE_MAX_NAME, "model name", err);
+    m->u.load_bytes.placement = NULL;
+    m->u.load_bytes.placement_len = 0;
+    if (rc == 0 && (m->u.load_bytes.l->flags & EMX_WIRE_LOAD_PLACED))
+      rc = decode_name(c, &m->u.load_bytes.placement,
+                       &m->u.load_bytes.placement_len, EMX_WIRE_MAX_PLACEMENT,
+                       "placement", err);
     break;
   case EMX_WIRE_OPEN:
   case EMX_WIRE_UNLOAD:

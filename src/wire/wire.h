@@ -43,7 +43,8 @@ typedef enum emx__wire_type {
   EMX_WIRE_COMPLETE_MANY = 17, /* d→c: several COMPLETEs (a BATCH's) */
   EMX_WIRE_LOAD_BYTES = 18,    /* c→d: model bytes in a sealed memfd */
   EMX_WIRE_UNLOAD = 19,        /* c→d: a model this uid loaded, by name */
-  EMX_WIRE_TYPE_MAX = 19,
+  EMX_WIRE_METRICS = 20,       /* c→d: Prometheus text, as STATUS_OK */
+  EMX_WIRE_TYPE_MAX = 20,
 } emx__wire_type;
 
 typedef struct emx__wire_hdr {
@@ -149,9 +150,14 @@ typedef struct emx__wire_tensor {
  * the bytes cannot change after the daemon has checked them. */
 typedef struct emx__wire_load_bytes {
   uint64_t size;  /* the model's bytes */
-  uint32_t flags; /* 0 */
+  uint32_t flags; /* EMX_WIRE_LOAD_* */
   uint32_t reserved;
 } emx__wire_load_bytes;
+
+/* LOAD_BYTES flag: a placement (emx_model_config.devices, at most
+ * EMX_WIRE_MAX_PLACEMENT bytes) follows the name, encoded as a name is. */
+#define EMX_WIRE_LOAD_PLACED 1u
+#define EMX_WIRE_MAX_PLACEMENT 127
 
 typedef struct emx__wire_models {
   uint32_t count; /* names that follow, each an emx__wire_name + bytes
@@ -203,6 +209,8 @@ typedef struct emx__wire_msg {
       const emx__wire_load_bytes *l;
       const char *name;
       size_t name_len;
+      const char *placement; /* NULL: anywhere */
+      size_t placement_len;
     } load_bytes; /* LOAD_BYTES */
     struct {
       const char *name;

@@ -33,12 +33,12 @@ static void usage(FILE *f) {
       "  --log-level LEVEL        error, warn, info (default), debug\n"
       "  --queue-capacity N       queued requests per device (256)\n"
       "  --max-inflight N         requests in flight per client (256)\n"
-      "  --max-conns-per-uid N    connections per user id (64)\n"
+      "  --max-conns-per-uid N    connections per user id (256)\n"
       "  --handshake-timeout-ms N time a client has to say hello (5000)\n"
       "  --max-outbox-bytes N     replies queued for a client that does not "
       "read\n"
       "                           before it is dropped (1048576)\n"
-      "  --max-arena-bytes N      largest shared arena accepted (4294967296)\n"
+      "  --max-arena-bytes N      largest shared arena accepted (1073741824)\n"
       "  --allow-uid UID          also accept this user (repeatable; root and "
       "the\n"
       "                           daemon's own user and group are always "
@@ -50,6 +50,12 @@ static void usage(FILE *f) {
       "1024)\n"
       "  --model-idle-s N         unload a client's model unused this long\n"
       "                           (default 600; 0 = never)\n"
+      "  --max-model-memory-mb N  memory a client's model may take when its\n"
+      "                           trial runs it (default 1024)\n"
+      "  --load-timeout-s N       longest a LOAD waits for a busy device to\n"
+      "                           take the model (default 30)\n"
+      "  --stop-timeout-s N       after SIGTERM, exit within this even if a\n"
+      "                           device hangs (default 90)\n"
       "  --client-weight UID:W    fair share of this user's connections on\n"
       "                           devices with sched=fair (default 1; W up\n"
       "                           to 1000; repeatable)\n"
@@ -72,6 +78,26 @@ static void usage(FILE *f) {
       "(the\n"
       "                           file's first line) except on /v2/health\n"
       "  --tls-cert FILE, --tls-key FILE  serve HTTPS (PEM)\n"
+      "  --max-incomplete-conns N connections that have not said hello yet, "
+      "all\n"
+      "                           users together (64)\n"
+      "  --max-arena-bytes-per-uid N  shared arena bytes of one user's\n"
+      "                           connections together (17179869184)\n"
+      "  --socket-mode MODE       the socket file's mode, octal (0660)\n"
+      "  --socket-group GROUP     the socket file's group (name or gid): "
+      "with\n"
+      "                           --socket-mode, who may connect at all\n"
+      "  --zmq ENDPOINT           answer Frigate's zmq detector on this "
+      "ZeroMQ\n"
+      "                           endpoint (bound; ipc:///tmp/cache/"
+      "zmq_detector,\n"
+      "                           tcp://*:5555; repeatable)\n"
+      "  --zmq-timeout-ms N       answer zero rows to a frame not done in "
+      "time\n"
+      "                           (180; keep it under Frigate's "
+      "request_timeout_ms)\n"
+      "  --zmq-max-peers N        Frigate detector sockets served at once "
+      "(64)\n"
       "  --help, --version\n"
       "\n"
       "Signals: SIGTERM/SIGINT finish in-flight work and exit 0; SIGHUP "
@@ -122,8 +148,18 @@ int main(int argc, char **argv) {
     O_CMODELS,
     O_CMB,
     O_IDLE,
+    O_MODELMEM,
+    O_LOADTIME,
+    O_STOPTIME,
+    O_ZMQ,
+    O_ZTIMEOUT,
+    O_ZPEERS,
     O_HELP,
-    O_VERSION
+    O_VERSION,
+    O_INCOMPLETE,
+    O_ARENA_UID,
+    O_SMODE,
+    O_SGROUP
   };
   static const struct option opts[] = {
       {"socket", required_argument, 0, O_SOCKET},
@@ -144,6 +180,9 @@ int main(int argc, char **argv) {
       {"max-client-models", required_argument, 0, O_CMODELS},
       {"max-client-model-mb", required_argument, 0, O_CMB},
       {"model-idle-s", required_argument, 0, O_IDLE},
+      {"max-model-memory-mb", required_argument, 0, O_MODELMEM},
+      {"load-timeout-s", required_argument, 0, O_LOADTIME},
+      {"stop-timeout-s", required_argument, 0, O_STOPTIME},
       {"client-weight", required_argument, 0, O_WEIGHT},
       {"http", required_argument, 0, O_HTTP},
       {"metrics", required_argument, 0, O_METRICS},
@@ -156,8 +195,15 @@ int main(int argc, char **argv) {
       {"http-token-file", required_argument, 0, O_HTOKEN},
       {"tls-cert", required_argument, 0, O_TLSCERT},
       {"tls-key", required_argument, 0, O_TLSKEY},
+      {"zmq", required_argument, 0, O_ZMQ},
+      {"zmq-timeout-ms", required_argument, 0, O_ZTIMEOUT},
+      {"zmq-max-peers", required_argument, 0, O_ZPEERS},
       {"help", no_argument, 0, O_HELP},
       {"version", no_argument, 0, O_VERSION},
+      {"max-incomplete-conns", required_argument, 0, O_INCOMPLETE},
+      {"max-arena-bytes-per-uid", required_argument, 0, O_ARENA_UID},
+      {"socket-mode", required_argument, 0, O_SMODE},
+      {"socket-group", required_argument, 0, O_SGROUP},
       {0, 0, 0, 0}};
   static emxd_options o;
   emxd_options_init(&o);
@@ -253,6 +299,16 @@ int main(int argc, char **argv) {
     case O_IDLE:
       o.model_idle_ns = number("--model-idle-s", optarg, 0) * 1000000000LL;
       break;
+    case O_MODELMEM:
+      o.max_model_memory = (uint64_t)number("--max-model-memory-mb", optarg, 1)
+                           << 20;
+      break;
+    case O_LOADTIME:
+      o.load_timeout_ns = number("--load-timeout-s", optarg, 1) * 1000000000LL;
+      break;
+    case O_STOPTIME:
+      o.stop_timeout_ns = number("--stop-timeout-s", optarg, 1) * 1000000000LL;
+      break;
     case O_WEIGHT:
       if (emxd_weight_add(&o, optarg, &err) < 0) {
         fprintf(stderr, "edgemuxd: --client-weight: %s\n", err.msg);
@@ -298,6 +354,43 @@ int main(int argc, char **argv) {
       break;
     case O_HTHREADS:
       o.http_threads = (unsigned)number("--http-threads", optarg, 1);
+      break;
+    case O_INCOMPLETE:
+      o.max_incomplete_conns =
+          (uint32_t)number("--max-incomplete-conns", optarg, 1);
+      break;
+    case O_ARENA_UID:
+      o.max_arena_per_uid =
+          (uint64_t)number("--max-arena-bytes-per-uid", optarg, 1);
+      break;
+    case O_SMODE:
+    case O_SGROUP:
+      if ((c == O_SMODE ? emxd_socket_mode_set
+                        : emxd_socket_group_set)(&o, optarg, &err) < 0) {
+        fprintf(stderr, "edgemuxd: %s: %s\n", argv[optind - 1], err.msg);
+        return 2;
+      }
+      break;
+    case O_ZMQ:
+      if (o.zmq_count == EMXD_MAX_ZMQ) {
+        fprintf(stderr, "edgemuxd: at most %d --zmq endpoints\n",
+                EMXD_MAX_ZMQ);
+        return 2;
+      }
+      if (snprintf(o.zmq_endpoints[o.zmq_count], sizeof o.zmq_endpoints[0],
+                   "%s", optarg) >= (int)sizeof o.zmq_endpoints[0]) {
+        fprintf(stderr, "edgemuxd: --zmq endpoint too long (at most %zu "
+                        "bytes)\n",
+                sizeof o.zmq_endpoints[0] - 1);
+        return 2;
+      }
+      o.zmq_count++;
+      break;
+    case O_ZTIMEOUT:
+      o.zmq_timeout_ns = number("--zmq-timeout-ms", optarg, 1) * 1000000LL;
+      break;
+    case O_ZPEERS:
+      o.zmq_max_peers = (unsigned)number("--zmq-max-peers", optarg, 1);
       break;
     case O_HELP:
       usage(stdout);

@@ -1,5 +1,6 @@
 /* options.c — edgemuxd's settings: defaults, and the JSON config file
  * (--config FILE) with the same names as the flags. */
+#include <grp.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,19 +17,29 @@ void emxd_options_init(emxd_options *o) {
   o->log_level = EMX_LOG_INFO;
   o->queue_capacity = 256;
   o->max_inflight = 256;
-  o->max_conns_per_uid = 64;
+  /* dbus-daemon's max_connections_per_user: one user's process pool with
+   * an Interpreter per model per process reaches 64. */
+  o->max_conns_per_uid = 256;
   o->handshake_timeout_ns = 5LL * 1000000000;
   o->max_outbox = 1 << 20;
-  o->max_arena = 1ULL << 32;
+  o->max_arena = 1ULL << 30;
   o->http_max_body = 64u << 20;
   o->http_max_header = 16u << 10;
   o->http_max_conns = 1024;
   o->http_idle_timeout_s = 30;
   o->http_request_timeout_ns = 60LL * 1000000000;
   o->http_threads = 2;
+  o->zmq_timeout_ns = 180LL * 1000000; /* under Frigate's 200 ms default */
+  o->zmq_max_peers = 64;
   o->max_client_models = 16;
   o->max_client_model_bytes = 1ULL << 30;
   o->model_idle_ns = 600LL * 1000000000;
+  o->max_incomplete_conns = 64; /* dbus' max_incomplete_connections */
+  o->max_arena_per_uid = 16ULL << 30;
+  o->socket_mode = 0660;
+  o->max_model_memory = 1ULL << 30;
+  o->load_timeout_ns = 30LL * 1000000000;
+  o->stop_timeout_ns = 90LL * 1000000000;
 }
 
 static char *dup_or_die(const char *s) {
@@ -109,11 +120,30 @@ int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
         rc = BAD("%s: log_level must be error, warn, info or debug", path);
       else
         o->log_level = l;
+    } else if (strcmp(key, "socket_mode") == 0 && json_is_string(v)) {
+      rc = emxd_socket_mode_set(o, json_string_value(v), err);
+    } else if (strcmp(key, "socket_group") == 0 && json_is_string(v)) {
+      rc = emxd_socket_group_set(o, json_string_value(v), err);
     } else if (json_is_string(v) && string_key(o, key, &cap)) {
       char *dst = string_key(o, key, &cap);
       if (snprintf(dst, cap, "%s", json_string_value(v)) >= (int)cap)
         rc = BAD("%s: \"%s\" is too long (at most %zu bytes)", path, key,
                  cap - 1);
+    } else if (strcmp(key, "zmq") == 0 && json_is_array(v)) {
+      size_t i;
+      json_t *d;
+      o->zmq_count = 0;
+      json_array_foreach(v, i, d) {
+        if (!json_is_string(d) || o->zmq_count == EMXD_MAX_ZMQ ||
+            json_string_length(d) >= sizeof o->zmq_endpoints[0]) {
+          rc = BAD("%s: zmq must be at most %d endpoint strings of under %zu "
+                   "bytes",
+                   path, EMXD_MAX_ZMQ, sizeof o->zmq_endpoints[0]);
+          break;
+        }
+        snprintf(o->zmq_endpoints[o->zmq_count++], sizeof o->zmq_endpoints[0],
+                 "%s", json_string_value(d));
+      }
     } else if (strcmp(key, "allow_load") == 0 && json_is_boolean(v)) {
       /* Accepted for old configs: clients send bytes now. */
     } else if (strcmp(key, "no_client_models") == 0 && json_is_boolean(v)) {
@@ -146,10 +176,24 @@ int emxd_config_load(emxd_options *o, const char *path, emx__errbuf *err) {
         o->http_threads = (unsigned)n;
       else if (strcmp(key, "max_client_models") == 0)
         o->max_client_models = (uint32_t)n;
+      else if (strcmp(key, "max_incomplete_conns") == 0)
+        o->max_incomplete_conns = (uint32_t)n;
+      else if (strcmp(key, "max_arena_bytes_per_uid") == 0)
+        o->max_arena_per_uid = (uint64_t)n;
       else if (strcmp(key, "max_client_model_mb") == 0)
         o->max_client_model_bytes = (uint64_t)n << 20;
+      else if (strcmp(key, "zmq_timeout_ms") == 0)
+        o->zmq_timeout_ns = n * 1000000;
+      else if (strcmp(key, "zmq_max_peers") == 0)
+        o->zmq_max_peers = (unsigned)n;
       else if (strcmp(key, "model_idle_s") == 0)
         o->model_idle_ns = n * 1000000000LL;
+      else if (strcmp(key, "max_model_memory_mb") == 0 && n > 0)
+        o->max_model_memory = (uint64_t)n << 20;
+      else if (strcmp(key, "load_timeout_s") == 0 && n > 0)
+        o->load_timeout_ns = n * 1000000000LL;
+      else if (strcmp(key, "stop_timeout_s") == 0 && n > 0)
+        o->stop_timeout_ns = n * 1000000000LL;
       else
         rc = BAD("%s: unknown key \"%s\"", path, key);
     } else if (strcmp(key, "client_weights") == 0 && json_is_object(v)) {
@@ -207,5 +251,38 @@ int emxd_weight_add(emxd_options *o, const char *text, emx__errbuf *err) {
                      EMX_D_MAX_ALLOW);
   o->weights[o->weight_count].uid = (uid_t)uid;
   o->weights[o->weight_count++].weight = (unsigned)w;
+  return 0;
+}
+
+int emxd_socket_mode_set(emxd_options *o, const char *text, emx__errbuf *err) {
+  char *end;
+  long mode = strtol(text, &end, 8);
+  /* Owner read/write is the daemon's own; never any execute or special
+   * bit; "other" access is allowed (a deliberately open socket). */
+  if (!*text || *end || mode < 0 || mode > 0777 || (mode & 0600) != 0600 ||
+      (mode & 0111))
+    return emx__errf(err, EMX_EINVAL,
+                     "socket mode \"%s\" must be octal, like 0660: owner "
+                     "read+write, no execute bits",
+                     text);
+  o->socket_mode = (unsigned)mode;
+  return 0;
+}
+
+int emxd_socket_group_set(emxd_options *o, const char *text, emx__errbuf *err) {
+  char *end;
+  long gid = strtol(text, &end, 10);
+  if (*text && !*end && gid >= 0) {
+    o->socket_group = (gid_t)gid;
+  } else {
+    struct group *g = getgrnam(text);
+    if (!g)
+      return emx__errf(err, EMX_EINVAL,
+                       "socket group \"%s\" is neither a group name nor a "
+                       "gid (see getent group)",
+                       text);
+    o->socket_group = g->gr_gid;
+  }
+  o->socket_group_set = true;
   return 0;
 }

@@ -10,8 +10,10 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "daemon/daemon.h"
 #include "daemon/front/unix.h"
@@ -60,7 +62,40 @@ static void accept_all(emxd_server *srv) {
   }
 }
 
+/* stop_watchdog ends the process --stop-timeout-s after SIGTERM, whatever
+ * is stuck: a device worker in an invoke that never returns cannot be
+ * joined, and the engine's shutdown joins it. Better a logged exit than a
+ * daemon systemd has to SIGKILL, or one nothing ends at all. */
+static void *stop_watchdog(void *arg) {
+  int64_t limit = *(const int64_t *)arg;
+  int64_t until = emx__deadline_after(emx_now_ns(), limit);
+  struct timespec ts = {0, 0};
+  for (int64_t now = emx_now_ns(); now < until; now = emx_now_ns()) {
+    int64_t left = until - now;
+    ts.tv_sec = (time_t)(left / 1000000000);
+    ts.tv_nsec = (long)(left % 1000000000);
+    nanosleep(&ts, NULL);
+  }
+  emx__log(EMX_LOG_ERROR,
+           "did not stop within %lld s of SIGTERM (--stop-timeout-s): a "
+           "device or request is stuck; exiting without cleaning up",
+           (long long)(limit / 1000000000));
+  _exit(EXIT_FAILURE);
+  return NULL;
+}
+
+static void start_watchdog(emxd_server *srv) {
+  pthread_t t;
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&t, &a, stop_watchdog, &srv->opt->stop_timeout_ns) != 0)
+    emx__log(EMX_LOG_WARN, "could not start the --stop-timeout-s watchdog");
+  pthread_attr_destroy(&a);
+}
+
 static void start_drain(emxd_server *srv) {
+  start_watchdog(srv);
   emx__log(EMX_LOG_INFO, "SIGTERM: no new connections; finishing in-flight "
                          "requests");
   srv->draining = true;
@@ -98,7 +133,8 @@ static int loop(emxd_server *srv) {
     if (srv->draining) {
       if (!drain_until)
         drain_until = now + DRAIN_LIMIT_NS;
-      if ((emxd_sessions_idle(srv) && emxd_http_idle(srv->http)) ||
+      if ((emxd_sessions_idle(srv) && emxd_http_idle(srv->http) &&
+           emxd_zmq_idle(srv->zmq)) ||
           now >= drain_until)
         return 0;
       next = now + 10000000; /* poll the drain every 10 ms */
@@ -129,7 +165,10 @@ static int loop(emxd_server *srv) {
 }
 
 int emxd_server_run(emxd_options *opt) {
-  emxd_server srv = {.opt = opt, .listen_fd = -1, .signal_fd = -1};
+  emxd_server srv = {.opt = opt,
+                     .listen_fd = -1,
+                     .signal_fd = -1,
+                     .cancel_model = emxd_path_cancel_model};
   pthread_mutex_init(&srv.models_lock, NULL);
   pthread_mutex_init(&srv.clients_lock, NULL);
   emx__errbuf err = {{0}};
@@ -168,6 +207,10 @@ int emxd_server_run(emxd_options *opt) {
     emx__log(EMX_LOG_ERROR, "%s", err.msg);
     goto out;
   }
+  if (opt->zmq_count && emxd_zmq_start(&srv, &srv.zmq, &err) < 0) {
+    emx__log(EMX_LOG_ERROR, "%s", err.msg);
+    goto out;
+  }
   srv.epfd = epoll_create1(EPOLL_CLOEXEC);
   struct epoll_event le = {.events = EPOLLIN, .data.ptr = &srv.listen_ev};
   struct epoll_event se = {.events = EPOLLIN, .data.ptr = &srv.signal_ev};
@@ -201,6 +244,7 @@ out:
   emx_engine_shutdown(srv.engine);
   emxd_http_stop(srv.http);
   emxd_http_stop(srv.metrics);
+  emxd_zmq_stop(srv.zmq);
   emx_engine_destroy(srv.engine);
   emxd_models_free(&srv);
   pthread_mutex_destroy(&srv.models_lock);

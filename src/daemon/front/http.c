@@ -23,6 +23,7 @@
 #include "daemon/daemon.h"
 #include "daemon/front/http_codec.h"
 #include "daemon/front/http_conn.h"
+#include "daemon/front/http_detect.h"
 #include "daemon/front/http_door.h"
 #include "daemon/path.h"
 
@@ -247,6 +248,10 @@ static enum MHD_Result finish_infer(hreq *r) {
     return emxh__send_error(r->conn, emxh_status_for(r->status), r->errmsg);
   size_t jlen;
   char *json = emxh_response_json(&r->desc, &r->parsed, r->outs, &jlen);
+  if (json && emxh_detections_wanted(r) &&
+      !(json = emxh_add_detections(r, json, &jlen, r->errmsg,
+                                   sizeof r->errmsg)))
+    return emxh__send_error(r->conn, 400, r->errmsg);
   held *k = malloc(sizeof *k);
   if (!json || !k) {
     free(json);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "core/name.h"
 #include "daemon/front/http_conn.h"
 #include "daemon/front/http_door.h"
 
@@ -118,6 +119,10 @@ enum MHD_Result emxh__start_admin(hreq *r) {
         "this daemon serves only its model repository "
         "(--no-client-models): ask its administrator to add "
         "the model");
+  emx__errbuf nerr;
+  if (r->route == ROUTE_LOAD &&
+      emx__name_check(r->model, strlen(r->model), &nerr) < 0)
+    return emxh__send_error(r->conn, 400, nerr.msg);
   emxd_job *j = calloc(1, sizeof *j);
   if (!j)
     return emxh__send_error(r->conn, 500, "out of memory");

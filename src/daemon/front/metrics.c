@@ -1,6 +1,7 @@
 /* metrics.c — what /metrics says: per model, per device, the daemon.
  * Names follow Prometheus' conventions (counters end in _total, base
  * units spelled out) so that `promtool check metrics` finds nothing. */
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,17 @@ static void models(emxd_server *srv, emx__prom *p) {
        "99th percentile submit-to-completion time of successful requests."},
       {M("model_ready"), "gauge",
        "1 when a device the model may use is healthy."},
+      {M("model_inferences_total"), "counter",
+       "Inferences the model completed successfully (one per request)."},
+      {M("model_executions_total"), "counter",
+       "Device invokes of the model: requests dynamically batched into one "
+       "invoke count once."},
+      {M("model_queue_seconds_total"), "counter",
+       "Time the model's requests waited in a queue before a device took "
+       "them, summed over requests that ran."},
+      {M("model_compute_seconds_total"), "counter",
+       "Time inside the device's invoke, summed over the model's requests "
+       "that ran (a batch's invoke counts for each of its requests)."},
   };
   emxh_names n;
   emxh_names_get(srv, &n);
@@ -79,8 +91,20 @@ static void models(emxd_server *srv, emx__prom *p) {
       case 4:
         emx__prom_sample(p, fam[f].name, l, 1, st.latency_p99_us / 1e6);
         break;
-      default:
+      case 5:
         emx__prom_sample(p, fam[f].name, l, 1, emx_model_healthy(em));
+        break;
+      case 6:
+        emx__prom_sample(p, fam[f].name, l, 1, (double)mc.completed);
+        break;
+      case 7: /* sums of 1/batch: whole numbers but for rounding */
+        emx__prom_sample(p, fam[f].name, l, 1, (double)llround(mc.executions));
+        break;
+      case 8:
+        emx__prom_sample(p, fam[f].name, l, 1, (double)mc.queue_ns / 1e9);
+        break;
+      default:
+        emx__prom_sample(p, fam[f].name, l, 1, (double)mc.compute_ns / 1e9);
       }
       emxd_model_put(m);
     }

@@ -15,6 +15,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/name.h"
 #include "core/arena.h"
 #include "core/sock.h"
 #include "daemon/front/unix.h"
@@ -180,6 +181,37 @@ static int handle_infer(emxd_session *s, const emx__wire_req *wr,
   return 0;
 }
 
+/* uid_arena_bytes: arena bytes the connections of uid hold (I/O
+ * thread: the session list is its own). */
+static uint64_t uid_arena_bytes(emxd_server *srv, uid_t uid) {
+  uint64_t sum = 0;
+  for (emxd_session *it = srv->sessions; it; it = it->next)
+    if (it->hello_done && it->peer.uid == uid)
+      sum += it->arena.size;
+  return sum;
+}
+
+static size_t incomplete_count(emxd_server *srv) {
+  size_t n = 0;
+  for (emxd_session *it = srv->sessions; it; it = it->next)
+    n += !it->hello_done;
+  return n;
+}
+
+/* refuse_now: an ERROR (request id 0: no hello was read yet) that says
+ * why, then close. Best effort: a full socket buffer just closes. */
+static void refuse_now(int fd, int status, const char *msg) {
+  _Alignas(8) uint8_t buf[1024];
+  emx__wire_buf b;
+  size_t mlen = strnlen(msg, 900);
+  emx__wire_begin(&b, buf, EMX_WIRE_ERROR, 0);
+  emx__wire_error e = {.status = status, .msg_len = (uint32_t)mlen};
+  emx__wire_put(&b, &e, sizeof e);
+  emx__wire_put(&b, msg, mlen);
+  emx__sock_send(fd, buf, emx__wire_end(&b), -1, MSG_DONTWAIT);
+  close(fd);
+}
+
 static int handle_hello(emxd_session *s, const emx__wire_msg *m, int *fds,
                         int nfds) {
   emxd_server *srv = s->srv;
@@ -199,16 +231,47 @@ static int handle_hello(emxd_session *s, const emx__wire_msg *m, int *fds,
     goto refuse;
   }
   if (nfds == 1) {
+    uint64_t used = uid_arena_bytes(srv, s->peer.uid);
+    uint64_t budget = srv->opt->max_arena_per_uid;
+    /* An arena past --max-arena-bytes is a protocol matter, below. */
+    if (h->arena_size <= srv->opt->max_arena &&
+        (h->arena_size > budget || used > budget - h->arena_size)) {
+      /* A peer can repeat this at will: a rate-limited line. */
+      static emx__ratelimit rl;
+      snprintf(err.msg, sizeof err.msg,
+               "arena of %llu bytes refused: uid %d's connections already "
+               "hold %llu of their %llu-byte budget "
+               "(--max-arena-bytes-per-uid)",
+               (unsigned long long)h->arena_size, (int)s->peer.uid,
+               (unsigned long long)used, (unsigned long long)budget);
+      emx__log_limited(&rl, EMX_LOG_WARN, "session %u (pid %d): %s", s->id,
+                       (int)s->pid, err.msg);
+      emxd__unix_error(s, m->hdr.id, EMX_EBUSY, err.msg);
+      return -1;
+    }
     int fd = fds[0];
     fds[0] = -1; /* owned by the arena (closed on failure) */
     if (emx__arena_accept(&s->arena, fd, h->arena_size, srv->opt->max_arena,
                           &err) < 0)
       goto refuse;
   }
+  /* Only a connection that said hello counts for its uid (dbus counts
+   * incomplete connections apart, --max-incomplete-conns). */
+  int rc = emxd_client_open(srv, &s->peer, &unix_ops, s, &s->cl, &err);
+  if (rc < 0) {
+    static emx__ratelimit rl;
+    emx__log_limited(&rl, EMX_LOG_WARN,
+                     "session %u: refusing pid %d uid %d: %s", s->id,
+                     (int)s->pid, (int)s->peer.uid, err.msg);
+    /* EMX_EBUSY or EMX_ESHUTDOWN; the client reports the text, which
+     * names the limit and its flag. */
+    emxd__unix_error(s, m->hdr.id, rc, err.msg);
+    return -1;
+  }
   s->hello_done = true;
   s->complete_many = (h->flags & EMX_WIRE_HELLO_COMPLETE_MANY) != 0;
-  if (h->pid)
-    s->pid = (pid_t)h->pid; /* SO_PEERCRED's pid stays authoritative in logs */
+  /* HELLO's pid is the client's say-so; SO_PEERCRED's (s->pid) is the
+   * kernel's and stays the one in logs. */
   _Alignas(8) uint8_t buf[128];
   emx__wire_buf b;
   emx__wire_begin(&b, buf, EMX_WIRE_HELLO_OK, m->hdr.id);
@@ -223,7 +286,7 @@ static int handle_hello(emxd_session *s, const emx__wire_msg *m, int *fds,
   emx__log(EMX_LOG_INFO,
            "session %u: hello from pid %d uid %d, arena %llu "
            "bytes",
-           s->id, (int)s->pid, (int)emxd_client_peer(s->cl)->uid,
+           s->id, (int)s->pid, (int)s->peer.uid,
            (unsigned long long)s->arena.size);
   return 0;
 refuse:
@@ -300,8 +363,10 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
       emxd__unix_reply_model(s, m->hdr.id, model);
       emxd_model_put(model);
     } else {
+      char safe[4 * EMX_WIRE_MAX_NAME + 1];
       snprintf(err.msg, sizeof err.msg,
-               "no model named \"%s\" (list them with `edgemux models`)", name);
+               "no model named \"%s\" (list them with `edgemux models`)",
+               emx__escape(name, m->u.name.len, safe, sizeof safe));
       emxd__unix_error(s, m->hdr.id, EMX_ENOENT, err.msg);
     }
     return 0;
@@ -328,6 +393,26 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
     size_t len = emx__wire_end(&b);
     /* The text is padded to 8 with NULs, which readers strip. */
     emxd__unix_send(s, rxbuf, len);
+    return 0;
+  }
+  case EMX_WIRE_METRICS: {
+    /* The text /metrics serves, for `edgemux status --prometheus`. */
+    size_t n = 0;
+    char *txt = emxd_metrics_text(srv, &n);
+    if (!txt || n > EMX_WIRE_MAX_TEXT) {
+      emxd__unix_error(s, m->hdr.id, txt ? EMX_ESIZE : EMX_ENOMEM,
+                       txt ? "the metrics text is larger than a message "
+                             "holds: scrape /metrics over HTTP (--metrics "
+                             "[ADDR:]PORT)"
+                           : "out of memory building the metrics text");
+      free(txt);
+      return 0;
+    }
+    emx__wire_buf b;
+    emx__wire_begin(&b, rxbuf, EMX_WIRE_STATUS_OK, m->hdr.id);
+    emx__wire_put(&b, txt, n);
+    free(txt);
+    emxd__unix_send(s, rxbuf, emx__wire_end(&b));
     return 0;
   }
   default:
@@ -435,12 +520,28 @@ void emxd_session_accept(emxd_server *srv, int fd) {
       for (size_t i = 0; i < glen / sizeof(gid_t) && !allowed; i++)
         allowed = group_allowed(o, groups[i]);
   }
+  char msg[256];
   if (!allowed) {
-    emx__log(EMX_LOG_WARN,
-             "refusing pid %d: uid %d gid %d not allowed "
-             "(--allow-uid/--allow-gid)",
-             (int)cred.pid, (int)cred.uid, (int)cred.gid);
-    close(fd);
+    static emx__ratelimit rl;
+    snprintf(msg, sizeof msg,
+             "uid %d gid %d is not allowed to use this edgemuxd "
+             "(--allow-uid/--allow-gid): join an allowed group, e.g. "
+             "usermod -aG edgemux USER, then log in again",
+             (int)cred.uid, (int)cred.gid);
+    emx__log_limited(&rl, EMX_LOG_WARN, "refusing pid %d: %s", (int)cred.pid,
+                     msg);
+    refuse_now(fd, EMX_EDISCONNECTED, msg);
+    return;
+  }
+  if (incomplete_count(srv) >= o->max_incomplete_conns) {
+    static emx__ratelimit rl;
+    snprintf(msg, sizeof msg,
+             "too many connections that have not said hello yet (%u; "
+             "--max-incomplete-conns)",
+             o->max_incomplete_conns);
+    emx__log_limited(&rl, EMX_LOG_WARN, "refusing pid %d uid %d: %s",
+                     (int)cred.pid, (int)cred.uid, msg);
+    refuse_now(fd, EMX_EBUSY, msg);
     return;
   }
   emxd_session *s = calloc(1, sizeof *s);
@@ -448,20 +549,13 @@ void emxd_session_accept(emxd_server *srv, int fd) {
     close(fd);
     return;
   }
-  emxd_peer peer = {.door = EMXD_DOOR_UNIX,
-                    .uid_known = true,
-                    .uid = cred.uid,
-                    .gid = cred.gid,
-                    .pid = cred.pid};
-  snprintf(peer.name, sizeof peer.name, "pid %d uid %d", (int)cred.pid,
+  s->peer = (emxd_peer){.door = EMXD_DOOR_UNIX,
+                        .uid_known = true,
+                        .uid = cred.uid,
+                        .gid = cred.gid,
+                        .pid = cred.pid};
+  snprintf(s->peer.name, sizeof s->peer.name, "pid %d uid %d", (int)cred.pid,
            (int)cred.uid);
-  emx__errbuf err = {{0}};
-  if (emxd_client_open(srv, &peer, &unix_ops, s, &s->cl, &err) < 0) {
-    emx__log(EMX_LOG_WARN, "refusing pid %d: %s", (int)cred.pid, err.msg);
-    free(s);
-    close(fd);
-    return;
-  }
   s->srv = srv;
   s->fd = fd;
   s->id = ++srv->next_session_id;
@@ -478,7 +572,7 @@ void emxd_session_accept(emxd_server *srv, int fd) {
     emx__log(EMX_LOG_ERROR, "epoll_ctl: %s", strerror(errno));
     close(fd);
     s->fd = -1;
-    emxd_client_close(s->cl); /* releases s */
+    session_release(s);
     return;
   }
   s->next = srv->sessions;
@@ -518,7 +612,10 @@ void emxd_session_close(emxd_session *s, const char *why) {
   s->out_tail = NULL;
   s->out_bytes = 0;
   pthread_mutex_unlock(&s->lock);
-  emxd_client_close(s->cl); /* s lives until its last request completes */
+  if (s->cl)
+    emxd_client_close(s->cl); /* s lives until its last request completes */
+  else
+    session_release(s); /* no hello, so no request ever */
   emxd_listen_resume(srv);
 }
 
@@ -539,7 +636,7 @@ int64_t emxd_session_check_timeouts(emxd_server *srv, int64_t now) {
 }
 
 static bool session_idle(emxd_session *s) {
-  if (emxd_client_inflight(s->cl))
+  if (s->cl && emxd_client_inflight(s->cl))
     return false;
   pthread_mutex_lock(&s->lock);
   bool idle = !s->out_head;

@@ -23,8 +23,10 @@ struct emxd_session {
   emxd_ev ev;             /* epoll tag */
   int fd;                 /* the connection; -1 once closed */
   uint32_t id;            /* for logs */
-  pid_t pid;              /* SO_PEERCRED's, for logs */
-  emxd_client *cl;        /* the path's side of this connection */
+  pid_t pid;              /* SO_PEERCRED's, for logs (never HELLO's) */
+  emxd_peer peer;         /* who the kernel says is there */
+  emxd_client *cl;        /* the path's side; NULL until hello: only then
+                             does the connection count for its uid */
   bool hello_done;        /* arena accepted */
   bool complete_many;     /* the client takes a BATCH's replies together */
   bool reading;           /* EPOLLIN armed */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/name.h"
 #include "daemon/front/unix.h"
 #include "daemon/front/unix_int.h"
 
@@ -115,7 +116,12 @@ int emxd__unix_load_bytes(emxd_session *s, const emx__wire_msg *m, int *fds,
     return -1;
   }
   int status = EMX_EINVAL;
-  if (o->no_client_models) {
+  emx__errbuf nerr;
+  if (emx__name_check(m->u.load_bytes.name, m->u.load_bytes.name_len, &nerr) <
+      0) {
+    /* A newline would forge log lines, a space STATUS fields. */
+    snprintf(msg, sizeof msg, "%.300s", nerr.msg);
+  } else if (o->no_client_models) {
     snprintf(msg, sizeof msg,
              "this daemon serves only its model repository "
              "(--no-client-models): ask its administrator to add the model");
@@ -150,6 +156,9 @@ int emxd__unix_load_bytes(emxd_session *s, const emx__wire_msg *m, int *fds,
     fds[0] = -1; /* the job's now */
     j->size = size;
     memcpy(j->name, m->u.load_bytes.name, m->u.load_bytes.name_len);
+    if (m->u.load_bytes.placement) /* at most EMX_WIRE_MAX_PLACEMENT bytes */
+      memcpy(j->devices, m->u.load_bytes.placement,
+             m->u.load_bytes.placement_len);
     emxd_admin_post(srv, j);
     return 0;
   }
