@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -329,6 +330,22 @@ static void sighup_unload_never_waits(void **state) {
   emx_client_request *hung;
   assert_int_equal(emx_client_submit(c, m, &in, 1, out, 2, NULL, &hung), 0);
   assert_int_equal(emx_client_ping(c), 0);
+  /* The request must be running (hung), not still queued: a queued one
+   * is cancelled by the unload and the device never hangs. The device's
+   * queue empties when its worker takes the request. */
+  bool running = false;
+  for (int i = 0; i < 2000 && !running; i++) {
+    char *text = NULL;
+    assert_int_equal(emx_client_status(c, &text), 0);
+    const char *line = strstr(text, "device sim0 ");
+    const char *end = line ? strchr(line, '\n') : NULL;
+    const char *q = line ? strstr(line, " queue=0 ") : NULL;
+    running = q && (!end || q < end);
+    free(text);
+    if (!running)
+      usleep(10000);
+  }
+  assert_true(running);
 
   snprintf(away, sizeof away, "%s/.face-away", repo);
   assert_int_equal(rename(dir, away), 0);
