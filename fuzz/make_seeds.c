@@ -100,6 +100,15 @@ int main(int argc, char **argv) {
     save(dir, empty[i].name, emx__wire_end(&b));
   }
 
+  /* LIST and STATUS asking for a page further on. */
+  emx__wire_page page = {.offset = 3};
+  emx__wire_begin(&b, buf, EMX_WIRE_LIST, 6);
+  emx__wire_put(&b, &page, sizeof page);
+  save(dir, "list_page", emx__wire_end(&b));
+  emx__wire_begin(&b, buf, EMX_WIRE_STATUS, 6);
+  emx__wire_put(&b, &page, sizeof page);
+  save(dir, "status_page", emx__wire_end(&b));
+
   emx__wire_begin(&b, buf, EMX_WIRE_COMPLETE, 7);
   emx__wire_complete c = {.status = -5, .msg_len = 5};
   emx__wire_put(&b, &c, sizeof c);

@@ -148,14 +148,25 @@ static void put_name(emx__wire_buf *b, const char *s, size_t len) {
   emx__wire_put(b, s, len);
 }
 
-/* simple_rpc: a header-only request. Locked. */
-static int simple_rpc(emx_client *c, uint8_t type, uint8_t expect, void **reply,
-                      emx__wire_msg *msg) {
+/* page_rpc: a header-only request, or with page > 0 one that asks for the
+ * page from there (only a daemon that said more follows gets that: older
+ * ones refuse a body). Locked. */
+static int page_rpc(emx_client *c, uint8_t type, uint32_t page, uint8_t expect,
+                    void **reply, emx__wire_msg *msg) {
   uint64_t storage[4];
   emx__wire_buf b;
   emx__wire_begin(&b, storage, type, 0);
+  if (page) {
+    emx__wire_page pg = {.offset = page};
+    emx__wire_put(&b, &pg, sizeof pg);
+  }
   size_t len = emx__wire_end(&b);
   return emx__client_rpc(c, storage, len, expect, reply, msg);
+}
+
+static int simple_rpc(emx_client *c, uint8_t type, uint8_t expect, void **reply,
+                      emx__wire_msg *msg) {
+  return page_rpc(c, type, 0, expect, reply, msg);
 }
 
 EMX_EXPORT int emx_client_ping(emx_client *c) {
@@ -170,30 +181,68 @@ EMX_EXPORT int emx_client_ping(emx_client *c) {
   return rc;
 }
 
-/* text_rpc asks for a text the daemon answers with STATUS_OK. */
+/* status_trailer: does text[0..len) end with the daemon's "truncated N"
+ * line (more follows from line N)? Returns N and cuts *len before it. */
+static uint32_t status_trailer(const char *text, size_t *len) {
+  size_t n = *len;
+  if (n < 2 || text[n - 1] != '\n')
+    return 0;
+  size_t start = n - 1;
+  while (start > 0 && text[start - 1] != '\n')
+    start--;
+  static const char key[] = "truncated ";
+  if (n - start < sizeof key || memcmp(text + start, key, sizeof key - 1))
+    return 0;
+  unsigned long v = 0;
+  for (size_t i = start + sizeof key - 1; i < n - 1; i++) {
+    if (text[i] < '0' || text[i] > '9' || v > UINT32_MAX / 10)
+      return 0;
+    v = v * 10 + (unsigned long)(text[i] - '0');
+  }
+  *len = start;
+  return (uint32_t)v;
+}
+
+/* text_rpc asks for a text the daemon answers with STATUS_OK; for STATUS
+ * it follows the pages until the daemon says no more follows. */
 static int text_rpc(emx_client *c, uint8_t type, char **text) {
   if (!c || !text)
     return emx__fail(c, EMX_EINVAL, "client and text must not be NULL");
   *text = NULL;
-  emx__client_enter(c, 1);
-  void *reply;
-  emx__wire_msg m;
-  int rc = simple_rpc(c, type, EMX_WIRE_STATUS_OK, &reply, &m);
-  emx__client_leave(c);
-  if (rc < 0)
-    return rc;
-  /* STATUS_OK has no length field: its text runs to the end of the packet,
-   * possibly with NUL padding. */
-  size_t len = strnlen(m.u.text.text, m.u.text.len);
-  char *s = malloc(len + 1);
-  if (!s) {
+  char *all = NULL;
+  size_t total = 0;
+  uint32_t page = 0;
+  for (;;) {
+    emx__client_enter(c, 1);
+    void *reply;
+    emx__wire_msg m;
+    int rc = page_rpc(c, type, page, EMX_WIRE_STATUS_OK, &reply, &m);
+    emx__client_leave(c);
+    if (rc < 0) {
+      free(all);
+      return rc;
+    }
+    /* STATUS_OK has no length field: its text runs to the end of the
+     * packet, possibly with NUL padding. */
+    size_t len = strnlen(m.u.text.text, m.u.text.len);
+    uint32_t next =
+        type == EMX_WIRE_STATUS ? status_trailer(m.u.text.text, &len) : 0;
+    char *s = realloc(all, total + len + 1);
+    if (!s) {
+      free(reply);
+      free(all);
+      return emx__fail(c, EMX_ENOMEM, "out of memory copying the status");
+    }
+    all = s;
+    memcpy(all + total, m.u.text.text, len);
+    total += len;
+    all[total] = '\0';
     free(reply);
-    return emx__fail(c, EMX_ENOMEM, "out of memory copying the status");
+    if (next <= page) /* done (a page that does not advance ends it too) */
+      break;
+    page = next;
   }
-  memcpy(s, m.u.text.text, len);
-  s[len] = '\0';
-  free(reply);
-  *text = s;
+  *text = all;
   return 0;
 }
 
@@ -210,27 +259,35 @@ EMX_EXPORT int emx_client_models(emx_client *c,
                                  void *user) {
   if (!c || !fn)
     return emx__fail(c, EMX_EINVAL, "client and fn must not be NULL");
-  emx__client_enter(c, 1);
-  void *reply;
-  emx__wire_msg m;
-  int rc = simple_rpc(c, EMX_WIRE_LIST, EMX_WIRE_MODELS, &reply, &m);
-  emx__client_leave(c);
-  if (rc < 0)
-    return rc;
-  /* Calls fn unlocked: it may use the client. The names were validated by
-   * emx__wire_decode (lengths in range, padded, no NUL). */
-  const uint8_t *p = m.u.models.names;
-  char name[EMX_WIRE_MAX_NAME + 1];
-  for (uint32_t i = 0; i < m.u.models.count; i++) {
-    emx__wire_name n;
-    memcpy(&n, p, sizeof n);
-    memcpy(name, p + sizeof n, n.len);
-    name[n.len] = '\0';
-    p += sizeof n + EMX_WIRE_PAD8(n.len);
-    fn(name, user);
+  /* Pages until the daemon says the list is complete (next == 0; older
+   * daemons always say so). Calls fn unlocked: it may use the client. The
+   * names were validated by emx__wire_decode (lengths in range, padded,
+   * no NUL). */
+  uint32_t page = 0;
+  for (;;) {
+    emx__client_enter(c, 1);
+    void *reply;
+    emx__wire_msg m;
+    int rc = page_rpc(c, EMX_WIRE_LIST, page, EMX_WIRE_MODELS, &reply, &m);
+    emx__client_leave(c);
+    if (rc < 0)
+      return rc;
+    const uint8_t *p = m.u.models.names;
+    char name[EMX_WIRE_MAX_NAME + 1];
+    for (uint32_t i = 0; i < m.u.models.count; i++) {
+      emx__wire_name n;
+      memcpy(&n, p, sizeof n);
+      memcpy(name, p + sizeof n, n.len);
+      name[n.len] = '\0';
+      p += sizeof n + EMX_WIRE_PAD8(n.len);
+      fn(name, user);
+    }
+    uint32_t next = m.u.models.next;
+    free(reply);
+    if (next <= page)
+      return 0;
+    page = next;
   }
-  free(reply);
-  return 0;
 }
 
 /* ---- models -------------------------------------------------------------- */

@@ -116,7 +116,8 @@ static int hello(emx_client *c, int fd, int64_t deadline, emx__errbuf *err) {
   emx__wire_buf b;
   emx__wire_begin(&b, storage, EMX_WIRE_HELLO, 0);
   emx__wire_hello h = {.proto = EMX_WIRE_VERSION,
-                       .flags = EMX_WIRE_HELLO_COMPLETE_MANY,
+                       .flags =
+                           EMX_WIRE_HELLO_COMPLETE_MANY | EMX_WIRE_HELLO_PAGED,
                        .arena_size = c->arena.size,
                        .pid = (uint32_t)getpid()};
   emx__wire_put(&b, &h, sizeof h);

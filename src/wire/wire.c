@@ -104,6 +104,13 @@ static int decode_body(cur *c, emx__wire_msg *m, emx__errbuf *err) {
     break;
   case EMX_WIRE_LIST:
   case EMX_WIRE_STATUS:
+    if (c->left) {
+      const emx__wire_page *pg = take(c, sizeof *pg);
+      if (!pg)
+        return PROTO("page: truncated");
+      m->u.page = pg->offset;
+    }
+    break;
   case EMX_WIRE_METRICS:
   case EMX_WIRE_PING:
   case EMX_WIRE_PONG:
@@ -218,6 +225,7 @@ static int decode_body(cur *c, emx__wire_msg *m, emx__errbuf *err) {
     if (!ms)
       return PROTO("models: truncated");
     m->u.models.count = ms->count;
+    m->u.models.next = ms->next;
     m->u.models.names = c->p;
     m->u.models.bytes = c->left;
     for (uint32_t i = 0; i < ms->count; i++) {

@@ -57,6 +57,15 @@ typedef struct emx__wire_hdr {
 
 /* HELLO flags: what the client understands besides the base protocol. */
 #define EMX_WIRE_HELLO_COMPLETE_MANY 1u /* a BATCH may be answered so */
+#define EMX_WIRE_HELLO_PAGED 2u /* pages LIST/STATUS: no truncation marker */
+
+/* LIST and STATUS may carry this body (a client sends it only after a
+ * reply said more follows: older daemons refuse any body). Without it:
+ * page 0. */
+typedef struct emx__wire_page {
+  uint32_t offset; /* LIST: first name; STATUS: first line */
+  uint32_t reserved;
+} emx__wire_page;
 
 typedef struct emx__wire_hello {
   uint32_t proto;      /* EMX_WIRE_VERSION */
@@ -162,7 +171,8 @@ typedef struct emx__wire_load_bytes {
 typedef struct emx__wire_models {
   uint32_t count; /* names that follow, each an emx__wire_name + bytes
                      padded to 8 */
-  uint32_t reserved;
+  uint32_t next;  /* index of the first name not sent (ask LIST with an
+                     emx__wire_page at it); 0: the list is complete */
 } emx__wire_models;
 
 _Static_assert(sizeof(emx__wire_hdr) == 16, "wire layout");
@@ -179,6 +189,7 @@ _Static_assert(sizeof(emx__wire_name) == 8, "wire layout");
 _Static_assert(sizeof(emx__wire_model) == 8, "wire layout");
 _Static_assert(sizeof(emx__wire_tensor) == 64, "wire layout");
 _Static_assert(sizeof(emx__wire_load_bytes) == 16, "wire layout");
+_Static_assert(sizeof(emx__wire_page) == 8, "wire layout");
 
 #define EMX_WIRE_PAD8(n) (((n) + 7u) & ~(size_t)7u)
 
@@ -244,9 +255,11 @@ typedef struct emx__wire_msg {
     } model;
     struct {
       uint32_t count;
+      uint32_t next; /* 0: complete */
       const uint8_t *names;
       size_t bytes;
     } models;
+    uint32_t page; /* LIST, STATUS: first name / line asked (0: none) */
   } u;
 } emx__wire_msg;
 

@@ -212,6 +212,58 @@ static void refuse_now(int fd, int status, const char *msg) {
   close(fd);
 }
 
+/* reply_status answers STATUS from line `first` on, whole lines only; when
+ * the rest does not fit it ends with "truncated N" (N: the next line to
+ * ask for), which an old client prints and a new one follows. */
+static void reply_status(emxd_session *s, uint64_t id, uint32_t first) {
+  size_t cap = 1u << 16, n;
+  char *txt = NULL;
+  for (;;) { /* the text grows with the models: size it, then page it */
+    char *t = realloc(txt, cap);
+    if (!t) {
+      free(txt);
+      emxd__unix_error(s, id, EMX_ENOMEM, "out of memory building status");
+      return;
+    }
+    txt = t;
+    n = emxd_status_text(s->srv, txt, cap);
+    if (n + 1 < cap || cap >= (1u << 28))
+      break;
+    cap *= 2;
+  }
+  const char *p = txt, *end = txt + n;
+  for (uint32_t i = 0; i < first && p < end; i++) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    p = nl ? nl + 1 : end;
+  }
+  const size_t room = EMX_WIRE_MAX_TEXT - 32; /* for the trailer */
+  const char *q = p;
+  uint32_t line = first;
+  while (q < end) {
+    const char *nl = memchr(q, '\n', (size_t)(end - q));
+    const char *eol = nl ? nl + 1 : end;
+    if ((size_t)(eol - p) > room)
+      break;
+    q = eol;
+    line++;
+  }
+  if (q == p && q < end) /* one line longer than a page: cut it */
+    q = p + room;
+  char trailer[32] = "";
+  if (q < end)
+    snprintf(trailer, sizeof trailer, "truncated %u\n", line);
+  emx__wire_buf b;
+  emx__wire_begin(&b, rxbuf, EMX_WIRE_STATUS_OK, id);
+  uint8_t *body = emx__wire_put(&b, NULL, (size_t)(q - p) + strlen(trailer));
+  if (body) {
+    memcpy(body, p, (size_t)(q - p));
+    memcpy(body + (q - p), trailer, strlen(trailer));
+  }
+  free(txt);
+  /* The text is padded to 8 with NULs, which readers strip. */
+  emxd__unix_send(s, rxbuf, emx__wire_end(&b));
+}
+
 static int handle_hello(emxd_session *s, const emx__wire_msg *m, int *fds,
                         int nfds) {
   emxd_server *srv = s->srv;
@@ -270,6 +322,7 @@ static int handle_hello(emxd_session *s, const emx__wire_msg *m, int *fds,
   }
   s->hello_done = true;
   s->complete_many = (h->flags & EMX_WIRE_HELLO_COMPLETE_MANY) != 0;
+  s->paged = (h->flags & EMX_WIRE_HELLO_PAGED) != 0;
   /* HELLO's pid is the client's say-so; SO_PEERCRED's (s->pid) is the
    * kernel's and stays the one in logs. */
   _Alignas(8) uint8_t buf[128];
@@ -382,19 +435,11 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
     emxd__unix_unload(s, m);
     return 0;
   case EMX_WIRE_LIST:
-    emxd__unix_reply_models(s, m->hdr.id);
+    emxd__unix_reply_models(s, m->hdr.id, m->u.page);
     return 0;
-  case EMX_WIRE_STATUS: {
-    emx__wire_buf b;
-    static _Alignas(8) uint8_t txt[EMX_WIRE_MAX_TEXT];
-    size_t n = emxd_status_text(srv, (char *)txt, sizeof txt);
-    emx__wire_begin(&b, rxbuf, EMX_WIRE_STATUS_OK, m->hdr.id);
-    emx__wire_put(&b, txt, n);
-    size_t len = emx__wire_end(&b);
-    /* The text is padded to 8 with NULs, which readers strip. */
-    emxd__unix_send(s, rxbuf, len);
+  case EMX_WIRE_STATUS:
+    reply_status(s, m->hdr.id, m->u.page);
     return 0;
-  }
   case EMX_WIRE_METRICS: {
     /* The text /metrics serves, for `edgemux status --prometheus`. */
     size_t n = 0;

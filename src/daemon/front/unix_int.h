@@ -29,6 +29,7 @@ struct emxd_session {
                              does the connection count for its uid */
   bool hello_done;        /* arena accepted */
   bool complete_many;     /* the client takes a BATCH's replies together */
+  bool paged;             /* the client pages LIST (EMX_WIRE_HELLO_PAGED) */
   bool reading;           /* EPOLLIN armed */
   int64_t hello_deadline; /* drop if no hello by then */
   emx__arena arena;       /* client tensors; unmapped at release */
@@ -54,7 +55,7 @@ void emxd__unix_error(emxd_session *s, uint64_t id, int status,
                       const char *msg);
 /* unix_models.c, I/O thread only. */
 void emxd__unix_reply_model(emxd_session *s, uint64_t id, const emxd_model *m);
-void emxd__unix_reply_models(emxd_session *s, uint64_t id);
+void emxd__unix_reply_models(emxd_session *s, uint64_t id, uint32_t first);
 int emxd__unix_load_bytes(emxd_session *s, const emx__wire_msg *m, int *fds,
                           int nfds);
 void emxd__unix_unload(emxd_session *s, const emx__wire_msg *m);

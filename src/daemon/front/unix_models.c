@@ -65,23 +65,50 @@ void emxd__unix_reply_model(emxd_session *s, uint64_t id,
   emxd__unix_send(s, txbuf, len);
 }
 
+/* A legacy client (no EMX_WIRE_HELLO_PAGED) cannot ask for more: its one
+ * page ends with this pseudo-name instead of stopping silently. Room for
+ * it (and its count) stays free on every page. */
+#define TRUNC_MARK "...(more models: a paging client lists them all)"
+#define TRUNC_ROOM (sizeof(emx__wire_name) + EMX_WIRE_PAD8(sizeof TRUNC_MARK))
+
 typedef struct name_list {
   emx__wire_buf *b;
-  uint32_t count;
+  uint32_t index; /* of the next name seen */
+  uint32_t first; /* first name asked for */
+  uint32_t count; /* names put */
+  uint32_t next;  /* first name that did not fit; 0 none */
 } name_list;
 
 static void add_name(void *arg, const char *name) {
   name_list *l = arg;
+  uint32_t i = l->index++;
+  if (i < l->first || l->next)
+    return;
+  size_t need = sizeof(emx__wire_name) + EMX_WIRE_PAD8(strlen(name));
+  if (l->b->len + need + TRUNC_ROOM > EMX_WIRE_MAX_MSG) {
+    l->next = i;
+    return;
+  }
   put_name(l->b, name);
   l->count++;
 }
 
-void emxd__unix_reply_models(emxd_session *s, uint64_t id) {
+void emxd__unix_reply_models(emxd_session *s, uint64_t id, uint32_t first) {
   emx__wire_buf b;
   emx__wire_begin(&b, txbuf, EMX_WIRE_MODELS, id);
   emx__wire_models *hdr = emx__wire_put(&b, NULL, sizeof *hdr);
-  name_list l = {&b, 0};
+  name_list l = {&b, 0, first, 0, 0};
   emxd_model_names(s->srv, add_name, &l);
+  /* A page that holds nothing would make a pager ask again forever. */
+  if (l.next && l.next == first) {
+    emxd__unix_error(s, id, EMX_EUNSUPPORTED,
+                     "a model name does not fit in one message");
+    return;
+  }
+  if (l.next && !s->paged) {
+    put_name(&b, TRUNC_MARK);
+    l.count++;
+  }
   uint32_t count = l.count;
   size_t len = emx__wire_end(&b);
   if (len == 0) {
@@ -91,6 +118,7 @@ void emxd__unix_reply_models(emxd_session *s, uint64_t id) {
     return;
   }
   hdr->count = count;
+  hdr->next = l.next;
   emxd__unix_send(s, txbuf, len);
 }
 
