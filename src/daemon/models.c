@@ -210,6 +210,14 @@ static int insert(emxd_server *srv, const char *name, const char *path,
    * cannot, and the same bytes are never two client models. */
   char engine_name[64];
   snprintf(engine_name, sizeof engine_name, "model-%.16s", hex);
+  if (set && set->devices[0]) {
+    /* The same bytes pinned elsewhere are another engine model (see
+     * emxd_model_client_check): the placement goes in the name too. */
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = set->devices; *p; p++)
+      h = (h ^ (uint8_t)*p) * 16777619u;
+    snprintf(engine_name, sizeof engine_name, "model-%.16s-%08x", hex, h);
+  }
   int rc =
       emx_model_load(srv->engine, client ? engine_name : name, &mc, &m->model);
   if (rc < 0) {
