@@ -727,6 +727,15 @@ static void load_fifo_and_sparse_refused(void **state) {
  * the option that bounds it (before issue 11 the daemon allocated it).
  * Under a higher bound the same model loads. */
 static void model_memory_bounded(void **state) {
+  /* The trial measures with mallinfo2, which sees glibc's heap; a
+   * sanitizer replaces the allocator (the measure reads ~0, and the ASan
+   * trial child exits 1 on this model), so this runs in the plain build. */
+  if (sanitizer()[0]) {
+    fprintf(stderr, "model_memory_bounded: skipped under %s (mallinfo2 does "
+                    "not see the sanitizer's allocator)\n",
+            sanitizer());
+    skip();
+  }
   uint8_t model[1024];
   size_t size = relu_model_ex(model, sizeof model, 1);
   assert_true(size > 250 && size < 400);
