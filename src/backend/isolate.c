@@ -456,28 +456,11 @@ static void iso_close(void *dev) {
 /* seal_model copies the model into a sealed memfd for the child. */
 static int seal_model(const char *spec, const void *data, size_t size, int *out,
                       emx__errbuf *err) {
-  int fd = memfd_create("edgemux-model", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  int fd = emx__memfd_sealed("edgemux-model", data, size);
   if (fd < 0)
-    return emx__errf(err, EMX_EIO, "%s: memfd_create: %s", spec,
-                     strerror(errno));
-  const char *p = data;
-  size_t left = size;
-  while (left > 0) {
-    ssize_t n = write(fd, p, left);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      int e = n < 0 ? errno : EIO;
-      close(fd);
-      return emx__errf(err, e == ENOMEM || e == ENOSPC ? EMX_ENOMEM : EMX_EIO,
-                       "%s: copying the model for the device process: %s", spec,
-                       strerror(e));
-    }
-    p += n;
-    left -= (size_t)n;
-  }
-  fcntl(fd, F_ADD_SEALS,
-        F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+    return emx__errf(err, fd == -ENOMEM || fd == -ENOSPC ? EMX_ENOMEM : EMX_EIO,
+                     "%s: copying the model for the device process: %s", spec,
+                     strerror(-fd));
   *out = fd;
   return 0;
 }

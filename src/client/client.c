@@ -416,28 +416,10 @@ EMX_EXPORT int emx_client_model_open(emx_client *c, const char *name,
 /* sealed_copy puts size bytes into a memfd sealed against any change, so
  * the daemon can check them once and trust them after. */
 static int sealed_copy(emx_client *c, const void *data, size_t size, int *out) {
-  int fd = memfd_create("edgemux-model", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  int fd = emx__memfd_sealed("edgemux-model", data, size);
   if (fd < 0)
-    return emx__fail(c, EMX_EIO, "memfd_create: %s", strerror(errno));
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = write(fd, (const char *)data + done, size - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      int e = n < 0 ? errno : ENOSPC;
-      close(fd);
-      return emx__fail(c, EMX_EIO, "copying the model into a memfd: %s",
-                       strerror(e));
-    }
-    done += (size_t)n;
-  }
-  if (fcntl(fd, F_ADD_SEALS,
-            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-    int e = errno;
-    close(fd);
-    return emx__fail(c, EMX_EIO, "sealing the model memfd: %s", strerror(e));
-  }
+    return emx__fail(c, EMX_EIO, "copying the model into a sealed memfd: %s",
+                     strerror(-fd));
   *out = fd;
   return 0;
 }

@@ -111,3 +111,27 @@ void emx__arena_close(emx__arena *a) {
   a->base = NULL;
   a->size = 0;
 }
+
+int emx__memfd_sealed(const char *name, const void *data, size_t len) {
+  int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0)
+    return -errno;
+  for (size_t done = 0; done < len;) {
+    ssize_t n = write(fd, (const char *)data + done, len - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : ENOSPC;
+      close(fd);
+      return -e;
+    }
+    done += (size_t)n;
+  }
+  if (fcntl(fd, F_ADD_SEALS,
+            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}

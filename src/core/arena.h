@@ -30,4 +30,10 @@ int emx__arena_accept(emx__arena *a, int fd, uint64_t declared, uint64_t max,
 /* emx__arena_close unmaps and closes. */
 void emx__arena_close(emx__arena *a);
 
+/* emx__memfd_sealed copies len bytes into a new memfd named `name`, sealed
+ * against any change (shrink, grow, write, more seals): bytes another
+ * process checks once and may trust after. Returns the fd, or -errno
+ * (-ENOSPC for a write that made no progress). */
+int emx__memfd_sealed(const char *name, const void *data, size_t len);
+
 #endif

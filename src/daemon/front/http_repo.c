@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/arena.h"
 #include "daemon/daemon.h"
 #include "core/name.h"
 #include "daemon/front/http_conn.h"
@@ -86,27 +87,9 @@ static int model_bytes(hreq *r, const uint8_t **data, size_t *len,
 /* sealed_memfd puts the bytes where the Unix door's clients put theirs:
  * a memfd sealed against change, which the admin thread tries in a
  * throwaway child before the engine parses it. */
-static int sealed_memfd(const uint8_t *data, size_t len) {
-  int fd = memfd_create("edgemux-http-model", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0)
-    return -1;
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = write(fd, data + done, len - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      close(fd);
-      return -1;
-    }
-    done += (size_t)n;
-  }
-  if (fcntl(fd, F_ADD_SEALS,
-            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
+static int sealed_memfd(const void *data, size_t len) {
+  int fd = emx__memfd_sealed("edgemux-http-model", data, len);
+  return fd < 0 ? -1 : fd;
 }
 
 enum MHD_Result emxh__start_admin(hreq *r) {

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/arena.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "daemon/front/zmq_int.h"
@@ -106,25 +107,8 @@ static void push_reply(zpeer *p, bool ok) {
 /* sealed_memfd: the bytes where a Unix client would put its own, so the
  * admin thread's LOAD path takes them unchanged. */
 static int sealed_memfd(const void *data, size_t len) {
-  int fd = memfd_create("edgemux-zmq-model", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0)
-    return -1;
-  for (size_t done = 0; done < len;) {
-    ssize_t n = write(fd, (const char *)data + done, len - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      close(fd);
-      return -1;
-    }
-    done += (size_t)n;
-  }
-  if (fcntl(fd, F_ADD_SEALS,
-            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
+  int fd = emx__memfd_sealed("edgemux-zmq-model", data, len);
+  return fd < 0 ? -1 : fd;
 }
 
 /* on_job_answer: the I/O thread hands the admin thread's answer over. */
