@@ -219,3 +219,12 @@ int emxt_log_contains(const emxt_daemon *d, const char *text) {
   fclose(f);
   return found;
 }
+
+int emxt_wait_log(const emxt_daemon *d, const char *text, int ms) {
+  for (int waited = 0; waited < ms * emxt_time_scale(); waited += 10) {
+    if (emxt_log_contains(d, text))
+      return 1;
+    sleep_ms(10);
+  }
+  return emxt_log_contains(d, text);
+}

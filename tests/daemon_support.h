@@ -44,4 +44,9 @@ long emxt_rss_kib(pid_t pid);
 /* emxt_log_contains: does the daemon's log contain `text`? */
 int emxt_log_contains(const emxt_daemon *d, const char *text);
 
+/* emxt_wait_log polls the daemon's log for `text` (a line the daemon
+ * writes when it has done something), `ms` at most (× EMX_TEST_TIME_SCALE):
+ * 1 when it appeared. */
+int emxt_wait_log(const emxt_daemon *d, const char *text, int ms);
+
 #endif

@@ -36,14 +36,9 @@ static void sleep_ms(int ms) {
   }
 }
 
-/* wait_log polls the daemon's log for `text`, 20 s at most. */
+/* wait_log: the daemon's log gains `text` within 20 s. */
 static int wait_log(const emxt_daemon *d, const char *text) {
-  for (int i = 0; i < 2000; i++) {
-    if (emxt_log_contains(d, text))
-      return 1;
-    sleep_ms(10);
-  }
-  return 0;
+  return emxt_wait_log(d, text, 20000);
 }
 
 static emx_client *connect_to(const char *socket) {

@@ -179,21 +179,9 @@ static size_t relu_model(uint8_t *out, size_t cap) {
   return relu_model_ex(out, cap, 0);
 }
 
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-  }
-}
-
-/* wait_log polls the daemon's log for `text` (the admin thread's report
- * that it finished), 30 s at most. */
+/* wait_log: the daemon's log gains `text` within 30 s. */
 static int wait_log(const emxt_daemon *d, const char *text) {
-  for (int i = 0; i < 3000; i++) {
-    if (emxt_log_contains(d, text))
-      return 1;
-    sleep_ms(10);
-  }
-  return 0;
+  return emxt_wait_log(d, text, 30000);
 }
 
 /* infer_equals_oracle runs one request of seeded inputs on model `m` and
@@ -731,8 +719,9 @@ static void model_memory_bounded(void **state) {
    * sanitizer replaces the allocator (the measure reads ~0, and the ASan
    * trial child exits 1 on this model), so this runs in the plain build. */
   if (sanitizer()[0]) {
-    fprintf(stderr, "model_memory_bounded: skipped under %s (mallinfo2 does "
-                    "not see the sanitizer's allocator)\n",
+    fprintf(stderr,
+            "model_memory_bounded: skipped under %s (mallinfo2 does "
+            "not see the sanitizer's allocator)\n",
             sanitizer());
     skip();
   }
