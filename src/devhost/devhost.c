@@ -15,7 +15,6 @@
  * or the parent pid changes. */
 #include <errno.h>
 #include <limits.h>
-#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/heap.h"
 #include "backend/backend.h"
 #include "backend/isolate_msg.h"
 #include "backend/tflite.h"
@@ -384,12 +384,10 @@ static int try_batch(const char *n_text, const char *threads_text) {
  * them in its own process. Exit 0: it survived; EMX__TRIAL_REFUSED with
  * TFLite's reason on stdout: refused cleanly; anything else (a signal, a
  * sanitizer's exit) is the crash the daemon is spared (edgemuxd's trial.c). */
-/* heap_bytes: what malloc has handed out, mmapped blocks included (TFLite
- * allocates a model's tensor arena with new[]: a large one is mmapped, and
- * counted here though no page of it was touched yet). */
+/* heap_bytes: what malloc has handed out (core/heap.h; 0 in a sanitizer
+ * build, where only the inputs and outputs are bounded). */
 static uint64_t heap_bytes(void) {
-  struct mallinfo2 mi = mallinfo2();
-  return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+  return (uint64_t)emx__heap_bytes();
 }
 
 static int trial_model(uint64_t max_bytes) {

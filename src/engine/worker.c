@@ -16,13 +16,13 @@
  * A model is prepared at load on one worker of a pool and on the others
  * when they first run it; one idle on a worker for idle_release_ms is
  * released there (release_idle), so memory follows the load. */
-#include <malloc.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/heap.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "engine/internal.h"
@@ -71,12 +71,11 @@ static void untrack(emx__device *dev, emx_model *m) {
     }
 }
 
-/* heap_bytes: what malloc has handed out in this process. Sampled around a
- * prepare, it tells what the prepared copy holds (other threads allocating
- * meanwhile blur it a little: a report, not an account). */
+/* heap_bytes, sampled around a prepare, tells what the prepared copy holds
+ * (other threads allocating meanwhile blur it a little: a report, not an
+ * account). */
 static long long heap_bytes(void) {
-  struct mallinfo2 mi = mallinfo2();
-  return (long long)(mi.uordblks + mi.hblkhd);
+  return emx__heap_bytes();
 }
 
 /* prepare_measured is ops->prepare, recording the heap the copy took. */
