@@ -51,8 +51,7 @@ int main(int argc, char **argv) {
   if (saved >= 0)
     dup2(saved, 2);
   if (rc < 0) {
-    fprintf(stderr, "%s: cannot open model %s (error %d)\n", PROG, argv[2],
-            rc);
+    fprintf(stderr, "%s: cannot open model %s (error %d)\n", PROG, argv[2], rc);
     return 1;
   }
   /* A private copy of the frame, as a program's own buffers would be. */

@@ -97,8 +97,9 @@ int users_run(users_work_fn work, void *ctx, const char *prog) {
   int first = work(ctx);
   if (first != 0) {
     fprintf(stderr, "%s: the first request %s\n", prog,
-            first < 0 ? "failed" : "gave outputs that differ from the "
-                                   "reference");
+            first < 0 ? "failed"
+                      : "gave outputs that differ from the "
+                        "reference");
     return 1;
   }
   printf("ready\n");

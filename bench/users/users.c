@@ -620,8 +620,8 @@ int main(int argc, char **argv) {
   /* Only face for the closed programs and the fleet: the daemon holds
    * what the separate programs hold, and no more. */
   bool all = !o.only;
-  if (rc == 0 && (all || strcmp(o.only, "closed") == 0 ||
-                  strcmp(o.only, "fleet") == 0))
+  if (rc == 0 &&
+      (all || strcmp(o.only, "closed") == 0 || strcmp(o.only, "fleet") == 0))
     rc = with_daemon(&o, 1, all || strcmp(o.only, "fleet") ? closed : fleet,
                      all ? fleet : NULL);
   if (rc == 0 && (all || strcmp(o.only, "mixed") == 0))

@@ -130,8 +130,8 @@ int cli_npy_read(const char *path, const emx_tensor_info *ti, void *buf,
                  size_t size);
 
 /* cli_npy_write writes data as a .npy file of ti's type and shape. */
-int cli_npy_write(const char *path, const emx_tensor_info *ti,
-                  const void *data, size_t size);
+int cli_npy_write(const char *path, const emx_tensor_info *ti, const void *data,
+                  size_t size);
 
 /* ---- the subcommands (cmd_*.c) ------------------------------------------- */
 

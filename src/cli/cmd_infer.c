@@ -156,7 +156,7 @@ done:
 
 const cli_command cli_cmd_infer = {
     .name = "infer",
-    .operands = "MODEL",  /* a name, or a .tflite path */
+    .operands = "MODEL", /* a name, or a .tflite path */
     .min_operands = 1,
     .max_operands = 1,
     .summary = "run a model once on files or random data",

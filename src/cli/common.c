@@ -68,8 +68,7 @@ static int is_model_file(const char *model) {
  * its stem, or "<stem>-<hash of the bytes' length and path>" when the stem
  * is taken by other bytes (the daemon shares equal bytes whatever the
  * name). */
-static int open_model(emx_client *c, const char *model,
-                      emx_client_model **m) {
+static int open_model(emx_client *c, const char *model, emx_client_model **m) {
   if (!is_model_file(model))
     return emx_client_model_open(c, model, m);
   const char *base = strrchr(model, '/');

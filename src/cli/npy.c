@@ -12,16 +12,26 @@
  * tensors are in the host's order; edgemux runs on little-endian hosts). */
 static const char *descr(emx_dtype t) {
   switch (t) {
-  case EMX_DTYPE_FLOAT32: return "<f4";
-  case EMX_DTYPE_INT32: return "<i4";
-  case EMX_DTYPE_UINT8: return "|u1";
-  case EMX_DTYPE_INT64: return "<i8";
-  case EMX_DTYPE_BOOL: return "|b1";
-  case EMX_DTYPE_INT16: return "<i2";
-  case EMX_DTYPE_INT8: return "|i1";
-  case EMX_DTYPE_FLOAT16: return "<f2";
-  case EMX_DTYPE_FLOAT64: return "<f8";
-  default: return NULL;
+  case EMX_DTYPE_FLOAT32:
+    return "<f4";
+  case EMX_DTYPE_INT32:
+    return "<i4";
+  case EMX_DTYPE_UINT8:
+    return "|u1";
+  case EMX_DTYPE_INT64:
+    return "<i8";
+  case EMX_DTYPE_BOOL:
+    return "|b1";
+  case EMX_DTYPE_INT16:
+    return "<i2";
+  case EMX_DTYPE_INT8:
+    return "|i1";
+  case EMX_DTYPE_FLOAT16:
+    return "<f2";
+  case EMX_DTYPE_FLOAT64:
+    return "<f8";
+  default:
+    return NULL;
   }
 }
 
@@ -126,8 +136,8 @@ done:
   return ex;
 }
 
-int cli_npy_write(const char *path, const emx_tensor_info *ti,
-                  const void *data, size_t size) {
+int cli_npy_write(const char *path, const emx_tensor_info *ti, const void *data,
+                  size_t size) {
   const char *d = descr(ti->dtype);
   if (!d)
     return cli_fail("output \"%s\" is %s, which .npy cannot hold; give a "
@@ -137,13 +147,15 @@ int cli_npy_write(const char *path, const emx_tensor_info *ti,
   for (int i = 0; i < ti->rank; i++) {
     size_t n = strlen(shape);
     snprintf(shape + n, sizeof shape - n, "%d%s", ti->dims[i],
-             ti->rank == 1 ? "," : i + 1 < ti->rank ? ", " : "");
+             ti->rank == 1      ? ","
+             : i + 1 < ti->rank ? ", "
+                                : "");
   }
   strcat(shape, ")");
   char hdr[256];
   int n = snprintf(hdr, sizeof hdr,
-                   "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
-                   d, shape);
+                   "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", d,
+                   shape);
   /* Pad with spaces to a 64-byte boundary (magic and length included),
    * ending in a newline, as numpy writes it. */
   size_t total = 10 + (size_t)n + 1;
@@ -151,7 +163,14 @@ int cli_npy_write(const char *path, const emx_tensor_info *ti,
   memset(hdr + n, ' ', pad);
   hdr[n + pad] = '\n';
   size_t hlen = (size_t)n + pad + 1;
-  unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+  unsigned char pre[10] = {0x93,
+                           'N',
+                           'U',
+                           'M',
+                           'P',
+                           'Y',
+                           1,
+                           0,
                            (unsigned char)(hlen & 0xff),
                            (unsigned char)(hlen >> 8)};
   FILE *f = fopen(path, "wb");

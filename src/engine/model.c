@@ -307,7 +307,7 @@ static int load(emx_engine *e, const char *name, void *data, size_t size,
         now[i] = false;
   }
   int64_t timeout = cfg->prepare_timeout_ns > 0 ? cfg->prepare_timeout_ns
-                                                 : DEFAULT_PREPARE_TIMEOUT_NS;
+                                                : DEFAULT_PREPARE_TIMEOUT_NS;
   run_on_all(e, ctls, EMX__CTL_PREPARE, m, now,
              emx__deadline_after(emx_now_ns(), timeout));
   rc = 0;

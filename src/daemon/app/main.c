@@ -373,14 +373,14 @@ int main(int argc, char **argv) {
       break;
     case O_ZMQ:
       if (o.zmq_count == EMXD_MAX_ZMQ) {
-        fprintf(stderr, "edgemuxd: at most %d --zmq endpoints\n",
-                EMXD_MAX_ZMQ);
+        fprintf(stderr, "edgemuxd: at most %d --zmq endpoints\n", EMXD_MAX_ZMQ);
         return 2;
       }
       if (snprintf(o.zmq_endpoints[o.zmq_count], sizeof o.zmq_endpoints[0],
                    "%s", optarg) >= (int)sizeof o.zmq_endpoints[0]) {
-        fprintf(stderr, "edgemuxd: --zmq endpoint too long (at most %zu "
-                        "bytes)\n",
+        fprintf(stderr,
+                "edgemuxd: --zmq endpoint too long (at most %zu "
+                "bytes)\n",
                 sizeof o.zmq_endpoints[0] - 1);
         return 2;
       }

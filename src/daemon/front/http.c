@@ -249,8 +249,8 @@ static enum MHD_Result finish_infer(hreq *r) {
   size_t jlen;
   char *json = emxh_response_json(&r->desc, &r->parsed, r->outs, &jlen);
   if (json && emxh_detections_wanted(r) &&
-      !(json = emxh_add_detections(r, json, &jlen, r->errmsg,
-                                   sizeof r->errmsg)))
+      !(json =
+            emxh_add_detections(r, json, &jlen, r->errmsg, sizeof r->errmsg)))
     return emxh__send_error(r->conn, 400, r->errmsg);
   held *k = malloc(sizeof *k);
   if (!json || !k) {
