@@ -84,14 +84,6 @@ static int model_bytes(hreq *r, const uint8_t **data, size_t *len,
   return 0;
 }
 
-/* sealed_memfd puts the bytes where the Unix door's clients put theirs:
- * a memfd sealed against change, which the admin thread tries in a
- * throwaway child before the engine parses it. */
-static int sealed_memfd(const void *data, size_t len) {
-  int fd = emx__memfd_sealed("edgemux-http-model", data, len);
-  return fd < 0 ? -1 : fd;
-}
-
 enum MHD_Result emxh__start_admin(hreq *r) {
   emxd_server *srv = r->h->srv;
   const emxd_options *o = srv->opt;
@@ -130,7 +122,7 @@ enum MHD_Result emxh__start_admin(hreq *r) {
                 "(raise --max-client-model-mb)"
               : "no model bytes in the request");
     }
-    j->fd = sealed_memfd(data, len);
+    j->fd = emx__memfd_sealed("edgemux-http-model", data, len);
     j->size = len;
     free(owned);
     if (j->fd < 0) {

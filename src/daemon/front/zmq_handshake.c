@@ -104,13 +104,6 @@ static void push_reply(zpeer *p, bool ok) {
   emxz_reply_json(p, r);
 }
 
-/* sealed_memfd: the bytes where a Unix client would put its own, so the
- * admin thread's LOAD path takes them unchanged. */
-static int sealed_memfd(const void *data, size_t len) {
-  int fd = emx__memfd_sealed("edgemux-zmq-model", data, len);
-  return fd < 0 ? -1 : fd;
-}
-
 /* on_job_answer: the I/O thread hands the admin thread's answer over. */
 static void on_job_answer(emxd_job *j) {
   zanswer *a = j->answer_ctx;
@@ -140,7 +133,7 @@ void emxz_push_model(zpeer *p, json_t *hdr, const void *data, size_t len) {
               : "no model bytes";
   zanswer *a = why ? NULL : calloc(1, sizeof *a);
   emxd_job *j = a ? calloc(1, sizeof *j) : NULL;
-  int fd = j ? sealed_memfd(data, len) : -1;
+  int fd = j ? emx__memfd_sealed("edgemux-zmq-model", data, len) : -1;
   if (fd < 0) {
     free(a);
     free(j);
