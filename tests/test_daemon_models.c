@@ -554,19 +554,10 @@ static void crafted_relu_model(void **state) {
 /* A rescan that meets a config.json with a syntax error, or a repository
  * that is briefly gone, keeps the loaded model (it used to unload it). */
 static void rescan_errors_keep_models(void **state) {
-  char repo[] = "/tmp/emxt-keep-XXXXXX";
-  assert_non_null(mkdtemp(repo));
-  remove_at_exit(repo);
-  char dir[128], path[160], gone[160];
-  snprintf(dir, sizeof dir, "%s/face", repo);
-  assert_int_equal(mkdir(dir, 0755), 0);
-  snprintf(path, sizeof path, "%s/model.tflite", dir);
-  assert_int_equal(symlink(MODEL_FACE_SHORT, path), 0);
-  snprintf(path, sizeof path, "%s/config.json", dir);
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs("{}", f);
-  fclose(f);
+  char repo[64], path[160], gone[160];
+  assert_int_equal(emxt_repo_with(repo, NULL, NULL), 0);
+  assert_int_equal(emxt_repo_add(repo, "face", MODEL_FACE_SHORT, "{}"), 0);
+  snprintf(path, sizeof path, "%s/face/config.json", repo);
   emxt_daemon d;
   const char *args[] = {"--device", "cpu", "--models", repo, NULL};
   assert_int_equal(emxt_daemon_start(&d, args), 0);
@@ -574,7 +565,7 @@ static void rescan_errors_keep_models(void **state) {
   emx_client_model *m;
   assert_int_equal(emx_client_model_open(c, "face", &m), 0);
 
-  f = fopen(path, "w");
+  FILE *f = fopen(path, "w");
   assert_non_null(f);
   fputs("{\"timeout_ms\": ", f); /* a syntax error */
   fclose(f);
