@@ -74,6 +74,8 @@ static int run_through(const char *name, oracle *o, const char *fault_word,
       assert_true(contains(msg, fault_word) ||
                   contains(msg, "no healthy device"));
       faults += contains(msg, fault_word);
+      /* Pacing, not a sync point: a request while the child restarts is
+       * refused and counted above, either outcome is right. */
       usleep(50000);
       continue;
     }
@@ -204,7 +206,7 @@ static void *bystander_main(void *arg) {
       rc = EMX_EINVAL;
     if (rc == 0)
       b->served++;
-    usleep(2000);
+    usleep(2000); /* a steady background client, not a flood */
   }
   if (rc != 0) {
     b->failed = 1;
