@@ -469,7 +469,7 @@ static void run_group(emx__device *dev, struct emx_request **group, size_t n) {
 
 /* wait_for_work returns with dev->lock held and something to do (or
  * stopping, or a probe due). It polls briefly before sleeping; see
- * IDLE_SPIN_NS. */
+ * IDLE_SPIN_MIN_NS. */
 /* has_work: something for the worker now (a paused engine's queues are
  * not served, but control tasks and shutdown still are). */
 static bool has_work(emx__device *dev) {
@@ -514,6 +514,11 @@ static void wait_for_work(emx__device *dev) {
            emx_now_ns() < until) {
       for (int i = 0; i < 64; i++)
         emx__cpu_relax();
+      /* Give way to whatever else wants this core: on a machine with few
+       * cores that is often the client or the daemon thread that will
+       * submit the next request, and waiting for the scheduler to preempt
+       * the poll would lengthen the very gap it polls through. */
+      sched_yield();
     }
     if (atomic_load_explicit(&dev->pending, memory_order_acquire) == 0)
       release_due = release_idle(dev);
