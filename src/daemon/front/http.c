@@ -214,7 +214,10 @@ static enum MHD_Result start_infer(hreq *r) {
                       .outputs = r->outs,
                       .output_count = r->desc.nout,
                       .priority = r->parsed.priority,
-                      .timeout_ns = t};
+                      .timeout_ns = t,
+                      /* A device with next to no work runs it on this
+                       * thread: no hand-over to its worker and back. */
+                      .run_here = true};
   atomic_fetch_add(&r->refs, 1);
   atomic_fetch_add(&h->inflight, 1);
   emx__errbuf err = {{0}};
