@@ -194,14 +194,43 @@ out:
   _exit(0);
 }
 
-/* side runs CLIENTS children of one kind for `seconds`; requests/s or -1. */
-static double side(const bench_daemon *d, int port, double seconds) {
+/* proc_cpu_us: user + system time the process has used, microseconds. */
+static double proc_cpu_us(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  unsigned long long ut = 0, st = 0;
+  int ok = 0;
+  if (f) {
+    /* Fields 14 and 15; the name (field 2) may hold spaces, so skip to
+     * its closing parenthesis first. */
+    char line[1024];
+    char *p = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+    ok = p && sscanf(p + 2,
+                     "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+                     "%llu %llu",
+                     &ut, &st) == 2;
+    fclose(f);
+  }
+  return ok ? (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK) : 0;
+}
+
+/* What one side's requests cost in CPU, per request. */
+typedef struct side_cpu {
+  double daemon_us, clients_us;
+} side_cpu;
+
+/* side runs CLIENTS children of one kind for `seconds`; requests/s or -1.
+ * cpu gets the daemon's and the clients' CPU time per request. */
+static double side(const bench_daemon *d, int port, double seconds,
+                   side_cpu *cpu) {
   int p[2];
   if (pipe(p) < 0)
     return -1;
   /* A common start a little ahead, so that all connect first. */
   int64_t start = emx_now_ns() + 300000000;
   int64_t until = start + (int64_t)(seconds * 1e9);
+  double daemon0 = proc_cpu_us(d->pid);
   pid_t kids[CLIENTS];
   for (int i = 0; i < CLIENTS; i++) {
     kids[i] = fork();
@@ -222,8 +251,17 @@ static double side(const bench_daemon *d, int port, double seconds) {
     total += n;
   }
   close(p[0]);
-  for (int i = 0; i < CLIENTS; i++)
-    waitpid(kids[i], NULL, 0);
+  double daemon_us = proc_cpu_us(d->pid) - daemon0, clients_us = 0;
+  for (int i = 0; i < CLIENTS; i++) {
+    struct rusage ru;
+    if (wait4(kids[i], NULL, 0, &ru) > 0)
+      clients_us += (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+                    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+  }
+  if (ok && total) {
+    cpu->daemon_us = daemon_us / (double)total;
+    cpu->clients_us = clients_us / (double)total;
+  }
   return ok ? (double)total / seconds : -1;
 }
 
@@ -429,16 +467,20 @@ int main(int argc, char **argv) {
   int port = log_port(&d);
   double *ratios = calloc((size_t)o.rounds, sizeof *ratios);
   for (int r = 0; r < o.rounds; r++) {
-    double u = side(&d, 0, o.seconds);
-    double h = side(&d, port, o.seconds);
+    side_cpu uc = {0}, hc = {0};
+    double u = side(&d, 0, o.seconds, &uc);
+    double h = side(&d, port, o.seconds, &hc);
     if (u <= 0 || h <= 0) {
       fprintf(stderr, PROG ": a client failed (see the daemon's log)\n");
       free(ratios);
       goto done;
     }
     ratios[r] = h / u;
-    printf("round %d/%d: http x%d %.1f/s | unix x%d %.1f/s (%.3f)\n", r + 1,
-           o.rounds, CLIENTS, h, CLIENTS, u, ratios[r]);
+    printf("round %d/%d: http x%d %.1f/s | unix x%d %.1f/s (%.3f); CPU per "
+           "request, daemon + clients: http %.0f + %.0f us | unix %.0f + %.0f "
+           "us\n",
+           r + 1, o.rounds, CLIENTS, h, CLIENTS, u, ratios[r], hc.daemon_us,
+           hc.clients_us, uc.daemon_us, uc.clients_us);
     fflush(stdout);
   }
   double throughput = bench_median(ratios, (size_t)o.rounds);
