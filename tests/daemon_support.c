@@ -206,7 +206,7 @@ int emxt_daemon_stop(emxt_daemon *d) {
   if (!d->pid)
     return -1;
   kill(d->pid, SIGTERM);
-  int rc = reap(d, 30000);
+  int rc = reap(d, 30000 * emxt_time_scale());
   if (rc < 0) {
     print_log(d);
     emxt_daemon_kill(d);

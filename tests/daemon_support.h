@@ -48,7 +48,8 @@ int emxt_daemon_start(emxt_daemon *d, const char *const *extra_args);
 struct emx_client *emxt_connect(const char *socket, size_t arena_bytes);
 
 /* emxt_daemon_stop sends SIGTERM and waits; returns the exit status (or
- * 128+signal), -1 if it did not exit within 30 s (then it is killed). */
+ * 128+signal), -1 if it did not exit within 30 s x EMX_TEST_TIME_SCALE
+ * (then it is killed). */
 int emxt_daemon_stop(emxt_daemon *d);
 
 /* emxt_daemon_kill sends SIGKILL and reaps it. */

@@ -271,7 +271,7 @@ static void load_from_folder_daemon_cannot_read(void **state) {
   }
   /* Ready when it answers a ping (the daemon_support rule). */
   emx_client *c = NULL;
-  for (int tries = 0; tries < 1000 && !c; tries++) {
+  for (int tries = 0; tries < 1000 * emxt_time_scale() && !c; tries++) {
     int status;
     assert_int_not_equal(waitpid(pid, &status, WNOHANG), pid);
     emx_client_config cfg;
