@@ -176,6 +176,19 @@ int emxt_daemon_start(emxt_daemon *d, const char *const *extra_args) {
   return -1;
 }
 
+struct emx_client *emxt_connect(const char *socket, size_t arena_bytes) {
+  emx_client_config cfg;
+  emx_client_config_init(&cfg);
+  cfg.socket_path = socket;
+  cfg.arena_bytes = arena_bytes;
+  emx_client *c = NULL;
+  int rc = emx_client_connect(&c, &cfg);
+  if (rc < 0)
+    fprintf(stderr, "connecting to %s: %s: %s\n", socket, emx_err_name(rc),
+            emx_client_last_error(NULL));
+  return rc < 0 ? NULL : c;
+}
+
 static int reap(emxt_daemon *d, int timeout_ms) {
   for (int waited = 0; waited <= timeout_ms; waited += 10) {
     int status;
@@ -193,7 +206,7 @@ int emxt_daemon_stop(emxt_daemon *d) {
   if (!d->pid)
     return -1;
   kill(d->pid, SIGTERM);
-  int rc = reap(d, 30000);
+  int rc = reap(d, 30000 * emxt_time_scale());
   if (rc < 0) {
     print_log(d);
     emxt_daemon_kill(d);

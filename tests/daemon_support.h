@@ -43,8 +43,13 @@ void emxt_execv(const char *path, char *const argv[]);
  * (and forked children) find it. Returns 0, or -1 with the log printed. */
 int emxt_daemon_start(emxt_daemon *d, const char *const *extra_args);
 
+/* emxt_connect connects a client to `socket` with an arena of
+ * arena_bytes: the client, or NULL with the reason printed. */
+struct emx_client *emxt_connect(const char *socket, size_t arena_bytes);
+
 /* emxt_daemon_stop sends SIGTERM and waits; returns the exit status (or
- * 128+signal), -1 if it did not exit within 30 s (then it is killed). */
+ * 128+signal), -1 if it did not exit within 30 s x EMX_TEST_TIME_SCALE
+ * (then it is killed). */
 int emxt_daemon_stop(emxt_daemon *d);
 
 /* emxt_daemon_kill sends SIGKILL and reaps it. */

@@ -36,12 +36,8 @@ static int wait_log(const emxt_daemon *d, const char *text) {
 }
 
 static emx_client *connect_to(const char *socket) {
-  emx_client_config cfg;
-  emx_client_config_init(&cfg);
-  cfg.socket_path = socket;
-  cfg.arena_bytes = 16 << 20;
-  emx_client *c = NULL;
-  assert_int_equal(emx_client_connect(&c, &cfg), 0);
+  emx_client *c = emxt_connect(socket, 16 << 20);
+  assert_non_null(c);
   return c;
 }
 
@@ -318,7 +314,7 @@ static void sighup_unload_never_waits(void **state) {
    * is cancelled by the unload and the device never hangs. The device's
    * queue empties when its worker takes the request. */
   bool running = false;
-  for (int i = 0; i < 2000 && !running; i++) {
+  for (int i = 0; i < 2000 * emxt_time_scale() && !running; i++) {
     char *text = NULL;
     assert_int_equal(emx_client_status(c, &text), 0);
     const char *line = strstr(text, "device sim0 ");
@@ -383,7 +379,7 @@ static void model_comes_back_keeps_id(void **state) {
   assert_int_equal(rename(away, dir), 0);
   assert_int_equal(kill(d.pid, SIGHUP), 0);
   /* Ready: the second "loaded" line for face. */
-  for (int i = 0; i < 2000; i++) {
+  for (int i = 0; i < 2000 * emxt_time_scale(); i++) {
     FILE *f = fopen(d.log, "r");
     char line[1024];
     int n = 0;

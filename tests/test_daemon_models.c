@@ -208,12 +208,8 @@ static void infer_equals_oracle(emx_client *c, emx_client_model *m,
 }
 
 static emx_client *connect_to(const char *socket) {
-  emx_client_config cfg;
-  emx_client_config_init(&cfg);
-  cfg.socket_path = socket;
-  cfg.arena_bytes = 16 << 20;
-  emx_client *c = NULL;
-  assert_int_equal(emx_client_connect(&c, &cfg), 0);
+  emx_client *c = emxt_connect(socket, 16 << 20);
+  assert_non_null(c);
   return c;
 }
 
@@ -275,7 +271,7 @@ static void load_from_folder_daemon_cannot_read(void **state) {
   }
   /* Ready when it answers a ping (the daemon_support rule). */
   emx_client *c = NULL;
-  for (int tries = 0; tries < 1000 && !c; tries++) {
+  for (int tries = 0; tries < 1000 * emxt_time_scale() && !c; tries++) {
     int status;
     assert_int_not_equal(waitpid(pid, &status, WNOHANG), pid);
     emx_client_config cfg;
