@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -563,8 +564,42 @@ static void fork_prepare(void) {
 static void fork_after(void) {
   pthread_mutex_unlock(&fork_mu);
 }
+/* pid_page holds this process's pid in a page the kernel zeroes in every
+ * child (MADV_WIPEONFORK, Linux 4.14: fork, _Fork, a raw clone alike), so
+ * that emx__client_enter finds out it runs in a new process without a
+ * getpid() per call: that is a system call (glibc no longer caches it),
+ * about a microsecond here, made several times per request (submit, wait,
+ * destroy). NULL where the kernel refuses it: then getpid() each time. */
+static _Atomic pid_t *pid_page;
+
+static void pid_page_init(void) {
+  long size = sysconf(_SC_PAGESIZE);
+  void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    return;
+  if (madvise(p, (size_t)size, MADV_WIPEONFORK) != 0) {
+    munmap(p, (size_t)size);
+    return;
+  }
+  pid_page = p;
+}
+
+static pid_t self_pid(void) {
+  _Atomic pid_t *pp = pid_page;
+  if (!pp)
+    return getpid();
+  pid_t me = atomic_load_explicit(pp, memory_order_relaxed);
+  if (me == 0) { /* first call in this process */
+    me = getpid();
+    atomic_store_explicit(pp, me, memory_order_relaxed);
+  }
+  return me;
+}
+
 static void fork_register(void) {
   pthread_atfork(fork_prepare, fork_after, fork_after);
+  pid_page_init();
 }
 
 static void init_sync(emx_client *c) {
@@ -627,7 +662,7 @@ static void child_reset(emx_client *c, int reconnect) {
 }
 
 void emx__client_enter(emx_client *c, int reconnect) {
-  pid_t me = getpid();
+  pid_t me = self_pid();
   if (atomic_load_explicit(&c->pid, memory_order_acquire) != me) {
     pthread_mutex_lock(&fork_mu);
     if (atomic_load_explicit(&c->pid, memory_order_relaxed) != me) {
@@ -642,7 +677,7 @@ void emx__client_enter(emx_client *c, int reconnect) {
 void emx__client_init_sync(emx_client *c) {
   pthread_once(&fork_once, fork_register);
   init_sync(c);
-  atomic_store(&c->pid, getpid());
+  atomic_store(&c->pid, self_pid());
 }
 
 /* ---- models after reconnect ---------------------------------------------- */
