@@ -27,3 +27,6 @@ set(TFLITE_DIR "${_emx_root}/.deps/tflite-arm64" CACHE PATH "arm64 TFLite C API"
 # Programs the tests start (edgemuxd, edgemux-devhost) go through the same
 # emulator: make check-arm64 sets EMX_EXEC_WRAPPER.
 set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64)
+# What the tests use for ldd (tests/abi_check.sh): the arm64 loader's own
+# listing, under the emulator.
+set(EMX_CROSS_LDD "qemu-aarch64 /lib/ld-linux-aarch64.so.1 --list")

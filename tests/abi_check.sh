@@ -12,16 +12,20 @@ set -eu
 build=$1
 src=$2
 fail() { echo "abi_check: FAIL: $*" >&2; exit 1; }
+# $EMX_LDD: the target's loader listing what a program needs, in a cross
+# build (tests/CMakeLists.txt); the build machine's ldd cannot read an arm64
+# file ("not a dynamic executable").
+lddx() { if [ -n "${EMX_LDD:-}" ]; then $EMX_LDD "$1"; else ldd "$1"; fi; }
 
 for f in "$build"/lib/libedgemux-client.so.0 "$build"/bin/edgemux; do
   [ -e "$f" ] || fail "$f is missing"
-  out=$(ldd "$f")
+  out=$(lddx "$f")
   echo "ldd $f:"; echo "$out"
   if echo "$out" | grep -q tensorflowlite; then
     fail "$f links TensorFlow Lite; the client side must not"
   fi
 done
-ldd "$build"/lib/libedgemux.so.0 | grep -q tensorflowlite ||
+lddx "$build"/lib/libedgemux.so.0 | grep -q tensorflowlite ||
   fail "libedgemux.so.0 does not link TensorFlow Lite: is the engine in it?"
 
 headers="$src"/include/edgemux/*.h

@@ -88,10 +88,14 @@ MODEL = "face_detection_short_range"
 
 def start(edgemuxd, repo, tmp):
     log = open(os.path.join(tmp, "log"), "w+")
-    p = subprocess.Popen([edgemuxd, "--socket", os.path.join(tmp, "s"),
-                          "--models", repo, "--device", "cpu:workers=1",
-                          "--http", "127.0.0.1:0"], stderr=log)
-    deadline = time.monotonic() + 20
+    # A cross build's edgemuxd runs under $EMX_EXEC_WRAPPER (the emulator),
+    # its start stretched by $EMX_TEST_TIME_SCALE (make check-arm64).
+    wrap = os.environ.get("EMX_EXEC_WRAPPER", "").split()
+    scale = int(os.environ.get("EMX_TEST_TIME_SCALE", "1"))
+    p = subprocess.Popen(wrap + [edgemuxd, "--socket", os.path.join(tmp, "s"),
+                                 "--models", repo, "--device", "cpu:workers=1",
+                                 "--http", "127.0.0.1:0"], stderr=log)
+    deadline = time.monotonic() + 20 * scale
     while time.monotonic() < deadline:
         log.seek(0)
         m = re.search(r"HTTP \(KServe v2\) on \S+ \(port (\d+)\)", log.read())

@@ -17,13 +17,15 @@ check() { # page, help text on stdin
         grep -qe "$o\b" <<<"$body" || echo "FAIL: $page does not document $o" | tee -a "$fails"
     done
 }
-"$bin/edgemuxd" --help | check edgemuxd.8
-"$bin/edgemux" --help | check edgemux.1
-cmds=$("$bin/edgemux" --help | sed -n '/^Commands:/,/^$/p' | awk 'NF && !/Commands:/ {print $1}')
+# $EMX_EXEC_WRAPPER: the emulator a cross build's programs run under.
+run() { ${EMX_EXEC_WRAPPER:-} "$@"; }
+run "$bin/edgemuxd" --help | check edgemuxd.8
+run "$bin/edgemux" --help | check edgemux.1
+cmds=$(run "$bin/edgemux" --help | sed -n '/^Commands:/,/^$/p' | awk 'NF && !/Commands:/ {print $1}')
 [ -n "$cmds" ] || { echo "FAIL: no commands in edgemux --help"; exit 1; }
 for c in $cmds; do
     grep -qE "^\.(B|BI|BR) $c\b" "$man/edgemux.1" || echo "FAIL: edgemux.1 lacks command $c" | tee -a "$fails"
-    "$bin/edgemux" "$c" --help | check edgemux.1
+    run "$bin/edgemux" "$c" --help | check edgemux.1
 done
 if [ -s "$fails" ]; then
     echo "check_man: $(sort -u "$fails" | wc -l) undocumented option(s) or command(s)"
