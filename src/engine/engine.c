@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "backend/isolate.h"
 #include "core/abi.h"
@@ -154,8 +153,6 @@ static int open_devices(emx_engine *e, const resolved *table,
     dev->virtual_clock =
         r->ops->virtual_clock && r->ops->virtual_clock(dev->impl);
     dev->healthy = 1;
-    dev->cpu_kind = strcmp(dev->kind, "cpu") == 0;
-    e->cpu_workers += dev->cpu_kind;
     if (pthread_create(&dev->thread, NULL, emx__worker_main, dev) != 0)
       return emx__errf(err, EMX_ENOMEM, "cannot start the worker of %s",
                        dev->name);
@@ -225,8 +222,6 @@ EMX_EXPORT int emx_engine_create(emx_engine **out,
   pthread_mutex_init(&e->lock, NULL);
   e->devices = devs;
   e->device_count = ndev;
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  e->cores = cores > 0 ? (int)cores : 1;
   for (size_t i = 0; i < ndev; i++)
     device_init(&devs[i], e, i, capacity);
 

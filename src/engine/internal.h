@@ -107,7 +107,6 @@ typedef struct emx__device {
                                     complete, linked through qlink.next */
   bool stopping;                 /* shutdown: drain and exit */
   atomic_bool worker_idle;       /* worker is blocked in work_cv */
-  bool cpu_kind;                 /* a CPU worker: its runs take a core */
   atomic_size_t pending;         /* queue.length, readable without the lock */
   atomic_int busy;               /* 1 while the worker runs a request */
   int policy;                    /* EMX__SCHED_* (sched.c) */
@@ -246,9 +245,6 @@ struct emx_engine {
   atomic_uint rr;               /* round-robin tie breaker for dispatch */
   atomic_bool paused;           /* emx_engine_pause: queues are not served */
   atomic_size_t active_streams; /* streams with inflight > 0 */
-  int cores;                    /* online CPUs at creation */
-  atomic_int cpu_workers;       /* devices with cpu_kind (started) */
-  atomic_int cpu_asleep;        /* of those, blocked in their work_cv */
 };
 
 /* placement.c */

@@ -30,9 +30,7 @@
 /* How long an idle worker polls for new work before sleeping. A sleeping
  * worker costs a futex wake-up (about 25 us across cores here) on the next
  * submit; a caller running back-to-back synchronous requests resubmits
- * within a few microseconds, so a short poll hides that cost entirely.
- * A CPU worker polls only while a core is left for that caller (see
- * may_spin). */
+ * within a few microseconds, so a short poll hides that cost entirely. */
 #define IDLE_SPIN_NS 60000
 
 /* Re-probe backoff of a failed device: quick for a glitch, capped so a
@@ -474,30 +472,6 @@ static bool has_work(emx__device *dev) {
          dev->ctl_head || dev->canceled || dev->stopping;
 }
 
-/* may_spin: whether polling for work leaves a core to whoever must run
- * to submit it. A CPU worker's poll holds a core; with every other core
- * taken by CPU workers that are not asleep (running, or polling too), the
- * client that is to send the next request (its reply just went out) waits
- * for the poll to end before it can run: with two workers on two cores and
- * two clients, ~60 us lost per request. Sleeping then costs only the
- * wake-up. */
-static bool may_spin(const emx__device *dev) {
-  const emx_engine *e = dev->engine;
-  if (!dev->cpu_kind)
-    return true;
-  int awake = atomic_load_explicit(&e->cpu_workers, memory_order_relaxed) -
-              atomic_load_explicit(&e->cpu_asleep, memory_order_relaxed);
-  return awake < e->cores;
-}
-
-/* set_asleep marks the worker blocked in work_cv (or not). */
-static void set_asleep(emx__device *dev, bool asleep) {
-  atomic_store(&dev->worker_idle, asleep);
-  if (dev->cpu_kind)
-    atomic_fetch_add_explicit(&dev->engine->cpu_asleep, asleep ? 1 : -1,
-                              memory_order_relaxed);
-}
-
 static void wait_for_work(emx__device *dev) {
   bool down = !atomic_load(&dev->healthy);
   if (has_work(dev))
@@ -505,8 +479,7 @@ static void wait_for_work(emx__device *dev) {
   int64_t release_due = INT64_MAX;
   if (!down) {
     pthread_mutex_unlock(&dev->lock);
-    int64_t until =
-        emx__deadline_after(emx_now_ns(), may_spin(dev) ? IDLE_SPIN_NS : 0);
+    int64_t until = emx__deadline_after(emx_now_ns(), IDLE_SPIN_NS);
     while (atomic_load_explicit(&dev->pending, memory_order_acquire) == 0 &&
            emx_now_ns() < until) {
       for (int i = 0; i < 64; i++)
@@ -517,20 +490,20 @@ static void wait_for_work(emx__device *dev) {
     pthread_mutex_lock(&dev->lock);
   }
   while (!has_work(dev)) {
-    set_asleep(dev, true);
+    atomic_store(&dev->worker_idle, true);
     if (down) {
       int64_t wake = dev->down_wake_ns < dev->next_probe_ns
                          ? dev->down_wake_ns
                          : dev->next_probe_ns;
       struct timespec ts = emx__abstime(wake);
       int timed_out = pthread_cond_timedwait(&dev->work_cv, &dev->lock, &ts);
-      set_asleep(dev, false);
+      atomic_store(&dev->worker_idle, false);
       if (timed_out)
         return;
     } else if (release_due != INT64_MAX) {
       struct timespec ts = emx__abstime(release_due);
       int timed_out = pthread_cond_timedwait(&dev->work_cv, &dev->lock, &ts);
-      set_asleep(dev, false);
+      atomic_store(&dev->worker_idle, false);
       if (timed_out && !has_work(dev)) {
         pthread_mutex_unlock(&dev->lock);
         release_due = release_idle(dev);
@@ -538,7 +511,7 @@ static void wait_for_work(emx__device *dev) {
       }
     } else {
       pthread_cond_wait(&dev->work_cv, &dev->lock);
-      set_asleep(dev, false);
+      atomic_store(&dev->worker_idle, false);
     }
   }
 }
