@@ -4,8 +4,10 @@
  *
  *   http_throughput_ratio  4 keep-alive HTTP clients posting binary infers
  *                          of face_detection_short_range ÷ 4 Unix-socket
- *                          clients, same daemon (one CPU worker), rounds
- *                          alternating the two; median of per-round ratios.
+ *                          clients, same daemon (one CPU worker): all eight
+ *                          stay connected and the two sides take turns in
+ *                          short slices (--seconds, 16 rounds); each side's
+ *                          requests over its own time.
  *   http_overhead_ratio    p50 of a binary infer on a device with no work
  *                          (sim, fixed_us=0, outputs=none, free transfers)
  *                          ÷ p50 of a bare libmicrohttpd server in this
@@ -28,14 +30,21 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/futex.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PROG "bench-http"
@@ -43,9 +52,10 @@
 #define CLIENTS 4
 #define IDLE_CONNS 1000
 #define MAX_T 8
+#define OVERHEAD_SLICES 12 /* of 100 round trips a side */
 
 typedef struct options {
-  double seconds; /* each side of a throughput round */
+  double seconds; /* each side's slice of a throughput round */
   int rounds;
   const char *models; /* folder of .tflite files */
   bool overhead_only; /* --overhead-only: skip throughput and memory */
@@ -132,34 +142,93 @@ static int log_port(const bench_daemon *d) {
   return port;
 }
 
+/* proc_cpu_us: user + system time the process has used, microseconds. */
+static double proc_cpu_us(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  unsigned long long ut = 0, st = 0;
+  int ok = 0;
+  if (f) {
+    /* Fields 14 and 15; the name (field 2) may hold spaces, so skip to
+     * its closing parenthesis first. */
+    char line[1024];
+    char *p = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+    ok = p && sscanf(p + 2,
+                     "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+                     "%llu %llu",
+                     &ut, &st) == 2;
+    fclose(f);
+  }
+  return ok ? (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK) : 0;
+}
+
 /* ---- throughput: child processes ------------------------------------- */
 
-/* http_child: post binary infers until `until`; writes its count. */
-static void http_child(int port, int64_t start, int64_t until, int out) {
+/* Both sides' clients run for the whole measurement, connected, and take
+ * turns: the parent opens one side at a time for a short slice, so that
+ * whatever else the machine does meanwhile lands on both sides alike
+ * (with rounds seconds long, a burst of other work decided a round). A
+ * client waits for its side's turn on a futex, off the CPU. */
+enum { PAUSE = 0, SIDE_UNIX = 1, SIDE_HTTP = 2, STOP = 3 };
+
+typedef struct shared {
+  _Atomic uint32_t phase;        /* PAUSE, SIDE_*, STOP */
+  _Atomic int busy[2 * CLIENTS]; /* in a request (or about to start one) */
+  _Atomic uint64_t done[2 * CLIENTS];
+  _Atomic int failed; /* a client could not go on */
+} shared;
+
+static void futex_wait(_Atomic uint32_t *w, uint32_t v) {
+  syscall(SYS_futex, w, FUTEX_WAIT, v, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *w) {
+  syscall(SYS_futex, w, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* turn waits for `side`'s turn; false at STOP. On true, busy[i] is set:
+ * the parent's pause waits for the request this client now starts. */
+static bool turn(shared *sh, int i, uint32_t side) {
+  for (;;) {
+    atomic_store(&sh->busy[i], 1);
+    uint32_t ph = atomic_load(&sh->phase);
+    if (ph == side)
+      return true;
+    atomic_store(&sh->busy[i], 0);
+    if (ph == STOP)
+      return false;
+    futex_wait(&sh->phase, ph);
+  }
+}
+
+static void served(shared *sh, int i) {
+  atomic_fetch_add(&sh->done[i], 1);
+  atomic_store(&sh->busy[i], 0);
+}
+
+/* http_child posts binary infers whenever it is HTTP's turn. */
+static void http_child(int port, shared *sh, int i) {
   size_t len;
   char *req =
       infer_request("/v2/models/" MODEL "/infer", 128 * 128 * 3 * 4, &len);
   char *buf = malloc(1 << 20);
   int fd = tcp_connect(port);
-  uint64_t done = 0;
-  while (emx_now_ns() < start) {
-  }
-  while (fd >= 0 && emx_now_ns() < until) {
-    if (roundtrip(fd, req, len, buf, 1 << 20) != 200) {
-      done = 0;
+  while (fd >= 0 && turn(sh, i, SIDE_HTTP)) {
+    if (roundtrip(fd, req, len, buf, 1 << 20) != 200)
       break;
-    }
-    done++;
+    served(sh, i);
   }
-  bench_write_full(out, &done, sizeof done);
+  if (atomic_load(&sh->phase) != STOP)
+    atomic_store(&sh->failed, 1);
+  atomic_store(&sh->busy[i], 0);
   _exit(0);
 }
 
-static void unix_child(const bench_daemon *d, int64_t start, int64_t until,
-                       int out) {
+/* unix_child runs infers through the client library on Unix's turn. */
+static void unix_child(const bench_daemon *d, shared *sh, int i) {
   emx_client *c = NULL;
   emx_client_model *m = NULL;
-  uint64_t done = 0;
   emx_tensor in[MAX_T], outs[MAX_T];
   if (bench_daemon_connect(d, 4u << 20, &c) < 0 ||
       emx_client_model_open(c, MODEL, &m) < 0)
@@ -167,64 +236,156 @@ static void unix_child(const bench_daemon *d, int64_t start, int64_t until,
   size_t nin = emx_client_model_input_count(m);
   size_t nout = emx_client_model_output_count(m);
   unsigned seed = 7;
-  for (size_t i = 0; i < nin; i++) {
+  for (size_t k = 0; k < nin; k++) {
     emx_tensor_info ti;
-    emx_client_model_input_info(m, i, &ti);
-    if (emx_client_tensor_alloc(c, ti.dtype, ti.bytes, &in[i]) < 0)
+    emx_client_model_input_info(m, k, &ti);
+    if (emx_client_tensor_alloc(c, ti.dtype, ti.bytes, &in[k]) < 0)
       goto out;
-    bench_fill_random(&in[i], &seed);
+    bench_fill_random(&in[k], &seed);
   }
-  for (size_t i = 0; i < nout; i++) {
+  for (size_t k = 0; k < nout; k++) {
     emx_tensor_info ti;
-    emx_client_model_output_info(m, i, &ti);
-    if (emx_client_tensor_alloc(c, ti.dtype, ti.bytes, &outs[i]) < 0)
+    emx_client_model_output_info(m, k, &ti);
+    if (emx_client_tensor_alloc(c, ti.dtype, ti.bytes, &outs[k]) < 0)
       goto out;
   }
-  while (emx_now_ns() < start) {
-  }
-  while (emx_now_ns() < until) {
-    if (emx_client_infer(c, m, in, nin, outs, nout, NULL) < 0) {
-      done = 0;
-      break;
-    }
-    done++;
+  while (turn(sh, i, SIDE_UNIX)) {
+    if (emx_client_infer(c, m, in, nin, outs, nout, NULL) < 0)
+      goto out;
+    served(sh, i);
   }
 out:
-  bench_write_full(out, &done, sizeof done);
+  if (atomic_load(&sh->phase) != STOP)
+    atomic_store(&sh->failed, 1);
+  atomic_store(&sh->busy[i], 0);
   _exit(0);
 }
 
-/* side runs CLIENTS children of one kind for `seconds`; requests/s or -1. */
-static double side(const bench_daemon *d, int port, double seconds) {
-  int p[2];
-  if (pipe(p) < 0)
+/* One side's account over all its slices. */
+typedef struct side_sum {
+  uint64_t requests;
+  double seconds, daemon_us, clients_us;
+} side_sum;
+
+static uint64_t side_done(shared *sh, uint32_t side) {
+  uint64_t n = 0;
+  for (int i = 0; i < CLIENTS; i++)
+    n += atomic_load(&sh->done[(side == SIDE_HTTP ? CLIENTS : 0) + i]);
+  return n;
+}
+
+static double side_cpu_us(const pid_t *kids, uint32_t side) {
+  double us = 0;
+  for (int i = 0; i < CLIENTS; i++)
+    us += proc_cpu_us(kids[(side == SIDE_HTTP ? CLIENTS : 0) + i]);
+  return us;
+}
+
+/* slice opens `side` for `seconds`, then pauses it and waits for its
+ * requests in flight; adds what it served, in how long, to *sum. */
+static int slice(shared *sh, const bench_daemon *d, const pid_t *kids,
+                 uint32_t side, double seconds, side_sum *sum) {
+  uint64_t n0 = side_done(sh, side);
+  double d0 = proc_cpu_us(d->pid), c0 = side_cpu_us(kids, side);
+  int64_t t0 = emx_now_ns();
+  atomic_store(&sh->phase, side);
+  futex_wake(&sh->phase);
+  struct timespec ts = {(time_t)seconds,
+                        (long)((seconds - (double)(time_t)seconds) * 1e9)};
+  nanosleep(&ts, NULL);
+  atomic_store(&sh->phase, PAUSE);
+  for (int i = 0; i < 2 * CLIENTS; i++)
+    while (atomic_load(&sh->busy[i]))
+      if (atomic_load(&sh->failed))
+        return -1;
+      else
+        sched_yield();
+  if (atomic_load(&sh->failed))
     return -1;
-  /* A common start a little ahead, so that all connect first. */
-  int64_t start = emx_now_ns() + 300000000;
-  int64_t until = start + (int64_t)(seconds * 1e9);
-  pid_t kids[CLIENTS];
-  for (int i = 0; i < CLIENTS; i++) {
-    kids[i] = fork();
-    if (kids[i] == 0) {
-      close(p[0]);
-      if (port)
-        http_child(port, start, until, p[1]);
-      unix_child(d, start, until, p[1]);
+  if (sum) {
+    sum->seconds += (double)(emx_now_ns() - t0) / 1e9;
+    sum->requests += side_done(sh, side) - n0;
+    sum->daemon_us += proc_cpu_us(d->pid) - d0;
+    sum->clients_us += side_cpu_us(kids, side) - c0;
+  }
+  return 0;
+}
+
+/* throughput: HTTP's rate ÷ Unix's over `rounds` pairs of slices (the
+ * order alternating), each side's requests over its own time; -1 when a
+ * client failed. */
+static double throughput(const bench_daemon *d, int port, const options *o) {
+  shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (sh == MAP_FAILED)
+    return -1;
+  memset(sh, 0, sizeof *sh);
+  pid_t kids[2 * CLIENTS];
+  int started = 0;
+  for (; started < 2 * CLIENTS; started++) {
+    kids[started] = fork();
+    if (kids[started] < 0)
+      break;
+    if (kids[started] == 0) {
+      if (started < CLIENTS)
+        unix_child(d, sh, started);
+      http_child(port, sh, started);
     }
   }
-  close(p[1]);
-  uint64_t total = 0;
-  bool ok = true;
-  for (int i = 0; i < CLIENTS; i++) {
-    uint64_t n = 0;
-    if (bench_read_full(p[0], &n, sizeof n, 0) < 0 || n == 0)
-      ok = false;
-    total += n;
+  double ratio = -1;
+  side_sum u = {0}, h = {0};
+  double *rounds = calloc((size_t)o->rounds, sizeof *rounds);
+  /* A warm-up pair, not counted: connections, the model's first runs. */
+  if (!rounds || started < 2 * CLIENTS ||
+      slice(sh, d, kids, SIDE_UNIX, 0.3, NULL) < 0 ||
+      slice(sh, d, kids, SIDE_HTTP, 0.3, NULL) < 0)
+    goto out;
+  for (int r = 0; r < o->rounds; r++) {
+    side_sum ur = {0}, hr = {0};
+    uint32_t first = r % 2 ? SIDE_HTTP : SIDE_UNIX;
+    uint32_t second = first == SIDE_HTTP ? SIDE_UNIX : SIDE_HTTP;
+    if (slice(sh, d, kids, first, o->seconds, first == SIDE_HTTP ? &hr : &ur) <
+            0 ||
+        slice(sh, d, kids, second, o->seconds,
+              second == SIDE_HTTP ? &hr : &ur) < 0)
+      goto out;
+    rounds[r] = ur.requests ? ((double)hr.requests / hr.seconds) /
+                                  ((double)ur.requests / ur.seconds)
+                            : 0;
+    u.requests += ur.requests, u.seconds += ur.seconds;
+    u.daemon_us += ur.daemon_us, u.clients_us += ur.clients_us;
+    h.requests += hr.requests, h.seconds += hr.seconds;
+    h.daemon_us += hr.daemon_us, h.clients_us += hr.clients_us;
   }
-  close(p[0]);
-  for (int i = 0; i < CLIENTS; i++)
+  if (!u.requests || !h.requests)
+    goto out;
+  ratio = ((double)h.requests / h.seconds) / ((double)u.requests / u.seconds);
+  double lo = rounds[0], hi = rounds[0];
+  for (int r = 1; r < o->rounds; r++) {
+    lo = rounds[r] < lo ? rounds[r] : lo;
+    hi = rounds[r] > hi ? rounds[r] : hi;
+  }
+  double med = bench_median(rounds, (size_t)o->rounds);
+  printf("throughput: %d rounds of %.2f s a side, alternating: http x%d "
+         "%.1f/s | unix x%d %.1f/s; per-round ratios min %.3f median "
+         "%.3f max %.3f\n",
+         o->rounds, o->seconds, CLIENTS, (double)h.requests / h.seconds,
+         CLIENTS, (double)u.requests / u.seconds, lo, med, hi);
+  printf("throughput: CPU per request, daemon + clients: http %.0f + %.0f "
+         "us | unix %.0f + %.0f us\n",
+         h.daemon_us / (double)h.requests, h.clients_us / (double)h.requests,
+         u.daemon_us / (double)u.requests, u.clients_us / (double)u.requests);
+  fflush(stdout);
+out:
+  if (atomic_load(&sh->failed))
+    fprintf(stderr, PROG ": a client failed (see the daemon's log)\n");
+  atomic_store(&sh->phase, STOP);
+  futex_wake(&sh->phase);
+  for (int i = 0; i < started; i++)
     waitpid(kids[i], NULL, 0);
-  return ok ? (double)total / seconds : -1;
+  free(rounds);
+  munmap(sh, sizeof *sh);
+  return ratio;
 }
 
 /* ---- overhead: a bare libmicrohttpd echo server ----------------------- */
@@ -314,7 +475,7 @@ static double overhead(const options *o, const bench_repo *repo) {
   bench_samples si = {0}, se = {0};
   int fi = tcp_connect(log_port(&d)), fe = tcp_connect(eport);
   double ratio = -1;
-  int slices = o->rounds * 4;
+  int slices = OVERHEAD_SLICES;
   /* Warm both up, then alternate slices so drift hits both alike. */
   bench_samples warm = {0};
   if (fi < 0 || fe < 0 || latency_slice(fi, ireq, ilen, 50, &warm, buf) < 0 ||
@@ -374,7 +535,7 @@ static double rss_per_conn(const bench_daemon *d, int port) {
 }
 
 int main(int argc, char **argv) {
-  options o = {.seconds = 2, .rounds = 3, .models = EMX_MODELS_DIR};
+  options o = {.seconds = 0.25, .rounds = 16, .models = EMX_MODELS_DIR};
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
       o.seconds = atof(argv[++i]);
@@ -427,22 +588,9 @@ int main(int argc, char **argv) {
   if (bench_daemon_start(&d, PROG, args) < 0)
     goto done;
   int port = log_port(&d);
-  double *ratios = calloc((size_t)o.rounds, sizeof *ratios);
-  for (int r = 0; r < o.rounds; r++) {
-    double u = side(&d, 0, o.seconds);
-    double h = side(&d, port, o.seconds);
-    if (u <= 0 || h <= 0) {
-      fprintf(stderr, PROG ": a client failed (see the daemon's log)\n");
-      free(ratios);
-      goto done;
-    }
-    ratios[r] = h / u;
-    printf("round %d/%d: http x%d %.1f/s | unix x%d %.1f/s (%.3f)\n", r + 1,
-           o.rounds, CLIENTS, h, CLIENTS, u, ratios[r]);
-    fflush(stdout);
-  }
-  double throughput = bench_median(ratios, (size_t)o.rounds);
-  free(ratios);
+  double throughput_ratio = throughput(&d, port, &o);
+  if (throughput_ratio < 0)
+    goto done;
   double per_conn = rss_per_conn(&d, port);
   if (bench_daemon_stop(&d) != 0 || per_conn < 0)
     goto done;
@@ -450,7 +598,7 @@ int main(int argc, char **argv) {
   if (over < 0)
     goto done;
   printf("\n");
-  printf("http_throughput_ratio: %.3f (target >= 0.9)\n", throughput);
+  printf("http_throughput_ratio: %.3f (target >= 0.9)\n", throughput_ratio);
   printf("http_overhead_ratio: %.3f (target <= 1.5)\n", over);
   printf("http_rss_kib_per_conn: %.1f (report)\n", per_conn);
   rc = 0;

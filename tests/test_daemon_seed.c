@@ -506,7 +506,7 @@ static void seed_scenario(void **state) {
    * out: allow a moment. */
   assert_int_equal(emx_client_connect(&c, NULL), 0);
   long long want = SEED_PROCESSES * seed_requests() / MODELS, got[MODELS];
-  for (int tries = 0; tries < 100; tries++) {
+  for (int tries = 0; tries < 100 * emxt_time_scale(); tries++) {
     bool done = true;
     for (int k = 0; k < MODELS; k++) {
       got[k] = status_requests(c, model_names[k]) - before[k];

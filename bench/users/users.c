@@ -47,6 +47,7 @@
  */
 #include "common/baseline.h"
 #include "common/daemon.h"
+#include "common/sys.h"
 #include "users.h"
 
 #include <dirent.h>
@@ -434,17 +435,6 @@ static void print_figure(const char *name, double *values, int n,
   fflush(stdout);
 }
 
-static double loadavg(void) {
-  double load = -1;
-  FILE *f = fopen("/proc/loadavg", "r");
-  if (f) {
-    if (fscanf(f, "%lf", &load) != 1)
-      load = -1;
-    fclose(f);
-  }
-  return load;
-}
-
 /* cpu_ms_per_req: the side's CPU time per request in the window. */
 static double cpu_ms_per_req(const side *s, double seconds) {
   double reqs = (s->rate[0] + s->rate[1]) * seconds;
@@ -501,7 +491,7 @@ static int closed(const options *o, const bench_daemon *d) {
               cpu_ms_per_req(&b, o->seconds),
               b.rate[0] > 0 ? b.daemon_cpu_s * 1e3 / (b.rate[0] * o->seconds)
                             : 0,
-              a.pss_mib, b.pss_mib, b.daemon_mib, loadavg());
+              a.pss_mib, b.pss_mib, b.daemon_mib, bench_loadavg());
     }
     char name[64];
     snprintf(name, sizeof name, "users_closed_ratio_N%d", n);
@@ -550,7 +540,7 @@ static int mixed(const options *o, const bench_daemon *d) {
               "  mixed N%d round %d (face %.2f ms, hand %.2f ms): separate "
               "%.0f + %.0f req/s, edgemux %.0f + %.0f req/s; load %.1f\n",
               n, r, g_models[0].single_ms, g_models[1].single_ms, a.rate[0],
-              a.rate[1], b.rate[0], b.rate[1], loadavg());
+              a.rate[1], b.rate[0], b.rate[1], bench_loadavg());
     }
     char name[64];
     snprintf(name, sizeof name, "users_mixed_work_ratio_N%d", n);
@@ -704,7 +694,7 @@ int main(int argc, char **argv) {
   }
   printf("bench-users: %d rounds of %.1f s per side, unpinned, load %.1f "
          "(on a loaded machine the figures measure the load too)\n",
-         o.rounds, o.seconds, loadavg());
+         o.rounds, o.seconds, bench_loadavg());
   /* Only face for the closed programs and the fleet: the daemon holds
    * what the separate programs hold, and no more. */
   bool all = !o.only;

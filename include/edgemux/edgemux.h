@@ -448,7 +448,18 @@ typedef struct emx_request_desc {
   emx_stream *stream;            /* NULL = unordered */
   emx_completion_fn on_complete; /* optional */
   void *user;                    /* passed to on_complete; emx_request_user */
+  unsigned flags;                /* EMX_SUBMIT_*; default 0 */
 } emx_request_desc;
+
+/* EMX_SUBMIT_MAY_RUN_HERE lets emx_submit run the request on the calling
+ * thread, before it returns, when that is cheaper than handing it to the
+ * device's worker: the device's worker is asleep with nothing queued and
+ * the model's recent runs there took under 50 us (a worker's wake-up costs
+ * about that, far more on a busy machine). on_complete then runs on the
+ * calling thread inside emx_submit, so the caller must not hold a lock the
+ * callback takes. Scheduling, statistics and faults are as on the worker;
+ * a batched model (max_batch > 1) always goes to the worker. */
+#define EMX_SUBMIT_MAY_RUN_HERE 1u
 
 /* emx_request_desc_init sets defaults (normal priority, no deadline, fail at
  * once when the queue is full, no stream, no callback). */

@@ -159,6 +159,7 @@ class RequestDesc(_Sized):
         ("stream", ctypes.c_void_p),
         ("on_complete", COMPLETION_FN),
         ("user", ctypes.c_void_p),
+        ("flags", ctypes.c_uint),
     ]
 
 

@@ -24,8 +24,9 @@
  * are called from a door's own thread (the daemon's I/O thread for the Unix
  * door), never from an engine worker; none of them waits on the engine or
  * a device. Several doors may call them at once: the client list and the
- * model table have their own locks. done() runs on an engine worker thread,
- * in the client's submission order (each client is one engine stream),
+ * model table have their own locks. done() runs on an engine worker thread
+ * (or, for a request submitted with run_here, possibly on the door's own
+ * thread inside emxd_client_submit), in the client's submission order (each client is one engine stream),
  * exactly once per accepted request — also after emxd_client_close, for
  * requests cancelled or still running then, so a door can free per-request
  * state; it must not block and must not call emxd_client_close. release() runs on
@@ -131,6 +132,8 @@ typedef struct emxd_call_desc {
   size_t output_count;
   int priority;       /* EMX_PRIORITY_* */
   int64_t timeout_ns; /* 0: the model's default (config.json), if any */
+  bool run_here;      /* EMX_SUBMIT_MAY_RUN_HERE: done() may run on this
+                         thread before emxd_client_submit returns */
 } emxd_call_desc;
 
 /* emxd_client_submit queues one request. 0: accepted, and exactly one

@@ -107,6 +107,11 @@ typedef struct emx__device {
                                     complete, linked through qlink.next */
   bool stopping;                 /* shutdown: drain and exit */
   atomic_bool worker_idle;       /* worker is blocked in work_cv */
+  bool parked;                   /* worker asleep in wait_for_work (not
+                                    polling, not gathering a batch) */
+  bool run_here;                 /* a submitter is running a request on
+                                    this device (EMX_SUBMIT_MAY_RUN_HERE):
+                                    the worker keeps off the backend */
   atomic_size_t pending;         /* queue.length, readable without the lock */
   atomic_int busy;               /* 1 while the worker runs a request */
   int policy;                    /* EMX__SCHED_* (sched.c) */
@@ -124,6 +129,7 @@ typedef struct emx__device {
   struct emx_model **prepared; /* models with a prep on this device */
   size_t nprepared, prepared_cap;
   int64_t idle_check_ns; /* when release_idle (worker.c) runs next */
+  int64_t idle_gap_ns;   /* worker's average wait for the next request */
   uint64_t faults;       /* device faults seen */
   int64_t backoff_ns;    /* current re-probe interval */
   int64_t next_probe_ns; /* when to try re-opening a down device */
@@ -331,6 +337,13 @@ size_t emx__batch_size(const emx_model *m, size_t left);
 
 /* worker.c */
 void *emx__worker_main(void *arg);
+/* emx__run_here_ok_locked: whether the request r, just queued on dev (lock
+ * held), may run on the submitting thread (EMX_SUBMIT_MAY_RUN_HERE). */
+bool emx__run_here_ok_locked(emx__device *dev, const struct emx_request *r);
+/* emx__run_here: runs dev's one queued request on the calling thread, as
+ * the worker would. Called with dev->lock held right after
+ * emx__run_here_ok_locked said yes; returns with it released. */
+void emx__run_here(emx__device *dev);
 
 /* model.c: frees every model; the workers must be stopped. */
 void emx__model_free_all(struct emx_engine *e);

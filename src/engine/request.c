@@ -81,6 +81,10 @@ static int validate(emx_engine *e, const emx_request_desc *d) {
                      d->priority, EMX_PRIORITY_COUNT - 1);
   if (d->stream && d->stream->engine != e)
     return emx__fail(e, EMX_EINVAL, "stream belongs to another engine");
+  if (d->flags & ~EMX_SUBMIT_MAY_RUN_HERE)
+    return emx__fail(e, EMX_EINVAL,
+                     "request flags 0x%x has bits no EMX_SUBMIT_* names",
+                     d->flags);
   const emx_model *m = d->model;
   int rc = check_tensors(e, "input", m->desc.inputs, m->desc.input_count,
                          d->inputs, d->input_count, m->name);
@@ -269,6 +273,10 @@ EMX_EXPORT int emx_submit(emx_engine *e, const emx_request_desc *user_desc,
   }
   atomic_store(&r->state, EMX__REQ_QUEUED);
   emx__enqueue_locked(dev, r);
+  if ((d->flags & EMX_SUBMIT_MAY_RUN_HERE) && emx__run_here_ok_locked(dev, r)) {
+    emx__run_here(dev); /* r may be freed once this returns */
+    return 0;
+  }
   if (atomic_load_explicit(&dev->worker_idle, memory_order_relaxed))
     pthread_cond_signal(&dev->work_cv);
   pthread_mutex_unlock(&dev->lock);

@@ -28,10 +28,23 @@
 #include "engine/internal.h"
 
 /* How long an idle worker polls for new work before sleeping. A sleeping
- * worker costs a futex wake-up (about 25 us across cores here) on the next
- * submit; a caller running back-to-back synchronous requests resubmits
- * within a few microseconds, so a short poll hides that cost entirely. */
-#define IDLE_SPIN_NS 60000
+ * worker costs a futex wake-up (about 25 us across cores here, more when
+ * the core has gone idle in a VM) on the next submit. A caller running
+ * back-to-back synchronous requests resubmits after its reply reaches it
+ * and its own work between calls: a few microseconds in C, 60-150 us for
+ * a Python program through the daemon (two socket hops and its copies).
+ * So the poll follows the gaps this worker sees: twice their average,
+ * between IDLE_SPIN_MIN_NS and IDLE_SPIN_MAX_NS, and the minimum once
+ * they grow longer than the maximum (a camera at 30 frames/s: polling
+ * would not reach the next frame and only burns a core). */
+#define IDLE_SPIN_MIN_NS 60000
+#define IDLE_SPIN_MAX_NS 250000
+
+/* A request may run on its submitter's thread (EMX_SUBMIT_MAY_RUN_HERE)
+ * when its model's recent runs on the device took at most this: less than
+ * the wake-up of a sleeping worker, so the submitter waits no longer than
+ * it would have for the hand-over alone. */
+#define RUN_HERE_MAX_NS 50000
 
 /* Re-probe backoff of a failed device: quick for a glitch, capped so a
  * device that comes back is noticed within seconds. */
@@ -462,14 +475,38 @@ static void run_group(emx__device *dev, struct emx_request **group, size_t n) {
 
 /* wait_for_work returns with dev->lock held and something to do (or
  * stopping, or a probe due). It polls briefly before sleeping; see
- * IDLE_SPIN_NS. */
+ * IDLE_SPIN_MIN_NS. */
 /* has_work: something for the worker now (a paused engine's queues are
  * not served, but control tasks and shutdown still are). */
 static bool has_work(emx__device *dev) {
+  if (dev->run_here) /* a submitter has the backend until it signals */
+    return false;
   /* A down device's queue waits for the re-probe (sweep_down_locked). */
   return (dev->queue.length && !atomic_load(&dev->engine->paused) &&
           atomic_load(&dev->healthy)) ||
          dev->ctl_head || dev->canceled || dev->stopping;
+}
+
+/* idle_spin_ns: how long to poll for the next request (IDLE_SPIN_*). */
+static int64_t idle_spin_ns(const emx__device *dev) {
+  int64_t gap = dev->idle_gap_ns;
+  if (gap <= 0 || gap > IDLE_SPIN_MAX_NS)
+    return IDLE_SPIN_MIN_NS;
+  int64_t spin = 2 * gap;
+  return spin < IDLE_SPIN_MIN_NS   ? IDLE_SPIN_MIN_NS
+         : spin > IDLE_SPIN_MAX_NS ? IDLE_SPIN_MAX_NS
+                                   : spin;
+}
+
+/* note_gap folds one wait that a request ended into the average (weight
+ * 1/4: a client that changes pace is followed within a few requests).
+ * Waits far past the maximum count as twice it, so that one long pause
+ * does not hold the poll at its minimum for long. */
+static void note_gap(emx__device *dev, int64_t gap) {
+  if (gap > 2 * IDLE_SPIN_MAX_NS)
+    gap = 2 * IDLE_SPIN_MAX_NS;
+  dev->idle_gap_ns =
+      dev->idle_gap_ns ? dev->idle_gap_ns + (gap - dev->idle_gap_ns) / 4 : gap;
 }
 
 static void wait_for_work(emx__device *dev) {
@@ -477,19 +514,29 @@ static void wait_for_work(emx__device *dev) {
   if (has_work(dev))
     return;
   int64_t release_due = INT64_MAX;
+  int64_t idle_since = emx_now_ns();
   if (!down) {
     pthread_mutex_unlock(&dev->lock);
-    int64_t until = emx__deadline_after(emx_now_ns(), IDLE_SPIN_NS);
+    int64_t until = emx__deadline_after(idle_since, idle_spin_ns(dev));
     while (atomic_load_explicit(&dev->pending, memory_order_acquire) == 0 &&
            emx_now_ns() < until) {
       for (int i = 0; i < 64; i++)
         emx__cpu_relax();
+      /* Give way to whatever else wants this core: on a machine with few
+       * cores that is often the client or the daemon thread that will
+       * submit the next request, and waiting for the scheduler to preempt
+       * the poll would lengthen the very gap it polls through. */
+      sched_yield();
     }
     if (atomic_load_explicit(&dev->pending, memory_order_acquire) == 0)
       release_due = release_idle(dev);
     pthread_mutex_lock(&dev->lock);
   }
   while (!has_work(dev)) {
+    /* A submitter's run took the device down: the main loop sweeps and
+     * re-probes. */
+    if (!down && !dev->run_here && !atomic_load(&dev->healthy))
+      return;
     atomic_store(&dev->worker_idle, true);
     if (down) {
       int64_t wake = dev->down_wake_ns < dev->next_probe_ns
@@ -502,18 +549,80 @@ static void wait_for_work(emx__device *dev) {
         return;
     } else if (release_due != INT64_MAX) {
       struct timespec ts = emx__abstime(release_due);
+      dev->parked = true;
       int timed_out = pthread_cond_timedwait(&dev->work_cv, &dev->lock, &ts);
+      dev->parked = false;
       atomic_store(&dev->worker_idle, false);
-      if (timed_out && !has_work(dev)) {
+      if (timed_out && !has_work(dev) && !dev->run_here) {
         pthread_mutex_unlock(&dev->lock);
         release_due = release_idle(dev);
         pthread_mutex_lock(&dev->lock);
       }
     } else {
+      dev->parked = true;
       pthread_cond_wait(&dev->work_cv, &dev->lock);
+      dev->parked = false;
       atomic_store(&dev->worker_idle, false);
     }
   }
+  if (!down && dev->queue.length)
+    note_gap(dev, emx_now_ns() - idle_since);
+}
+
+/* run_taken_locked runs req, which the caller (the worker, or a submitter
+ * under run_here) took out of the queue (RUNNING), with any batch its
+ * model gathers. Called with dev->lock held; returns with it held. */
+static void run_taken_locked(emx__device *dev, struct emx_request *req) {
+  atomic_store_explicit(&dev->busy, 1, memory_order_relaxed);
+  struct emx_request *group[EMX_MAX_BATCH];
+  group[0] = req;
+  size_t n = req->model->max_batch > 1 ? emx__batch_gather(dev, group) : 1;
+  /* The model may be unloaded once the request completes: keep its name
+   * for the device's report now. */
+  dev->resident = req->model;
+  atomic_store_explicit(&req->model->last_device, (int)dev->index,
+                        memory_order_relaxed);
+  bool new_model = strcmp(dev->last_model, req->model->name) != 0;
+  char name[EMX__MODEL_NAME_MAX];
+  if (new_model)
+    memcpy(name, req->model->name, sizeof name);
+  pthread_mutex_unlock(&dev->lock);
+  run_group(dev, group, n);
+  if (emx_now_ns() >= dev->idle_check_ns)
+    release_idle(dev);
+  pthread_mutex_lock(&dev->lock);
+  if (new_model)
+    memcpy(dev->last_model, name, sizeof name);
+  atomic_store_explicit(&dev->busy, 0, memory_order_relaxed);
+}
+
+bool emx__run_here_ok_locked(emx__device *dev, const struct emx_request *r) {
+  const emx_model *m = r->model;
+  long long ewma = atomic_load_explicit(&m->service_ewma_ns[dev->index],
+                                        memory_order_relaxed);
+  /* Only where the worker would run it at once, alone, with nothing else
+   * to do first, and the model is prepared here (no lazy prepare). */
+  return dev->parked && !dev->run_here && dev->queue.length == 1 &&
+         !dev->ctl_head && !dev->canceled && !dev->stopping &&
+         atomic_load(&dev->healthy) && !atomic_load(&dev->engine->paused) &&
+         !dev->virtual_clock && m->max_batch <= 1 && m->prep[dev->index] &&
+         ewma > 0 && ewma <= RUN_HERE_MAX_NS &&
+         !emx__expired(r, emx__device_now(dev));
+}
+
+void emx__run_here(emx__device *dev) {
+  emx__qlink *link = emx__sched_pick(dev, emx__device_now(dev));
+  struct emx_request *req = emx__req_of(link);
+  emx__dequeued_locked(dev, req);
+  atomic_store(&req->state, EMX__REQ_RUNNING);
+  pthread_cond_signal(&dev->space_cv);
+  dev->run_here = true;
+  run_taken_locked(dev, req);
+  dev->run_here = false;
+  /* Work that came meanwhile, or a fault to recover from: the worker's. */
+  if (has_work(dev) || !atomic_load(&dev->healthy))
+    pthread_cond_signal(&dev->work_cv);
+  pthread_mutex_unlock(&dev->lock);
 }
 
 void *emx__worker_main(void *arg) {
@@ -583,27 +692,7 @@ void *emx__worker_main(void *arg) {
       pthread_mutex_lock(&dev->lock);
       continue;
     }
-    atomic_store_explicit(&dev->busy, 1, memory_order_relaxed);
-    struct emx_request *group[EMX_MAX_BATCH];
-    group[0] = req;
-    size_t n = req->model->max_batch > 1 ? emx__batch_gather(dev, group) : 1;
-    /* The model may be unloaded once the request completes: keep its name
-     * for the device's report now. */
-    dev->resident = req->model;
-    atomic_store_explicit(&req->model->last_device, (int)dev->index,
-                          memory_order_relaxed);
-    bool new_model = strcmp(dev->last_model, req->model->name) != 0;
-    char name[EMX__MODEL_NAME_MAX];
-    if (new_model)
-      memcpy(name, req->model->name, sizeof name);
-    pthread_mutex_unlock(&dev->lock);
-    run_group(dev, group, n);
-    if (emx_now_ns() >= dev->idle_check_ns)
-      release_idle(dev);
-    pthread_mutex_lock(&dev->lock);
-    if (new_model)
-      memcpy(dev->last_model, name, sizeof name);
-    atomic_store_explicit(&dev->busy, 0, memory_order_relaxed);
+    run_taken_locked(dev, req);
   }
   pthread_mutex_unlock(&dev->lock);
   /* The worker is the only thread that may touch the backend: release what

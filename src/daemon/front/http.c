@@ -30,8 +30,10 @@
 
 /* The response owns what its iovec points at until MHD is done with it. */
 typedef struct held {
+  struct emxd_http *h;
   char *json;
-  uint8_t *outbuf;
+  uint8_t *outbuf; /* a spare buffer, returned when MHD is done */
+  size_t outcap;
 } held;
 
 /* ---- peers (streams per client address) -------------------------------- */
@@ -131,10 +133,13 @@ static void on_done(void *door_ctx, const emxd_done *d) {
   r->done = true;
   bool wake = r->suspended;
   pthread_mutex_unlock(&r->lock);
-  atomic_fetch_sub(&r->h->inflight, 1);
+  struct emxd_http *h = r->h;
   if (wake)
     MHD_resume_connection(r->conn);
   emxh__hreq_unref(r);
+  /* Last: once nothing is in flight the daemon may stop the door, and
+   * the unref above may still give buffers back to it. */
+  atomic_fetch_sub(&h->inflight, 1);
 }
 
 /* describe copies the model's tensor descriptions for the codec. */
@@ -196,7 +201,7 @@ static enum MHD_Result start_infer(hreq *r) {
   size_t total = 0;
   for (size_t i = 0; i < r->desc.nout; i++)
     total += (r->out[i].bytes + 63) & ~(size_t)63;
-  r->outbuf = malloc(total ? total : 1);
+  r->outbuf = emxh__spare_take(r->h, total, &r->outcap);
   if (!r->outbuf)
     return emxh__send_error(r->conn, 500, "out of memory for the outputs");
   for (size_t i = 0, at = 0; i < r->desc.nout; i++) {
@@ -215,7 +220,10 @@ static enum MHD_Result start_infer(hreq *r) {
                       .outputs = r->outs,
                       .output_count = r->desc.nout,
                       .priority = r->parsed.priority,
-                      .timeout_ns = t};
+                      .timeout_ns = t,
+                      /* A device with next to no work runs it on this
+                       * thread: no hand-over to its worker and back. */
+                      .run_here = true};
   atomic_fetch_add(&r->refs, 1);
   atomic_fetch_add(&h->inflight, 1);
   emx__errbuf err = {{0}};
@@ -240,7 +248,7 @@ static enum MHD_Result start_infer(hreq *r) {
 static void free_held(void *cls) {
   held *k = cls;
   free(k->json);
-  free(k->outbuf);
+  emxh__spare_give(k->h, k->outbuf, k->outcap);
   free(k);
 }
 
@@ -271,8 +279,10 @@ static enum MHD_Result finish_infer(hreq *r) {
       iov[n++] = (struct MHD_IoVec){r->outs[i].data, r->outs[i].size};
       binary = true;
     }
+  k->h = r->h;
   k->json = json;
   k->outbuf = r->outbuf;
+  k->outcap = r->outcap;
   r->outbuf = NULL; /* the response owns it now */
   struct MHD_Response *resp =
       MHD_create_response_from_iovec(iov, n, free_held, k);
@@ -341,10 +351,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                   "request body of %llu bytes is larger than the %zu-byte "
                   "limit (raise --http-max-body-bytes)",
                   n, h->srv->opt->http_max_body);
-      else if (n && !(r->body = malloc(n)))
+      else if (n && !(r->body = emxh__spare_take(h, n, &r->cap)))
         emxh_errf(&r->early, 500, "out of memory for a %llu-byte body", n);
-      else
-        r->cap = n;
     }
     /* Refuse now rather than after reading a body nobody will use; MHD
      * closes the connection after this answer. */
@@ -511,6 +519,7 @@ int emxd_http_start(emxd_server *srv, const char *listen, bool metrics_only,
   h->srv = srv;
   h->metrics_only = metrics_only;
   pthread_mutex_init(&h->lock, NULL);
+  pthread_mutex_init(&h->spares.lock, NULL);
   unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
                    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
   if (ss.ss_family == AF_INET6)
@@ -586,6 +595,7 @@ fail:
   free(h->tls_cert);
   free(h->tls_key);
   pthread_mutex_destroy(&h->lock);
+  emxh__spares_free(h);
   free(h);
   return -1;
 }
@@ -609,6 +619,7 @@ void emxd_http_stop(struct emxd_http *h) {
   /* MHD_stop_daemon closed every connection, and each close released
    * its peer. */
   pthread_mutex_destroy(&h->lock);
+  emxh__spares_free(h);
   free(h->tls_cert);
   free(h->tls_key);
   free(h);

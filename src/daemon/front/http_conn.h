@@ -23,6 +23,17 @@ typedef struct peer {
   size_t conns; /* connections from this address */
 } peer;
 
+/* Spare buffers (http_spare.c): bodies and output blocks of requests
+ * done, for the next requests to reuse. */
+#define EMXH_SPARES 8             /* buffers kept */
+#define EMXH_SPARE_MAX (4u << 20) /* larger ones are freed */
+typedef struct emxh_spares {
+  pthread_mutex_t lock; /* guards the rest */
+  size_t n;
+  void *buf[EMXH_SPARES];
+  size_t cap[EMXH_SPARES];
+} emxh_spares;
+
 struct emxd_http {
   emxd_server *srv;
   struct MHD_Daemon *mhd;
@@ -36,6 +47,7 @@ struct emxd_http {
   size_t max_conns;               /* --http-max-connections */
   _Atomic int64_t refused_log_ns; /* last "limit reached" log line */
   atomic_size_t inflight;         /* infers submitted, not completed */
+  emxh_spares spares;
 };
 
 /* hreq: one request on a connection, from its first header callback to
@@ -46,7 +58,7 @@ typedef struct hreq {
   struct MHD_Connection *conn;
   int route;           /* ROUTE_* */
   char model[64];      /* from the URL */
-  uint8_t *body;       /* POST body, accumulated */
+  uint8_t *body;       /* POST body, accumulated (a spare buffer) */
   size_t len, cap;     /* bytes in body / allocated */
   int64_t deadline_ns; /* the body must have arrived by then */
   bool posted;         /* the body is complete and was handled */
@@ -62,8 +74,17 @@ typedef struct hreq {
   emxh_model_desc desc;
   emxh_request parsed;
   emx_tensor outs[EMXH_MAX_TENSORS];
-  uint8_t *outbuf; /* every output, one block */
+  uint8_t *outbuf; /* every output, one block (a spare buffer) */
+  size_t outcap;   /* its size */
 } hreq;
+
+/* emxh__spare_take returns a buffer of at least n bytes (its size in
+ * *cap), a spare one if one fits; NULL when out of memory.
+ * emxh__spare_give takes a buffer back (NULL: nothing); emxh__spares_free
+ * frees those kept, once no request is left. */
+void *emxh__spare_take(struct emxd_http *h, size_t n, size_t *cap);
+void emxh__spare_give(struct emxd_http *h, void *buf, size_t cap);
+void emxh__spares_free(struct emxd_http *h);
 
 /* emxh__hreq_unref drops one owner of r; the last frees it. */
 void emxh__hreq_unref(hreq *r);

@@ -18,8 +18,8 @@ void emxh__hreq_unref(hreq *r) {
   if (r->m)
     emxd_model_put(r->m);
   emxh_request_free(&r->parsed);
-  free(r->outbuf);
-  free(r->body);
+  emxh__spare_give(r->h, r->outbuf, r->outcap);
+  emxh__spare_give(r->h, r->body, r->cap);
   pthread_mutex_destroy(&r->lock);
   free(r);
 }
