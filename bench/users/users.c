@@ -42,7 +42,7 @@
  *                                  of separate processes
  *
  * Usage: bench-users [--quick] [--rounds R] [--seconds S] [--models DIR]
- * [--only closed|mixed|fleet] (make bench-users [QUICK=1]). Run it on a quiet machine: it measures the
+ * [--only closed|mixed|fleet] [--clients N] (make bench-users [QUICK=1]). Run it on a quiet machine: it measures the
  * machine as much as edgemux.
  */
 #include "common/baseline.h"
@@ -77,6 +77,7 @@ typedef struct options {
   double fleet_seconds;
   const char *models;
   const char *only; /* closed, mixed or fleet; NULL: all */
+  int clients;      /* only this many programs (closed, mixed); 0: all */
 } options;
 
 /* One model the programs run. */
@@ -467,6 +468,8 @@ static int closed(const options *o, const bench_daemon *d) {
   int models[MAX_USERS] = {0}; /* all face */
   for (int c = 0; c < 4; c++) {
     int n = counts[c];
+    if (o->clients && n != o->clients)
+      continue;
     double ratio[MAX_ROUNDS], pss[MAX_ROUNDS], cpu[MAX_ROUNDS];
     double pss_mux = 0, pss_direct = 0;
     for (int r = 0; r < o->rounds; r++) {
@@ -516,6 +519,8 @@ static int mixed(const options *o, const bench_daemon *d) {
     models[i] = i % 2; /* face, hand, face, hand ... */
   for (int c = 0; c < 3; c++) {
     int n = counts[c];
+    if (o->clients && n != o->clients)
+      continue;
     double ratio[MAX_ROUNDS], light[MAX_ROUNDS];
     for (int r = 0; r < o->rounds; r++) {
       /* The weights of useful work, measured in this round. */
@@ -656,10 +661,12 @@ int main(int argc, char **argv) {
       o.models = argv[++i];
     } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
       o.only = argv[++i];
+    } else if (strcmp(argv[i], "--clients") == 0 && i + 1 < argc) {
+      o.clients = atoi(argv[++i]);
     } else {
       fprintf(stderr,
               "usage: %s [--quick] [--rounds R] [--seconds S] [--models "
-              "DIR] [--only closed|mixed|fleet]\n",
+              "DIR] [--only closed|mixed|fleet] [--clients N]\n",
               PROG);
       return 2;
     }

@@ -66,11 +66,15 @@ static union {
     MHD_VOID_FUNCS(VOID_FIELD)
 #undef FIELD
 #undef VOID_FIELD
-        start_va_fn start_va;
+    start_va_fn start_va;
     conn_info_fn conn_info;
     daemon_info_fn daemon_info;
   } f;
 } lib;
+/* One slot per name, in the same order: the names list and the fields
+ * come from the same lists. */
+_Static_assert(sizeof lib.f == sizeof lib.slot,
+               "a function without its name, or a name without its field");
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int status;

@@ -45,6 +45,10 @@ static union {
 #undef FIELD
   } f;
 } lib;
+/* One slot per name, in the same order: the names list and the fields
+ * come from the same lists. */
+_Static_assert(sizeof lib.f == sizeof lib.slot,
+               "a function without its name, or a name without its field");
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int status;
