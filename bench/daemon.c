@@ -175,19 +175,6 @@ static void sleep_until(int64_t when) {
   }
 }
 
-/* loadavg returns the machine's 1-minute load average (-1 if unknown):
- * printed with each round, as other work on the machine skews it. */
-static double loadavg(void) {
-  double load = -1;
-  FILE *f = fopen("/proc/loadavg", "r");
-  if (f) {
-    if (fscanf(f, "%lf", &load) != 1)
-      load = -1;
-    fclose(f);
-  }
-  return load;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Buffers: in the heap (the baseline) or in a client's arena                */
 
@@ -968,7 +955,7 @@ int main(int argc, char **argv) {
            tally_cpu_ms(&via_daemon, via_daemon.worker_ns),
            tally_cpu_ms(&via_daemon, via_daemon.cpu_ns),
            tally_cpu_ms(&via_direct, via_direct.cpu_ns), ping_us, bare_us,
-           results[r].roundtrip, loadavg());
+           results[r].roundtrip, bench_loadavg());
     fflush(stdout);
   }
 

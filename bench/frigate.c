@@ -23,6 +23,7 @@
 
 #include "common/baseline.h"
 #include "common/daemon.h"
+#include "common/frame.h"
 #include "common/sys.h"
 #include "detect/detect.h"
 
@@ -52,14 +53,8 @@ static void *zctx;
 static char endpoint[200];
 
 static void make_frame(void) {
-  for (int y = 0; y < SIDE; y++)
-    for (int x = 0; x < SIDE; x++)
-      for (int c = 0; c < 3; c++)
-        frame[(y * SIDE + x) * 3 + c] = (uint8_t)((x * (c + 1) + y * 2) / 3);
-  for (int y = 80; y < 260; y++) /* a block to find */
-    for (int x = 120; x < 190; x++)
-      for (int c = 0; c < 3; c++)
-        frame[(y * SIDE + x) * 3 + c] = (uint8_t)(40 + 50 * c);
+  const bench_block block = {80, 260, 120, 190, 40, 50}; /* a block to find */
+  bench_draw_frame(frame, SIDE, 0, &block);
 }
 
 /* ---- the direct loop: convert, invoke, decode ---------------------------- */

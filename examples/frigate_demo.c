@@ -25,6 +25,7 @@
 #include <zmq.h>
 
 #include "common/daemon.h"
+#include "common/frame.h"
 
 #define PROG "edgemux-frigate-demo"
 #define DET "object_detection_ssd_mobilenetv2_oidv4"
@@ -59,14 +60,8 @@ static int read_ppm(const char *path, uint8_t *out) {
 }
 
 static void draw(uint8_t *f, int seed) {
-  for (int y = 0; y < SIDE; y++)
-    for (int x = 0; x < SIDE; x++)
-      for (int c = 0; c < 3; c++)
-        f[(y * SIDE + x) * 3 + c] = (uint8_t)((x * (c + 1) + y * 2 + seed) / 3);
-  for (int y = 60 + seed; y < 280; y++)
-    for (int x = 100; x < 100 + 40 + seed; x++)
-      for (int c = 0; c < 3; c++)
-        f[(y * SIDE + x) * 3 + c] = (uint8_t)(30 + 60 * c);
+  const bench_block block = {60 + seed, 280, 100, 100 + 40 + seed, 30, 60};
+  bench_draw_frame(f, SIDE, seed, &block);
 }
 
 static void *detector(void *ctx, const char *ep) {

@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,10 +25,49 @@
 #error "EMX_DAEMON_REPO_DIR must name the test model repository"
 #endif
 
-static void sleep_ms(int ms) {
+void emxt_sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
   }
+}
+
+/* Sanitizer builds run slower. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED_BUILD 1
+#endif
+#endif
+#ifndef SANITIZED_BUILD
+#define SANITIZED_BUILD 0
+#endif
+
+int emxt_sanitized(void) {
+  return SANITIZED_BUILD || sanitizer()[0];
+}
+
+int emxt_slow(void) {
+  return (emxt_sanitized() ? 4 : 1) * emxt_time_scale();
+}
+
+int emxt_raw_connect(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+  int rc;
+  do
+    rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
 }
 
 static void print_log(const emxt_daemon *d) {
@@ -127,7 +169,7 @@ int emxt_daemon_start(emxt_daemon *d, const char *const *extra_args) {
       if (rc == 0)
         return 0;
     }
-    sleep_ms(20);
+    emxt_sleep_ms(20);
   }
   print_log(d);
   emxt_daemon_kill(d);
@@ -142,7 +184,7 @@ static int reap(emxt_daemon *d, int timeout_ms) {
       d->pid = 0;
       return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
-    sleep_ms(10);
+    emxt_sleep_ms(10);
   }
   return -1;
 }
@@ -224,7 +266,37 @@ int emxt_wait_log(const emxt_daemon *d, const char *text, int ms) {
   for (int waited = 0; waited < ms * emxt_time_scale(); waited += 10) {
     if (emxt_log_contains(d, text))
       return 1;
-    sleep_ms(10);
+    emxt_sleep_ms(10);
   }
   return emxt_log_contains(d, text);
+}
+
+int emxt_repo_add(const char *repo, const char *name, const char *model,
+                  const char *config) {
+  char dir[256], path[320];
+  snprintf(dir, sizeof dir, "%s/%s", repo, name);
+  snprintf(path, sizeof path, "%s/model.tflite", dir);
+  if (mkdir(dir, 0755) < 0 || symlink(model, path) < 0) {
+    fprintf(stderr, "repository entry %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  if (!config)
+    return 0;
+  snprintf(path, sizeof path, "%s/config.json", dir);
+  FILE *f = fopen(path, "w");
+  if (!f || fputs(config, f) < 0 || fclose(f) != 0) {
+    fprintf(stderr, "writing %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+int emxt_repo_with(char repo[64], const char *name, const char *model) {
+  snprintf(repo, 64, "/tmp/emxt-repo-XXXXXX");
+  if (!mkdtemp(repo)) {
+    fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+    return -1;
+  }
+  remove_at_exit(repo);
+  return name ? emxt_repo_add(repo, name, model, NULL) : 0;
 }

@@ -17,6 +17,20 @@ typedef struct emxt_daemon {
  * Tests multiply their waits by it (and may divide their load). */
 int emxt_time_scale(void);
 
+/* emxt_sanitized: is this a sanitizer build (also when $EMX_SANITIZER is
+ * not set)? emxt_slow is the factor for hang guards: 4 in one, else 1;
+ * times emxt_time_scale. */
+int emxt_sanitized(void);
+int emxt_slow(void);
+
+/* emxt_sleep_ms sleeps ms milliseconds, through signals. */
+void emxt_sleep_ms(int ms);
+
+/* emxt_raw_connect opens a SOCK_SEQPACKET connection to the socket `path`
+ * and says nothing on it (for tests that speak the wire protocol
+ * themselves): the fd, or -1 with errno set. */
+int emxt_raw_connect(const char *path);
+
 /* emxt_execv is execv, through $EMX_EXEC_WRAPPER's words when set (make
  * check-arm64 sets the emulator: a program under qemu-aarch64 cannot exec
  * another arm64 program without binfmt_misc). Returns only on failure. */
@@ -48,5 +62,16 @@ int emxt_log_contains(const emxt_daemon *d, const char *text);
  * writes when it has done something), `ms` at most (× EMX_TEST_TIME_SCALE):
  * 1 when it appeared. */
 int emxt_wait_log(const emxt_daemon *d, const char *text, int ms);
+
+/* emxt_repo_add makes repo/<name>/ holding model.tflite, a link to the
+ * file `model`, and, when config is not NULL, a config.json with that
+ * text. 0, or -1 with what failed printed. */
+int emxt_repo_add(const char *repo, const char *name, const char *model,
+                  const char *config);
+
+/* emxt_repo_with makes a temporary model repository in `repo` (a buffer of
+ * 64 bytes), removed when this process exits, holding `name` (a link to
+ * the file `model`) unless name is NULL: then it starts empty. 0 or -1. */
+int emxt_repo_with(char repo[64], const char *name, const char *model);
 
 #endif

@@ -169,6 +169,8 @@ static void sim_vanish_for_good(void **state) {
   emx_tensor *in, *out;
   assert_int_equal(run_once(e, m, 1, &in, &out, NULL), EMX_EDEVICE);
   free_io(m, in, out);
+  /* Time for the re-probes (20 ms, 40 ms backoff) to run and fail: what
+   * is checked is that nothing happens, and no event marks that. */
   usleep(100000);
   assert_int_equal(run_once(e, m, 1, &in, &out, NULL), EMX_EDEVICE);
   assert_true(contains(emx_engine_last_error(e), "no healthy device"));

@@ -33,13 +33,7 @@ static void write_text(const char *path, const char *text) {
 
 /* add_model makes repo/<name>/ with a link to `model` and a config. */
 static void add_model(const char *name, const char *model, const char *config) {
-  char dir[256], path[320];
-  snprintf(dir, sizeof dir, "%s/%s", repo, name);
-  assert_int_equal(mkdir(dir, 0755), 0);
-  snprintf(path, sizeof path, "%s/model.tflite", dir);
-  assert_int_equal(symlink(model, path), 0);
-  snprintf(path, sizeof path, "%s/config.json", dir);
-  write_text(path, config);
+  assert_int_equal(emxt_repo_add(repo, name, model, config), 0);
 }
 
 static void remove_repo(void) {
@@ -121,12 +115,7 @@ static void batch_from_config(void **state) {
   snprintf(path, sizeof path, "%s/hand/config.json", repo);
   write_text(path, "{\"dynamic_batching\": {\"max_batch_size\": 8}}");
   kill(d.pid, SIGHUP);
-  bool told = false;
-  for (int i = 0; i < 200 && !told; i++) {
-    usleep(10000);
-    told = emxt_log_contains(&d, "hand/config.json changed");
-  }
-  assert_true(told);
+  assert_true(emxt_wait_log(&d, "hand/config.json changed", 2000));
   assert_int_equal(emx_client_infer(c, plain, &in[0], 1, out[0], nout, &t), 0);
 
   for (size_t k = 0; k < nout; k++)

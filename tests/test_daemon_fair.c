@@ -24,33 +24,50 @@
 #define WINDOW 16
 #define MODEL "face_detection_short_range"
 
+/* flooder: a child's connection with MODEL open, one input and WINDOW
+ * sets of outputs in its arena. */
+typedef struct flooder {
+  emx_client *c;
+  emx_client_model *m;
+  size_t nout;
+  emx_tensor in, outs[WINDOW][2];
+} flooder;
+
+/* flooder_open sets f up on `socket`; the child exits 2 on failure. */
+static void flooder_open(flooder *f, const char *socket) {
+  emx_client_config cfg;
+  emx_client_config_init(&cfg);
+  cfg.socket_path = socket;
+  if (emx_client_connect(&f->c, &cfg) < 0 ||
+      emx_client_model_open(f->c, MODEL, &f->m) < 0)
+    _exit(2);
+  f->nout = emx_client_model_output_count(f->m);
+  if (f->nout > 2 || emx_client_tensor_alloc_input(f->c, f->m, 0, &f->in) < 0)
+    _exit(2);
+  for (int k = 0; k < WINDOW; k++)
+    for (size_t i = 0; i < f->nout; i++)
+      if (emx_client_tensor_alloc_output(f->c, f->m, i, &f->outs[k][i]) < 0)
+        _exit(2);
+}
+
+/* flooder_submit submits the input with output set k. */
+static int flooder_submit(flooder *f, int k, emx_client_request **r) {
+  return emx_client_submit(f->c, f->m, &f->in, 1, f->outs[k], f->nout, NULL, r);
+}
+
 /* flood connects and allocates, says so with a byte on `ready`, keeps
  * WINDOW requests in flight for `seconds` once `go` is readable, then
  * writes how many completed to `out`; runs in a child. */
 static void flood(const char *socket, int ready, int go, int out,
                   double seconds) {
-  emx_client_config cfg;
-  emx_client_config_init(&cfg);
-  cfg.socket_path = socket;
-  emx_client *c;
-  emx_client_model *m;
-  if (emx_client_connect(&c, &cfg) < 0 ||
-      emx_client_model_open(c, MODEL, &m) < 0)
-    _exit(2);
-  size_t nout = emx_client_model_output_count(m);
-  emx_tensor in, outs[WINDOW][2];
-  if (emx_client_tensor_alloc_input(c, m, 0, &in) < 0)
-    _exit(2);
-  for (int k = 0; k < WINDOW; k++)
-    for (size_t i = 0; i < nout; i++)
-      if (emx_client_tensor_alloc_output(c, m, i, &outs[k][i]) < 0)
-        _exit(2);
+  flooder f;
+  flooder_open(&f, socket);
   char byte = 'r';
   if (write(ready, &byte, 1) != 1 || read(go, &byte, 1) < 0)
     _exit(2);
   emx_client_request *r[WINDOW];
   for (int k = 0; k < WINDOW; k++)
-    if (emx_client_submit(c, m, &in, 1, outs[k], nout, NULL, &r[k]) < 0)
+    if (flooder_submit(&f, k, &r[k]) < 0)
       _exit(2);
   long done = 0;
   int64_t end = emx_now_ns() + (int64_t)(seconds * 1e9);
@@ -61,7 +78,7 @@ static void flood(const char *socket, int ready, int go, int out,
     if (emx_now_ns() >= end)
       break;
     done++;
-    if (emx_client_submit(c, m, &in, 1, outs[k], nout, NULL, &r[k]) < 0)
+    if (flooder_submit(&f, k, &r[k]) < 0)
       _exit(2);
   }
   if (write(out, &done, sizeof done) != sizeof done)
@@ -146,25 +163,11 @@ static void weights_share_the_device(void **state) {
  * expected to be refused); says it is flooding with a byte on `ready`
  * after its first full window. Runs in a child. */
 static void flood_busy(const char *socket, int ready, int stop) {
-  emx_client_config cfg;
-  emx_client_config_init(&cfg);
-  cfg.socket_path = socket;
-  emx_client *c;
-  emx_client_model *m;
-  if (emx_client_connect(&c, &cfg) < 0 ||
-      emx_client_model_open(c, MODEL, &m) < 0)
-    _exit(2);
-  size_t nout = emx_client_model_output_count(m);
-  emx_tensor in, outs[WINDOW][2];
-  if (emx_client_tensor_alloc_input(c, m, 0, &in) < 0)
-    _exit(2);
-  for (int k = 0; k < WINDOW; k++)
-    for (size_t i = 0; i < nout; i++)
-      if (emx_client_tensor_alloc_output(c, m, i, &outs[k][i]) < 0)
-        _exit(2);
+  flooder f;
+  flooder_open(&f, socket);
   emx_client_request *r[WINDOW];
   for (int k = 0; k < WINDOW; k++)
-    if (emx_client_submit(c, m, &in, 1, outs[k], nout, NULL, &r[k]) < 0)
+    if (flooder_submit(&f, k, &r[k]) < 0)
       _exit(2);
   char byte = 'r';
   if (write(ready, &byte, 1) != 1)
@@ -177,7 +180,7 @@ static void flood_busy(const char *socket, int ready, int stop) {
     emx_client_request_destroy(r[k]);
     if (poll(&p, 1, 0) != 0)
       break;
-    if (emx_client_submit(c, m, &in, 1, outs[k], nout, NULL, &r[k]) < 0)
+    if (flooder_submit(&f, k, &r[k]) < 0)
       _exit(2);
   }
   _exit(0);

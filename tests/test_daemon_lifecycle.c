@@ -30,12 +30,6 @@
 #include "edgemux/client.h"
 #include "support.h"
 
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-  }
-}
-
 /* wait_log: the daemon's log gains `text` within 20 s. */
 static int wait_log(const emxt_daemon *d, const char *text) {
   return emxt_wait_log(d, text, 20000);
@@ -85,7 +79,7 @@ static int call_within(call *k, int limit_ms, int64_t *took_ns) {
   int64_t t0 = emx_now_ns();
   assert_int_equal(pthread_create(&t, NULL, call_main, k), 0);
   for (int i = 0; i < limit_ms && !atomic_load(&k->done); i++)
-    sleep_ms(1);
+    emxt_sleep_ms(1);
   if (took_ns)
     *took_ns = emx_now_ns() - t0;
   if (!atomic_load(&k->done)) {
@@ -193,7 +187,7 @@ static int stop_within(emxt_daemon *d, int limit_ms) {
       d->pid = 0;
       return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
-    sleep_ms(10);
+    emxt_sleep_ms(10);
   }
   fprintf(stderr, "the daemon outlived SIGTERM by %d ms\n", limit_ms);
   emxt_daemon_kill(d);
@@ -291,14 +285,9 @@ static void hung_device_never_wedges(void **state) {
  * a LOAD posted after the SIGHUP, which the admin thread runs after the
  * rescan, is answered. */
 static void sighup_unload_never_waits(void **state) {
-  char repo[] = "/tmp/emxt-life-XXXXXX";
-  assert_non_null(mkdtemp(repo));
-  remove_at_exit(repo);
-  char dir[128], path[160], away[160];
+  char repo[64], dir[128], away[160];
+  assert_int_equal(emxt_repo_with(repo, "face", MODEL_FACE_SHORT), 0);
   snprintf(dir, sizeof dir, "%s/face", repo);
-  assert_int_equal(mkdir(dir, 0755), 0);
-  snprintf(path, sizeof path, "%s/model.tflite", dir);
-  assert_int_equal(symlink(MODEL_FACE_SHORT, path), 0);
   char spec[160];
   snprintf(spec, sizeof spec, "sim:0,hang_at=1,lock_dir=%s", lock_dir());
   static emxt_daemon d;
@@ -369,14 +358,9 @@ static void sighup_unload_never_waits(void **state) {
  * keeps its id: a client's handle from before keeps working. It used to
  * get a new id, and the old handle EMX_ENOENT forever. */
 static void model_comes_back_keeps_id(void **state) {
-  char repo[] = "/tmp/emxt-back-XXXXXX";
-  assert_non_null(mkdtemp(repo));
-  remove_at_exit(repo);
-  char dir[128], path[160], away[160];
+  char repo[64], dir[128], away[160];
+  assert_int_equal(emxt_repo_with(repo, "face", MODEL_FACE_SHORT), 0);
   snprintf(dir, sizeof dir, "%s/face", repo);
-  assert_int_equal(mkdir(dir, 0755), 0);
-  snprintf(path, sizeof path, "%s/model.tflite", dir);
-  assert_int_equal(symlink(MODEL_FACE_SHORT, path), 0);
   static emxt_daemon d;
   const char *args[] = {"--device",    "cpu",  "--models", repo,
                         "--log-level", "info", NULL};
@@ -409,7 +393,7 @@ static void model_comes_back_keeps_id(void **state) {
       fclose(f);
     if (n >= 2)
       break;
-    sleep_ms(10);
+    emxt_sleep_ms(10);
   }
   int rc = emx_client_infer(c, m, &in, 1, out, 2, NULL);
   if (rc != 0)
@@ -425,9 +409,8 @@ static void model_comes_back_keeps_id(void **state) {
  * keeps its id and bytes under its hash name "model-<16 hex>". Before
  * issue 11 the client's name shadowed the repository's model. */
 static void repository_name_wins(void **state) {
-  char repo[] = "/tmp/emxt-wins-XXXXXX";
-  assert_non_null(mkdtemp(repo));
-  remove_at_exit(repo);
+  char repo[64];
+  assert_int_equal(emxt_repo_with(repo, NULL, NULL), 0);
   static emxt_daemon d;
   const char *args[] = {"--device",    "cpu",  "--models", repo,
                         "--log-level", "info", NULL};
@@ -440,11 +423,7 @@ static void repository_name_wins(void **state) {
   assert_int_equal(emx_client_model_load_bytes(c, "face", hand, size, &mine),
                    0);
   assert_int_equal(emx_client_model_output_count(mine), 4);
-  char dir[128], path[160];
-  snprintf(dir, sizeof dir, "%s/face", repo);
-  assert_int_equal(mkdir(dir, 0755), 0);
-  snprintf(path, sizeof path, "%s/model.tflite", dir);
-  assert_int_equal(symlink(MODEL_FACE_SHORT, path), 0);
+  assert_int_equal(emxt_repo_add(repo, "face", MODEL_FACE_SHORT, NULL), 0);
   assert_int_equal(kill(d.pid, SIGHUP), 0);
   /* Ready: the rescan's report (the client's LOAD logged "loaded" too). */
   assert_true(wait_log(&d, "was a client's name for other bytes"));
@@ -490,11 +469,13 @@ static void idle_client_model_unloaded(void **state) {
   assert_int_equal(emx_client_tensor_alloc_input(c, busy, 0, &in), 0);
   for (size_t i = 0; i < 2; i++)
     assert_int_equal(emx_client_tensor_alloc_output(c, busy, i, &out[i]), 0);
+  /* "busy" is used every 200 ms (the pace is the point: well inside its
+   * idle limit) until the log says "idle" went; 20 s hang guard. */
   int64_t t0 = emx_now_ns();
   while (!emxt_log_contains(&d, "model \"idle\": unused") &&
-         emx_now_ns() - t0 < 20 * 1000000000LL) {
+         emx_now_ns() - t0 < 20 * 1000000000LL * emxt_time_scale()) {
     assert_int_equal(emx_client_infer(c, busy, &in, 1, out, 2, NULL), 0);
-    sleep_ms(200);
+    emxt_sleep_ms(200);
   }
   assert_true(emxt_log_contains(&d, "model \"idle\": unused"));
   emx_client_model *again;

@@ -570,6 +570,38 @@ static void killed_clients_mid_body(void **state) {
   binary_infer_equals_direct(state);
 }
 
+/* maps_lib: whether pid maps a file whose name contains lib. */
+static int maps_lib(pid_t pid, const char *lib) {
+  char path[64], line[512];
+  snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f))
+    found = strstr(line, lib) != NULL;
+  fclose(f);
+  return found;
+}
+
+/* libmicrohttpd and libzmq (and GnuTLS, libsodium... with them) are opened
+ * only for a door: a daemon without one does not carry them (~1.8 MiB). */
+static void door_libraries_only_when_asked(void **state) {
+  static const char *const args[] = {"--device", "cpu:workers=1", NULL};
+  emxt_daemon d;
+  assert_int_equal(emxt_daemon_start(&d, args), 0);
+  int plain_mhd = maps_lib(d.pid, "libmicrohttpd");
+  int plain_zmq = maps_lib(d.pid, "libzmq");
+  int plain_tls = maps_lib(d.pid, "libgnutls");
+  int status = emxt_daemon_stop(&d);
+  setenv("EDGEMUX_SOCKET", daemon_.socket, 1);
+  assert_int_equal(status, 0);
+  assert_int_equal(plain_mhd, 0);
+  assert_int_equal(plain_zmq, 0);
+  assert_int_equal(plain_tls, 0);
+  assert_int_equal(maps_lib(daemon_.pid, "libmicrohttpd"), 1);
+}
+
 /* --http-token-file: every endpoint but health needs the bearer token. */
 static void bearer_token(void **state) {
   char *tok = write_temp_file("s3cret-token\n", 13);
@@ -913,6 +945,7 @@ int main(void) {
       cmocka_unit_test(tls_with_self_signed_cert),
       cmocka_unit_test(metrics_pass_promtool),
       cmocka_unit_test(status_prometheus_over_socket),
+      cmocka_unit_test(door_libraries_only_when_asked),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -85,33 +85,6 @@ static struct {
   char log_offenders[8192];
 } g;
 
-/* Sanitizer builds run slower: hang guards stretch (also when
- * $EMX_SANITIZER is not set). */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED_BUILD 1
-#endif
-#endif
-#ifndef SANITIZED_BUILD
-#define SANITIZED_BUILD 0
-#endif
-
-static int sanitized(void) {
-  return SANITIZED_BUILD || sanitizer()[0];
-}
-
-static int slow(void) {
-  return sanitized() ? 4 : 1;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-  }
-}
-
 static int64_t now_ms(void) {
   return emx_now_ns() / 1000000;
 }
@@ -175,17 +148,10 @@ static int status_clients(void) {
  */
 
 static int raw_connect(void) {
-  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  assert_true(fd >= 0);
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", g.d.socket);
-  int rc;
-  do
-    rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-  while (rc < 0 && errno == EINTR);
-  if (rc < 0)
+  int fd = emxt_raw_connect(g.d.socket);
+  if (fd < 0)
     fprintf(stderr, "connect %s: %s\n", g.d.socket, strerror(errno));
-  assert_int_equal(rc, 0);
+  assert_true(fd >= 0);
   return fd;
 }
 
@@ -283,7 +249,7 @@ static size_t build_infer(uint64_t id, uint32_t model,
  * decodes it into *m. */
 static void expect_reply(int sock, uint8_t type, emx__wire_msg *m) {
   for (;;) {
-    ssize_t n = recv_pkt(sock, rx, sizeof rx, 10000 * slow());
+    ssize_t n = recv_pkt(sock, rx, sizeof rx, 10000 * emxt_slow());
     if (n <= 0)
       fprintf(stderr, "waiting for message type %u: %zd\n", type, n);
     assert_true(n > 0);
@@ -362,7 +328,7 @@ typedef struct dropped {
  * then closes it. */
 static dropped wait_dropped(int sock) {
   dropped r = {0};
-  int64_t until = now_ms() + 5000 * slow();
+  int64_t until = now_ms() + 5000 * emxt_slow();
   while (now_ms() < until) {
     ssize_t n = recv_pkt(sock, rx, sizeof rx, 100);
     if (n == -ETIMEDOUT) {
@@ -415,13 +381,13 @@ static void good_infer(void) {
  * does), then asserts it. */
 static void wait_baseline(void) {
   int fds = -1, maps = -1;
-  int64_t until = now_ms() + 10000 * slow();
+  int64_t until = now_ms() + 10000 * emxt_slow();
   do {
     fds = emxt_fd_count(g.d.pid);
     maps = emxt_memfd_maps(g.d.pid);
     if (fds == g.base_fds && maps == g.base_maps)
       return;
-    sleep_ms(10);
+    emxt_sleep_ms(10);
   } while (now_ms() < until);
   fprintf(stderr, "daemon fds %d (baseline %d), memfd maps %d (baseline %d)\n",
           fds, g.base_fds, maps, g.base_maps);
@@ -529,7 +495,7 @@ static int group_setup(void **state) {
    * the only one, then take the baseline. */
   int64_t until = now_ms() + 10000;
   while (status_clients() != 1 && now_ms() < until)
-    sleep_ms(10);
+    emxt_sleep_ms(10);
   if (status_clients() != 1)
     return -1;
   g.base_fds = emxt_fd_count(g.d.pid);

@@ -19,8 +19,13 @@
  *                        is refused (EMX_EINVAL), nothing forged in the log
  *   timeout_near_int64_max INFER with timeout_ns near INT64_MAX runs (the
  *                        saturating deadline; run it under ASan+UBSan too)
+ *   model_fd_not_regular LOAD_BYTES carrying a pipe, a socket or a FIFO
+ *                        instead of a memfd is refused with an error that
+ *                        says what it got; nothing blocks, the connection
+ *                        and the daemon serve on
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <setjmp.h>
@@ -41,16 +46,14 @@
 #include "core/sock.h"
 #include "daemon_support.h"
 #include "edgemux/client.h"
+#include "support.h"
 #include "wire/wire.h"
 
 #define MIB ((size_t)1 << 20)
 
 static int raw_connect(const char *path) {
-  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  int fd = emxt_raw_connect(path);
   assert_true(fd >= 0);
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
   return fd;
 }
 
@@ -67,6 +70,27 @@ static int connect_client(const emxt_daemon *d, size_t arena,
     fprintf(stderr, "connect: %s: %s\n", emx_err_name(rc),
             emx_client_last_error(NULL));
   return rc;
+}
+
+/* refused: a connection over a limit gets EMX_EBUSY and an error naming
+ * the limit's flag (not a bare "Broken pipe"), and no client. */
+static void refused(const emxt_daemon *d, size_t arena, const char *flag) {
+  emx_client *c = NULL;
+  assert_int_equal(connect_client(d, arena, &c), EMX_EBUSY);
+  assert_non_null(strstr(emx_client_last_error(NULL), flag));
+  assert_null(c);
+}
+
+/* connect_once_freed: a connection that succeeds once the daemon has seen
+ * a close free its slot (it notices asynchronously); a hang guard of 2 s
+ * (x EMX_TEST_TIME_SCALE). */
+static emx_client *connect_once_freed(const emxt_daemon *d, size_t arena) {
+  emx_client *c = NULL;
+  int64_t until = emx_now_ns() + 2000000000LL * emxt_time_scale();
+  while (connect_client(d, arena, &c) < 0 && emx_now_ns() < until)
+    usleep(10000);
+  assert_non_null(c);
+  return c;
 }
 
 static void incomplete_apart(void **state) {
@@ -90,24 +114,16 @@ static void incomplete_apart(void **state) {
   /* A round trip through a client would need a 4th incomplete slot;
    * ping only after the first client is in. The first client's socket is
    * the 4th incomplete one for a moment: refused, with the reason. */
-  emx_client *a = NULL, *b = NULL, *c = NULL;
-  assert_int_equal(connect_client(&d, 0, &a), EMX_EBUSY);
-  assert_non_null(
-      strstr(emx_client_last_error(NULL), "--max-incomplete-conns"));
+  emx_client *b = NULL;
+  refused(&d, 0, "--max-incomplete-conns");
   assert_true(emxt_log_contains(&d, "--max-incomplete-conns"));
   close(silent[2]);
   /* Slots: one incomplete free; the uid's 2 unused by the silent ones. */
-  for (int i = 0; i < 200; i++) {
-    if (connect_client(&d, 0, &a) == 0)
-      break;
-    usleep(10000);
-  }
-  assert_non_null(a);
+  emx_client *a = connect_once_freed(&d, 0);
   assert_int_equal(connect_client(&d, 0, &b), 0);
   assert_int_equal(emx_client_ping(b), 0);
   /* The uid's limit is still there, and says its name. */
-  assert_int_equal(connect_client(&d, 0, &c), EMX_EBUSY);
-  assert_non_null(strstr(emx_client_last_error(NULL), "--max-conns-per-uid"));
+  refused(&d, 0, "--max-conns-per-uid");
   close(silent[0]);
   close(silent[1]);
   emx_client_destroy(a);
@@ -122,20 +138,14 @@ static void arena_budget_per_uid(void **state) {
                         "--max-arena-bytes-per-uid", "12582912", /* 12 MiB */
                         NULL};
   assert_int_equal(emxt_daemon_start(&d, args), 0);
-  emx_client *a = NULL, *b = NULL, *c = NULL;
+  emx_client *a = NULL, *c = NULL;
   assert_int_equal(connect_client(&d, 8 * MIB, &a), 0);
-  assert_int_equal(connect_client(&d, 8 * MIB, &b), EMX_EBUSY);
-  assert_non_null(
-      strstr(emx_client_last_error(NULL), "--max-arena-bytes-per-uid"));
-  assert_null(b);
+  refused(&d, 8 * MIB, "--max-arena-bytes-per-uid");
   assert_int_equal(connect_client(&d, 2 * MIB, &c), 0);
   assert_int_equal(emx_client_ping(c), 0);
   /* A closed connection gives its bytes back. */
   emx_client_destroy(a);
-  for (int i = 0; i < 200 && connect_client(&d, 8 * MIB, &b) < 0; i++)
-    usleep(10000);
-  assert_non_null(b);
-  emx_client_destroy(b);
+  emx_client_destroy(connect_once_freed(&d, 8 * MIB));
   emx_client_destroy(c);
   assert_int_equal(emxt_daemon_stop(&d), 0);
 }
@@ -161,9 +171,7 @@ static void hello_pid_not_trusted(void **state) {
   close(fd);
   char want[64];
   snprintf(want, sizeof want, "hello from pid %d ", (int)getpid());
-  for (int i = 0; i < 200 && !emxt_log_contains(&d, want); i++)
-    usleep(10000);
-  assert_true(emxt_log_contains(&d, want));
+  assert_true(emxt_wait_log(&d, want, 2000));
   assert_false(emxt_log_contains(&d, "pid 424242"));
   assert_int_equal(emxt_daemon_stop(&d), 0);
 }
@@ -177,7 +185,7 @@ static int run_daemon(const char *const *args) {
     _exit(127);
   }
   int st;
-  for (int i = 0; i < 1000; i++) {
+  for (int i = 0; i < 1000 * emxt_time_scale(); i++) {
     if (waitpid(pid, &st, WNOHANG) == pid)
       return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     usleep(10000);
@@ -301,6 +309,105 @@ static void timeout_near_int64_max(void **state) {
   assert_int_equal(emxt_daemon_stop(&d), 0); /* alive, exits 0 */
 }
 
+/* raw_hello: a raw connection that said hello without an arena. */
+static int raw_hello(const char *path) {
+  int fd = raw_connect(path);
+  uint64_t pkt[8];
+  emx__wire_buf b;
+  emx__wire_begin(&b, pkt, EMX_WIRE_HELLO, 0);
+  emx__wire_hello h = {.proto = EMX_WIRE_VERSION, .pid = (uint32_t)getpid()};
+  emx__wire_put(&b, &h, sizeof h);
+  assert_true(emx__sock_send(fd, pkt, emx__wire_end(&b), -1, 0) > 0);
+  return fd;
+}
+
+/* raw_answer: the next packet on fd (10 s hang guard, x the time scale),
+ * decoded into m (its text in rx). */
+static void raw_answer(int fd, uint64_t *rx, size_t cap, emx__wire_msg *m) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  assert_int_equal(poll(&p, 1, 10000 * emxt_time_scale()), 1);
+  int fds[EMX__SOCK_MAX_FDS], nfds = 0;
+  ssize_t n = emx__sock_recv(fd, rx, cap, fds, &nfds, 0);
+  assert_true(n > 0);
+  for (int i = 0; i < nfds; i++)
+    close(fds[i]);
+  emx__errbuf err;
+  assert_int_equal(emx__wire_decode(rx, (size_t)n, m, &err), 0);
+}
+
+/* A model must come as a memfd. A pipe, a socket or a FIFO in its place
+ * is refused by what it is (fstat, S_ISREG) before the daemon touches it:
+ * reading one could block the daemon for good. The FIFO is opened
+ * read-write, so nothing on this side blocks either. */
+static void model_fd_not_regular(void **state) {
+  (void)state;
+  emxt_daemon d;
+  const char *args[] = {"--device", "cpu:workers=1", NULL};
+  assert_int_equal(emxt_daemon_start(&d, args), 0);
+  int fd = raw_hello(d.socket);
+  static uint64_t rx[EMX_WIRE_MAX_MSG / 8];
+  emx__wire_msg m;
+  raw_answer(fd, rx, sizeof rx, &m);
+  assert_int_equal(m.hdr.type, EMX_WIRE_HELLO_OK);
+
+  int p[2], sp[2];
+  assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+  char fifo[] = "/tmp/emxt-fifo-XXXXXX";
+  assert_non_null(mkdtemp(fifo));
+  char fifo_path[64];
+  snprintf(fifo_path, sizeof fifo_path, "%s/model.tflite", fifo);
+  assert_int_equal(mkfifo(fifo_path, 0600), 0);
+  int ff = open(fifo_path, O_RDWR | O_CLOEXEC);
+  assert_true(ff >= 0);
+  const struct {
+    int fd;
+    const char *kind;
+  } bad[] = {{p[0], "a pipe or FIFO"},
+             {p[1], "a pipe or FIFO"},
+             {sp[0], "a socket"},
+             {ff, "a pipe or FIFO"}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    uint64_t pkt[16];
+    emx__wire_buf b;
+    emx__wire_begin(&b, pkt, EMX_WIRE_LOAD_BYTES, 1 + i);
+    emx__wire_load_bytes lb = {.size = 4096};
+    emx__wire_put(&b, &lb, sizeof lb);
+    emx__wire_name n = {.len = 4};
+    emx__wire_put(&b, &n, sizeof n);
+    emx__wire_put(&b, "pipe", 4);
+    assert_true(emx__sock_send(fd, pkt, emx__wire_end(&b), bad[i].fd, 0) > 0);
+    raw_answer(fd, rx, sizeof rx, &m);
+    assert_int_equal(m.hdr.type, EMX_WIRE_ERROR);
+    assert_int_equal(m.hdr.id, 1 + i);
+    char text[512];
+    snprintf(text, sizeof text, "%.*s", (int)m.u.error.e->msg_len,
+             m.u.error.text);
+    fprintf(stderr, "LOAD_BYTES with %s: %s: %s\n", bad[i].kind,
+            emx_err_name(m.u.error.e->status), text);
+    assert_int_equal(m.u.error.e->status, EMX_EINVAL);
+    assert_non_null(strstr(text, bad[i].kind));
+    assert_non_null(strstr(text, "not a memfd"));
+  }
+  /* The connection and the daemon serve on. */
+  uint64_t ping[4];
+  emx__wire_buf b;
+  emx__wire_begin(&b, ping, EMX_WIRE_PING, 99);
+  assert_true(emx__sock_send(fd, ping, emx__wire_end(&b), -1, 0) > 0);
+  raw_answer(fd, rx, sizeof rx, &m);
+  assert_int_equal(m.hdr.id, 99);
+  assert_int_equal(m.hdr.type, EMX_WIRE_PONG);
+  close(fd);
+  close(ff);
+  unlink(fifo_path);
+  rmdir(fifo);
+  for (int i = 0; i < 2; i++) {
+    close(p[i]);
+    close(sp[i]);
+  }
+  assert_int_equal(emxt_daemon_stop(&d), 0);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
@@ -311,6 +418,7 @@ int main(void) {
       cmocka_unit_test(socket_mode),
       cmocka_unit_test(names_validated),
       cmocka_unit_test(timeout_near_int64_max),
+      cmocka_unit_test(model_fd_not_regular),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -115,3 +115,14 @@ int bench_write_full(int fd, const void *buf, size_t size) {
   }
   return 0;
 }
+
+double bench_loadavg(void) {
+  double load = -1;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f) {
+    if (fscanf(f, "%lf", &load) != 1)
+      load = -1;
+    fclose(f);
+  }
+  return load;
+}

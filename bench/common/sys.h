@@ -1,8 +1,8 @@
 /*
  * bench/common/sys.h — Linux helpers shared by the benchmarks and the demos:
  * finding a thread by name and pinning it to a CPU (engine workers are
- * named "emx:<device>", e.g. "emx:cpu0"), a process's resident set, and
- * whole reads and writes on pipes.
+ * named "emx:<device>", e.g. "emx:cpu0"), a process's resident set, the
+ * load average, and whole reads and writes on pipes.
  */
 #ifndef EMX_BENCH_COMMON_SYS_H
 #define EMX_BENCH_COMMON_SYS_H
@@ -25,6 +25,11 @@ int bench_pin(pid_t tid, int cpu);
 /* bench_rss_kib returns the resident set size of process pid (0: this
  * process) in KiB, or -1. */
 long bench_rss_kib(pid_t pid);
+
+/* bench_loadavg returns the machine's 1-minute load average, -1 if
+ * unknown: printed with each figure, as other work on the machine skews
+ * it. */
+double bench_loadavg(void);
 
 /* bench_read_full reads exactly size bytes from fd, through signals. With
  * deadline_ns > 0 (an emx_now_ns() time) it gives up then; with 0 it

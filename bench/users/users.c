@@ -17,6 +17,17 @@
  *   users_closed_ratio_N{1,2,4,8}  throughput, edgemux ÷ separate, every
  *                                  program running face_detection_short_range
  *                                  back to back
+ *   users_cpu_per_req_ratio_N{1,2,4,8}  CPU time per request (every
+ *                                  process of the side, the daemon's
+ *                                  threads included, from their schedstat),
+ *                                  separate ÷ edgemux: the throughput ratio
+ *                                  the machine would give with its CPUs all
+ *                                  theirs. On a machine busy with other
+ *                                  work the throughput ratio measures how
+ *                                  the kernel shares the CPUs too (programs
+ *                                  that sleep between requests, as edgemux
+ *                                  clients and workers do, get more than
+ *                                  CPU-bound ones); this one much less
  *   users_pss_ratio_N{1,8}         total PSS, edgemux ÷ separate
  *   users_mixed_work_ratio_N{2,4,8} useful work (Σ req/s × the model's
  *                                  single-thread run time, measured each
@@ -36,8 +47,10 @@
  */
 #include "common/baseline.h"
 #include "common/daemon.h"
+#include "common/sys.h"
 #include "users.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -92,6 +105,9 @@ typedef struct side {
   double rate[2];       /* req/s of all programs of each model */
   double pss_mib;       /* total PSS in the middle of the window */
   double daemon_mib;    /* edgemuxd's part of it */
+  double cpu_s;         /* CPU time of every process of the side in the
+                           window (user + system) */
+  double daemon_cpu_s;  /* edgemuxd's part of it */
   unsigned long bad;    /* mismatched outputs */
   unsigned long errors; /* failed requests */
   uint32_t *lat_us;     /* paced: every latency */
@@ -110,6 +126,41 @@ static long pss_kib(pid_t pid) {
       break;
   fclose(f);
   return kib;
+}
+
+/* cpu_ns: the CPU time pid's threads have run so far, from each
+ * thread's schedstat (ns; /proc/PID/stat counts 10 ms ticks). */
+static long long cpu_ns(pid_t pid) {
+  char path[96];
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  DIR *dir = opendir(path);
+  if (!dir)
+    return 0;
+  long long ns = 0;
+  struct dirent *e;
+  while ((e = readdir(dir))) {
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof path, "/proc/%d/task/%.20s/schedstat", (int)pid,
+             e->d_name);
+    FILE *f = fopen(path, "r");
+    long long run = 0;
+    if (f) {
+      if (fscanf(f, "%lld", &run) == 1)
+        ns += run;
+      fclose(f);
+    }
+  }
+  closedir(dir);
+  return ns;
+}
+
+/* side_cpu_ns: the CPU time of a side's programs and its daemon. */
+static long long side_cpu_ns(const gen *g, int n, pid_t daemon) {
+  long long t = daemon > 0 ? cpu_ns(daemon) : 0;
+  for (int i = 0; i < n; i++)
+    t += cpu_ns(g[i].pid);
+  return t;
 }
 
 /* tree_pss_kib: pid's PSS and that of its children (edgemuxd's device
@@ -254,12 +305,22 @@ static int run_side(const bench_daemon *d, int n, const int *models,
       rc = -1;
   }
   if (rc == 0) {
+    /* CPU per request: on a machine busy with other work the throughput
+     * measures the load too; what each side spends per request does
+     * much less. */
+    users_sleep_until(start);
+    long long t0 = side_cpu_ns(g, spawned, d ? d->pid : 0);
+    long long d0 = d ? cpu_ns(d->pid) : 0;
     users_sleep_until(start + (end - start) / 2);
     long kib = d ? tree_pss_kib(d->pid) : 0;
     s->daemon_mib = (double)kib / 1024.0;
     for (int i = 0; i < spawned; i++)
       kib += pss_kib(g[i].pid);
     s->pss_mib = (double)kib / 1024.0;
+    users_sleep_until(end);
+    long long t1 = side_cpu_ns(g, spawned, d ? d->pid : 0);
+    s->daemon_cpu_s = d ? (double)(cpu_ns(d->pid) - d0) / 1e9 : 0;
+    s->cpu_s = (double)(t1 - t0) / 1e9;
   }
   for (int i = 0; i < spawned && rc == 0; i++)
     rc = parse_done(&g[i], s, seconds);
@@ -373,15 +434,16 @@ static void print_figure(const char *name, double *values, int n,
   fflush(stdout);
 }
 
-static double loadavg(void) {
-  double load = -1;
-  FILE *f = fopen("/proc/loadavg", "r");
-  if (f) {
-    if (fscanf(f, "%lf", &load) != 1)
-      load = -1;
-    fclose(f);
-  }
-  return load;
+/* cpu_ms_per_req: the side's CPU time per request in the window. */
+static double cpu_ms_per_req(const side *s, double seconds) {
+  double reqs = (s->rate[0] + s->rate[1]) * seconds;
+  return reqs > 0 ? s->cpu_s * 1e3 / reqs : 0;
+}
+
+/* cpu_ratio: CPU per request, separate (a) ÷ edgemux (b). */
+static double cpu_ratio(const side *a, const side *b, double seconds) {
+  double ca = cpu_ms_per_req(a, seconds), cb = cpu_ms_per_req(b, seconds);
+  return cb > 0 ? ca / cb : 0;
 }
 
 /* round_pair runs both sides of one round, the order alternating. */
@@ -405,7 +467,7 @@ static int closed(const options *o, const bench_daemon *d) {
   int models[MAX_USERS] = {0}; /* all face */
   for (int c = 0; c < 4; c++) {
     int n = counts[c];
-    double ratio[MAX_ROUNDS], pss[MAX_ROUNDS];
+    double ratio[MAX_ROUNDS], pss[MAX_ROUNDS], cpu[MAX_ROUNDS];
     double pss_mux = 0, pss_direct = 0;
     for (int r = 0; r < o->rounds; r++) {
       side a, b;
@@ -417,15 +479,24 @@ static int closed(const options *o, const bench_daemon *d) {
       pss[r] = a.pss_mib > 0 ? b.pss_mib / a.pss_mib : 0;
       pss_mux += b.pss_mib / o->rounds;
       pss_direct += a.pss_mib / o->rounds;
+      cpu[r] = cpu_ratio(&a, &b, o->seconds);
       fprintf(stderr,
               "  closed N%d round %d: separate %.0f req/s, edgemux %.0f "
-              "req/s; PSS %.1f / %.1f MiB (edgemuxd %.1f); load %.1f\n",
-              n, r, a.rate[0], b.rate[0], a.pss_mib, b.pss_mib, b.daemon_mib,
-              loadavg());
+              "req/s; CPU per request %.3f / %.3f ms (edgemuxd %.3f); PSS "
+              "%.1f / %.1f MiB (edgemuxd %.1f); load %.1f\n",
+              n, r, a.rate[0], b.rate[0], cpu_ms_per_req(&a, o->seconds),
+              cpu_ms_per_req(&b, o->seconds),
+              b.rate[0] > 0 ? b.daemon_cpu_s * 1e3 / (b.rate[0] * o->seconds)
+                            : 0,
+              a.pss_mib, b.pss_mib, b.daemon_mib, bench_loadavg());
     }
     char name[64];
     snprintf(name, sizeof name, "users_closed_ratio_N%d", n);
     print_figure(name, ratio, o->rounds, "target >= 0.95");
+    snprintf(name, sizeof name, "users_cpu_per_req_ratio_N%d", n);
+    print_figure(name, cpu, o->rounds,
+                 "CPU time per request, separate ÷ edgemux: what the "
+                 "throughput ratio would be with the CPUs all theirs; report");
     if (n == 1 || n == 8) {
       char target[128];
       snprintf(target, sizeof target,
@@ -464,7 +535,7 @@ static int mixed(const options *o, const bench_daemon *d) {
               "  mixed N%d round %d (face %.2f ms, hand %.2f ms): separate "
               "%.0f + %.0f req/s, edgemux %.0f + %.0f req/s; load %.1f\n",
               n, r, g_models[0].single_ms, g_models[1].single_ms, a.rate[0],
-              a.rate[1], b.rate[0], b.rate[1], loadavg());
+              a.rate[1], b.rate[0], b.rate[1], bench_loadavg());
     }
     char name[64];
     snprintf(name, sizeof name, "users_mixed_work_ratio_N%d", n);
@@ -616,7 +687,7 @@ int main(int argc, char **argv) {
   }
   printf("bench-users: %d rounds of %.1f s per side, unpinned, load %.1f "
          "(on a loaded machine the figures measure the load too)\n",
-         o.rounds, o.seconds, loadavg());
+         o.rounds, o.seconds, bench_loadavg());
   /* Only face for the closed programs and the fleet: the daemon holds
    * what the separate programs hold, and no more. */
   bool all = !o.only;

@@ -53,7 +53,7 @@ class _Session:
 
     @property
     def alive(self):
-        return self.conn.alive and self.pid == os.getpid()
+        return self.conn.alive and self.pid == _client.own_pid()
 
     def allocate(self, batch):
         infos = self.model.inputs + self.model.outputs
@@ -100,7 +100,7 @@ class _Session:
 
     def free(self):
         if self.tensors is not None and self.conn.handle is not None \
-                and self.pid == os.getpid():
+                and self.pid == _client.own_pid():
             for t in self.tensors:
                 self.conn.free(t)
         self.tensors = None

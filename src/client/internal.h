@@ -98,6 +98,7 @@ struct emx_client {
   pthread_mutex_t mu;           /* guards everything below */
   pthread_cond_t cv;            /* broadcast on every dispatch / role change */
   atomic_int pid;               /* process that owns the connection */
+  atomic_uint fork_gen;         /* io.c's fork count when pid was checked */
   int sock;                     /* SOCK_SEQPACKET, -1 when none */
   emx__arena arena;             /* shared tensor memory */
   emx__alloc alloc;             /* over the arena */

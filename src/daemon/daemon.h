@@ -117,20 +117,26 @@ struct emxd_model {
   bool from_repo;                     /* found by a repository scan */
   emxd_model_settings settings;       /* what it was loaded with */
   bool seen;                          /* rescan bookkeeping (I/O thread) */
-  atomic_int refs;                    /* the table's + one per holder */
   char sha256[65];                    /* hex of its bytes: its identity */
   uint64_t size;                      /* bytes */
   bool client;                        /* loaded by a client (LOAD_BYTES) */
   uid_t owner;                        /* that client's uid (quota, UNLOAD) */
-  _Atomic int64_t last_used_ns;       /* last request (idle unload) */
   char aliases[EMXD_MAX_ALIASES][64]; /* other names for the same bytes */
   size_t alias_count;                 /* (under models_lock) */
-  atomic_ullong submitted, rejected;  /* emxd_model_counters */
-  atomic_ullong completed, failed;
-  _Atomic double executions;          /* invokes: 1/batch per request */
-  atomic_ullong queue_ns, compute_ns; /* sums over requests that ran */
   _Atomic(emx__detector *) detector;  /* built on first use (detect.c) */
   struct emxd_model *next;            /* srv->models (under models_lock) */
+  /* Written once per request, on cache lines of their own (the struct is
+   * allocated 64-aligned): by a door's thread at submission, by the engine
+   * worker at completion, and by both (references). Sharing a line with
+   * each other or with what lookups read made every request of a BATCH
+   * pull the line from the other core. */
+  _Alignas(64) atomic_ullong submitted, rejected; /* emxd_model_counters */
+  _Atomic int64_t last_used_ns;                   /* last request (idle
+                                                     unload) */
+  _Alignas(64) atomic_ullong completed, failed;
+  _Atomic double executions;          /* invokes: 1/batch per request */
+  atomic_ullong queue_ns, compute_ns; /* sums over requests that ran */
+  _Alignas(64) atomic_int refs;       /* the table's + one per holder */
 };
 
 typedef struct emxd_session emxd_session;
@@ -153,7 +159,9 @@ struct emxd_ev {
 /* emxd_door_counters: emxd_door_stats, updated from any thread. */
 typedef struct emxd_door_counters {
   atomic_ullong clients, opened, refused;
-  atomic_ullong submitted, rejected, completed, failed;
+  atomic_ullong submitted, rejected; /* a door's thread, per request */
+  /* The engine worker's, per request: a line apart from submitted. */
+  _Alignas(64) atomic_ullong completed, failed;
 } emxd_door_counters;
 
 struct emxd_server {

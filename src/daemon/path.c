@@ -214,17 +214,6 @@ int emxd_client_submit(emxd_client *c, const emxd_call_desc *d,
                        emx__errbuf *err) {
   emxd_server *srv = c->srv;
   emxd_door_counters *dc = door_of(c);
-  pthread_mutex_lock(&c->lock);
-  size_t inflight = c->inflight;
-  pthread_mutex_unlock(&c->lock);
-  if (inflight >= srv->opt->max_inflight) {
-    atomic_fetch_add(&dc->rejected, 1);
-    atomic_fetch_add(&d->model->rejected, 1);
-    return emx__errf(err, EMX_EBUSY,
-                     "too many requests in flight on this connection (%u): "
-                     "wait for replies before sending more",
-                     srv->opt->max_inflight);
-  }
   emxd_call *k = calloc(1, sizeof *k);
   if (!k) {
     atomic_fetch_add(&dc->rejected, 1);
@@ -234,10 +223,22 @@ int emxd_client_submit(emxd_client *c, const emxd_call_desc *d,
   k->id = d->id;
   k->tag = d->tag;
   k->model = d->model;
-  emxd_model_ref(k->model);
   atomic_init(&k->refs, 2);
-  atomic_fetch_add(&c->refs, 1);
+  /* Check the cap and list the call in one hold of the lock: the worker
+   * completing this client's earlier requests takes it too, once per
+   * completion, and each extra hold here is one more chance to make it
+   * wait (a futex sleep) in the middle of a BATCH. */
   pthread_mutex_lock(&c->lock);
+  if (c->inflight >= srv->opt->max_inflight) {
+    pthread_mutex_unlock(&c->lock);
+    free(k);
+    atomic_fetch_add(&dc->rejected, 1);
+    atomic_fetch_add(&d->model->rejected, 1);
+    return emx__errf(err, EMX_EBUSY,
+                     "too many requests in flight on this connection (%u): "
+                     "wait for replies before sending more",
+                     srv->opt->max_inflight);
+  }
   k->next = c->calls;
   if (c->calls)
     c->calls->prev = k;
@@ -245,6 +246,8 @@ int emxd_client_submit(emxd_client *c, const emxd_call_desc *d,
   k->listed = true;
   c->inflight++;
   pthread_mutex_unlock(&c->lock);
+  emxd_model_ref(k->model);
+  atomic_fetch_add(&c->refs, 1);
 
   emx_request_desc rd;
   emx_request_desc_init(&rd);

@@ -129,6 +129,7 @@ typedef struct emx__device {
   struct emx_model **prepared; /* models with a prep on this device */
   size_t nprepared, prepared_cap;
   int64_t idle_check_ns; /* when release_idle (worker.c) runs next */
+  int64_t idle_gap_ns;   /* worker's average wait for the next request */
   uint64_t faults;       /* device faults seen */
   int64_t backoff_ns;    /* current re-probe interval */
   int64_t next_probe_ns; /* when to try re-opening a down device */

@@ -28,10 +28,17 @@
 #include "engine/internal.h"
 
 /* How long an idle worker polls for new work before sleeping. A sleeping
- * worker costs a futex wake-up (about 25 us across cores here) on the next
- * submit; a caller running back-to-back synchronous requests resubmits
- * within a few microseconds, so a short poll hides that cost entirely. */
-#define IDLE_SPIN_NS 60000
+ * worker costs a futex wake-up (about 25 us across cores here, more when
+ * the core has gone idle in a VM) on the next submit. A caller running
+ * back-to-back synchronous requests resubmits after its reply reaches it
+ * and its own work between calls: a few microseconds in C, 60-150 us for
+ * a Python program through the daemon (two socket hops and its copies).
+ * So the poll follows the gaps this worker sees: twice their average,
+ * between IDLE_SPIN_MIN_NS and IDLE_SPIN_MAX_NS, and the minimum once
+ * they grow longer than the maximum (a camera at 30 frames/s: polling
+ * would not reach the next frame and only burns a core). */
+#define IDLE_SPIN_MIN_NS 60000
+#define IDLE_SPIN_MAX_NS 250000
 
 /* A request may run on its submitter's thread (EMX_SUBMIT_MAY_RUN_HERE)
  * when its model's recent runs on the device took at most this: less than
@@ -468,7 +475,7 @@ static void run_group(emx__device *dev, struct emx_request **group, size_t n) {
 
 /* wait_for_work returns with dev->lock held and something to do (or
  * stopping, or a probe due). It polls briefly before sleeping; see
- * IDLE_SPIN_NS. */
+ * IDLE_SPIN_MIN_NS. */
 /* has_work: something for the worker now (a paused engine's queues are
  * not served, but control tasks and shutdown still are). */
 static bool has_work(emx__device *dev) {
@@ -480,18 +487,46 @@ static bool has_work(emx__device *dev) {
          dev->ctl_head || dev->canceled || dev->stopping;
 }
 
+/* idle_spin_ns: how long to poll for the next request (IDLE_SPIN_*). */
+static int64_t idle_spin_ns(const emx__device *dev) {
+  int64_t gap = dev->idle_gap_ns;
+  if (gap <= 0 || gap > IDLE_SPIN_MAX_NS)
+    return IDLE_SPIN_MIN_NS;
+  int64_t spin = 2 * gap;
+  return spin < IDLE_SPIN_MIN_NS   ? IDLE_SPIN_MIN_NS
+         : spin > IDLE_SPIN_MAX_NS ? IDLE_SPIN_MAX_NS
+                                   : spin;
+}
+
+/* note_gap folds one wait that a request ended into the average (weight
+ * 1/4: a client that changes pace is followed within a few requests).
+ * Waits far past the maximum count as twice it, so that one long pause
+ * does not hold the poll at its minimum for long. */
+static void note_gap(emx__device *dev, int64_t gap) {
+  if (gap > 2 * IDLE_SPIN_MAX_NS)
+    gap = 2 * IDLE_SPIN_MAX_NS;
+  dev->idle_gap_ns =
+      dev->idle_gap_ns ? dev->idle_gap_ns + (gap - dev->idle_gap_ns) / 4 : gap;
+}
+
 static void wait_for_work(emx__device *dev) {
   bool down = !atomic_load(&dev->healthy);
   if (has_work(dev))
     return;
   int64_t release_due = INT64_MAX;
+  int64_t idle_since = emx_now_ns();
   if (!down) {
     pthread_mutex_unlock(&dev->lock);
-    int64_t until = emx__deadline_after(emx_now_ns(), IDLE_SPIN_NS);
+    int64_t until = emx__deadline_after(idle_since, idle_spin_ns(dev));
     while (atomic_load_explicit(&dev->pending, memory_order_acquire) == 0 &&
            emx_now_ns() < until) {
       for (int i = 0; i < 64; i++)
         emx__cpu_relax();
+      /* Give way to whatever else wants this core: on a machine with few
+       * cores that is often the client or the daemon thread that will
+       * submit the next request, and waiting for the scheduler to preempt
+       * the poll would lengthen the very gap it polls through. */
+      sched_yield();
     }
     if (atomic_load_explicit(&dev->pending, memory_order_acquire) == 0)
       release_due = release_idle(dev);
@@ -530,6 +565,8 @@ static void wait_for_work(emx__device *dev) {
       atomic_store(&dev->worker_idle, false);
     }
   }
+  if (!down && dev->queue.length)
+    note_gap(dev, emx_now_ns() - idle_since);
 }
 
 /* run_taken_locked runs req, which the caller (the worker, or a submitter

@@ -25,6 +25,7 @@
 #include "daemon/front/http_conn.h"
 #include "daemon/front/http_detect.h"
 #include "daemon/front/http_door.h"
+#include "daemon/front/optlib.h"
 #include "daemon/path.h"
 
 /* The response owns what its iovec points at until MHD is done with it. */
@@ -510,7 +511,7 @@ int emxd_http_start(emxd_server *srv, const char *listen, bool metrics_only,
                     struct emxd_http **out, emx__errbuf *err) {
   const emxd_options *o = srv->opt;
   struct sockaddr_storage ss;
-  if (parse_listen(listen, &ss, err) < 0)
+  if (parse_listen(listen, &ss, err) < 0 || emxd_mhd_load(err) < 0)
     return -1;
   struct emxd_http *h = calloc(1, sizeof *h);
   if (!h)

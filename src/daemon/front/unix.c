@@ -67,10 +67,12 @@ static void group_flush_locked(emxd_session *s, emxd_group *g) {
   group_start(g);
 }
 
-/* group_done_locked: one fewer completion to wait for; the last one sends
- * what is left and frees the group. */
-static void group_done_locked(emxd_session *s, emxd_group *g) {
-  if (--g->left)
+/* group_drop_locked: n fewer completions to wait for (requests done, or
+ * never submitted, or the group's own 1); at none left it sends what is
+ * left and frees the group. */
+static void group_drop_locked(emxd_session *s, emxd_group *g, size_t n) {
+  g->left -= n;
+  if (g->left)
     return;
   group_flush_locked(s, g);
   free(g);
@@ -85,7 +87,7 @@ static void group_add_locked(emxd_session *s, emxd_group *g, uint64_t id,
   emx__wire_put(&g->b, &r, sizeof r);
   emx__wire_put(&g->b, msg, w->msg_len);
   g->count++;
-  group_done_locked(s, g);
+  group_drop_locked(s, g, 1);
 }
 
 /* on_done runs on an engine worker, in this session's stream order. */
@@ -116,10 +118,33 @@ static void on_done(void *ctx, const emxd_done *d) {
 static const emxd_door_ops unix_ops = {.done = on_done,
                                        .release = session_release};
 
+/* batch_model: the model of a BATCH's requests, looked up once for the
+ * run of requests that name it (usually the whole BATCH) rather than once
+ * each: every lookup takes the model table's lock and two reference
+ * counts the worker also writes. The BATCH holds its reference. */
+typedef struct batch_model {
+  uint32_t id;
+  emxd_model *m; /* NULL: none looked up yet, or the id is unknown */
+  bool looked;
+} batch_model;
+
+static emxd_model *batch_model_get(emxd_server *srv, batch_model *bm,
+                                   uint32_t id) {
+  if (!bm->looked || bm->id != id) {
+    emxd_model_put(bm->m);
+    bm->m = emxd_model_get_id(srv, id);
+    bm->id = id;
+    bm->looked = true;
+  }
+  return bm->m;
+}
+
 /* handle_infer queues one request. Returns -1 when the message is hostile
- * (a ref outside the arena) and the connection must go. */
-static int handle_infer(emxd_session *s, const emx__wire_req *wr,
-                        emxd_group *g) {
+ * (a ref outside the arena) and the connection must go. A BATCH's request
+ * comes with its group g, which already counts it, and with bm, the
+ * BATCH's model lookup; a lone INFER has neither. */
+static int handle_infer(emxd_session *s, const emx__wire_req *wr, emxd_group *g,
+                        batch_model *bm) {
   const emx__wire_infer *in = wr->infer;
   size_t n = (size_t)in->nin + in->nout;
   for (size_t i = 0; i < n; i++) {
@@ -135,13 +160,19 @@ static int handle_infer(emxd_session *s, const emx__wire_req *wr,
       return -1;
     }
   }
-  emxd_model *m = emxd_model_get_id(s->srv, in->model);
+  emxd_model *m = bm ? batch_model_get(s->srv, bm, in->model)
+                     : emxd_model_get_id(s->srv, in->model);
   if (!m) {
     char msg[160];
     snprintf(msg, sizeof msg,
              "unknown model id %u: OPEN the model by name first (it may have "
              "been unloaded)",
              in->model);
+    if (g) {
+      pthread_mutex_lock(&s->lock);
+      group_drop_locked(s, g, 1);
+      pthread_mutex_unlock(&s->lock);
+    }
     emxd__unix_error(s, wr->id, EMX_ENOENT, msg);
     return 0;
   }
@@ -160,20 +191,15 @@ static int handle_infer(emxd_session *s, const emx__wire_req *wr,
                       .output_count = in->nout,
                       .priority = in->priority,
                       .timeout_ns = in->timeout_ns};
-  /* Count the request into its group first: it may complete before
-   * emxd_client_submit returns. */
-  if (g) {
-    pthread_mutex_lock(&s->lock);
-    g->left++;
-    pthread_mutex_unlock(&s->lock);
-  }
-  emx__errbuf err = {{0}};
+  emx__errbuf err;
+  err.msg[0] = '\0';
   int rc = emxd_client_submit(s->cl, &d, &err);
-  emxd_model_put(m);
+  if (!bm)
+    emxd_model_put(m);
   if (rc < 0) {
     if (g) {
       pthread_mutex_lock(&s->lock);
-      group_done_locked(s, g);
+      group_drop_locked(s, g, 1);
       pthread_mutex_unlock(&s->lock);
     }
     emxd__unix_error(s, wr->id, rc, err.msg);
@@ -376,23 +402,37 @@ static int dispatch(emxd_session *s, const emx__wire_msg *m, int *fds,
   emx__errbuf err = {{0}};
   switch (m->hdr.type) {
   case EMX_WIRE_INFER:
-    return handle_infer(s, &m->u.infer, NULL);
+    return handle_infer(s, &m->u.infer, NULL, NULL);
   case EMX_WIRE_BATCH: {
-    /* The group's own count (1) keeps it alive while its requests are
-     * queued, however soon the first ones complete. */
+    /* The group counts all its requests before the first is submitted
+     * (the first may complete before the next is read), plus its own 1,
+     * which keeps it alive until they are all queued; each request that
+     * is not submitted is dropped from the count. One count up front
+     * rather than one per request: the worker completing the first ones
+     * takes the same lock. */
     emxd_group *g = NULL;
-    if (s->complete_many && m->u.batch.count > 1 && (g = malloc(sizeof *g))) {
-      g->left = 1;
+    size_t count = m->u.batch.count, handled = 0;
+    if (s->complete_many && count > 1 && (g = malloc(sizeof *g))) {
+      g->left = count + 1;
       group_start(g);
     }
+    batch_model bm = {0};
     size_t cursor = 0;
     emx__wire_req req;
     int rc = 0;
-    while (rc == 0 && emx__wire_batch_next(m, &cursor, &req))
-      rc = handle_infer(s, &req, g);
+    while (rc == 0 && handled < count &&
+           emx__wire_batch_next(m, &cursor, &req)) {
+      handled++;
+      rc = handle_infer(s, &req, g, &bm);
+    }
+    emxd_model_put(bm.m);
     if (g) {
+      /* rc < 0 (the rest are not read) or a short BATCH: their counts go
+       * with the group's own. A hostile request was counted and never
+       * submitted too. */
+      size_t unsent = count - handled + (rc < 0 ? 1 : 0);
       pthread_mutex_lock(&s->lock);
-      group_done_locked(s, g);
+      group_drop_locked(s, g, unsent + 1);
       pthread_mutex_unlock(&s->lock);
     }
     return rc;

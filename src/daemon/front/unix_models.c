@@ -122,6 +122,19 @@ void emxd__unix_reply_models(emxd_session *s, uint64_t id, uint32_t first) {
   emxd__unix_send(s, txbuf, len);
 }
 
+/* fd_kind names what a non-regular descriptor is, for the error. */
+static const char *fd_kind(mode_t mode) {
+  if (S_ISFIFO(mode))
+    return "a pipe or FIFO";
+  if (S_ISSOCK(mode))
+    return "a socket";
+  if (S_ISDIR(mode))
+    return "a directory";
+  if (S_ISCHR(mode) || S_ISBLK(mode))
+    return "a device";
+  return "a file of another kind";
+}
+
 /* Seals a model memfd must carry: its bytes cannot change or be cut
  * after the daemon hashed and tried them. */
 #define MODEL_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
@@ -136,13 +149,16 @@ int emxd__unix_load_bytes(emxd_session *s, const emx__wire_msg *m, int *fds,
   uint64_t size = m->u.load_bytes.l->size;
   struct stat st;
   char msg[320];
-  int seals = nfds == 1 ? fcntl(fds[0], F_GET_SEALS) : -1;
   if (nfds != 1) {
     emx__log(EMX_LOG_WARN,
              "session %u (pid %d): LOAD_BYTES with %d descriptors; dropping",
              s->id, (int)s->pid, nfds);
     return -1;
   }
+  /* fstat before anything else touches the descriptor: only a regular
+   * file (a memfd) is used; a pipe, FIFO or socket could block a reader. */
+  int have = fstat(fds[0], &st) == 0;
+  int seals = have && S_ISREG(st.st_mode) ? fcntl(fds[0], F_GET_SEALS) : -1;
   int status = EMX_EINVAL;
   emx__errbuf nerr;
   if (emx__name_check(m->u.load_bytes.name, m->u.load_bytes.name_len, &nerr) <
@@ -153,13 +169,17 @@ int emxd__unix_load_bytes(emxd_session *s, const emx__wire_msg *m, int *fds,
     snprintf(msg, sizeof msg,
              "this daemon serves only its model repository "
              "(--no-client-models): ask its administrator to add the model");
+  } else if (!have || !S_ISREG(st.st_mode)) {
+    snprintf(msg, sizeof msg,
+             "the model descriptor is %s, not a memfd: pass the model's "
+             "bytes in a sealed memfd (emx_client_model_load_bytes does)",
+             have ? fd_kind(st.st_mode) : "unusable (fstat failed)");
   } else if (seals < 0 || (seals & MODEL_SEALS) != MODEL_SEALS) {
     snprintf(msg, sizeof msg,
              "the model must come in a memfd sealed with F_SEAL_SHRINK, "
              "F_SEAL_GROW and F_SEAL_WRITE (seals 0x%x)",
              seals < 0 ? 0 : seals);
-  } else if (fstat(fds[0], &st) < 0 || (uint64_t)st.st_size != size ||
-             size == 0) {
+  } else if ((uint64_t)st.st_size != size || size == 0) {
     snprintf(msg, sizeof msg,
              "the model memfd holds %lld bytes; the message says %llu",
              (long long)st.st_size, (unsigned long long)size);

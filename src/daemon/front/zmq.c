@@ -14,6 +14,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "daemon/front/optlib.h"
 #include "daemon/front/zmq_int.h"
 
 /* One received message: up to four frames are used, the rest counted. */
@@ -192,6 +193,9 @@ static void *zmq_main(void *arg) {
 }
 
 int emxd_zmq_start(emxd_server *srv, struct emxd_zmq **out, emx__errbuf *err) {
+  int loaded = emxd_zmq_load(err);
+  if (loaded < 0)
+    return loaded;
   struct emxd_zmq *z = calloc(1, sizeof *z);
   if (!z)
     return emx__errf(err, EMX_ENOMEM, "out of memory");
