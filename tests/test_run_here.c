@@ -17,8 +17,12 @@
 
 #include "support.h"
 
-/* No device time and no transfer cost: a run takes microseconds. */
+/* No device time and no transfer cost: a run takes microseconds, also
+ * under a sanitizer, with hand_landmark_lite's outputs (under 1 KB to
+ * zero; face detection's 60 KB took TSan past the 50 us limit). */
 #define FAST "outputs=none,fixed_us=0,bandwidth_mbps=0"
+#define WARM 40
+#define FAIL_AT "41" /* WARM + 1 */
 
 typedef struct seen {
   int calls;
@@ -73,39 +77,59 @@ static seen submit_once(emx_engine *e, emx_model *m, unsigned flags) {
   return s;
 }
 
-/* warm runs a few requests on the worker, so that the engine knows how
- * long the model's runs take there. */
+/* ran_here_is_sure: whether a run that takes microseconds certainly
+ * stays under the 50 us limit. Under a sanitizer (TSan on a busy machine)
+ * the measured runs straddle it, so those builds check everything but
+ * where the request ran; they still run here often enough for the
+ * sanitizer to see the hand-over between submitter and worker. */
+static bool ran_here_is_sure(void) {
+  return sanitizer()[0] == '\0';
+}
+
+/* warm runs n requests on the worker, back to back, so that the engine
+ * knows how long the model's runs take there (a running average: the
+ * first, cold runs weigh little after a few dozen). */
 static void warm(emx_engine *e, emx_model *m, int n) {
+  emx_tensor *in = tensors_inputs(m), *out = tensors_outputs(m);
+  tensors_fill_random(in, emx_model_input_count(m), 3);
+  emx_request_desc d;
+  request_init(&d, m, in, out);
   for (int i = 0; i < n; i++)
-    assert_int_equal(submit_once(e, m, 0).status, 0);
+    assert_int_equal(emx_infer(e, &d, NULL), 0);
+  tensors_free(in, emx_model_input_count(m));
+  tensors_free(out, emx_model_output_count(m));
 }
 
 static void idle_fast_device_runs_here(void **state) {
   emx_engine *e = engine_new("sim:41," FAST, 0);
-  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
-  warm(e, m, 3);
+  emx_model *m = model_load(e, "hand", MODEL_HAND_LITE);
+  warm(e, m, WARM);
   /* Three tries: a machine busy enough to keep the worker from going to
    * sleep in 50 ms three times over would be the only way to miss. */
   seen s = {0};
   for (int i = 0; i < 3 && !s.here; i++)
     s = submit_once(e, m, EMX_SUBMIT_MAY_RUN_HERE);
   assert_int_equal(s.status, 0);
-  assert_true(s.here);
-  assert_true(s.inside_submit);
+  if (ran_here_is_sure()) {
+    assert_true(s.here);
+    assert_true(s.inside_submit);
+  }
+  if (s.here) /* run here: done before emx_submit returned */
+    assert_true(s.inside_submit);
   /* Counted as the worker counts its runs. */
   emx_stats st;
   assert_int_equal(emx_model_stats(m, &st), 0);
-  assert_true(st.requests >= 4);
+  assert_true(st.requests >= WARM + 1);
   assert_int_equal(st.errors, 0);
   assert_int_equal(emx_engine_device_stats(e, 0, &st), 0);
-  assert_true(st.requests >= 4);
+  assert_true(st.requests >= WARM + 1);
   emx_engine_destroy(e);
 }
 
 static void without_the_flag_the_worker_runs_it(void **state) {
   emx_engine *e = engine_new("sim:42," FAST, 0);
-  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
-  warm(e, m, 3);
+  emx_model *m = model_load(e, "hand", MODEL_HAND_LITE);
+  warm(e, m, WARM);
   for (int i = 0; i < 3; i++) {
     seen s = submit_once(e, m, 0);
     assert_int_equal(s.status, 0);
@@ -118,8 +142,8 @@ static void without_the_flag_the_worker_runs_it(void **state) {
 static void slow_device_goes_to_the_worker(void **state) {
   emx_engine *e =
       engine_new("sim:43,outputs=none,fixed_us=1000,bandwidth_mbps=0", 0);
-  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
-  warm(e, m, 3);
+  emx_model *m = model_load(e, "hand", MODEL_HAND_LITE);
+  warm(e, m, WARM);
   for (int i = 0; i < 3; i++) {
     seen s = submit_once(e, m, EMX_SUBMIT_MAY_RUN_HERE);
     assert_int_equal(s.status, 0);
@@ -128,15 +152,17 @@ static void slow_device_goes_to_the_worker(void **state) {
   emx_engine_destroy(e);
 }
 
-/* The 5th invoke fails: if it ran here, the device went down on this
- * thread, and the worker must still re-probe it and serve again. */
+/* The invoke after the warm-up fails: run here, it took the device down
+ * on this thread, and the worker must still re-probe it and serve
+ * again. */
 static void fault_while_running_here_recovers(void **state) {
-  emx_engine *e = engine_new("sim:44," FAST ",fail_at=5", 0);
-  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
-  warm(e, m, 4);
+  emx_engine *e = engine_new("sim:44," FAST ",fail_at=" FAIL_AT, 0);
+  emx_model *m = model_load(e, "hand", MODEL_HAND_LITE);
+  warm(e, m, WARM);
   seen s = submit_once(e, m, EMX_SUBMIT_MAY_RUN_HERE);
   assert_int_equal(s.status, EMX_EDEVICE);
-  assert_true(s.here);
+  if (ran_here_is_sure())
+    assert_true(s.here);
   assert_true(wait_healthy(e, 0));
   emx_device_info di;
   assert_int_equal(emx_engine_device_info(e, 0, &di), 0);
@@ -150,7 +176,7 @@ static void fault_while_running_here_recovers(void **state) {
 
 static void unknown_flags_are_refused(void **state) {
   emx_engine *e = engine_new("sim:45," FAST, 0);
-  emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
+  emx_model *m = model_load(e, "hand", MODEL_HAND_LITE);
   emx_tensor *in = tensors_inputs(m), *out = tensors_outputs(m);
   emx_request_desc d;
   request_init(&d, m, in, out);
