@@ -22,6 +22,7 @@
  * zero; face detection's 60 KB took TSan past the 50 us limit). */
 #define FAST "outputs=none,fixed_us=0,bandwidth_mbps=0"
 #define WARM 40
+#define TRIES 20     /* submits after the warm-up, each after a pause */
 #define FAIL_AT "41" /* WARM + 1 */
 
 typedef struct seen {
@@ -104,10 +105,11 @@ static void idle_fast_device_runs_here(void **state) {
   emx_engine *e = engine_new("sim:41," FAST, 0);
   emx_model *m = model_load(e, "hand", MODEL_HAND_LITE);
   warm(e, m, WARM);
-  /* Three tries: a machine busy enough to keep the worker from going to
-   * sleep in 50 ms three times over would be the only way to miss. */
+  /* Several tries: a run preempted during the warm-up (a busy machine)
+   * raises the average run time; each try that the worker runs brings it
+   * back down by a quarter. */
   seen s = {0};
-  for (int i = 0; i < 3 && !s.here; i++)
+  for (int i = 0; i < TRIES && !s.here; i++)
     s = submit_once(e, m, EMX_SUBMIT_MAY_RUN_HERE);
   assert_int_equal(s.status, 0);
   if (ran_here_is_sure()) {
@@ -156,22 +158,29 @@ static void slow_device_goes_to_the_worker(void **state) {
  * on this thread, and the worker must still re-probe it and serve
  * again. */
 static void fault_while_running_here_recovers(void **state) {
-  emx_engine *e = engine_new("sim:44," FAST ",fail_at=" FAIL_AT, 0);
-  emx_model *m = model_load(e, "hand", MODEL_HAND_LITE);
-  warm(e, m, WARM);
-  seen s = submit_once(e, m, EMX_SUBMIT_MAY_RUN_HERE);
-  assert_int_equal(s.status, EMX_EDEVICE);
+  /* The invoke after the warm-up fails. A run preempted during the
+   * warm-up can keep the average over the limit, so the worker runs it
+   * instead: then try again on a fresh engine. */
+  bool here = false;
+  for (int attempt = 0; attempt < 5 && !here; attempt++) {
+    emx_engine *e = engine_new("sim:44," FAST ",fail_at=" FAIL_AT, 0);
+    emx_model *m = model_load(e, "hand", MODEL_HAND_LITE);
+    warm(e, m, WARM);
+    seen s = submit_once(e, m, EMX_SUBMIT_MAY_RUN_HERE);
+    assert_int_equal(s.status, EMX_EDEVICE);
+    here = s.here;
+    assert_true(wait_healthy(e, 0));
+    emx_device_info di;
+    assert_int_equal(emx_engine_device_info(e, 0, &di), 0);
+    assert_int_equal(di.faults, 1);
+    /* Back: the worker prepares the model again on first use, and later
+     * runs may come here again. */
+    for (int i = 0; i < 4; i++)
+      assert_int_equal(submit_once(e, m, EMX_SUBMIT_MAY_RUN_HERE).status, 0);
+    emx_engine_destroy(e);
+  }
   if (ran_here_is_sure())
-    assert_true(s.here);
-  assert_true(wait_healthy(e, 0));
-  emx_device_info di;
-  assert_int_equal(emx_engine_device_info(e, 0, &di), 0);
-  assert_int_equal(di.faults, 1);
-  /* Back: the worker prepares the model again on first use, and later
-   * runs may come here again. */
-  for (int i = 0; i < 4; i++)
-    assert_int_equal(submit_once(e, m, EMX_SUBMIT_MAY_RUN_HERE).status, 0);
-  emx_engine_destroy(e);
+    assert_true(here);
 }
 
 static void unknown_flags_are_refused(void **state) {
