@@ -246,7 +246,9 @@ static void cli_ref(cli *k, ref *r, const emxt_daemon *d, const char *model,
 /* ---- status text
  * ------------------------------------------------------------- */
 
-static char *status_text(emx_client *c) {
+/* noinline: inlined at -O2, GCC 12 mistakes strstr's result on the returned
+ * text for a pointer into the local `text` (-Wdangling-pointer). */
+__attribute__((noinline)) static char *status_text(emx_client *c) {
   char *text = NULL;
   int rc = emx_client_status(c, &text);
   if (rc < 0)

@@ -567,7 +567,7 @@ static double p99_ms(side *s) {
 
 static int fleet(const options *o, const bench_daemon *d) {
   int models[MAX_USERS] = {0};
-  side a, b;
+  side a = {0}, b = {0};
   int rc = run_side(NULL, FLEET_USERS, models, o->fleet_seconds, true, &a);
   rc = rc ? rc : run_side(d, FLEET_USERS, models, o->fleet_seconds, true, &b);
   if (rc == 0)
