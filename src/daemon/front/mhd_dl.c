@@ -1,7 +1,6 @@
 /* mhd_dl.c — libmicrohttpd, opened when an HTTP door is asked for (see
  * optlib.h): the MHD_* functions the doors call, forwarded. */
 #include <microhttpd.h>
-#include <pthread.h>
 #include <stdarg.h>
 
 #include "daemon/front/optlib.h"
@@ -76,21 +75,12 @@ static union {
 _Static_assert(sizeof lib.f == sizeof lib.slot,
                "a function without its name, or a name without its field");
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static int status;
-static emx__errbuf status_err;
-
-static void load_once(void) {
-  status = emxd_optlib_open(EMX_MHD_SONAME, names, lib.slot, COUNT,
-                            "the HTTP door (--http, --metrics)",
-                            "libmicrohttpd12", &status_err);
-}
+static emxd_optlib optlib =
+    EMXD_OPTLIB_INIT(EMX_MHD_SONAME, names, lib.slot, COUNT,
+                     "the HTTP door (--http, --metrics)", "libmicrohttpd12");
 
 int emxd_mhd_load(emx__errbuf *err) {
-  pthread_once(&once, load_once);
-  if (status < 0)
-    return emx__errf(err, status, "%s", status_err.msg);
-  return 0;
+  return emxd_optlib_load(&optlib, err);
 }
 
 #define FORWARD(ret, name, params, args)                                       \

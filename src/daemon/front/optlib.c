@@ -3,9 +3,9 @@
 
 #include "daemon/front/optlib.h"
 
-int emxd_optlib_open(const char *soname, const char *const *names, void **fns,
-                     size_t n, const char *what, const char *package,
-                     emx__errbuf *err) {
+static int open_lib(const char *soname, const char *const *names, void **fns,
+                    size_t n, const char *what, const char *package,
+                    emx__errbuf *err) {
   /* RTLD_LOCAL: its symbols stay out of the global namespace, where
    * edgemuxd's forwarders of the same names are. */
   void *lib = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
@@ -28,4 +28,18 @@ int emxd_optlib_open(const char *soname, const char *const *names, void **fns,
     }
   }
   return 0; /* kept open for the daemon's life */
+}
+
+int emxd_optlib_load(emxd_optlib *l, emx__errbuf *err) {
+  pthread_mutex_lock(&l->mu);
+  if (!l->tried) {
+    l->status = open_lib(l->soname, l->names, l->fns, l->n, l->what, l->package,
+                         &l->err);
+    l->tried = true;
+  }
+  int status = l->status;
+  pthread_mutex_unlock(&l->mu);
+  if (status < 0)
+    return emx__errf(err, status, "%s", l->err.msg);
+  return 0;
 }

@@ -1,6 +1,5 @@
 /* zmq_dl.c — libzmq, opened when a ZeroMQ door is asked for (see
  * optlib.h): the zmq_* functions the door calls, forwarded. */
-#include <pthread.h>
 #include <zmq.h>
 
 #include "daemon/front/optlib.h"
@@ -50,20 +49,12 @@ static union {
 _Static_assert(sizeof lib.f == sizeof lib.slot,
                "a function without its name, or a name without its field");
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static int status;
-static emx__errbuf status_err;
-
-static void load_once(void) {
-  status = emxd_optlib_open(EMX_ZMQ_SONAME, names, lib.slot, COUNT,
-                            "the ZeroMQ door (--zmq)", "libzmq5", &status_err);
-}
+static emxd_optlib optlib =
+    EMXD_OPTLIB_INIT(EMX_ZMQ_SONAME, names, lib.slot, COUNT,
+                     "the ZeroMQ door (--zmq)", "libzmq5");
 
 int emxd_zmq_load(emx__errbuf *err) {
-  pthread_once(&once, load_once);
-  if (status < 0)
-    return emx__errf(err, status, "%s", status_err.msg);
-  return 0;
+  return emxd_optlib_load(&optlib, err);
 }
 
 #define FORWARD(ret, name, params, args)                                       \
