@@ -62,9 +62,10 @@ size_t emx__batch_gather(emx__device *dev, struct emx_request **group) {
         atomic_load(&dev->engine->paused) || emx_now_ns() >= until)
       return n;
     struct timespec ts = emx__abstime(until);
-    atomic_store(&dev->worker_idle, true); /* submitters signal us */
+    /* Submitters signal us. */
+    atomic_store(&dev->worker_wait, EMX__WORKER_GATHERING);
     pthread_cond_timedwait(&dev->work_cv, &dev->lock, &ts);
-    atomic_store(&dev->worker_idle, false);
+    atomic_store(&dev->worker_wait, EMX__WORKER_RUNNING);
   }
 }
 

@@ -80,6 +80,17 @@ typedef struct emx__ctl {
   struct emx__ctl *next;   /* device's FIFO of tasks */
 } emx__ctl;
 
+/* emx__worker_wait: why a device's worker is blocked in work_cv. Any value
+ * but RUNNING means a submitter must signal work_cv; only PARKED (asleep
+ * with nothing to do, healthy, not gathering a batch) lets a submitter run
+ * a request itself (EMX_SUBMIT_MAY_RUN_HERE). */
+typedef enum emx__worker_wait {
+  EMX__WORKER_RUNNING = 0, /* not blocked: running, polling, sweeping */
+  EMX__WORKER_PARKED,      /* asleep in wait_for_work */
+  EMX__WORKER_DOWN,        /* asleep until the device's next re-probe */
+  EMX__WORKER_GATHERING,   /* waiting for a batch to fill */
+} emx__worker_wait;
+
 typedef struct emx__device {
   struct emx_engine *engine;   /* owner */
   size_t index;                /* position in engine->devices */
@@ -106,9 +117,8 @@ typedef struct emx__device {
   emx__qlink *canceled;          /* canceled requests for the worker to
                                     complete, linked through qlink.next */
   bool stopping;                 /* shutdown: drain and exit */
-  atomic_bool worker_idle;       /* worker is blocked in work_cv */
-  bool parked;                   /* worker asleep in wait_for_work (not
-                                    polling, not gathering a batch) */
+  atomic_int worker_wait;        /* emx__worker_wait: where the worker is
+                                    blocked in work_cv, if it is */
   bool run_here;                 /* a submitter is running a request on
                                     this device (EMX_SUBMIT_MAY_RUN_HERE):
                                     the worker keeps off the backend */

@@ -277,7 +277,8 @@ EMX_EXPORT int emx_submit(emx_engine *e, const emx_request_desc *user_desc,
     emx__run_here(dev); /* r may be freed once this returns */
     return 0;
   }
-  if (atomic_load_explicit(&dev->worker_idle, memory_order_relaxed))
+  if (atomic_load_explicit(&dev->worker_wait, memory_order_relaxed) !=
+      EMX__WORKER_RUNNING)
     pthread_cond_signal(&dev->work_cv);
   pthread_mutex_unlock(&dev->lock);
   return 0;

@@ -537,32 +537,30 @@ static void wait_for_work(emx__device *dev) {
      * re-probes. */
     if (!down && !dev->run_here && !atomic_load(&dev->healthy))
       return;
-    atomic_store(&dev->worker_idle, true);
     if (down) {
+      atomic_store(&dev->worker_wait, EMX__WORKER_DOWN);
       int64_t wake = dev->down_wake_ns < dev->next_probe_ns
                          ? dev->down_wake_ns
                          : dev->next_probe_ns;
       struct timespec ts = emx__abstime(wake);
       int timed_out = pthread_cond_timedwait(&dev->work_cv, &dev->lock, &ts);
-      atomic_store(&dev->worker_idle, false);
+      atomic_store(&dev->worker_wait, EMX__WORKER_RUNNING);
       if (timed_out)
         return;
     } else if (release_due != INT64_MAX) {
       struct timespec ts = emx__abstime(release_due);
-      dev->parked = true;
+      atomic_store(&dev->worker_wait, EMX__WORKER_PARKED);
       int timed_out = pthread_cond_timedwait(&dev->work_cv, &dev->lock, &ts);
-      dev->parked = false;
-      atomic_store(&dev->worker_idle, false);
+      atomic_store(&dev->worker_wait, EMX__WORKER_RUNNING);
       if (timed_out && !has_work(dev) && !dev->run_here) {
         pthread_mutex_unlock(&dev->lock);
         release_due = release_idle(dev);
         pthread_mutex_lock(&dev->lock);
       }
     } else {
-      dev->parked = true;
+      atomic_store(&dev->worker_wait, EMX__WORKER_PARKED);
       pthread_cond_wait(&dev->work_cv, &dev->lock);
-      dev->parked = false;
-      atomic_store(&dev->worker_idle, false);
+      atomic_store(&dev->worker_wait, EMX__WORKER_RUNNING);
     }
   }
   if (!down && dev->queue.length)
@@ -602,12 +600,13 @@ bool emx__run_here_ok_locked(emx__device *dev, const struct emx_request *r) {
                                         memory_order_relaxed);
   /* Only where the worker would run it at once, alone, with nothing else
    * to do first, and the model is prepared here (no lazy prepare). */
-  return dev->parked && !dev->run_here && dev->queue.length == 1 &&
-         !dev->ctl_head && !dev->canceled && !dev->stopping &&
-         atomic_load(&dev->healthy) && !atomic_load(&dev->engine->paused) &&
-         !dev->virtual_clock && m->max_batch <= 1 && m->prep[dev->index] &&
-         ewma > 0 && ewma <= RUN_HERE_MAX_NS &&
-         !emx__expired(r, emx__device_now(dev));
+  return atomic_load_explicit(&dev->worker_wait, memory_order_relaxed) ==
+             EMX__WORKER_PARKED &&
+         !dev->run_here && dev->queue.length == 1 && !dev->ctl_head &&
+         !dev->canceled && !dev->stopping && atomic_load(&dev->healthy) &&
+         !atomic_load(&dev->engine->paused) && !dev->virtual_clock &&
+         m->max_batch <= 1 && m->prep[dev->index] && ewma > 0 &&
+         ewma <= RUN_HERE_MAX_NS && !emx__expired(r, emx__device_now(dev));
 }
 
 void emx__run_here(emx__device *dev) {
