@@ -32,7 +32,8 @@ both.
 Target <= 1.15.
 
 Usage: bench/python_bench.py [-n REQUESTS] [--rounds R] [--clients C]
-                             [--model NAME] [--latency N] [--check]
+                             [--model NAME] [--latency N] [--breakdown N]
+                             [--throughput 0|1] [--check]
 Run with Debian's /usr/bin/python3 (numpy); finds build/ like the tests.
 """
 
@@ -161,6 +162,183 @@ def sync_latency(sock, model, n):
     return statistics.median(em), statistics.median(dr)
 
 
+def _p50(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def sync_breakdown(sock, model, n):
+    """Where each side's p50 goes, call by call (same blocks, same input,
+    same model as sync_latency; each call timed on its own, so the sums
+    carry a few clock reads more than sync_latency's figures).
+
+    edgemux: set_tensor, invoke, get_tensor (all outputs); then the same
+    request as one bare emx_client_infer through ctypes (what invoke()
+    calls, without the Interpreter's Python) with the daemon's timings:
+    send (call -> accepted in the daemon's queue), queue (-> worker
+    starts), run (worker: copy in, invoke, copy out), device (the invoke
+    alone, inside run), hops (the rest: the INFER's send and the daemon
+    I/O thread taking it, the worker's COMPLETE send and this thread's
+    wake-up; the client stamps "submitted" before its send and the daemon
+    reports queue and total from its own accept, so both hops land here),
+    and a PING's round trip (the hops without a sleeping client).
+    TFLite: copy in, invoke, copy out (np.empty + TfLiteTensorCopyToBuffer
+    per output). Returns lines to print."""
+    import ctypes
+
+    from edgemux import _lib
+
+    path = os.path.join(MODELS, model + ".tflite")
+    direct = DirectTfLite(path)
+    interp = tflite.Interpreter(model_path=path, socket=sock)
+    interp.allocate_tensors()
+    d_in = interp.get_input_details()[0]
+    outs = [d["index"] for d in interp.get_output_details()]
+    x = np.random.default_rng(3).uniform(
+        -1, 1, d_in["shape"]).astype(d_in["dtype"])
+    s = interp._get_session()
+    lib = _lib.lib()
+    tim = _lib.Timings()
+    clock = time.perf_counter_ns  # CLOCK_MONOTONIC, the daemon's clock
+    keys = ("set", "invoke", "get", "bare", "prep", "queue", "run", "device",
+            "hops", "ping", "d_in", "d_invoke", "d_out")
+    r = {k: [] for k in keys}
+
+    def em_split():
+        t0 = clock()
+        interp.set_tensor(d_in["index"], x)
+        t1 = clock()
+        interp.invoke()
+        t2 = clock()
+        for i in outs:
+            interp.get_tensor(i)
+        t3 = clock()
+        r["set"].append(t1 - t0)
+        r["invoke"].append(t2 - t1)
+        r["get"].append(t3 - t2)
+
+    def em_bare():
+        t0 = clock()
+        rc = lib.emx_client_infer(s.conn.handle, s.model.handle, s.in_arr,
+                                  s.nin, s.out_arr, s.nout, ctypes.byref(tim))
+        t1 = clock()
+        if rc < 0:
+            sys.exit("emx_client_infer failed (%d)" % rc)
+        r["bare"].append(t1 - t0)
+        r["prep"].append(tim.submitted_ns - t0)
+        r["queue"].append(tim.started_ns - tim.submitted_ns)
+        r["run"].append(tim.finished_ns - tim.started_ns)
+        r["device"].append(tim.device_ns)
+        r["hops"].append(t1 - tim.finished_ns)
+
+    def ping():  # a block of its own: between requests it would change them
+        t0 = clock()
+        rc = lib.emx_client_ping(s.conn.handle)
+        r["ping"].append(clock() - t0)
+        if rc < 0:
+            sys.exit("emx_client_ping failed (%d)" % rc)
+
+    def dr_split():
+        lib_ = direct.lib
+        t0 = clock()
+        lib_.TfLiteTensorCopyFromBuffer(direct.tin, x.ctypes.data, x.nbytes)
+        t1 = clock()
+        lib_.TfLiteInterpreterInvoke(direct.it)
+        t2 = clock()
+        for t, nb in zip(direct.touts, direct.sizes):
+            o = np.empty(nb // 4, np.float32)
+            lib_.TfLiteTensorCopyToBuffer(t, o.ctypes.data, nb)
+        t3 = clock()
+        r["d_in"].append(t1 - t0)
+        r["d_invoke"].append(t2 - t1)
+        r["d_out"].append(t3 - t2)
+
+    for _ in range(30):
+        em_split()
+        em_bare()
+        ping()
+        dr_split()
+    for k in keys:
+        r[k].clear()
+    while len(r["set"]) < n:
+        for fn in (em_split, em_bare, ping, dr_split):
+            for _ in range(BLOCK):
+                fn()
+    m = {k: _p50(v) / 1e3 for k, v in r.items()}
+    py = python_only(interp, d_in["index"], x, outs)
+    return [
+        "breakdown p50 (us), %d calls each:" % n,
+        "  edgemux: set_tensor %.1f, invoke %.1f, get_tensor %.1f "
+        "(sum %.1f)" % (m["set"], m["invoke"], m["get"],
+                        m["set"] + m["invoke"] + m["get"]),
+        "  bare emx_client_infer %.1f: client prep %.1f, daemon queue %.1f, "
+        "worker run %.1f (device %.1f), socket hops + wake-ups %.1f; a PING "
+        "round trip %.1f" % (m["bare"], m["prep"], m["queue"], m["run"],
+                             m["device"], m["hops"], m["ping"]),
+        "  TFLite: copy in %.1f, invoke %.1f, copy out %.1f (sum %.1f)"
+        % (m["d_in"], m["d_invoke"], m["d_out"],
+           m["d_in"] + m["d_invoke"] + m["d_out"]),
+        "  edgemux - TFLite: set %+.1f, invoke %+.1f, get %+.1f"
+        % (m["set"] - m["d_in"], m["invoke"] - m["d_invoke"],
+           m["get"] - m["d_out"]),
+        "  Python alone (best of 5 x 2000, daemon call replaced by a no-op C "
+        "function): invoke() %.2f (the no-op through ctypes %.2f), "
+        "set_tensor %.2f (the copy alone %.2f), get_tensor x%d %.2f (the "
+        "copies alone %.2f)" % py,
+    ]
+
+
+def python_only(interp, index, x, outs):
+    """The Interpreter's own cost per call in us, without the daemon:
+    invoke() with its emx_client_infer swapped for labs() (no argtypes, so
+    it takes the same arguments and returns >= 0 at once), and
+    set_tensor/get_tensor beside the numpy copies they make."""
+    import ctypes
+    import timeit
+
+    from edgemux import _lib
+
+    s = interp._get_session()
+    noop = ctypes.CDLL(None)["labs"]
+    noop.restype = ctypes.c_int
+    args = (s.conn.handle, s.model.handle, s.in_arr,
+            ctypes.c_size_t(s.nin), s.out_arr, ctypes.c_size_t(s.nout), None)
+    view_in = interp._fast[index][2]
+    views = [interp._fast[i][2] for i in outs]
+
+    def best(fn):
+        return min(timeit.repeat(fn, number=2000, repeat=5)) / 2000 * 1e6
+
+    if hasattr(s, "call"):  # the call invoke() makes, built at allocation
+        saved = s.call
+        s.call = (noop, args)
+        try:
+            inv = best(interp.invoke)
+        finally:
+            s.call = saved
+    else:  # an older package calls _lib.lib().emx_client_infer
+        real = _lib._lib
+        checked = ctypes.CDLL(None)["labs"]  # with the prototype's checks
+        checked.restype = ctypes.c_int
+        checked.argtypes = real.emx_client_infer.argtypes
+
+        class Lib:
+            emx_client_infer = checked
+
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+        _lib._lib = Lib()
+        try:
+            inv = best(interp.invoke)
+        finally:
+            _lib._lib = real
+    return (inv, best(lambda: noop(*args)),
+            best(lambda: interp.set_tensor(index, x)),
+            best(lambda: np.copyto(view_in, x)), len(outs),
+            best(lambda: [interp.get_tensor(i) for i in outs]),
+            best(lambda: [v.copy() for v in views]))
+
+
 def start_daemon(tmp):
     sock = os.path.join(tmp, "edgemux.sock")
     log = open(os.path.join(tmp, "edgemuxd.log"), "wb")
@@ -258,6 +436,9 @@ def main():
     ap.add_argument("--latency", type=int, default=1000,
                     help="synchronous calls measured on each side (1000; 0 "
                     "skips the latency part)")
+    ap.add_argument("--breakdown", type=int, default=0,
+                    help="N: after the latency part, time each call of "
+                    "both sides separately over N calls each (0: skip)")
     ap.add_argument("--throughput", type=int, default=1,
                     help="0 skips the throughput part")
     ap.add_argument("--check", action="store_true",
@@ -267,10 +448,13 @@ def main():
     tmp = tempfile.mkdtemp(prefix="emx-pybench-")
     proc, sock = start_daemon(tmp)
     lat = None
+    breakdown = []
     cs, ps, ts, ccpu, pcpu, tcpu = [0.0], [0.0], [0.0], [0.0], [0.0], [0.0]
     try:
         if a.latency:
             lat = sync_latency(sock, a.model, a.latency)
+        if a.breakdown:
+            breakdown = sync_breakdown(sock, a.model, a.breakdown)
         if a.throughput:
             cs, ps, ts, ccpu, pcpu, tcpu = throughput(sock, a)
     finally:
@@ -289,6 +473,8 @@ def main():
               "(%d calls each)" % (a.model, lat[0], lat[1], a.latency))
         print("python_sync_latency_ratio: %.3f (target <= 1.15)" % lratio)
         bad |= lratio > 1.15
+    for line in breakdown:
+        print(line)
     if not a.throughput:
         return 1 if a.check and bad else 0
     med = statistics.median
