@@ -392,6 +392,17 @@ def lib_path():
     return _lib_path
 
 
+def unchecked(name, restype):
+    """A second function object for lib()'s function name, without
+    argtypes: ctypes then checks and converts nothing, so the caller must
+    pass ctypes objects of the exact C types (c_void_p, c_size_t, arrays
+    or pointers for pointers, None for NULL). For calls made per frame
+    with arguments built once; everything else uses lib()'s prototypes."""
+    fn = lib()[name]  # [] makes a new object; lib().name is the checked one
+    fn.restype = restype
+    return fn
+
+
 def decode(b):
     return b.decode("utf-8", "replace") if b is not None else ""
 

@@ -48,6 +48,11 @@ class _Session:
         self.in_arr = None
         self.out_arr = None
         self.items = None
+        #: invoke()'s call at batch 1, (function, arguments), made once per
+        #: allocation: emx_client_infer without argtypes, on arguments
+        #: already ctypes objects, converts nothing per call (half the cost
+        #: of the checked prototype); None when not allocated or batched.
+        self.call = None
         self.nin = len(model.inputs)
         self.nout = len(model.outputs)
 
@@ -78,7 +83,16 @@ class _Session:
         if batch == 1:
             self.in_arr = (_lib.Tensor * max(self.nin, 1))(*ts[: self.nin])
             self.out_arr = (_lib.Tensor * max(self.nout, 1))(*ts[self.nin:])
+            # The handles are the connection's and the model's own
+            # c_void_p objects (never reassigned while the connection is
+            # alive, which invoke() checks first); arrays pass as pointers;
+            # the counts must be size_t-wide; no timings (NULL).
+            self.call = (_lib.unchecked("emx_client_infer", ctypes.c_int),
+                         (self.conn.handle, self.model.handle, self.in_arr,
+                          ctypes.c_size_t(self.nin), self.out_arr,
+                          ctypes.c_size_t(self.nout), None))
             return
+        self.call = None
         # A batch of n is n requests in one message, each on its slice:
         # the daemon's batching merges them where the model allows.
         self.items = (_lib.BatchItem * batch)()
@@ -104,11 +118,16 @@ class _Session:
             for t in self.tensors:
                 self.conn.free(t)
         self.tensors = None
+        self.call = None
 
     def run(self):
         """Run once; returns (rc, message)."""
+        if self.call is not None:
+            fn, args = self.call
+            rc = fn(*args)
+            return rc, (self.conn.last_error() if rc < 0 else "")
         lib = _lib.lib()
-        if self.batch == 1:
+        if self.batch == 1:  # not allocated: the library says what is wrong
             rc = lib.emx_client_infer(self.conn.handle, self.model.handle,
                                       self.in_arr, self.nin, self.out_arr,
                                       self.nout, None)
@@ -568,7 +587,9 @@ class Interpreter:
         if (f is not None and type(value) is np.ndarray
                 and value.dtype == f[0] and value.shape == f[1]
                 and f[3] is self._session):
-            np.copyto(f[2], value)
+            # Same dtype and shape: a plain copy; item assignment parses
+            # fewer arguments than np.copyto (0.2 vs 0.5 us).
+            f[2][...] = value
             return
         what, pos = self._slot(tensor_index)
         if what is None:
@@ -656,12 +677,26 @@ class Interpreter:
         """Run the model on the daemon with the current inputs; outputs are
         written in place. A daemon that restarted since the last call is
         reconnected to and the request sent again, once."""
-        self._ensure_safe()
+        # _ensure_safe and _get_session inlined: this runs per frame.
+        if sys.getrefcount(self._token) != 2:
+            raise RuntimeError(_REFERENCE_HELD)
         if not self._allocated:
             raise RuntimeError("Invoke called on model that is not ready. "
                                "(edgemux: call allocate_tensors() first)")
-        s = self._get_session()
-        rc, msg = s.run()
+        s = self._session
+        c = s.conn if s is not None else None
+        pid = _client._pid
+        if (c is None or c.broken or c.handle is None or c.pid != pid
+                or s.pid != pid):  # i.e. not s.alive
+            s = self._reconnect(s)
+        call = s.call
+        if call is not None:
+            rc = call[0](*call[1])
+            if rc >= 0:
+                return
+            msg = s.conn.last_error()
+        else:
+            rc, msg = s.run()
         if rc == _lib.EMX_EDISCONNECTED:
             s.conn.broken = True
             try:
