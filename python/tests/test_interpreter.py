@@ -244,6 +244,34 @@ class InferenceTest(unittest.TestCase):
             self.assertOutputs(run(interp, ins), outs)
         self.assertOutputs(run(interp, ins), outs)  # reconnects
 
+    def test_invoke_fast_path_follows_the_session(self):
+        """invoke() calls emx_client_infer on arguments built at
+        allocation: a batch resize and back, and a connection found broken,
+        must each give it the current tensors and connection (a stale call
+        would run on freed tensors or a dropped connection's handle)."""
+        (ins, outs), (ins2, outs2) = self.want[107], self.want[108]
+        interp = tflite.Interpreter(model_path=support.FACE)
+        self.assertOutputs(run(interp, ins), outs)
+        interp.resize_tensor_input(0, [2, 128, 128, 3])
+        interp.allocate_tensors()
+        self.assertIsNone(interp._session.call)  # batches submit in C
+        interp.set_tensor(0, np.concatenate([ins[0], ins2[0]]))
+        interp.invoke()
+        interp.resize_tensor_input(0, [1, 128, 128, 3])
+        self.assertOutputs(run(interp, ins2), outs2)
+        # What invoke() does on EMX_EDISCONNECTED: the next call must
+        # reconnect first, and its call must use the new connection.
+        old = interp._session
+        old.conn.broken = True
+        interp.set_tensor(0, ins[0])  # into the old arena, still mapped
+        interp.invoke()  # no allocate_tensors: invoke() alone reconnects
+        self.assertOutputs([interp.get_tensor(d["index"])
+                            for d in interp.get_output_details()], outs)
+        self.assertIsNot(interp._session.conn, old.conn)
+        self.assertIs(interp._session.call[1][0],
+                      interp._session.conn.handle)
+        self.assertOutputs(run(interp, ins2), outs2)
+
 
 if __name__ == "__main__":
     unittest.main()
