@@ -265,8 +265,12 @@ static void load_from_folder_daemon_cannot_read(void **state) {
     }
     if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
       _exit(126);
-    execl(EMX_BIN_DIR "/edgemuxd", "edgemuxd", "--socket", sock, "--device",
-          "cpu", "--log-level", "info", (char *)NULL);
+    /* Through EMX_EXEC_WRAPPER: under qemu-user (make check-arm64) a plain
+     * exec of the arm64 edgemuxd fails (Exec format error: no binfmt_misc)
+     * and the child exited 127 before the daemon ever ran. */
+    const char *argv[] = {"edgemuxd", "--socket",    sock,   "--device",
+                          "cpu",      "--log-level", "info", NULL};
+    emxt_execv(EMX_BIN_DIR "/edgemuxd", (char *const *)argv);
     _exit(127);
   }
   /* Ready when it answers a ping (the daemon_support rule). */

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "daemon_support.h"
 #include "support.h"
 
 #define ROUNDS 12
@@ -131,7 +132,15 @@ static void load_beats_warmth(void **state) {
  * that ran it last keeps its copy). emx_model_stats says where it is
  * prepared and what that holds. */
 static void pool_prepares_on_first_use(void **state) {
-  emx_engine *e = engine_new("cpu:workers=2,idle_release_ms=300", 16);
+  /* The idle time and the wait for the release stretch with
+   * EMX_TEST_TIME_SCALE: under qemu-user (make check-arm64) one invoke takes
+   * over 300 ms, so the loaded copy went idle and was released while the
+   * other worker prepared its own, and the sum below was of two later,
+   * smaller samples (each blurred by the other worker's allocations). */
+  int scale = emxt_time_scale();
+  char spec[64];
+  snprintf(spec, sizeof spec, "cpu:workers=2,idle_release_ms=%d", 300 * scale);
+  emx_engine *e = engine_new(spec, 16);
   emx_model *m = model_load(e, "face", MODEL_FACE_SHORT);
   emx_stats st;
   assert_int_equal(emx_model_stats(m, &st), 0);
@@ -160,7 +169,7 @@ static void pool_prepares_on_first_use(void **state) {
   }
   assert_int_equal(st.prepared_on, 2);
   assert_true(plain ? st.memory_bytes > one : st.memory_bytes > 0);
-  for (int waited = 0; waited < 100 && st.prepared_on > 1; waited++) {
+  for (int waited = 0; waited < 100 * scale && st.prepared_on > 1; waited++) {
     usleep(50 * 1000);
     assert_int_equal(emx_model_stats(m, &st), 0);
   }

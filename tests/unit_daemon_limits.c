@@ -181,7 +181,10 @@ static int run_daemon(const char *const *args) {
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
-    execv(args[0], (char *const *)args);
+    /* Through EMX_EXEC_WRAPPER (make check-arm64): under qemu-user a plain
+     * exec of the arm64 edgemuxd fails (no binfmt_misc) and the child exits
+     * 127, which socket_not_replaced took for the daemon's refusal. */
+    emxt_execv(args[0], (char *const *)args);
     _exit(127);
   }
   int st;
