@@ -164,10 +164,33 @@ static long long side_cpu_ns(const gen *g, int n, pid_t daemon) {
   return t;
 }
 
+/* save_smaps copies /proc/PID/smaps into $BENCH_USERS_SMAPS (a folder),
+ * when set, as SIDE-PID.smaps: the moment the PSS is sampled, for
+ * scripts/smaps-breakdown to say where it goes. */
+static void save_smaps(pid_t pid, const char *who) {
+  const char *dir = getenv("BENCH_USERS_SMAPS");
+  if (!dir || !*dir)
+    return;
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "/proc/%d/smaps", (int)pid);
+  FILE *in = fopen(path, "r");
+  snprintf(path, sizeof path, "%s/%s-%d.smaps", dir, who, (int)pid);
+  FILE *out = in ? fopen(path, "w") : NULL;
+  char buf[65536];
+  size_t n;
+  while (out && (n = fread(buf, 1, sizeof buf, in)) > 0)
+    fwrite(buf, 1, n, out);
+  if (out)
+    fclose(out);
+  if (in)
+    fclose(in);
+}
+
 /* tree_pss_kib: pid's PSS and that of its children (edgemuxd's device
  * hosts, where it has any). */
 static long tree_pss_kib(pid_t pid) {
   long kib = pss_kib(pid);
+  save_smaps(pid, "edgemuxd");
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
   FILE *f = fopen(path, "r");
@@ -273,11 +296,34 @@ static int parse_done(gen *g, side *s, double window_s) {
   return 0;
 }
 
+/* The edgemux side's daemon, and its arguments, set by with_daemon. */
+static bench_daemon *g_daemon;
+static const char *const *g_daemon_args;
+
+/* daemon_for_side has edgemuxd running for the edgemux side and stopped
+ * for the separate one. An idle edgemuxd beside the separate programs
+ * maps TFLite, libstdc++ and libc as they do, so each of their pages
+ * counted a third less in their PSS (three mappers: the driver, edgemuxd
+ * and a program, instead of two): at N1 the separate side looked ~0.5 MiB
+ * smaller than a machine without edgemuxd. A fresh daemon per edgemux side
+ * loads its model on the first request, before the window, as before. */
+static int daemon_for_side(bool mux) {
+  if (!g_daemon)
+    return 0;
+  if (!mux && g_daemon->pid > 0)
+    return bench_daemon_stop(g_daemon) == 0 ? 0 : -1;
+  if (mux && g_daemon->pid == 0)
+    return bench_daemon_start(g_daemon, PROG, g_daemon_args);
+  return 0;
+}
+
 /* run_side runs n programs (model of program i: models[i]) against d (NULL:
  * separate processes), closed loop, or paced when paced is true. */
 static int run_side(const bench_daemon *d, int n, const int *models,
                     double seconds, bool paced, side *s) {
   memset(s, 0, sizeof *s);
+  if (daemon_for_side(d != NULL) < 0)
+    return -1;
   gen g[MAX_USERS];
   int spawned = 0, rc = 0;
   for (int i = 0; i < n; i++) {
@@ -315,8 +361,10 @@ static int run_side(const bench_daemon *d, int n, const int *models,
     users_sleep_until(start + (end - start) / 2);
     long kib = d ? tree_pss_kib(d->pid) : 0;
     s->daemon_mib = (double)kib / 1024.0;
-    for (int i = 0; i < spawned; i++)
+    for (int i = 0; i < spawned; i++) {
       kib += pss_kib(g[i].pid);
+      save_smaps(g[i].pid, d ? "client" : "direct");
+    }
     s->pss_mib = (double)kib / 1024.0;
     users_sleep_until(end);
     long long t1 = side_cpu_ns(g, spawned, d ? d->pid : 0);
@@ -623,10 +671,14 @@ static int with_daemon(const options *o, int nmodels,
   if (rc == 0 && bench_daemon_start(&d, PROG, args) < 0)
     rc = -1;
   else if (rc == 0) {
+    g_daemon = &d;
+    g_daemon_args = args;
     rc = fn(o, &d);
     if (rc == 0 && fn2)
       rc = fn2(o, &d);
-    if (bench_daemon_stop(&d) != 0)
+    g_daemon = NULL;
+    g_daemon_args = NULL;
+    if (d.pid > 0 && bench_daemon_stop(&d) != 0)
       rc = -1;
   }
   for (int m = 0; m < nmodels; m++)
