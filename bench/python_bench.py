@@ -30,6 +30,13 @@ wheels and edgemux's cpu device apply it.
 The two alternate in blocks of 100 calls so that load on the machine hits
 both.
 Target <= 1.15.
+Then the same pinned alike, `python_sync_latency_ratio_pinned` (report):
+TFLite on CPU 1 on both sides (edgemuxd's worker; this process during the
+direct blocks), this process on CPU 0 during the edgemux blocks, as
+bench-daemon places them. This guest's two vCPUs can differ in speed by a
+quarter when the host is busy (the line also times the direct calls on
+CPU 0), and unpinned each side's TFLite lands on either, so the unpinned
+ratio swings with placement; pinned alike it is edgemux's own cost.
 
 Usage: bench/python_bench.py [-n REQUESTS] [--rounds R] [--clients C]
                              [--model NAME] [--latency N] [--breakdown N]
@@ -132,8 +139,10 @@ class DirectTfLite:
 BLOCK = 100
 
 
-def sync_latency(sock, model, n):
-    """(p50 edgemux, p50 direct) in microseconds over n calls each."""
+def sync_latency(sock, model, n, place_em=None, place_dr=None):
+    """(p50 edgemux, p50 direct) in microseconds over n calls each.
+    place_em / place_dr, when given, run before each block of that side
+    (to move this process to a CPU)."""
     path = os.path.join(MODELS, model + ".tflite")
     direct = DirectTfLite(path)
     interp = tflite.Interpreter(model_path=path, socket=sock)
@@ -154,12 +163,59 @@ def sync_latency(sock, model, n):
     em, dr = [], []
     clock = time.perf_counter_ns
     while len(em) < n:
-        for fn, out in ((via_edgemux, em), (lambda: direct.run(x), dr)):
+        for fn, out, place in ((via_edgemux, em, place_em),
+                               (lambda: direct.run(x), dr, place_dr)):
+            if place:
+                place()
             for _ in range(BLOCK):
                 t = clock()
                 fn()
                 out.append((clock() - t) / 1e3)
     return statistics.median(em), statistics.median(dr)
+
+
+def pin_daemon(pid, worker_cpus, other_cpus):
+    """Pins edgemuxd's CPU worker thread ("emx:cpu...") to the set
+    worker_cpus and its other threads to other_cpus; False if no worker
+    thread is found."""
+    found = False
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                comm = f.read().strip()
+            worker = comm.startswith("emx:cpu")
+            os.sched_setaffinity(int(tid),
+                                 worker_cpus if worker else other_cpus)
+            found |= worker
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a thread that just ended
+    return found
+
+
+def sync_latency_pinned(sock, model, n, pid):
+    """Like sync_latency, with TFLite on CPU 1 on both sides: edgemuxd's
+    worker there and this process on CPU 0 for the edgemux blocks, this
+    process on CPU 1 for the direct blocks (bench-daemon's placement).
+    A 2-vCPU guest's vCPUs can differ in speed by a quarter when the host
+    is busy, and unpinned each side's TFLite lands on either; pinned alike,
+    the ratio is edgemux's own cost. Also times the direct side on CPU 0,
+    to show the two vCPUs' speeds. None on a machine of one CPU."""
+    if os.cpu_count() < 2:
+        return None
+    everything = os.sched_getaffinity(0)
+    try:
+        if not pin_daemon(pid, {1}, {0}):
+            return None
+        em, dr = sync_latency(sock, model, n,
+                              lambda: os.sched_setaffinity(0, {0}),
+                              lambda: os.sched_setaffinity(0, {1}))
+        _, dr0 = sync_latency(sock, model, n // 2,
+                              lambda: os.sched_setaffinity(0, {0}),
+                              lambda: os.sched_setaffinity(0, {0}))
+        return em, dr, dr0
+    finally:
+        os.sched_setaffinity(0, everything)
+        pin_daemon(pid, everything, everything)
 
 
 def _p50(xs):
@@ -447,12 +503,13 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="emx-pybench-")
     proc, sock = start_daemon(tmp)
-    lat = None
+    lat = pinned = None
     breakdown = []
     cs, ps, ts, ccpu, pcpu, tcpu = [0.0], [0.0], [0.0], [0.0], [0.0], [0.0]
     try:
         if a.latency:
             lat = sync_latency(sock, a.model, a.latency)
+            pinned = sync_latency_pinned(sock, a.model, a.latency, proc.pid)
         if a.breakdown:
             breakdown = sync_breakdown(sock, a.model, a.breakdown)
         if a.throughput:
@@ -473,6 +530,14 @@ def main():
               "(%d calls each)" % (a.model, lat[0], lat[1], a.latency))
         print("python_sync_latency_ratio: %.3f (target <= 1.15)" % lratio)
         bad |= lratio > 1.15
+    if pinned:
+        print("python_sync_latency_ratio_pinned: %.3f (report; TFLite on CPU "
+              "1 on both sides: edgemuxd's worker, or this process for the "
+              "direct blocks; this process on CPU 0 for the edgemux blocks: "
+              "edgemux %.1f us, TFLite in-process %.1f us; the same direct "
+              "calls on CPU 0: %.1f us, so CPU 1 runs them at %.2fx CPU 0's "
+              "time)" % (pinned[0] / pinned[1], pinned[0], pinned[1],
+                          pinned[2], pinned[1] / pinned[2]))
     for line in breakdown:
         print(line)
     if not a.throughput:
