@@ -139,10 +139,10 @@ class DirectTfLite:
 BLOCK = 100
 
 
-def sync_latency(sock, model, n, place_em=None, place_dr=None):
-    """(p50 edgemux, p50 direct) in microseconds over n calls each.
-    place_em / place_dr, when given, run before each block of that side
-    (to move this process to a CPU)."""
+def _sides(sock, model):
+    """Both sides of the latency comparison on one model: a direct TFLite
+    interpreter, an edgemux Interpreter (allocated), its input's details,
+    its output indices and a fixed random input."""
     path = os.path.join(MODELS, model + ".tflite")
     direct = DirectTfLite(path)
     interp = tflite.Interpreter(model_path=path, socket=sock)
@@ -151,6 +151,14 @@ def sync_latency(sock, model, n, place_em=None, place_dr=None):
     outs = [d["index"] for d in interp.get_output_details()]
     x = np.random.default_rng(3).uniform(
         -1, 1, d_in["shape"]).astype(d_in["dtype"])
+    return direct, interp, d_in, outs, x
+
+
+def sync_latency(sock, model, n, place_em=None, place_dr=None):
+    """(p50 edgemux, p50 direct) in microseconds over n calls each.
+    place_em / place_dr, when given, run before each block of that side
+    (to move this process to a CPU)."""
+    direct, interp, d_in, outs, x = _sides(sock, model)
 
     def via_edgemux():
         interp.set_tensor(d_in["index"], x)
@@ -243,14 +251,7 @@ def sync_breakdown(sock, model, n):
 
     from edgemux import _lib
 
-    path = os.path.join(MODELS, model + ".tflite")
-    direct = DirectTfLite(path)
-    interp = tflite.Interpreter(model_path=path, socket=sock)
-    interp.allocate_tensors()
-    d_in = interp.get_input_details()[0]
-    outs = [d["index"] for d in interp.get_output_details()]
-    x = np.random.default_rng(3).uniform(
-        -1, 1, d_in["shape"]).astype(d_in["dtype"])
+    direct, interp, d_in, outs, x = _sides(sock, model)
     s = interp._get_session()
     lib = _lib.lib()
     tim = _lib.Timings()
