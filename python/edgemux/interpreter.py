@@ -677,26 +677,12 @@ class Interpreter:
         """Run the model on the daemon with the current inputs; outputs are
         written in place. A daemon that restarted since the last call is
         reconnected to and the request sent again, once."""
-        # _ensure_safe and _get_session inlined: this runs per frame.
-        if sys.getrefcount(self._token) != 2:
-            raise RuntimeError(_REFERENCE_HELD)
+        self._ensure_safe()
         if not self._allocated:
             raise RuntimeError("Invoke called on model that is not ready. "
                                "(edgemux: call allocate_tensors() first)")
-        s = self._session
-        c = s.conn if s is not None else None
-        pid = _client._pid
-        if (c is None or c.broken or c.handle is None or c.pid != pid
-                or s.pid != pid):  # i.e. not s.alive
-            s = self._reconnect(s)
-        call = s.call
-        if call is not None:
-            rc = call[0](*call[1])
-            if rc >= 0:
-                return
-            msg = s.conn.last_error()
-        else:
-            rc, msg = s.run()
+        s = self._get_session()
+        rc, msg = s.run()
         if rc == _lib.EMX_EDISCONNECTED:
             s.conn.broken = True
             try:
