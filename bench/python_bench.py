@@ -154,10 +154,12 @@ def _sides(sock, model):
     return direct, interp, d_in, outs, x
 
 
-def sync_latency(sock, model, n, place_em=None, place_dr=None):
-    """(p50 edgemux, p50 direct) in microseconds over n calls each.
-    place_em / place_dr, when given, run before each block of that side
-    (to move this process to a CPU)."""
+def sync_latency(sock, model, n, entries=(("edgemux", None),
+                                          ("direct", None))):
+    """p50 in microseconds over n calls of each entry, in entries' order.
+    An entry is (side, place): side "edgemux" or "direct"; place, when not
+    None, runs before each of that entry's blocks (to move this process to
+    a CPU). The entries take turns in blocks of BLOCK calls."""
     direct, interp, d_in, outs, x = _sides(sock, model)
 
     def via_edgemux():
@@ -165,21 +167,22 @@ def sync_latency(sock, model, n, place_em=None, place_dr=None):
         interp.invoke()
         return [interp.get_tensor(i) for i in outs]
 
+    run = {"edgemux": via_edgemux, "direct": lambda: direct.run(x)}
     for _ in range(30):  # warm both
         via_edgemux()
         direct.run(x)
-    em, dr = [], []
+    times = [[] for _ in entries]
     clock = time.perf_counter_ns
-    while len(em) < n:
-        for fn, out, place in ((via_edgemux, em, place_em),
-                               (lambda: direct.run(x), dr, place_dr)):
+    while len(times[0]) < n:
+        for (side, place), out in zip(entries, times):
             if place:
                 place()
+            fn = run[side]
             for _ in range(BLOCK):
                 t = clock()
                 fn()
                 out.append((clock() - t) / 1e3)
-    return statistics.median(em), statistics.median(dr)
+    return [statistics.median(t) for t in times]
 
 
 def pin_daemon(pid, worker_cpus, other_cpus):
@@ -214,12 +217,12 @@ def sync_latency_pinned(sock, model, n, pid):
     try:
         if not pin_daemon(pid, {1}, {0}):
             return None
-        em, dr = sync_latency(sock, model, n,
-                              lambda: os.sched_setaffinity(0, {0}),
-                              lambda: os.sched_setaffinity(0, {1}))
-        _, dr0 = sync_latency(sock, model, n // 2,
-                              lambda: os.sched_setaffinity(0, {0}),
-                              lambda: os.sched_setaffinity(0, {0}))
+        def cpu(c):
+            return lambda: os.sched_setaffinity(0, {c})
+
+        em, dr, dr0 = sync_latency(sock, model, n, (("edgemux", cpu(0)),
+                                                    ("direct", cpu(1)),
+                                                    ("direct", cpu(0))))
         return em, dr, dr0
     finally:
         os.sched_setaffinity(0, everything)
@@ -352,8 +355,6 @@ def python_only(interp, index, x, outs):
     import ctypes
     import timeit
 
-    from edgemux import _lib
-
     s = interp._get_session()
     noop = ctypes.CDLL(None)["labs"]
     noop.restype = ctypes.c_int
@@ -365,30 +366,12 @@ def python_only(interp, index, x, outs):
     def best(fn):
         return min(timeit.repeat(fn, number=2000, repeat=5)) / 2000 * 1e6
 
-    if hasattr(s, "call"):  # the call invoke() makes, built at allocation
-        saved = s.call
-        s.call = (noop, args)
-        try:
-            inv = best(interp.invoke)
-        finally:
-            s.call = saved
-    else:  # an older package calls _lib.lib().emx_client_infer
-        real = _lib._lib
-        checked = ctypes.CDLL(None)["labs"]  # with the prototype's checks
-        checked.restype = ctypes.c_int
-        checked.argtypes = real.emx_client_infer.argtypes
-
-        class Lib:
-            emx_client_infer = checked
-
-            def __getattr__(self, name):
-                return getattr(real, name)
-
-        _lib._lib = Lib()
-        try:
-            inv = best(interp.invoke)
-        finally:
-            _lib._lib = real
+    saved = s.call  # the call invoke() makes, built at allocation
+    s.call = (noop, args)
+    try:
+        inv = best(interp.invoke)
+    finally:
+        s.call = saved
     return (inv, best(lambda: noop(*args)),
             best(lambda: interp.set_tensor(index, x)),
             best(lambda: np.copyto(view_in, x)), len(outs),
