@@ -106,6 +106,25 @@ void emxt_execv(const char *path, char *const argv[]) {
   execvp(wargv[0], wargv);
 }
 
+int emxt_run(const char *path, char *const argv[]) {
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    emxt_execv(path, argv);
+    _exit(127);
+  }
+  int st;
+  for (int i = 0; i < 1000 * emxt_time_scale(); i++) {
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    usleep(10000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &st, 0);
+  return -1;
+}
+
 int emxt_daemon_start(emxt_daemon *d, const char *const *extra_args) {
   memset(d, 0, sizeof *d);
   snprintf(d->dir, sizeof d->dir, "/tmp/emxt-XXXXXX");

@@ -36,6 +36,11 @@ int emxt_raw_connect(const char *path);
  * another arm64 program without binfmt_misc). Returns only on failure. */
 void emxt_execv(const char *path, char *const argv[]);
 
+/* emxt_run runs path with argv (through emxt_execv) to its end: its exit
+ * status, 128 + the signal that ended it, or -1 when it was still running
+ * after 10 s (stretched by EMX_TEST_TIME_SCALE) and had to be killed. */
+int emxt_run(const char *path, char *const argv[]);
+
 /* emxt_daemon_start runs build/bin/edgemuxd with --socket in a fresh temp
  * folder, --models on the test repository (.deps/repo), and the extra
  * arguments (NULL-terminated, may be NULL), then waits until it answers a

@@ -176,26 +176,12 @@ static void hello_pid_not_trusted(void **state) {
   assert_int_equal(emxt_daemon_stop(&d), 0);
 }
 
-/* run_daemon: edgemuxd with args, to its exit (it must not stay up). */
+/* run_daemon: edgemuxd with args, to its exit (it must not stay up).
+ * Through EMX_EXEC_WRAPPER (make check-arm64): under qemu-user a plain exec
+ * of the arm64 edgemuxd fails (no binfmt_misc) and the child exits 127,
+ * which socket_not_replaced took for the daemon's refusal. */
 static int run_daemon(const char *const *args) {
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    /* Through EMX_EXEC_WRAPPER (make check-arm64): under qemu-user a plain
-     * exec of the arm64 edgemuxd fails (no binfmt_misc) and the child exits
-     * 127, which socket_not_replaced took for the daemon's refusal. */
-    emxt_execv(args[0], (char *const *)args);
-    _exit(127);
-  }
-  int st;
-  for (int i = 0; i < 1000 * emxt_time_scale(); i++) {
-    if (waitpid(pid, &st, WNOHANG) == pid)
-      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    usleep(10000);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &st, 0);
-  return -1;
+  return emxt_run(args[0], (char *const *)args);
 }
 
 static void socket_not_replaced(void **state) {
