@@ -72,6 +72,26 @@ typedef struct emx__pending {
   struct emx__pending *next;      /* hash chain */
 } emx__pending;
 
+/* ---- hybrid wait (pace.c) ------------------------------------------------ */
+
+/* emx__pace: how long a model's lone synchronous request takes from
+ * submit to reply, smoothed. */
+typedef struct emx__pace {
+  int64_t srtt_ns;   /* mean */
+  int64_t rttvar_ns; /* mean deviation */
+  int samples;       /* counted up to the few needed to trust them */
+} emx__pace;
+
+/* emx__pace_enabled: EDGEMUX_WAIT is not "block". */
+bool emx__pace_enabled(void);
+/* emx__pace_note folds one round trip into p. */
+void emx__pace_note(emx__pace *p, int64_t rtt_ns);
+/* emx__pace_window: when to start polling for a reply to a request sent
+ * at sent_ns (a sleep wakes `late` ns late) and when to stop; false while
+ * p has too few samples. */
+bool emx__pace_window(const emx__pace *p, int64_t sent_ns, int64_t late,
+                      int64_t *poll_from, int64_t *poll_until);
+
 /* ---- objects ------------------------------------------------------------- */
 
 struct emx_client_model {
@@ -82,6 +102,7 @@ struct emx_client_model {
   size_t nin, nout;              /* tensor counts */
   emx_tensor_info *info;         /* nin inputs, then nout outputs; names
                                     malloc'ed, freed with the model */
+  emx__pace pace;                /* its lone synchronous round trips */
   struct emx_client_model *next; /* client's list */
 };
 
@@ -119,6 +140,8 @@ struct emx_client {
   void *rbuf;                   /* EMX_WIRE_MAX_MSG bytes, the reader's */
   emx__pending *buckets[EMX__CLIENT_BUCKETS]; /* pending ids */
   struct emx_client_model *models;            /* opened models */
+  unsigned pace_skip;    /* lone requests left to block through (pace.c) */
+  unsigned pace_backoff; /* the last skip, doubled by each failed poll */
 };
 
 /* ---- io.c ---------------------------------------------------------------- */
@@ -167,6 +190,19 @@ int emx__client_send_fd(struct emx_client *c, const void *pkt, size_t len,
 int emx__client_wait(struct emx_client *c,
                      int (*pred)(struct emx_client *, void *), void *arg,
                      int64_t deadline);
+
+/* emx__client_read_now reads and dispatches one packet if one is queued,
+ * without waiting: 1 (one was), 0 (none) or the broken status. The caller
+ * holds the reader role. Locked; the lock is dropped meanwhile. */
+int emx__client_read_now(struct emx_client *c);
+
+/* emx__client_pace_wait: the hybrid wait (pace.c) for p, the connection's
+ * only request in flight, sent at sent_ns: sleeps until shortly before
+ * its reply is due, then polls for it while the CPU is otherwise idle.
+ * Returns with p done, or with the rest left to emx__client_wait. Does
+ * nothing while another thread reads or pace is not yet known. Locked. */
+void emx__client_pace_wait(struct emx_client *c, emx__pending *p,
+                           const emx__pace *pace, int64_t sent_ns);
 
 /* emx__client_rpc sends a control packet (its header id is filled in) and
  * waits for the `expect` reply; on 0 *reply (malloc'ed, free it) holds the

@@ -347,8 +347,15 @@ EMX_EXPORT int(emx_client_infer)(emx_client *c, emx_client_model *m,
     emx__client_leave(c);
     return rc;
   }
+  /* A lone request (nothing else of this connection in flight) times the
+   * model's round trip, and waits by it (pace.c). */
+  bool lone = c->inflight == 1;
+  if (lone && m)
+    emx__client_pace_wait(c, &r->p, &m->pace, r->submitted_ns);
   emx__client_wait(c, request_done, r, -1); /* done, or broken: done too */
   rc = r->p.status;
+  if (lone && m && rc == 0)
+    emx__pace_note(&m->pace, emx_now_ns() - r->submitted_ns);
   if (rc < 0)
     emx__fail(c, rc, "%s", r->msg ? r->msg : emx_strerror(rc));
   if (timings) {

@@ -1,0 +1,144 @@
+/* pace.c — the hybrid wait of a synchronous call (emx_client_infer).
+ *
+ * A blocked reader that edgemuxd wakes pays the wake-up of its CPU: on an
+ * idle CPU that is the way out of a halt (or a deep C-state), and on the
+ * virtual machines these tests run on it measured 80-150 us a request
+ * (`perf sched timehist`: the client's scheduling delay after the worker's
+ * wake-up), a tenth of a 1 ms inference. The separate program that edgemux
+ * replaces never sleeps between its invokes, so it never pays it.
+ *
+ * So a lone synchronous request whose model's round trip is known sleeps
+ * until shortly before its reply is due, and polls the socket from then
+ * on, as Linux's hybrid block polling does: the wake-up is paid while the
+ * daemon is still working. The poll gives way at once when anything else
+ * wants the CPU (a sched_yield that returns late means something ran), so
+ * it only takes time that would otherwise be idle; past the end of the
+ * likely window it blocks as before. EDGEMUX_WAIT=block turns it off
+ * (battery-powered machines: the poll costs power, not throughput). */
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client/internal.h"
+#include "core/clock.h"
+
+/* Polling starts GUARD_NS before the earliest likely reply, plus however
+ * late a timed sleep wakes here (measured, `late_ns`). */
+#define GUARD_NS 20000
+/* ... and stops SLACK_NS after the latest likely one. */
+#define SLACK_NS 50000
+/* A sched_yield that took longer than this ran someone else: stop. */
+#define YIELD_BAIL_NS 30000
+/* A timed sleep's lateness before the first is measured. */
+#define LATE_INIT_NS 100000
+/* Samples before a model's round trip is trusted. */
+#define PACE_MIN_SAMPLES 4
+
+/* After a poll that gave way, the next lone requests block: 1, 2, 4 ...
+ * up to this many, until a poll gets its reply again. A busy machine
+ * thus pays a failed poll (a timer wake-up, a recv, a yield) rarely. */
+#define BACKOFF_MAX 64
+
+/* How late a timed sleep wakes: a property of the machine, so one for the
+ * process. Relaxed: a lost update only delays the average. */
+static _Atomic int64_t late_ns = LATE_INIT_NS;
+
+bool emx__pace_enabled(void) {
+  static _Atomic int on = -1; /* read once: the environment of the first
+                                 call (threads that race read the same) */
+  int v = atomic_load_explicit(&on, memory_order_relaxed);
+  if (v < 0) {
+    const char *e = getenv("EDGEMUX_WAIT");
+    v = !(e && strcmp(e, "block") == 0);
+    atomic_store_explicit(&on, v, memory_order_relaxed);
+  }
+  return v;
+}
+
+void emx__pace_note(emx__pace *p, int64_t rtt_ns) {
+  if (rtt_ns <= 0)
+    return;
+  if (p->samples == 0) {
+    p->srtt_ns = rtt_ns;
+    p->rttvar_ns = rtt_ns / 2;
+  } else {
+    /* RFC 6298's estimator (gains 1/8 and 1/4), as TCP times its
+     * retransmissions: the mean and the mean deviation. */
+    int64_t err = rtt_ns - p->srtt_ns;
+    p->srtt_ns += err / 8;
+    p->rttvar_ns += ((err < 0 ? -err : err) - p->rttvar_ns) / 4;
+  }
+  if (p->samples < PACE_MIN_SAMPLES)
+    p->samples++;
+}
+
+bool emx__pace_window(const emx__pace *p, int64_t sent_ns, int64_t late,
+                      int64_t *poll_from, int64_t *poll_until) {
+  if (p->samples < PACE_MIN_SAMPLES)
+    return false;
+  int64_t early = p->srtt_ns - 2 * p->rttvar_ns;
+  if (early < 0)
+    early = 0;
+  *poll_from = sent_ns + early - late - GUARD_NS;
+  *poll_until = sent_ns + p->srtt_ns + 2 * p->rttvar_ns + SLACK_NS;
+  return true;
+}
+
+static void sleep_until(int fd, int64_t when) {
+  int64_t left = when - emx_now_ns();
+  if (left <= 0)
+    return;
+  struct pollfd pfd = {.fd = fd, .events = POLLIN};
+  struct timespec ts = {.tv_sec = left / 1000000000,
+                        .tv_nsec = left % 1000000000};
+  if (ppoll(&pfd, 1, &ts, NULL) == 0) { /* the timer, not the reply */
+    int64_t late = emx_now_ns() - when;
+    int64_t avg = atomic_load_explicit(&late_ns, memory_order_relaxed);
+    atomic_store_explicit(&late_ns, avg + (late - avg) / 8,
+                          memory_order_relaxed);
+  }
+}
+
+void emx__client_pace_wait(emx_client *c, emx__pending *p,
+                           const emx__pace *pace, int64_t sent_ns) {
+  int64_t from, until;
+  if (c->pace_skip) {
+    c->pace_skip--;
+    return;
+  }
+  if (p->done || c->reading || c->inflight != 1 || !emx__pace_enabled() ||
+      !emx__pace_window(pace, sent_ns,
+                        atomic_load_explicit(&late_ns, memory_order_relaxed),
+                        &from, &until))
+    return;
+  c->reading = 1; /* the reader role, as emx__client_wait takes it */
+  int fd = c->sock;
+  pthread_mutex_unlock(&c->mu);
+  sleep_until(fd, from);
+  pthread_mutex_lock(&c->mu);
+  while (!p->done && !c->broken) {
+    if (emx__client_read_now(c) != 0)
+      continue; /* a packet (maybe not ours), or broken: look again */
+    int64_t t = emx_now_ns();
+    if (t >= until)
+      break;
+    pthread_mutex_unlock(&c->mu);
+    sched_yield();
+    int64_t took = emx_now_ns() - t;
+    pthread_mutex_lock(&c->mu);
+    if (took > YIELD_BAIL_NS) { /* the CPU is wanted: block instead */
+      c->pace_backoff = c->pace_backoff ? 2 * c->pace_backoff : 1;
+      if (c->pace_backoff > BACKOFF_MAX)
+        c->pace_backoff = BACKOFF_MAX;
+      c->pace_skip = c->pace_backoff;
+      break;
+    }
+  }
+  if (p->done)
+    c->pace_backoff = 0;
+  c->reading = 0;
+  pthread_cond_broadcast(&c->cv);
+}
