@@ -120,8 +120,12 @@ void emx__client_pace_wait(emx_client *c, emx__pending *p,
   sleep_until(fd, from);
   pthread_mutex_lock(&c->mu);
   while (!p->done && !c->broken) {
-    if (emx__client_read_now(c) != 0)
-      continue; /* a packet (maybe not ours), or broken: look again */
+    if (emx__client_read_now(c) != 0) {
+      /* A packet, or broken: other threads' requests may be done (the
+       * connection had one in flight at submit, not necessarily now). */
+      pthread_cond_broadcast(&c->cv);
+      continue;
+    }
     int64_t t = emx_now_ns();
     if (t >= until)
       break;
