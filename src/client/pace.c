@@ -34,6 +34,11 @@
 #define YIELD_BAIL_NS 30000
 /* A timed sleep's lateness before the first is measured. */
 #define LATE_INIT_NS 100000
+/* A poll lasts at most a quarter of the round trip (and never over 1 ms):
+ * a jittery or slow model's reply may then come after it gave up, but the
+ * CPU it spends stays a small part of the wait. */
+#define POLL_SHARE 4
+#define POLL_MAX_NS 1000000
 /* Samples before a model's round trip is trusted. */
 #define PACE_MIN_SAMPLES 4
 
@@ -88,17 +93,23 @@ bool emx__pace_window(const emx__pace *p, int64_t sent_ns, int64_t late,
 }
 
 static void sleep_until(int fd, int64_t when) {
-  int64_t left = when - emx_now_ns();
-  if (left <= 0)
+  for (;;) {
+    int64_t left = when - emx_now_ns();
+    if (left <= 0)
+      return;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    struct timespec ts = {.tv_sec = left / 1000000000,
+                          .tv_nsec = left % 1000000000};
+    int n = ppoll(&pfd, 1, &ts, NULL);
+    if (n < 0 && errno == EINTR)
+      continue;   /* a signal: sleep out the rest */
+    if (n == 0) { /* the timer, not the reply */
+      int64_t late = emx_now_ns() - when;
+      int64_t avg = atomic_load_explicit(&late_ns, memory_order_relaxed);
+      atomic_store_explicit(&late_ns, avg + (late - avg) / 8,
+                            memory_order_relaxed);
+    }
     return;
-  struct pollfd pfd = {.fd = fd, .events = POLLIN};
-  struct timespec ts = {.tv_sec = left / 1000000000,
-                        .tv_nsec = left % 1000000000};
-  if (ppoll(&pfd, 1, &ts, NULL) == 0) { /* the timer, not the reply */
-    int64_t late = emx_now_ns() - when;
-    int64_t avg = atomic_load_explicit(&late_ns, memory_order_relaxed);
-    atomic_store_explicit(&late_ns, avg + (late - avg) / 8,
-                          memory_order_relaxed);
   }
 }
 
@@ -118,6 +129,10 @@ void emx__client_pace_wait(emx_client *c, emx__pending *p,
   int fd = c->sock;
   pthread_mutex_unlock(&c->mu);
   sleep_until(fd, from);
+  int64_t cap = pace->srtt_ns / POLL_SHARE;
+  int64_t stop = emx_now_ns() + (cap < POLL_MAX_NS ? cap : POLL_MAX_NS);
+  if (stop < until)
+    until = stop;
   pthread_mutex_lock(&c->mu);
   while (!p->done && !c->broken) {
     if (emx__client_read_now(c) != 0) {
