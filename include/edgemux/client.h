@@ -214,7 +214,8 @@ EMX_EXPORT int emx_client_submit_batch(emx_client *c,
 
 /* emx_client_request_wait waits up to timeout_ns (<0 forever, 0 poll):
  * EMX_EAGAIN while pending, else the request's status. If the daemon goes
- * away, every pending request returns EMX_EDISCONNECTED. */
+ * away, every pending request returns EMX_EDISCONNECTED. Waiting forever
+ * for the connection's only request waits as emx_client_infer does. */
 EMX_EXPORT int emx_client_request_wait(emx_client_request *r,
                                        int64_t timeout_ns);
 

@@ -111,6 +111,8 @@ struct emx_client_request {
   struct emx_client *client; /* owner; kept alive by this handle */
   int abandoned;             /* destroyed while pending: dispatch frees */
   int64_t submitted_ns;      /* local clock at submit */
+  emx__pace *pace;           /* its model's, while pending, when it was the
+                                connection's only request at submit */
   emx_timings timings;       /* from COMPLETE */
   char *msg;                 /* failure text (malloc'ed) or NULL */
 };
@@ -196,13 +198,13 @@ int emx__client_wait(struct emx_client *c,
  * holds the reader role. Locked; the lock is dropped meanwhile. */
 int emx__client_read_now(struct emx_client *c);
 
-/* emx__client_pace_wait: the hybrid wait (pace.c) for p, the connection's
- * only request in flight, sent at sent_ns: sleeps until shortly before
- * its reply is due, then polls for it while the CPU is otherwise idle.
- * Returns with p done, or with the rest left to emx__client_wait. Does
- * nothing while another thread reads or pace is not yet known. Locked. */
-void emx__client_pace_wait(struct emx_client *c, emx__pending *p,
-                           const emx__pace *pace, int64_t sent_ns);
+/* emx__client_pace_wait: the hybrid wait (pace.c) for r while it is the
+ * connection's only request in flight: sleeps until shortly before its
+ * reply is due, then polls for it while the CPU is otherwise idle.
+ * Returns with r done, or with the rest left to emx__client_wait. Does
+ * nothing unless r was lone at submit, nor while another thread reads or
+ * its model's pace is not yet known. Locked. */
+void emx__client_pace_wait(struct emx_client *c, struct emx_client_request *r);
 
 /* emx__client_rpc sends a control packet (its header id is filled in) and
  * waits for the `expect` reply; on 0 *reply (malloc'ed, free it) holds the

@@ -254,6 +254,9 @@ static void finish(emx_client *c, emx__pending *p, int status, const char *msg,
   if (!r)
     return;
   c->inflight--;
+  if (r->pace && status == 0) /* the model outlives its pending requests */
+    emx__pace_note(r->pace, emx_now_ns() - r->submitted_ns);
+  r->pace = NULL;
   if (msg_len && !r->msg) {
     r->msg = malloc(msg_len + 1);
     if (r->msg) {

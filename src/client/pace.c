@@ -113,24 +113,29 @@ static void sleep_until(int fd, int64_t when) {
   }
 }
 
-void emx__client_pace_wait(emx_client *c, emx__pending *p,
-                           const emx__pace *pace, int64_t sent_ns) {
+void emx__client_pace_wait(emx_client *c, emx_client_request *r) {
+  emx__pending *p = &r->p;
+  const emx__pace *pace = r->pace;
   int64_t from, until;
+  if (!pace || p->done)
+    return;
   if (c->pace_skip) {
     c->pace_skip--;
     return;
   }
   if (p->done || c->reading || c->inflight != 1 || !emx__pace_enabled() ||
-      !emx__pace_window(pace, sent_ns,
+      !emx__pace_window(pace, r->submitted_ns,
                         atomic_load_explicit(&late_ns, memory_order_relaxed),
                         &from, &until))
     return;
+  int64_t cap = pace->srtt_ns / POLL_SHARE; /* pace is not read unlocked */
+  if (cap > POLL_MAX_NS)
+    cap = POLL_MAX_NS;
   c->reading = 1; /* the reader role, as emx__client_wait takes it */
   int fd = c->sock;
   pthread_mutex_unlock(&c->mu);
   sleep_until(fd, from);
-  int64_t cap = pace->srtt_ns / POLL_SHARE;
-  int64_t stop = emx_now_ns() + (cap < POLL_MAX_NS ? cap : POLL_MAX_NS);
+  int64_t stop = emx_now_ns() + cap;
   if (stop < until)
     until = stop;
   pthread_mutex_lock(&c->mu);

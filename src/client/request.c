@@ -260,6 +260,10 @@ static int submit_locked(emx_client *c, const emx_client_batch_item *items,
     c->inflight++;
     c->refs++;
   }
+  /* A lone request times its model's round trip, and may wait by it
+   * (pace.c). */
+  if (n == 1 && c->inflight == 1)
+    reqs[0]->pace = &items[0].model->pace;
   if (!batch) {
     emx__wire_begin(&b, pkt, EMX_WIRE_INFER, reqs[0]->p.id);
     put_infer(c, &b, &items[0], opts);
@@ -347,15 +351,9 @@ EMX_EXPORT int(emx_client_infer)(emx_client *c, emx_client_model *m,
     emx__client_leave(c);
     return rc;
   }
-  /* A lone request (nothing else of this connection in flight) times the
-   * model's round trip, and waits by it (pace.c). */
-  bool lone = c->inflight == 1;
-  if (lone && m)
-    emx__client_pace_wait(c, &r->p, &m->pace, r->submitted_ns);
+  emx__client_pace_wait(c, r);
   emx__client_wait(c, request_done, r, -1); /* done, or broken: done too */
   rc = r->p.status;
-  if (lone && m && rc == 0)
-    emx__pace_note(&m->pace, emx_now_ns() - r->submitted_ns);
   if (rc < 0)
     emx__fail(c, rc, "%s", r->msg ? r->msg : emx_strerror(rc));
   if (timings) {
@@ -379,6 +377,8 @@ EMX_EXPORT int emx_client_request_wait(emx_client_request *r,
   emx__client_enter(c, 1);
   int64_t deadline =
       timeout_ns < 0 ? -1 : emx__deadline_after(emx_now_ns(), timeout_ns);
+  if (timeout_ns < 0)
+    emx__client_pace_wait(c, r);
   int rc = emx__client_wait(c, request_done, r, deadline);
   if (r->p.done)
     rc = r->p.status;
