@@ -123,7 +123,7 @@ void emx__client_pace_wait(emx_client *c, emx_client_request *r) {
     c->pace_skip--;
     return;
   }
-  if (p->done || c->reading || c->inflight != 1 || !emx__pace_enabled() ||
+  if (c->reading || c->inflight != 1 || !emx__pace_enabled() ||
       !emx__pace_window(pace, r->submitted_ns,
                         atomic_load_explicit(&late_ns, memory_order_relaxed),
                         &from, &until))
