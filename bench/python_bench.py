@@ -55,6 +55,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -154,13 +155,43 @@ def _sides(sock, model):
     return direct, interp, d_in, outs, x
 
 
+def last_cpu(pid, tid=None):
+    """The CPU a thread last ran on (/proc/PID/task/TID/stat, field 39);
+    None when it is gone."""
+    path = "/proc/%d/task/%d/stat" % (pid, tid or pid)
+    try:
+        with open(path) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[36])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def worker_tids(pid):
+    """edgemuxd's CPU worker threads ("emx:cpu...")."""
+    tids = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                if f.read().startswith("emx:cpu"):
+                    tids.append(int(tid))
+        except OSError:
+            pass
+    return tids
+
+
 def sync_latency(sock, model, n, entries=(("edgemux", None),
-                                          ("direct", None))):
+                                          ("direct", None)),
+                 where=None):
     """p50 in microseconds over n calls of each entry, in entries' order.
     An entry is (side, place): side "edgemux" or "direct"; place, when not
     None, runs before each of that entry's blocks (to move this process to
-    a CPU). The entries take turns in blocks of BLOCK calls."""
+    a CPU). The entries take turns in blocks of BLOCK calls. With `where`
+    (a dict) and edgemuxd's pid in where["pid"], it also counts, per side,
+    the CPU each block's TFLite ended on (edgemuxd's worker, or this
+    process): unpinned, the two sides may run on vCPUs of different
+    speeds, and the reader should see it."""
     direct, interp, d_in, outs, x = _sides(sock, model)
+    workers = worker_tids(where["pid"]) if where else []
 
     def via_edgemux():
         interp.set_tensor(d_in["index"], x)
@@ -182,25 +213,41 @@ def sync_latency(sock, model, n, entries=(("edgemux", None),
                 t = clock()
                 fn()
                 out.append((clock() - t) / 1e3)
+            if where is not None and len(workers) == 1:
+                cpu = (last_cpu(where["pid"], workers[0]) if side == "edgemux"
+                       else last_cpu(os.getpid(), threading.get_native_id()))
+                counts = where.setdefault(side, {})
+                counts[cpu] = counts.get(cpu, 0) + 1
     return [statistics.median(t) for t in times]
+
+
+def placement(where):
+    """'CPU 0 in 12 of 20 blocks, CPU 1 in 8' for each side in where."""
+    parts = []
+    for side, who in (("edgemux", "edgemuxd's worker"),
+                      ("direct", "this process")):
+        counts = where.get(side)
+        if not counts:
+            continue
+        total = sum(counts.values())
+        cpus = sorted(counts, key=lambda c: -counts[c])
+        text = ", ".join("CPU %s in %d" % (c, counts[c]) for c in cpus)
+        parts.append("%s: %s of %d blocks" % (who, text, total))
+    return "; ".join(parts)
 
 
 def pin_daemon(pid, worker_cpus, other_cpus):
     """Pins edgemuxd's CPU worker thread ("emx:cpu...") to the set
     worker_cpus and its other threads to other_cpus; False if no worker
     thread is found."""
-    found = False
+    workers = set(worker_tids(pid))
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
-            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
-                comm = f.read().strip()
-            worker = comm.startswith("emx:cpu")
-            os.sched_setaffinity(int(tid),
-                                 worker_cpus if worker else other_cpus)
-            found |= worker
+            os.sched_setaffinity(int(tid), worker_cpus
+                                 if int(tid) in workers else other_cpus)
         except (FileNotFoundError, ProcessLookupError):
             pass  # a thread that just ended
-    return found
+    return bool(workers)
 
 
 def sync_latency_pinned(sock, model, n, pid):
@@ -492,7 +539,8 @@ def main():
     cs, ps, ts, ccpu, pcpu, tcpu = [0.0], [0.0], [0.0], [0.0], [0.0], [0.0]
     try:
         if a.latency:
-            lat = sync_latency(sock, a.model, a.latency)
+            where = {"pid": proc.pid}
+            lat = sync_latency(sock, a.model, a.latency, where=where)
             pinned = sync_latency_pinned(sock, a.model, a.latency, proc.pid)
         if a.breakdown:
             breakdown = sync_breakdown(sock, a.model, a.breakdown)
@@ -512,7 +560,8 @@ def main():
         print("sync p50 of set_tensor+invoke+get_tensor, %s, one CPU "
               "worker/thread: edgemux %.1f us, TFLite in-process %.1f us "
               "(%d calls each)" % (a.model, lat[0], lat[1], a.latency))
-        print("python_sync_latency_ratio: %.3f (target <= 1.15)" % lratio)
+        print("python_sync_latency_ratio: %.3f (target <= 1.15; unpinned, "
+              "TFLite ran on %s)" % (lratio, placement(where) or "?"))
         bad |= lratio > 1.15
     if pinned:
         print("python_sync_latency_ratio_pinned: %.3f (report; TFLite on CPU "
