@@ -1,5 +1,5 @@
 /* unit_client_pace.c — the hybrid wait's estimate of a model's round trip
- * (src/client/pace.c): when polling starts and stops, and the switch
+ * (src/client/rtt.c): when polling starts and stops, and the switch
  * that turns it off. */
 #include <setjmp.h>
 #include <stdarg.h>

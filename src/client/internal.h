@@ -72,7 +72,7 @@ typedef struct emx__pending {
   struct emx__pending *next;      /* hash chain */
 } emx__pending;
 
-/* ---- hybrid wait (pace.c) ------------------------------------------------ */
+/* ---- hybrid wait: round-trip estimate (rtt.c), the wait (pace.c) -------- */
 
 /* emx__pace: how long a model's lone synchronous request takes from
  * submit to reply, smoothed. */
