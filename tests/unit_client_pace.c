@@ -1,6 +1,6 @@
 /* unit_client_pace.c — the hybrid wait's estimate of a model's round trip
- * (src/client/rtt.c): when polling starts and stops, and the switch
- * that turns it off. */
+ * (src/client/rtt.c): when polling starts and stops; and the switch
+ * that turns it off (pace.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
