@@ -70,7 +70,7 @@ int emxt_raw_connect(const char *path) {
   return fd;
 }
 
-static void print_log(const emxt_daemon *d) {
+void emxt_daemon_print_log(const emxt_daemon *d) {
   FILE *f = fopen(d->log, "r");
   if (!f)
     return;
@@ -174,7 +174,7 @@ int emxt_daemon_start(emxt_daemon *d, const char *const *extra_args) {
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {
       d->pid = 0;
-      print_log(d);
+      emxt_daemon_print_log(d);
       return -1;
     }
     emx_client_config cfg;
@@ -190,7 +190,7 @@ int emxt_daemon_start(emxt_daemon *d, const char *const *extra_args) {
     }
     emxt_sleep_ms(20);
   }
-  print_log(d);
+  emxt_daemon_print_log(d);
   emxt_daemon_kill(d);
   return -1;
 }
@@ -227,7 +227,7 @@ int emxt_daemon_stop(emxt_daemon *d) {
   kill(d->pid, SIGTERM);
   int rc = reap(d, 30000 * emxt_time_scale());
   if (rc < 0) {
-    print_log(d);
+    emxt_daemon_print_log(d);
     emxt_daemon_kill(d);
   }
   return rc;

@@ -65,6 +65,10 @@ int emxt_fd_count(pid_t pid);
 int emxt_memfd_maps(pid_t pid);
 long emxt_rss_kib(pid_t pid);
 
+/* emxt_daemon_print_log copies the daemon's log to stderr: for a test
+ * that fails on what the daemon did, so the run's output says why. */
+void emxt_daemon_print_log(const emxt_daemon *d);
+
 /* emxt_log_contains: does the daemon's log contain `text`? */
 int emxt_log_contains(const emxt_daemon *d, const char *text);
 

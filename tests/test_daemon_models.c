@@ -549,6 +549,8 @@ static void crafted_relu_model(void **state) {
   int rc = emx_client_model_load_bytes(c, "relu-loop", model, size, &m);
   fprintf(stderr, "crafted model (%zu bytes): %s: %s\n", size, emx_err_name(rc),
           emx_client_last_error(c));
+  if (rc != EMX_EMODEL || emx_client_ping(c) != 0)
+    emxt_daemon_print_log(&d);
   assert_int_equal(rc, EMX_EMODEL);
   assert_true(contains(emx_client_last_error(c), "crashed"));
   assert_int_equal(emx_client_ping(c), 0);
