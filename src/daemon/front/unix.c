@@ -190,7 +190,8 @@ static int handle_infer(emxd_session *s, const emx__wire_req *wr, emxd_group *g,
                       .outputs = tensors + in->nin,
                       .output_count = in->nout,
                       .priority = in->priority,
-                      .timeout_ns = in->timeout_ns};
+                      .timeout_ns = in->timeout_ns,
+                      .near_cpu = in->cpu};
   emx__errbuf err;
   err.msg[0] = '\0';
   int rc = emxd_client_submit(s->cl, &d, &err);
