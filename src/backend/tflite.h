@@ -69,6 +69,13 @@ int emx__tfl_prepare_xnnpack(emx__tfl_model *m, const void *data, size_t size,
                              int threads, emx__model_desc *desc,
                              emx__errbuf *err);
 
+/* emx__tfl_graph_check refuses (EMX_EMODEL, saying where) a model whose
+ * graph has an operator writing one of its own inputs, a tensor with two
+ * producers, or an operator's tensor index out of range: dataflow TFLite
+ * 2.9 does not check and corrupts memory on (tflite_graph.c). Malformed
+ * flatbuffers pass: TfLiteModelCreate's verifier refuses them. */
+int emx__tfl_graph_check(const void *data, size_t size, emx__errbuf *err);
+
 /* emx__tfl_release frees what emx__tfl_prepare made. */
 void emx__tfl_release(emx__tfl_model *m);
 

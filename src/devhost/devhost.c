@@ -15,6 +15,7 @@
  * or the parent pid changes. */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -402,6 +403,17 @@ static int trial_model(uint64_t max_bytes) {
   emx__tfl_model m;
   emx__model_desc desc;
   emx__errbuf err = {{0}};
+  /* A trial vouches only for what behaves the same in the daemon: a graph
+   * TFLite mishandles into memory corruption is refused by rule, and
+   * fresh heap memory is filled (glibc's M_PERTURB: allocations get ~0xa5,
+   * freed blocks 0xa5) so that a read of uninitialised memory, which in a
+   * new process would see zeros, sees what a long-running daemon's heap
+   * holds: garbage. (A sanitizer's allocator ignores it.) */
+  if (emx__tfl_graph_check(data, (size_t)st.st_size, &err) < 0) {
+    printf("%s", err.msg);
+    return EMX__TRIAL_REFUSED;
+  }
+  mallopt(M_PERTURB, 0xa5);
   if (emx__tfl_prepare_xnnpack(&m, data, (size_t)st.st_size, 1, &desc, &err) <
       0) {
     /* A model compiled for the Edge TPU: TFLite parsed and verified it,
