@@ -449,20 +449,7 @@ typedef struct emx_request_desc {
   emx_completion_fn on_complete; /* optional */
   void *user;                    /* passed to on_complete; emx_request_user */
   unsigned flags;                /* EMX_SUBMIT_*; default 0 */
-  int near_cpu; /* EMX_NEAR_CPU(the CPU the thread that waits for the
-                    result runs on), 0 (default) none; see below */
 } emx_request_desc;
-
-/* EMX_NEAR_CPU(sched_getcpu()) in emx_request_desc.near_cpu says where the
- * result is waited for. Among equally loaded devices the one whose worker
- * last ran on that CPU gets the request, and it waits a little for that
- * worker (a quarter of the model's run time at most) rather than go to
- * another idle one: each waiter settles beside "its" worker, and a result
- * wakes its waiter on the CPU that has just come free instead of
- * preempting another worker's run. Only a preference: any value is safe.
- * Devices with a virtual clock (sim) ignore it; edgemuxd passes on each
- * client's CPU. */
-#define EMX_NEAR_CPU(cpu) ((cpu) >= 0 ? (cpu) + 1 : 0)
 
 /* EMX_SUBMIT_MAY_RUN_HERE lets emx_submit run the request on the calling
  * thread, before it returns, when that is cheaper than handing it to the

@@ -1,6 +1,5 @@
 /* request.c — tensors in the arena, and inference requests: validation,
  * INFER/BATCH, wait, poll, cancel. */
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,21 +145,10 @@ static size_t item_bytes(const emx_client_batch_item *it) {
   return sizeof(emx__wire_infer) + (it->nin + it->nout) * sizeof(emx__wire_ref);
 }
 
-/* near_cpu: 1 + the CPU this thread runs on, for the daemon to run the
- * request on the worker there: the reply then wakes this thread on the CPU
- * that has just gone idle, not on one where another worker is running (on
- * a 2-CPU machine that preemption cost ~40 us a request, and the worker
- * with the free CPU sat idle meanwhile). A vDSO call, tens of ns. */
-static uint8_t near_cpu(void) {
-  int cpu = sched_getcpu();
-  return cpu >= 0 && cpu < 255 ? (uint8_t)(cpu + 1) : 0;
-}
-
 static void put_infer(emx_client *c, emx__wire_buf *b,
                       const emx_client_batch_item *it,
                       const emx_client_options *opts) {
   emx__wire_infer in = {.model = it->model->id,
-                        .cpu = near_cpu(),
                         .priority = (uint8_t)opts->priority,
                         .nin = (uint8_t)it->nin,
                         .nout = (uint8_t)it->nout,

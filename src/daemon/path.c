@@ -264,7 +264,6 @@ int emxd_client_submit(emxd_client *c, const emxd_call_desc *d,
   rd.on_complete = on_complete;
   rd.user = k;
   rd.flags = d->run_here ? EMX_SUBMIT_MAY_RUN_HERE : 0;
-  rd.near_cpu = d->near_cpu;
   int rc = emx_submit(srv->engine, &rd, &k->req);
   if (rc < 0) {
     pthread_mutex_lock(&c->lock);

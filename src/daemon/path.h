@@ -134,8 +134,6 @@ typedef struct emxd_call_desc {
   int64_t timeout_ns; /* 0: the model's default (config.json), if any */
   bool run_here;      /* EMX_SUBMIT_MAY_RUN_HERE: done() may run on this
                          thread before emxd_client_submit returns */
-  int near_cpu;       /* 1 + the CPU the client waits on, 0 unknown (see
-                         emx_request_desc.cpu) */
 } emxd_call_desc;
 
 /* emxd_client_submit queues one request. 0: accepted, and exactly one

@@ -109,7 +109,6 @@ static void device_init(emx__device *dev, emx_engine *e, size_t index,
   dev->engine = e;
   dev->index = index;
   atomic_init(&dev->cpu, -1);
-  atomic_init(&dev->free_at_ns, 0);
   dev->capacity = capacity;
   pthread_mutex_init(&dev->lock, NULL);
   /* Monotonic: the worker's timed waits (re-probe, batch delay) are on

@@ -134,9 +134,6 @@ typedef struct emx__device {
   unsigned long long fair_vtime;       /* fair: tag of the last pick */
   atomic_int cpu;                      /* CPU the worker last ran a request on:
                                     waiters never poll on that one */
-  atomic_llong free_at_ns;             /* while busy: when its run should end
-                                          (start + the model's recent run
-                                          time here), 0 unknown */
   emx__counters stats;                 /* requests run here */
   /* Worker-only state: */
   struct emx_model **prepared; /* models with a prep on this device */
@@ -270,12 +267,9 @@ struct emx_engine {
 int emx__placement_parse(struct emx_engine *e, const char *text, int8_t *tier,
                          emx__errbuf *err);
 /* emx__pick_device: the least-loaded healthy device of the model's first
- * tier that has one; on a tie the one whose worker runs on near_cpu
- * (EMX_NEAR_CPU, 0 none), else the one that last ran the model; the
- * worker on near_cpu also when it is about to finish its only request.
- * NULL when none can run it. */
-emx__device *emx__pick_device(struct emx_engine *e, const emx_model *m,
-                              int near_cpu);
+ * tier that has one, the one that last ran the model on a tie; NULL when
+ * none can run it. */
+emx__device *emx__pick_device(struct emx_engine *e, const emx_model *m);
 
 /* emx__device_now: the time on the device's clock: CLOCK_MONOTONIC, or
  * the simulated time of a device with a virtual clock. Requests queued on

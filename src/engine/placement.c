@@ -57,62 +57,33 @@ int emx__placement_parse(emx_engine *e, const char *text, int8_t *tier,
   return 0;
 }
 
-/* near_soon: is `dev`, the worker on the waiter's CPU, about to finish its
- * only request? Then the request waits for it instead of going to an idle
- * worker on another CPU: on a machine of few CPUs a closed loop otherwise
- * settles crossed (client on one CPU, its worker on the other), and each
- * result then preempts the other worker's run (~40 us on 2 CPUs) while
- * its own worker's CPU idles. Waiting once lets the pairs swap to local,
- * where they stay. At most a quarter of the model's run time. */
-static bool near_soon(const emx__device *dev, const emx_model *m) {
-  if (atomic_load_explicit(&dev->pending, memory_order_relaxed) != 0 ||
-      !atomic_load_explicit(&dev->busy, memory_order_relaxed))
-    return false;
-  long long until =
-      atomic_load_explicit(&dev->free_at_ns, memory_order_relaxed);
-  long long run = atomic_load_explicit(&m->service_ewma_ns[dev->index],
-                                       memory_order_relaxed);
-  return until > 0 && run > 0 && until - emx_now_ns() <= run / 4;
-}
-
-emx__device *emx__pick_device(emx_engine *e, const emx_model *m, int near_cpu) {
+emx__device *emx__pick_device(emx_engine *e, const emx_model *m) {
   size_t n = e->device_count;
   size_t start = atomic_fetch_add(&e->rr, 1) % n;
   /* On a tie the device that last ran the model wins: its interpreter and
    * caches are warm (a cold run of a 1 ms model costs ~150 us more), and a
    * pool's workers settle into serving one model each, so a light model's
-   * clients do not queue behind a heavy one's runs. The waiter's CPU comes
-   * first (near_soon). */
+   * clients do not queue behind a heavy one's runs. */
   size_t warm =
       (size_t)atomic_load_explicit(&m->last_device, memory_order_relaxed);
-  int cpu = near_cpu - 1;
   for (int t = 0; t <= m->max_tier; t++) {
-    emx__device *best = NULL, *near = NULL;
+    emx__device *best = NULL;
     size_t best_load = (size_t)-1;
-    int best_rank = 0; /* 2 near, 1 warm, 0 other */
     for (size_t k = 0; k < n; k++) {
       size_t i = (start + k) % n;
       emx__device *dev = &e->devices[i];
       if (m->tier[i] != t || !atomic_load(&dev->healthy))
         continue;
-      bool here = cpu >= 0 && !dev->virtual_clock &&
-                  atomic_load_explicit(&dev->cpu, memory_order_relaxed) == cpu;
-      if (here && !near)
-        near = dev;
-      /* Load = waiting + running; ties go to the waiter's CPU, then to
-       * `warm`, else round-robin from `start`. */
+      /* Load = waiting + running; ties go to `warm`, else round-robin
+       * from `start`. */
       size_t load =
           atomic_load_explicit(&dev->pending, memory_order_relaxed) +
           (size_t)atomic_load_explicit(&dev->busy, memory_order_relaxed);
-      int rank = here ? 2 : i == warm ? 1 : 0;
-      if (load < best_load || (load == best_load && rank > best_rank)) {
+      if (load < best_load || (load == best_load && i == warm)) {
         best = dev;
         best_load = load;
-        best_rank = rank;
       }
     }
-    if (best && best != near && near && best_load == 0 && near_soon(near, m))
-      return near;
     if (best)
       return best;
   }

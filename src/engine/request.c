@@ -225,7 +225,7 @@ EMX_EXPORT int emx_submit(emx_engine *e, const emx_request_desc *user_desc,
     model_release(m);
     return emx__fail(e, EMX_ENOMEM, "out of memory allocating a request");
   }
-  emx__device *dev = emx__pick_device(e, m, d->near_cpu);
+  emx__device *dev = emx__pick_device(e, m);
   rc = dev ? reserve_slot(e, dev, d)
            : emx__fail(e, EMX_EDEVICE,
                        "no healthy device can run model \"%s\"%s%s%s: every "

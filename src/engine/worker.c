@@ -193,7 +193,7 @@ static int64_t release_idle(emx__device *dev) {
  * meanwhile, so a concurrent cancel leaves it alone. Worker only. */
 static void redispatch(emx__device *from, struct emx_request *r) {
   emx_model *m = r->model;
-  emx__device *to = emx__pick_device(from->engine, m, 0);
+  emx__device *to = emx__pick_device(from->engine, m);
   if (!to && !atomic_load(&from->healthy) &&
       emx_now_ns() >= emx__deadline_after(from->down_since_ns, HOLD_NS)) {
     char msg[400];
@@ -250,7 +250,7 @@ static void sweep_down_locked(emx__device *dev) {
       next = l->next;
       struct emx_request *r = emx__req_of(l);
       if (hold_over || emx__expired(r, now) ||
-          emx__pick_device(dev->engine, r->model, 0)) {
+          emx__pick_device(dev->engine, r->model)) {
         emx__queue_remove(&dev->queue, l);
         emx__dequeued_locked(dev, r);
         atomic_store(&r->state, EMX__REQ_RUNNING);
@@ -347,8 +347,6 @@ static int run_invoke(emx__device *dev, struct emx_request **reqs, size_t k) {
    * woken. */
   if (dev->virtual_clock || k > 1)
     expect = 0;
-  atomic_store_explicit(&dev->free_at_ns, expect ? t0 + expect : 0,
-                        memory_order_relaxed);
   for (size_t i = 0; i < k; i++) {
     struct emx_request *req = reqs[i];
     req->timings.started_ns = t0;

@@ -95,10 +95,7 @@ typedef struct emx__wire_infer {
   uint32_t model;     /* id from MODEL */
   uint8_t priority;   /* EMX_PRIORITY_* */
   uint8_t nin, nout;  /* refs that follow: nin inputs, then nout outputs */
-  uint8_t cpu;        /* 1 + the CPU the sending thread ran on, 0 unknown
-                         (CPUs past 254 too): edgemuxd prefers the worker
-                         on that CPU. Daemons before it ignore this byte,
-                         which was an always-zero flags field */
+  uint8_t flags;      /* 0 */
   int64_t timeout_ns; /* not started within this → EMX_ETIMEDOUT; 0 none */
 } emx__wire_infer;
 

@@ -190,8 +190,7 @@ static int handle_infer(emxd_session *s, const emx__wire_req *wr, emxd_group *g,
                       .outputs = tensors + in->nin,
                       .output_count = in->nout,
                       .priority = in->priority,
-                      .timeout_ns = in->timeout_ns,
-                      .near_cpu = in->cpu};
+                      .timeout_ns = in->timeout_ns};
   emx__errbuf err;
   err.msg[0] = '\0';
   int rc = emxd_client_submit(s->cl, &d, &err);
