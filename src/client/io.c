@@ -491,11 +491,7 @@ static int read_got(emx_client *c, int n, int poll_errno, ssize_t got) {
 int emx__client_read_now(emx_client *c) {
   int fd = c->sock;
   pthread_mutex_unlock(&c->mu);
-  int fds[EMX__SOCK_MAX_FDS], nfds = 0;
-  ssize_t got =
-      emx__sock_recv(fd, c->rbuf, EMX_WIRE_MAX_MSG, fds, &nfds, MSG_DONTWAIT);
-  for (int i = 0; i < nfds; i++)
-    close(fds[i]); /* the daemon never sends descriptors */
+  ssize_t got = recv_now(fd, c->rbuf);
   pthread_mutex_lock(&c->mu);
   if (got == -EAGAIN)
     return 0;
