@@ -80,9 +80,8 @@ static int check_operator(const fb *f, uint64_t op, uint32_t s, uint32_t j,
   uint32_t nin = 0, nout;
   if (!vec(f, field(f, op, OPERATOR_OUTPUTS), &out, &nout))
     return 0; /* no outputs: nothing written */
-  uint64_t in_at = field(f, op, OPERATOR_INPUTS);
-  if (in_at && !vec(f, in_at, &in, &nin))
-    nin = 0;
+  if (!vec(f, field(f, op, OPERATOR_INPUTS), &in, &nin))
+    nin = 0; /* absent (vec says so for a 0 field) or out of bounds */
   for (uint32_t k = 0; k < nout; k++) {
     uint32_t raw = 0; /* in bounds: vec checked the length */
     u32_at(f, out + 4 * (uint64_t)k, &raw);
